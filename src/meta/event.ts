@@ -1,0 +1,56 @@
+/**
+ * The normalised event: one per entry × change × message / status / error, or one per
+ * non-message change (account events). Produced by pure functions in src/meta, consumed by
+ * the worker pipeline, dedupe and the Bird client.
+ */
+export type EventKind = 'message' | 'status' | 'error' | 'account' | 'unknown';
+
+export type MediaKind = 'image' | 'audio' | 'video' | 'document' | 'sticker';
+
+export interface EventContact {
+  /** `from ?? from_user_id` (2026 BSUID rollout: `from`/`wa_id` may be missing). */
+  userKey?: string;
+  waId?: string;
+  userId?: string;
+  name?: string;
+  username?: string;
+}
+
+export interface MediaRef {
+  kind: MediaKind;
+  id: string;
+  mimeType?: string;
+  /** As sent in the webhook; base64 in practice. */
+  sha256?: string;
+  filename?: string;
+  caption?: string;
+}
+
+export interface WhatsAppEvent {
+  /** Dedupe and idempotency key: `msg#<phone_number_id>#<wamid>`, `status#<wamid>#<status>`, or a content hash. */
+  key: string;
+  kind: EventKind;
+  /** `change.field` (e.g. `messages`, `account_update`). */
+  field: string;
+  /** `entry.id`: the WABA, never used for routing. */
+  wabaId?: string;
+  /** `value.metadata.phone_number_id`: what routes the event to a line. */
+  phoneNumberId?: string;
+  displayPhoneNumber?: string;
+  /** Meta's timestamp (seconds since epoch, as a string) when the item has one. */
+  timestamp?: string;
+  contact?: EventContact;
+  message?: {
+    id: string;
+    type: string;
+    text?: string;
+    media?: MediaRef;
+  };
+  status?: {
+    id: string;
+    status: string;
+    recipientId?: string;
+  };
+  /** The original Meta object (message, status, error, or the change value), untouched. */
+  raw: unknown;
+}
