@@ -1,0 +1,28 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+export const FIXTURES_DIR = resolve(__dirname, '../../../shared/fixtures/meta-webhooks');
+
+/** Files that are not webhook POST bodies. */
+const NOT_PAYLOADS = new Set(['signature-vectors.json', 'media-retrieve-url-response.json']);
+
+export interface Fixture {
+  name: string;
+  /** The file's bytes, as a POST body would carry them. */
+  raw: Buffer;
+  json: unknown;
+}
+
+export function loadFixture(name: string): Fixture {
+  const file = name.endsWith('.json') ? name : `${name}.json`;
+  const raw = readFileSync(join(FIXTURES_DIR, file));
+  return { name: file.replace(/\.json$/, ''), raw, json: JSON.parse(raw.toString('utf8')) };
+}
+
+/** Every webhook payload fixture (POST bodies), sorted by name. */
+export function webhookFixtures(): Fixture[] {
+  return readdirSync(FIXTURES_DIR)
+    .filter((f) => f.endsWith('.json') && !NOT_PAYLOADS.has(f))
+    .sort()
+    .map(loadFixture);
+}
