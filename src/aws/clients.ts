@@ -1,0 +1,58 @@
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { S3Client } from '@aws-sdk/client-s3';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import type { AwsSettings } from '../config/config';
+
+export interface AwsClients {
+  sqs: SQSClient;
+  s3: S3Client;
+  dynamodb: DynamoDBClient;
+  documents: DynamoDBDocumentClient;
+  secrets: SecretsManagerClient;
+  destroy(): void;
+}
+
+/** One set of SDK clients per process, with keep-alive sockets sized for micro-batching and the worker's concurrency. */
+export function createAwsClients(settings: AwsSettings, maxSockets = 64): AwsClients {
+  const requestHandler = () =>
+    new NodeHttpHandler({
+      httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),
+      httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }),
+      connectionTimeout: 3000,
+    });
+  const common = {
+    region: settings.region,
+    ...(settings.credentials ? { credentials: settings.credentials } : {}),
+  };
+  const sqs = new SQSClient({ ...common, endpoint: settings.endpoints.sqs, requestHandler: requestHandler() });
+  const s3 = new S3Client({
+    ...common,
+    endpoint: settings.endpoints.s3,
+    forcePathStyle: settings.forcePathStyle,
+    requestHandler: requestHandler(),
+  });
+  const dynamodb = new DynamoDBClient({ ...common, endpoint: settings.endpoints.dynamodb, requestHandler: requestHandler() });
+  const documents = DynamoDBDocumentClient.from(dynamodb, {
+    marshallOptions: { removeUndefinedValues: true },
+  });
+  const secrets = new SecretsManagerClient({ ...common });
+  return {
+    sqs,
+    s3,
+    dynamodb,
+    documents,
+    secrets,
+    destroy() {
+      sqs.destroy();
+      s3.destroy();
+      documents.destroy();
+      dynamodb.destroy();
+      secrets.destroy();
+    },
+  };
+}

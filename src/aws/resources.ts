@@ -1,0 +1,85 @@
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  ResourceNotFoundException,
+  type CreateTableCommandInput,
+} from '@aws-sdk/client-dynamodb';
+import { CreateBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
+import type { AwsClients } from './clients';
+
+/**
+ * The table schemas infra/ declares (infra/lib): keep both in step.
+ * Lines: `lineId` key, `byPhoneNumberId` index. Dedupe: `pk` key, TTL on `expiresAt`.
+ */
+export const LINES_BY_PHONE_NUMBER_INDEX = 'byPhoneNumberId';
+
+export function linesTableSchema(tableName: string): CreateTableCommandInput {
+  return {
+    TableName: tableName,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: [
+      { AttributeName: 'lineId', AttributeType: 'S' },
+      { AttributeName: 'phoneNumberId', AttributeType: 'S' },
+    ],
+    KeySchema: [{ AttributeName: 'lineId', KeyType: 'HASH' }],
+    GlobalSecondaryIndexes: [
+      {
+        IndexName: LINES_BY_PHONE_NUMBER_INDEX,
+        KeySchema: [{ AttributeName: 'phoneNumberId', KeyType: 'HASH' }],
+        Projection: { ProjectionType: 'ALL' },
+      },
+    ],
+  };
+}
+
+export function dedupeTableSchema(tableName: string): CreateTableCommandInput {
+  return {
+    TableName: tableName,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+    KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+  };
+}
+
+async function ensureTable(clients: AwsClients, schema: CreateTableCommandInput): Promise<boolean> {
+  try {
+    await clients.dynamodb.send(new DescribeTableCommand({ TableName: schema.TableName }));
+    return false;
+  } catch (error) {
+    if (!(error instanceof ResourceNotFoundException)) throw error;
+  }
+  await clients.dynamodb.send(new CreateTableCommand(schema));
+  // Wait for ACTIVE: dynalite and DynamoDB both create asynchronously.
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const { Table } = await clients.dynamodb.send(new DescribeTableCommand({ TableName: schema.TableName }));
+    const indexesActive = (Table?.GlobalSecondaryIndexes ?? []).every((i) => i.IndexStatus === 'ACTIVE');
+    if (Table?.TableStatus === 'ACTIVE' && indexesActive) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`Table ${schema.TableName} did not become ACTIVE`);
+}
+
+async function ensureBucket(clients: AwsClients, bucket: string): Promise<boolean> {
+  try {
+    await clients.s3.send(new HeadBucketCommand({ Bucket: bucket }));
+    return false;
+  } catch {
+    await clients.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    return true;
+  }
+}
+
+export interface ResourceNames {
+  linesTable: string;
+  dedupeTable: string;
+  bucket: string;
+}
+
+/** CREATE_MISSING_RESOURCES: create what infra/ would have created, with the same schema. Returns what was created. */
+export async function ensureResources(clients: AwsClients, names: ResourceNames): Promise<string[]> {
+  const created: string[] = [];
+  if (await ensureTable(clients, linesTableSchema(names.linesTable))) created.push(`table ${names.linesTable}`);
+  if (await ensureTable(clients, dedupeTableSchema(names.dedupeTable))) created.push(`table ${names.dedupeTable}`);
+  if (await ensureBucket(clients, names.bucket)) created.push(`bucket ${names.bucket}`);
+  return created;
+}

@@ -1,0 +1,186 @@
+import { z } from 'zod';
+import { ConfigError } from '../errors';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const csv = z.string().transform((v) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0),
+);
+const optionalUrl = z.string().url().optional();
+
+const MEBIBYTE = 1024 * 1024;
+
+/** Meta's CDN hosts for media downloads; the line's token is sent to no other host. */
+export const DEFAULT_MEDIA_ALLOWED_HOSTS = ['lookaside.fbsbx.com', '*.fbcdn.net', '*.whatsapp.net', 'graph.facebook.com'];
+
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: int(0, 65535).default(8080),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DATA_DIR: z.string().min(1).default('.data'),
+
+  WHATSAPP_VERIFY_TOKEN: z.string().min(1).optional(),
+  WHATSAPP_APP_SECRETS: csv.optional(),
+  WHATSAPP_ACCESS_TOKEN: z.string().min(1).optional(),
+
+  SQS_QUEUE_URL: z.string().url().optional(),
+  SQS_DLQ_URL: z.string().url().optional(),
+  S3_BUCKET: z.string().min(3).optional(),
+  DYNAMODB_LINES_TABLE: z.string().min(3).default('wa-ingress-lines'),
+  DYNAMODB_DEDUPE_TABLE: z.string().min(3).default('wa-ingress-dedupe'),
+  AWS_REGION: z.string().min(1).default('us-east-1'),
+  S3_FORCE_PATH_STYLE: bool.optional(),
+  AWS_ENDPOINT_URL: optionalUrl,
+  AWS_ENDPOINT_URL_SQS: optionalUrl,
+  AWS_ENDPOINT_URL_S3: optionalUrl,
+  AWS_ENDPOINT_URL_DYNAMODB: optionalUrl,
+  CREATE_MISSING_RESOURCES: bool.optional(),
+  LINES_FILE: z.string().min(1).optional(),
+
+  // Ingress tuning.
+  MAX_BODY_BYTES: int(1024, 10 * MEBIBYTE).default(3 * MEBIBYTE),
+  SQS_SEND_TIMEOUT_MS: int(100, 60_000).default(3000),
+  BATCH_WINDOW_MS: int(0, 100).default(2),
+  CLAIM_CHECK_THRESHOLD_BYTES: int(1024, 1024 * 1024 - 64 * 1024).default(900 * 1024),
+  SHUTDOWN_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  LINE_CACHE_TTL_MS: int(0, 3_600_000).default(30_000),
+  SECRET_CACHE_TTL_MS: int(0, 86_400_000).default(300_000),
+
+  // Worker tuning.
+  WORKER_CONCURRENCY: int(1, 1024).default(32),
+  SQS_WAIT_TIME_SECONDS: int(0, 20).default(20),
+  SQS_VISIBILITY_TIMEOUT_SECONDS: int(5, 43_200).default(180),
+  DEDUPE_TTL_DAYS: int(8, 365).default(8),
+  GRAPH_API_BASE_URL: z.string().url().default('https://graph.facebook.com'),
+  GRAPH_API_VERSION: z.string().regex(/^v\d+\.\d+$/, 'like v25.0').default('v25.0'),
+  MEDIA_ALLOWED_HOSTS: csv.optional(),
+  MEDIA_URL_TTL_SECONDS: int(60, 7 * 86_400).default(86_400),
+  BIRD_TIMEOUT_MS: int(100, 120_000).default(15_000),
+  BIRD_API_BASE_URL: z.string().url().default('https://api.bird.com'),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export interface AwsSettings {
+  region: string;
+  endpoints: { sqs?: string; s3?: string; dynamodb?: string };
+  forcePathStyle: boolean;
+  /** Only set for the embedded stand-ins; production uses the SDK's default credential chain. */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+}
+
+export interface Config {
+  env: Env;
+  /** No SQS_QUEUE_URL: start local stand-ins in-process (`npm start`). */
+  embedded: boolean;
+  production: boolean;
+  port: number;
+  logLevel: Env['LOG_LEVEL'];
+  dataDir: string;
+  whatsapp: { verifyToken?: string; appSecrets: string[]; accessToken?: string };
+  sqs: { queueUrl?: string; dlqUrl?: string; sendTimeoutMs: number; batchWindowMs: number; claimCheckThresholdBytes: number };
+  s3: { bucket: string };
+  dynamodb: { linesTable: string; dedupeTable: string };
+  aws: AwsSettings;
+  createMissingResources: boolean;
+  linesFile?: string;
+  ingress: { maxBodyBytes: number; shutdownTimeoutMs: number; lineCacheTtlMs: number; secretCacheTtlMs: number };
+  worker: {
+    concurrency: number;
+    waitTimeSeconds: number;
+    visibilityTimeoutSeconds: number;
+    dedupeTtlDays: number;
+    graphApiBaseUrl: string;
+    graphApiVersion: string;
+    mediaAllowedHosts: string[];
+    mediaUrlTtlSeconds: number;
+    birdTimeoutMs: number;
+    birdApiBaseUrl: string;
+  };
+}
+
+/** Parse and validate the environment once; bad configuration fails here, naming the variable. */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  const defined = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(defined);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+  const env = parsed.data;
+  const embedded = env.SQS_QUEUE_URL === undefined;
+  const production = env.NODE_ENV === 'production';
+
+  if (production && embedded) {
+    throw new ConfigError('SQS_QUEUE_URL: required when NODE_ENV=production (the embedded stand-ins are for development only)');
+  }
+  if (!embedded) {
+    const missing = (
+      [
+        ['WHATSAPP_VERIFY_TOKEN', env.WHATSAPP_VERIFY_TOKEN],
+        ['WHATSAPP_APP_SECRETS', env.WHATSAPP_APP_SECRETS?.length ? env.WHATSAPP_APP_SECRETS : undefined],
+        ['S3_BUCKET', env.S3_BUCKET],
+      ] as const
+    ).filter(([, v]) => v === undefined);
+    if (missing.length > 0) {
+      throw new ConfigError(`Invalid configuration:\n  ${missing.map(([k]) => `${k}: required when SQS_QUEUE_URL is set`).join('\n  ')}`);
+    }
+  }
+
+  return {
+    env,
+    embedded,
+    production,
+    port: env.PORT,
+    logLevel: env.LOG_LEVEL,
+    dataDir: env.DATA_DIR,
+    whatsapp: {
+      verifyToken: env.WHATSAPP_VERIFY_TOKEN,
+      appSecrets: env.WHATSAPP_APP_SECRETS ?? [],
+      accessToken: env.WHATSAPP_ACCESS_TOKEN,
+    },
+    sqs: {
+      queueUrl: env.SQS_QUEUE_URL,
+      dlqUrl: env.SQS_DLQ_URL,
+      sendTimeoutMs: env.SQS_SEND_TIMEOUT_MS,
+      batchWindowMs: env.BATCH_WINDOW_MS,
+      claimCheckThresholdBytes: env.CLAIM_CHECK_THRESHOLD_BYTES,
+    },
+    s3: { bucket: env.S3_BUCKET ?? 'wa-ingress-local' },
+    dynamodb: { linesTable: env.DYNAMODB_LINES_TABLE, dedupeTable: env.DYNAMODB_DEDUPE_TABLE },
+    aws: {
+      region: env.AWS_REGION,
+      endpoints: {
+        sqs: env.AWS_ENDPOINT_URL_SQS ?? env.AWS_ENDPOINT_URL,
+        s3: env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL,
+        dynamodb: env.AWS_ENDPOINT_URL_DYNAMODB ?? env.AWS_ENDPOINT_URL,
+      },
+      forcePathStyle: env.S3_FORCE_PATH_STYLE ?? false,
+    },
+    createMissingResources: env.CREATE_MISSING_RESOURCES ?? embedded,
+    linesFile: env.LINES_FILE,
+    ingress: {
+      maxBodyBytes: env.MAX_BODY_BYTES,
+      shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+      lineCacheTtlMs: env.LINE_CACHE_TTL_MS,
+      secretCacheTtlMs: env.SECRET_CACHE_TTL_MS,
+    },
+    worker: {
+      concurrency: env.WORKER_CONCURRENCY,
+      waitTimeSeconds: env.SQS_WAIT_TIME_SECONDS,
+      visibilityTimeoutSeconds: env.SQS_VISIBILITY_TIMEOUT_SECONDS,
+      dedupeTtlDays: env.DEDUPE_TTL_DAYS,
+      graphApiBaseUrl: env.GRAPH_API_BASE_URL,
+      graphApiVersion: env.GRAPH_API_VERSION,
+      mediaAllowedHosts: env.MEDIA_ALLOWED_HOSTS ?? DEFAULT_MEDIA_ALLOWED_HOSTS,
+      mediaUrlTtlSeconds: env.MEDIA_URL_TTL_SECONDS,
+      birdTimeoutMs: env.BIRD_TIMEOUT_MS,
+      birdApiBaseUrl: env.BIRD_API_BASE_URL,
+    },
+  };
+}

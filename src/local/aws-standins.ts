@@ -1,0 +1,130 @@
+import { mkdirSync } from 'node:fs';
+import type { AddressInfo, Server } from 'node:net';
+import { join } from 'node:path';
+
+/**
+ * Wire-protocol stand-ins for SQS (local-aws-sqs), DynamoDB (dynalite) and S3 (s3rver), started
+ * in-process. Used by the embedded default (`npm start`), the tests and the benchmarks.
+ * They are devDependencies: the production image never loads this module.
+ */
+export interface AwsStandInOptions {
+  /** Where dynalite (LevelDB) and s3rver keep data; omit for in-memory / throwaway dirs. */
+  dataDir?: string;
+  host?: string;
+  ports?: { sqs?: number; dynamodb?: number; s3?: number };
+  queueName?: string;
+  maxReceiveCount?: number;
+  visibilityTimeoutSeconds?: number;
+}
+
+export interface AwsStandIns {
+  endpoints: { sqs: string; dynamodb: string; s3: string };
+  queueUrl: string;
+  dlqUrl: string;
+  /** s3rver accepts only these. */
+  credentials: { accessKeyId: string; secretAccessKey: string };
+  stopSqs(): Promise<void>;
+  startSqs(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export const STANDIN_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    (server as Server & { closeAllConnections?: () => void }).closeAllConnections?.();
+    server.close(() => resolve());
+  });
+}
+
+function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+async function freePort(host: string): Promise<number> {
+  const { createServer } = await import('node:net');
+  const probe = createServer();
+  const port = await listen(probe, 0, host);
+  await closeServer(probe);
+  return port;
+}
+
+export async function startAwsStandIns(options: AwsStandInOptions = {}): Promise<AwsStandIns> {
+  const host = options.host ?? '127.0.0.1';
+  const queueName = options.queueName ?? 'wa-ingress';
+  const dlqName = `${queueName}-dlq`;
+  const maxReceiveCount = options.maxReceiveCount ?? 5;
+  const visibilityTimeout = options.visibilityTimeoutSeconds ?? 180;
+
+  // local-aws-sqs builds queue URLs from the port it was given, so it needs a concrete one.
+  const sqsPort = options.ports?.sqs || (await freePort(host));
+  const { createSqsServer } = await import('local-aws-sqs');
+  const accountId = '000000000000';
+  const queueUrlFor = (name: string) => `http://${host}:${sqsPort}/${accountId}/${name}`;
+  const queues = [
+    { QueueName: dlqName, Attributes: { MessageRetentionPeriod: String(14 * 86_400) } },
+    {
+      QueueName: queueName,
+      Attributes: {
+        VisibilityTimeout: String(visibilityTimeout),
+        RedrivePolicy: JSON.stringify({
+          deadLetterTargetArn: `arn:aws:sqs:us-east-1:${accountId}:${dlqName}`,
+          maxReceiveCount,
+        }),
+      },
+    },
+  ];
+  let sqsServer: Server | undefined;
+  const startSqs = async () => {
+    sqsServer = (await createSqsServer({
+      port: sqsPort,
+      hostname: host,
+      accountId,
+      region: 'us-east-1',
+      emulateQueueCreationLifecycle: false,
+      queues,
+    } as never)) as unknown as Server;
+  };
+  await startSqs();
+
+  const dynalite = (await import('dynalite')).default as unknown as (opts: object) => Server;
+  const dynamoPath = options.dataDir ? join(options.dataDir, 'dynamodb') : undefined;
+  if (dynamoPath) mkdirSync(dynamoPath, { recursive: true });
+  const dynamoServer = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, ...(dynamoPath ? { path: dynamoPath } : {}) });
+  const dynamoPort = await listen(dynamoServer, options.ports?.dynamodb ?? 0, host);
+
+  const S3rver = (await import('s3rver')).default as unknown as new (opts: object) => {
+    run(): Promise<AddressInfo>;
+    close(): Promise<void>;
+  };
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const s3Dir = options.dataDir ? join(options.dataDir, 's3') : mkdtempSync(join(tmpdir(), 'wa-ingress-s3-'));
+  mkdirSync(s3Dir, { recursive: true });
+  const s3 = new S3rver({ port: options.ports?.s3 ?? 0, address: host, silent: true, directory: s3Dir });
+  const s3Address = await s3.run();
+
+  return {
+    endpoints: {
+      sqs: `http://${host}:${sqsPort}`,
+      dynamodb: `http://${host}:${dynamoPort}`,
+      s3: `http://${host}:${s3Address.port}`,
+    },
+    queueUrl: queueUrlFor(queueName),
+    dlqUrl: queueUrlFor(dlqName),
+    credentials: STANDIN_CREDENTIALS,
+    async stopSqs() {
+      if (sqsServer) await closeServer(sqsServer);
+      sqsServer = undefined;
+    },
+    startSqs,
+    async stop() {
+      if (sqsServer) await closeServer(sqsServer);
+      await closeServer(dynamoServer);
+      await s3.close();
+    },
+  };
+}

@@ -1,0 +1,54 @@
+import pino, { type DestinationStream, type Logger } from 'pino';
+
+export type { Logger } from 'pino';
+
+/** Paths that may hold secrets, tokens or signatures; pino removes them before serialising. */
+const REDACT_PATHS = [
+  'secret',
+  'token',
+  'accessToken',
+  'accessKey',
+  'appSecrets',
+  'verifyToken',
+  'flowSecret',
+  'authorization',
+  'signature',
+  '*.secret',
+  '*.token',
+  '*.accessToken',
+  '*.accessKey',
+  '*.appSecrets',
+  '*.verifyToken',
+  '*.flowSecret',
+  '*.authorization',
+  '*.signature',
+  'headers.authorization',
+  'headers["x-hub-signature-256"]',
+  'req.headers.authorization',
+  'req.headers["x-hub-signature-256"]',
+];
+
+export function createLogger(options: { level: string; name?: string; destination?: DestinationStream }): Logger {
+  return pino(
+    {
+      level: options.level,
+      name: options.name ?? 'wa-ingress',
+      base: { pid: process.pid },
+      redact: { paths: REDACT_PATHS, remove: true },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    options.destination,
+  );
+}
+
+/**
+ * Phone numbers and WhatsApp user ids are personal data: logs keep the first 4 and last 2
+ * digits, enough to tell lines apart in an incident, never enough to dial.
+ */
+export function maskPhone(value: string | undefined | null): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  const s = String(value);
+  if (s.length <= 6) return '*'.repeat(s.length);
+  return `${s.slice(0, 4)}${'*'.repeat(s.length - 6)}${s.slice(-2)}`;
+}
