@@ -45,11 +45,20 @@ export interface WhatsAppEvent {
     type: string;
     text?: string;
     media?: MediaRef;
+    /** `context.id`: the message this one replies to. */
+    replyToId?: string;
+    /** The message this one acts on: `reaction.message_id`, `edit`/`revoke.original_message_id`. */
+    targetMessageId?: string;
   };
   status?: {
     id: string;
     status: string;
     recipientId?: string;
+  };
+  /** For `error` events: what Meta reported, so operators can count and alert on codes. */
+  error?: {
+    code?: number;
+    title?: string;
   };
   /** The original Meta object (message, status, error, or the change value), untouched. */
   raw: unknown;
