@@ -1,0 +1,275 @@
+import { randomUUID } from 'node:crypto';
+import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { ConfigError, PermanentError, RetryableError, type GatewayError } from '../errors';
+import { Counter, type Registry } from '../observability/metrics';
+import { DEDUPE_STATUS, type ClaimOutcome, type ClaimResult, type DedupeRecord, type DedupeStore } from './dedupe-store';
+
+// Written by hand: Powertools' idempotency cannot expire an in-progress claim outside Lambda, so a crash would block the key for the whole window.
+
+/** Meta retries a webhook for 7 days: a shorter memory would let a late retry through as new. */
+const META_RETRY_DAYS = 7;
+const DAY_SECONDS = 86_400;
+/** DynamoDB's limit for a partition key value. */
+const MAX_KEY_BYTES = 2048;
+
+export interface DynamoDedupeStoreOptions {
+  documents: DynamoDBDocumentClient;
+  /** DYNAMODB_DEDUPE_TABLE: partition key `pk` (S), TTL on `expiresAt`. */
+  tableName: string;
+  /** DEDUPE_TTL_DAYS: how long a key is remembered after its last claim; must be more than 7. */
+  ttlDays: number;
+  /** Default lease of a claim. At most the visibility timeout, so a crashed worker's lease has lapsed when SQS shows the message again. */
+  leaseMs: number;
+  /** SQS_VISIBILITY_TIMEOUT_SECONDS of the queue whose events are claimed. */
+  visibilityTimeoutSeconds: number;
+  /** Epoch ms; injected so tests can move time. */
+  clock?: () => number;
+  registry?: Registry;
+}
+
+type CompletionPrevious = 'own_lease' | 'lost_lease' | 'completed' | 'absent';
+
+/**
+ * One item per event key. Claim is a single conditional UpdateItem (an upsert: unlike PutItem it can
+ * count attempts without a read, for the same one write); complete is one UpdateItem; the happy path
+ * never reads. Only a refused claim reads, once and consistently, to tell a duplicate from a busy key.
+ */
+export class DynamoDedupeStore implements DedupeStore {
+  private readonly documents: DynamoDBDocumentClient;
+  private readonly tableName: string;
+  private readonly ttlSeconds: number;
+  private readonly leaseMs: number;
+  private readonly maxLeaseMs: number;
+  private readonly clock: () => number;
+  private readonly claims: Counter<'outcome'>;
+  private readonly completions: Counter<'previous'>;
+  private readonly releases: Counter<'outcome'>;
+
+  constructor(options: DynamoDedupeStoreOptions) {
+    if (!options.tableName) throw new ConfigError('DYNAMODB_DEDUPE_TABLE must name the dedupe table');
+    if (!(options.ttlDays > META_RETRY_DAYS)) {
+      throw new ConfigError(
+        `DEDUPE_TTL_DAYS must be more than ${META_RETRY_DAYS} (Meta retries for ${META_RETRY_DAYS} days); got ${options.ttlDays}`,
+      );
+    }
+    if (!(options.visibilityTimeoutSeconds > 0)) {
+      throw new ConfigError(`SQS_VISIBILITY_TIMEOUT_SECONDS must be positive; got ${options.visibilityTimeoutSeconds}`);
+    }
+    this.maxLeaseMs = options.visibilityTimeoutSeconds * 1000;
+    this.checkLease(options.leaseMs, (message) => new ConfigError(message));
+    this.documents = options.documents;
+    this.tableName = options.tableName;
+    this.ttlSeconds = Math.round(options.ttlDays * DAY_SECONDS);
+    this.leaseMs = options.leaseMs;
+    this.clock = options.clock ?? Date.now;
+    const registers = options.registry ? [options.registry] : [];
+    this.claims = new Counter({
+      name: 'wa_ingress_dedupe_claims_total',
+      help: 'Claims of event keys, by outcome: claimed (process it), duplicate (already completed), busy (another worker holds the lease)',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.completions = new Counter({
+      name: 'wa_ingress_dedupe_completions_total',
+      help: 'Events marked COMPLETED, by what the record was before: own_lease, lost_lease (the lease lapsed first: consider a longer lease), completed, absent',
+      labelNames: ['previous'],
+      registers,
+    });
+    this.releases = new Counter({
+      name: 'wa_ingress_dedupe_releases_total',
+      help: 'Leases given up early, by outcome: released, not_owner (lapsed and taken, or completed: nothing to release)',
+      labelNames: ['outcome'],
+      registers,
+    });
+    for (const outcome of ['claimed', 'duplicate', 'busy'] satisfies ClaimOutcome[]) this.claims.inc({ outcome }, 0);
+  }
+
+  async claim(key: string, leaseMs: number = this.leaseMs): Promise<ClaimResult> {
+    checkKey(key);
+    this.checkLease(leaseMs, (message) => new RangeError(message));
+    // A refused claim whose record then reads as claimable changed in between (released, lapsed or
+    // expired): claim once more. Should that race repeat, report busy until now and let the caller retry.
+    const result = (await this.claimOnce(key, leaseMs)) ??
+      (await this.claimOnce(key, leaseMs)) ?? { outcome: 'busy', leaseUntil: this.clock() };
+    this.claims.inc({ outcome: result.outcome });
+    return result;
+  }
+
+  /** Bird has already accepted the event under the same Idempotency-Key when this is called, so COMPLETED is
+   * the truth whoever holds the lease: the token is not required to match, and a worker whose lease lapsed
+   * does not fail. A later release by the new lease holder cannot undo it (release never touches COMPLETED). */
+  async complete(key: string, token: string): Promise<void> {
+    checkKey(key);
+    const now = this.clock();
+    let before: Partial<DedupeRecord> | undefined;
+    try {
+      const answer = await this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: key },
+          // if_not_exists: keep the claim's expiry; a record that vanished (TTL, by hand) still gets one.
+          UpdateExpression:
+            'SET #status = :completed, #completedAt = :now, #expiresAt = if_not_exists(#expiresAt, :expiresAt) REMOVE #owner, #leaseUntil',
+          ExpressionAttributeNames: {
+            '#status': 'status',
+            '#completedAt': 'completedAt',
+            '#expiresAt': 'expiresAt',
+            '#owner': 'owner',
+            '#leaseUntil': 'leaseUntil',
+          },
+          ExpressionAttributeValues: {
+            ':completed': DEDUPE_STATUS.completed,
+            ':now': now,
+            ':expiresAt': this.expiresAt(now),
+          },
+          // Free with the write; tells the lease-lapse rate apart in metrics.
+          ReturnValues: 'ALL_OLD',
+        }),
+      );
+      before = answer.Attributes as Partial<DedupeRecord> | undefined;
+    } catch (error) {
+      throw storeFailure('complete', key, error);
+    }
+    this.completions.inc({ previous: previousState(before, token) });
+  }
+
+  async release(key: string, token: string): Promise<void> {
+    checkKey(key);
+    try {
+      await this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: key },
+          // Lease 0 rather than a delete: the next claim succeeds at once and the attempts count survives.
+          UpdateExpression: 'SET #leaseUntil = :released REMOVE #owner',
+          ConditionExpression: '#owner = :token AND #status = :inProgress',
+          ExpressionAttributeNames: { '#leaseUntil': 'leaseUntil', '#owner': 'owner', '#status': 'status' },
+          ExpressionAttributeValues: { ':released': 0, ':token': token, ':inProgress': DEDUPE_STATUS.inProgress },
+        }),
+      );
+      this.releases.inc({ outcome: 'released' });
+    } catch (error) {
+      // Not ours any more (lapsed and re-claimed, or completed): nothing to give up, and the caller
+      // is already on a failure path that must not be masked.
+      if (isConditionFailure(error)) {
+        this.releases.inc({ outcome: 'not_owner' });
+        return;
+      }
+      throw storeFailure('release', key, error);
+    }
+  }
+
+  /** One conditional upsert; undefined when refused but the record no longer explains why. */
+  private async claimOnce(key: string, leaseMs: number): Promise<ClaimResult | undefined> {
+    const now = this.clock();
+    const token = randomUUID();
+    try {
+      const answer = await this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: key },
+          UpdateExpression:
+            'SET #status = :inProgress, #owner = :token, #leaseUntil = :leaseUntil, #expiresAt = :expiresAt REMOVE #completedAt ADD #attempts :one',
+          // An expired record counts as absent: TTL deletes up to days late.
+          ConditionExpression:
+            'attribute_not_exists(#pk) OR (#status = :inProgress AND #leaseUntil < :nowMs) OR #expiresAt < :nowSeconds',
+          ExpressionAttributeNames: {
+            '#pk': 'pk',
+            '#status': 'status',
+            '#owner': 'owner',
+            '#leaseUntil': 'leaseUntil',
+            '#expiresAt': 'expiresAt',
+            '#completedAt': 'completedAt',
+            '#attempts': 'attempts',
+          },
+          ExpressionAttributeValues: {
+            ':inProgress': DEDUPE_STATUS.inProgress,
+            ':token': token,
+            ':leaseUntil': now + leaseMs,
+            ':expiresAt': this.expiresAt(now),
+            ':one': 1,
+            ':nowMs': now,
+            ':nowSeconds': epochSeconds(now),
+          },
+          ReturnValues: 'UPDATED_NEW',
+        }),
+      );
+      return { outcome: 'claimed', token, attempt: Number(answer.Attributes?.attempts ?? 1) };
+    } catch (error) {
+      if (!isConditionFailure(error)) throw storeFailure('claim', key, error);
+    }
+    // dynalite does not return the item with ConditionalCheckFailed, so read it (consistently).
+    const record = await this.read(key);
+    if (!record) return undefined;
+    if (record.status === DEDUPE_STATUS.completed) return { outcome: 'duplicate' };
+    const leaseUntil = record.leaseUntil ?? 0;
+    return leaseUntil >= this.clock() ? { outcome: 'busy', leaseUntil } : undefined;
+  }
+
+  /** The live record of `key`, or undefined when there is none or it has expired. */
+  private async read(key: string): Promise<DedupeRecord | undefined> {
+    let item: Record<string, unknown> | undefined;
+    try {
+      ({ Item: item } = await this.documents.send(
+        new GetCommand({ TableName: this.tableName, Key: { pk: key }, ConsistentRead: true }),
+      ));
+    } catch (error) {
+      throw storeFailure('read', key, error);
+    }
+    const record = item as DedupeRecord | undefined;
+    if (!record || record.expiresAt < epochSeconds(this.clock())) return undefined;
+    return record;
+  }
+
+  private expiresAt(now: number): number {
+    return epochSeconds(now) + this.ttlSeconds;
+  }
+
+  private checkLease(leaseMs: number, fail: (message: string) => Error): void {
+    if (!Number.isFinite(leaseMs) || leaseMs <= 0) throw fail(`dedupe lease must be a positive number of ms; got ${leaseMs}`);
+    if (leaseMs > this.maxLeaseMs) {
+      throw fail(
+        `dedupe lease ${leaseMs} ms is longer than the SQS visibility timeout (${this.maxLeaseMs} ms): ` +
+          'a redelivered message would find the key still busy; shorten the lease or raise SQS_VISIBILITY_TIMEOUT_SECONDS',
+      );
+    }
+  }
+}
+
+function epochSeconds(ms: number): number {
+  return Math.floor(ms / 1000);
+}
+
+function checkKey(key: string): void {
+  const bytes = Buffer.byteLength(key, 'utf8');
+  if (bytes === 0 || bytes > MAX_KEY_BYTES) {
+    throw new PermanentError('dedupe_invalid_key', `event key must be 1..${MAX_KEY_BYTES} bytes to be a DynamoDB key; got ${bytes}`);
+  }
+}
+
+function previousState(before: Partial<DedupeRecord> | undefined, token: string): CompletionPrevious {
+  if (!before) return 'absent';
+  if (before.status === DEDUPE_STATUS.completed) return 'completed';
+  return before.owner === token ? 'own_lease' : 'lost_lease';
+}
+
+function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : 'UnknownError';
+}
+
+function isConditionFailure(error: unknown): boolean {
+  return errorName(error) === 'ConditionalCheckFailedException';
+}
+
+/** A request DynamoDB rejects as malformed will be rejected again; everything else (throttling, 5xx, network, a missing table) may pass later. */
+function storeFailure(operation: string, key: string, error: unknown): GatewayError {
+  const name = errorName(error);
+  if (name === 'ValidationException') {
+    return new PermanentError('dedupe_rejected', `DynamoDB rejected the dedupe ${operation} of ${key} as invalid (${name})`, { cause: error });
+  }
+  return new RetryableError(
+    'dedupe_unavailable',
+    `dedupe ${operation} of ${key} failed (${name}); the event will be retried. Check DynamoDB throttling, the network to DynamoDB and that DYNAMODB_DEDUPE_TABLE exists`,
+    { cause: error },
+  );
+}

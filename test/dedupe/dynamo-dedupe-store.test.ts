@@ -1,0 +1,220 @@
+import { randomUUID } from 'node:crypto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { createAwsClients, type AwsClients } from '../../src/aws/clients';
+import { ensureResources } from '../../src/aws/resources';
+import { DynamoDedupeStore, type DynamoDedupeStoreOptions } from '../../src/dedupe/dynamo-dedupe-store';
+import type { ClaimResult } from '../../src/dedupe/dedupe-store';
+import { ConfigError, PermanentError, RetryableError } from '../../src/errors';
+import { startAwsStandIns, type AwsStandIns } from '../../src/local/aws-standins';
+import { createRegistry, type Registry } from '../../src/observability/metrics';
+
+const TABLE = 'dedupe-test';
+const DAY_MS = 86_400_000;
+const LEASE_MS = 60_000;
+
+describe('DynamoDedupeStore against dynalite', () => {
+  let standIns: AwsStandIns;
+  let clients: AwsClients;
+
+  beforeAll(async () => {
+    standIns = await startAwsStandIns();
+    clients = createAwsClients({
+      region: 'us-east-1',
+      endpoints: standIns.endpoints,
+      forcePathStyle: true,
+      credentials: standIns.credentials,
+    });
+    await ensureResources(clients, { linesTable: 'lines-test', dedupeTable: TABLE, bucket: 'dedupe-test-bucket' });
+  });
+  afterAll(async () => {
+    clients.destroy();
+    await standIns.stop();
+  });
+
+  /** A store on a movable clock; each test uses its own key so tests do not share records. */
+  function setup(overrides: Partial<DynamoDedupeStoreOptions> = {}) {
+    const time = { now: Date.UTC(2025, 0, 15, 12, 0, 0) };
+    const registry = createRegistry({ defaultMetrics: false });
+    const options: DynamoDedupeStoreOptions = {
+      documents: clients.documents,
+      tableName: TABLE,
+      ttlDays: 8,
+      leaseMs: LEASE_MS,
+      visibilityTimeoutSeconds: 180,
+      clock: () => time.now,
+      registry,
+      ...overrides,
+    };
+    return { store: new DynamoDedupeStore(options), time, registry, key: `msg#1234567890#wamid.${randomUUID()}` };
+  }
+
+  async function rawItem(key: string) {
+    const { Item } = await clients.documents.send(new GetCommand({ TableName: TABLE, Key: { pk: key }, ConsistentRead: true }));
+    return Item;
+  }
+
+  async function counted(registry: Registry, name: string): Promise<Record<string, number>> {
+    const metric = await registry.getSingleMetric(name)?.get();
+    return Object.fromEntries((metric?.values ?? []).map((v) => [Object.values(v.labels).join(','), v.value]));
+  }
+
+  function tokenOf(result: ClaimResult): string {
+    if (result.outcome !== 'claimed') throw new Error(`expected claimed, got ${JSON.stringify(result)}`);
+    return result.token;
+  }
+
+  it('claims a fresh key, reports busy while the lease is live, and duplicate once completed (counted)', async () => {
+    const { store, time, registry, key } = setup();
+    const first = await store.claim(key);
+    expect(first).toEqual({ outcome: 'claimed', token: expect.any(String), attempt: 1 });
+
+    time.now += LEASE_MS - 1;
+    expect(await store.claim(key)).toEqual({ outcome: 'busy', leaseUntil: time.now - (LEASE_MS - 1) + LEASE_MS });
+
+    await store.complete(key, tokenOf(first));
+    expect(await store.claim(key)).toEqual({ outcome: 'duplicate' });
+    // Long after the lease, still a duplicate: completion is not a lease.
+    time.now += 6 * DAY_MS;
+    expect(await store.claim(key)).toEqual({ outcome: 'duplicate' });
+
+    expect(await counted(registry, 'wa_ingress_dedupe_claims_total')).toEqual({ claimed: 1, busy: 1, duplicate: 2 });
+    expect((await counted(registry, 'wa_ingress_dedupe_completions_total')).own_lease).toBe(1);
+  });
+
+  it('stores status, owner, lease in epoch ms and expiresAt in epoch seconds more than 7 days ahead', async () => {
+    const { store, time, key } = setup();
+    const claimedAt = time.now;
+    const token = tokenOf(await store.claim(key, 30_000));
+    const item = await rawItem(key);
+    expect(item).toMatchObject({ pk: key, status: 'INPROGRESS', owner: token, leaseUntil: claimedAt + 30_000, attempts: 1 });
+    expect(Number.isInteger(item?.expiresAt)).toBe(true);
+    expect(item?.expiresAt).toBe(Math.floor(claimedAt / 1000) + 8 * 86_400);
+    expect(item?.expiresAt).toBeGreaterThan(claimedAt / 1000 + 7 * 86_400);
+
+    time.now += 5_000;
+    await store.complete(key, token);
+    const done = await rawItem(key);
+    expect(done).toMatchObject({ status: 'COMPLETED', expiresAt: item?.expiresAt, completedAt: time.now });
+    expect(done).not.toHaveProperty('owner');
+    expect(done).not.toHaveProperty('leaseUntil');
+  });
+
+  it('lets another worker take over once a crashed worker’s lease has lapsed, with a new token', async () => {
+    const { store, time, key } = setup();
+    const crashed = tokenOf(await store.claim(key));
+    time.now += LEASE_MS; // the lease ends at exactly this instant: still held
+    expect((await store.claim(key)).outcome).toBe('busy');
+    time.now += 1;
+    const second = await store.claim(key);
+    expect(second).toMatchObject({ outcome: 'claimed', attempt: 2 });
+    expect(tokenOf(second)).not.toBe(crashed);
+    expect(await rawItem(key)).toMatchObject({ owner: tokenOf(second), leaseUntil: time.now + LEASE_MS });
+  });
+
+  it('honours a shorter lease given per claim', async () => {
+    const { store, time, key } = setup();
+    await store.claim(key, 1_000);
+    time.now += 1_001;
+    expect((await store.claim(key)).outcome).toBe('claimed');
+  });
+
+  it('release frees the key at once for the owner only, and never removes a completed record', async () => {
+    const { store, registry, key } = setup();
+    const token = tokenOf(await store.claim(key));
+
+    await store.release(key, 'not-the-owner');
+    expect(await store.claim(key)).toMatchObject({ outcome: 'busy' });
+
+    await store.release(key, token);
+    const next = await store.claim(key);
+    expect(next).toMatchObject({ outcome: 'claimed', attempt: 2 });
+    // The first owner's token is spent: releasing with it now must not free the new owner's lease.
+    await store.release(key, token);
+    expect(await store.claim(key)).toMatchObject({ outcome: 'busy' });
+
+    await store.complete(key, tokenOf(next));
+    await store.release(key, tokenOf(next));
+    expect(await rawItem(key)).toMatchObject({ status: 'COMPLETED' });
+    expect(await store.claim(key)).toEqual({ outcome: 'duplicate' });
+    expect(await counted(registry, 'wa_ingress_dedupe_releases_total')).toEqual({ released: 1, not_owner: 3 });
+  });
+
+  it('treats a completed record past its expiresAt as absent (TTL deletes late)', async () => {
+    const { store, time, key } = setup({ ttlDays: 8 });
+    await store.complete(key, tokenOf(await store.claim(key)));
+    time.now += 8 * DAY_MS - 1_000;
+    expect(await store.claim(key)).toEqual({ outcome: 'duplicate' });
+    time.now += 2_000;
+    const again = await store.claim(key);
+    expect(again.outcome).toBe('claimed');
+    expect(await rawItem(key)).toMatchObject({ status: 'INPROGRESS', expiresAt: Math.floor(time.now / 1000) + 8 * 86_400 });
+    expect(await rawItem(key)).not.toHaveProperty('completedAt');
+  });
+
+  it('completes idempotently, also for a worker whose lease lapsed and whose event another worker finished', async () => {
+    const { store, time, registry, key } = setup();
+    const slow = tokenOf(await store.claim(key));
+    time.now += LEASE_MS + 1;
+    const fast = tokenOf(await store.claim(key));
+
+    // The slow worker finishes while the fast one still holds the lease: COMPLETED is the truth.
+    await store.complete(key, slow);
+    expect(await store.claim(key)).toEqual({ outcome: 'duplicate' });
+    await expect(store.complete(key, fast)).resolves.toBeUndefined();
+    await store.release(key, fast);
+    await expect(store.complete(key, slow)).resolves.toBeUndefined();
+    expect(await rawItem(key)).toMatchObject({ status: 'COMPLETED' });
+    expect(await counted(registry, 'wa_ingress_dedupe_completions_total')).toEqual({ lost_lease: 1, completed: 2 });
+  });
+
+  it('completing a key whose record vanished writes it COMPLETED with an expiry', async () => {
+    const { store, time, key } = setup();
+    await store.complete(key, 'token-of-a-record-deleted-meanwhile');
+    expect(await rawItem(key)).toMatchObject({ status: 'COMPLETED', expiresAt: Math.floor(time.now / 1000) + 8 * 86_400 });
+    expect(await store.claim(key)).toEqual({ outcome: 'duplicate' });
+  });
+
+  it('gives exactly one of 20 concurrent claimers the key', async () => {
+    const { store, registry, key } = setup();
+    const results = await Promise.all(Array.from({ length: 20 }, () => store.claim(key)));
+    expect(results.filter((r) => r.outcome === 'claimed')).toHaveLength(1);
+    expect(results.filter((r) => r.outcome === 'busy')).toHaveLength(19);
+    expect(await counted(registry, 'wa_ingress_dedupe_claims_total')).toEqual({ claimed: 1, busy: 19, duplicate: 0 });
+  });
+
+  it('refuses a lease longer than the visibility timeout, and a window of 7 days or less', () => {
+    expect(() => setup({ leaseMs: 180_001, visibilityTimeoutSeconds: 180 })).toThrow(ConfigError);
+    expect(() => setup({ leaseMs: 180_000, visibilityTimeoutSeconds: 180 })).not.toThrow();
+    expect(() => setup({ ttlDays: 7 })).toThrow(/DEDUPE_TTL_DAYS/);
+    expect(() => setup({ leaseMs: 0 })).toThrow(ConfigError);
+  });
+
+  it('refuses a per-claim lease longer than the visibility timeout, and an empty key', async () => {
+    const { store, key } = setup();
+    await expect(store.claim(key, 180_001)).rejects.toThrow(RangeError);
+    await expect(store.claim('')).rejects.toThrow(PermanentError);
+  });
+
+  it('turns a missing table or an unreachable DynamoDB into RetryableError(dedupe_unavailable)', async () => {
+    const { store: noTable, key } = setup({ tableName: 'no-such-table' });
+    await expect(noTable.claim(key)).rejects.toMatchObject({ reason: 'dedupe_unavailable', retryable: true });
+
+    const unreachable = new DynamoDBClient({
+      region: 'us-east-1',
+      endpoint: 'http://127.0.0.1:1',
+      credentials: standIns.credentials,
+      maxAttempts: 1,
+    });
+    try {
+      const { store } = setup({ documents: DynamoDBDocumentClient.from(unreachable) });
+      for (const attempt of [() => store.claim(key), () => store.complete(key, 't'), () => store.release(key, 't')]) {
+        const error = await attempt().catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(RetryableError);
+        expect(error).toMatchObject({ reason: 'dedupe_unavailable' });
+      }
+    } finally {
+      unreachable.destroy();
+    }
+  });
+});
