@@ -16,8 +16,8 @@ export interface DedupeRecord {
   /** 0 after a release: the next claim may take it at once. Absent once completed. */
   leaseUntil?: number;
   expiresAt: number;
-  /** How many times the key was claimed; a diagnostic, never reset. */
-  attempts: number;
+  /** How many times the key was claimed; a diagnostic, never reset. Absent if `complete` recreated a vanished record. */
+  attempts?: number;
   completedAt?: number;
 }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, UpdateCommand, type DynamoDBDocumentClient, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
 import { ConfigError, PermanentError, RetryableError, type GatewayError } from '../errors';
 import { Counter, type Registry } from '../observability/metrics';
 import { DEDUPE_STATUS, type ClaimOutcome, type ClaimResult, type DedupeRecord, type DedupeStore } from './dedupe-store';
@@ -103,29 +103,18 @@ export class DynamoDedupeStore implements DedupeStore {
     const now = this.clock();
     let before: Partial<DedupeRecord> | undefined;
     try {
-      const answer = await this.documents.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: key },
-          // if_not_exists: keep the claim's expiry; a record that vanished (TTL, by hand) still gets one.
-          UpdateExpression:
-            'SET #status = :completed, #completedAt = :now, #expiresAt = if_not_exists(#expiresAt, :expiresAt) REMOVE #owner, #leaseUntil',
-          ExpressionAttributeNames: {
-            '#status': 'status',
-            '#completedAt': 'completedAt',
-            '#expiresAt': 'expiresAt',
-            '#owner': 'owner',
-            '#leaseUntil': 'leaseUntil',
-          },
-          ExpressionAttributeValues: {
-            ':completed': DEDUPE_STATUS.completed,
-            ':now': now,
-            ':expiresAt': this.expiresAt(now),
-          },
-          // Free with the write; tells the lease-lapse rate apart in metrics.
-          ReturnValues: 'ALL_OLD',
-        }),
-      );
+      const answer = await this.update(key, {
+        // if_not_exists: keep the claim's expiry; a record that vanished (TTL, by hand) still gets one.
+        UpdateExpression:
+          'SET #status = :completed, #completedAt = :now, #expiresAt = if_not_exists(#expiresAt, :expiresAt) REMOVE #owner, #leaseUntil',
+        ExpressionAttributeValues: {
+          ':completed': DEDUPE_STATUS.completed,
+          ':now': now,
+          ':expiresAt': this.expiresAt(now),
+        },
+        // Free with the write; tells the lease-lapse rate apart in metrics.
+        ReturnValues: 'ALL_OLD',
+      });
       before = answer.Attributes as Partial<DedupeRecord> | undefined;
     } catch (error) {
       throw storeFailure('complete', key, error);
@@ -136,17 +125,12 @@ export class DynamoDedupeStore implements DedupeStore {
   async release(key: string, token: string): Promise<void> {
     checkKey(key);
     try {
-      await this.documents.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: key },
-          // Lease 0 rather than a delete: the next claim succeeds at once and the attempts count survives.
-          UpdateExpression: 'SET #leaseUntil = :released REMOVE #owner',
-          ConditionExpression: '#owner = :token AND #status = :inProgress',
-          ExpressionAttributeNames: { '#leaseUntil': 'leaseUntil', '#owner': 'owner', '#status': 'status' },
-          ExpressionAttributeValues: { ':released': 0, ':token': token, ':inProgress': DEDUPE_STATUS.inProgress },
-        }),
-      );
+      await this.update(key, {
+        // Lease 0 rather than a delete: the next claim succeeds at once and the attempts count survives.
+        UpdateExpression: 'SET #leaseUntil = :released REMOVE #owner',
+        ConditionExpression: '#owner = :token AND #status = :inProgress',
+        ExpressionAttributeValues: { ':released': 0, ':token': token, ':inProgress': DEDUPE_STATUS.inProgress },
+      });
       this.releases.inc({ outcome: 'released' });
     } catch (error) {
       // Not ours any more (lapsed and re-claimed, or completed): nothing to give up, and the caller
@@ -164,36 +148,23 @@ export class DynamoDedupeStore implements DedupeStore {
     const now = this.clock();
     const token = randomUUID();
     try {
-      const answer = await this.documents.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: key },
-          UpdateExpression:
-            'SET #status = :inProgress, #owner = :token, #leaseUntil = :leaseUntil, #expiresAt = :expiresAt REMOVE #completedAt ADD #attempts :one',
-          // An expired record counts as absent: TTL deletes up to days late.
-          ConditionExpression:
-            'attribute_not_exists(#pk) OR (#status = :inProgress AND #leaseUntil < :nowMs) OR #expiresAt < :nowSeconds',
-          ExpressionAttributeNames: {
-            '#pk': 'pk',
-            '#status': 'status',
-            '#owner': 'owner',
-            '#leaseUntil': 'leaseUntil',
-            '#expiresAt': 'expiresAt',
-            '#completedAt': 'completedAt',
-            '#attempts': 'attempts',
-          },
-          ExpressionAttributeValues: {
-            ':inProgress': DEDUPE_STATUS.inProgress,
-            ':token': token,
-            ':leaseUntil': now + leaseMs,
-            ':expiresAt': this.expiresAt(now),
-            ':one': 1,
-            ':nowMs': now,
-            ':nowSeconds': epochSeconds(now),
-          },
-          ReturnValues: 'UPDATED_NEW',
-        }),
-      );
+      const answer = await this.update(key, {
+        UpdateExpression:
+          'SET #status = :inProgress, #owner = :token, #leaseUntil = :leaseUntil, #expiresAt = :expiresAt REMOVE #completedAt ADD #attempts :one',
+        // An expired record counts as absent: TTL deletes up to days late.
+        ConditionExpression:
+          'attribute_not_exists(#pk) OR (#status = :inProgress AND #leaseUntil < :nowMs) OR #expiresAt < :nowSeconds',
+        ExpressionAttributeValues: {
+          ':inProgress': DEDUPE_STATUS.inProgress,
+          ':token': token,
+          ':leaseUntil': now + leaseMs,
+          ':expiresAt': this.expiresAt(now),
+          ':one': 1,
+          ':nowMs': now,
+          ':nowSeconds': epochSeconds(now),
+        },
+        ReturnValues: 'UPDATED_NEW',
+      });
       return { outcome: 'claimed', token, attempt: Number(answer.Attributes?.attempts ?? 1) };
     } catch (error) {
       if (!isConditionFailure(error)) throw storeFailure('claim', key, error);
@@ -204,6 +175,15 @@ export class DynamoDedupeStore implements DedupeStore {
     if (record.status === DEDUPE_STATUS.completed) return { outcome: 'duplicate' };
     const leaseUntil = record.leaseUntil ?? 0;
     return leaseUntil >= this.clock() ? { outcome: 'busy', leaseUntil } : undefined;
+  }
+
+  /** An UpdateItem on `key`'s record; every `#name` in the expressions stands for the attribute `name`. */
+  private update(key: string, input: Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ExpressionAttributeNames'>) {
+    const expressions = `${input.UpdateExpression ?? ''} ${input.ConditionExpression ?? ''}`;
+    const names = Object.fromEntries([...expressions.matchAll(/#\w+/g)].map(([placeholder]) => [placeholder, placeholder.slice(1)]));
+    return this.documents.send(
+      new UpdateCommand({ TableName: this.tableName, Key: { pk: key }, ExpressionAttributeNames: names, ...input }),
+    );
   }
 
   /** The live record of `key`, or undefined when there is none or it has expired. */

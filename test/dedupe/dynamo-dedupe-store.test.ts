@@ -175,6 +175,40 @@ describe('DynamoDedupeStore against dynalite', () => {
     expect(await store.claim(key)).toEqual({ outcome: 'duplicate' });
   });
 
+  it('costs one conditional write to claim and one write to complete a fresh event, with no reads', async () => {
+    const counting = new DynamoDBClient({ region: 'us-east-1', endpoint: standIns.endpoints.dynamodb, credentials: standIns.credentials });
+    const calls: string[] = [];
+    counting.middlewareStack.add(
+      (next, context) => (args) => {
+        calls.push(String(context.commandName));
+        return next(args);
+      },
+      { step: 'initialize' },
+    );
+    try {
+      const { store, key } = setup({ documents: DynamoDBDocumentClient.from(counting) });
+      await store.complete(key, tokenOf(await store.claim(key)));
+      expect(calls).toEqual(['UpdateItemCommand', 'UpdateItemCommand']);
+      // A duplicate costs the refused write and one consistent read.
+      calls.length = 0;
+      expect(await store.claim(key)).toEqual({ outcome: 'duplicate' });
+      expect(calls).toEqual(['UpdateItemCommand', 'GetItemCommand']);
+    } finally {
+      counting.destroy();
+    }
+  });
+
+  it('claims again when the holder’s lease lapses between the refused claim and the read', async () => {
+    const { store: holder, time, key } = setup();
+    await holder.claim(key);
+    // The contender's first clock reading still sees the lease live; every later one is past it.
+    let readings = 0;
+    const { store: contender, registry } = setup({ clock: () => (readings++ === 0 ? time.now + 1 : time.now + LEASE_MS + 1) });
+    expect(await contender.claim(key)).toMatchObject({ outcome: 'claimed', attempt: 2 });
+    expect(readings).toBeGreaterThan(2);
+    expect(await counted(registry, 'wa_ingress_dedupe_claims_total')).toMatchObject({ claimed: 1, busy: 0 });
+  });
+
   it('gives exactly one of 20 concurrent claimers the key', async () => {
     const { store, registry, key } = setup();
     const results = await Promise.all(Array.from({ length: 20 }, () => store.claim(key)));
