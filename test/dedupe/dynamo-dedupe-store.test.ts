@@ -180,7 +180,8 @@ describe('DynamoDedupeStore against dynalite', () => {
     const calls: string[] = [];
     counting.middlewareStack.add(
       (next, context) => (args) => {
-        calls.push(String(context.commandName));
+        const consistent = (args.input as { ConsistentRead?: boolean }).ConsistentRead ? ' (consistent)' : '';
+        calls.push(`${String(context.commandName)}${consistent}`);
         return next(args);
       },
       { step: 'initialize' },
@@ -192,7 +193,7 @@ describe('DynamoDedupeStore against dynalite', () => {
       // A duplicate costs the refused write and one consistent read.
       calls.length = 0;
       expect(await store.claim(key)).toEqual({ outcome: 'duplicate' });
-      expect(calls).toEqual(['UpdateItemCommand', 'GetItemCommand']);
+      expect(calls).toEqual(['UpdateItemCommand', 'GetItemCommand (consistent)']);
     } finally {
       counting.destroy();
     }
@@ -207,6 +208,15 @@ describe('DynamoDedupeStore against dynalite', () => {
     expect(await contender.claim(key)).toMatchObject({ outcome: 'claimed', attempt: 2 });
     expect(readings).toBeGreaterThan(2);
     expect(await counted(registry, 'wa_ingress_dedupe_claims_total')).toMatchObject({ claimed: 1, busy: 0 });
+  });
+
+  it('claims again when the completed record expires between the refused claim and the read', async () => {
+    const { store: first, time, key } = setup();
+    await first.complete(key, tokenOf(await first.claim(key)));
+    const expiry = time.now + 8 * DAY_MS;
+    let readings = 0;
+    const { store: late } = setup({ clock: () => (readings++ === 0 ? expiry - 1_000 : expiry + 1_000) });
+    expect(await late.claim(key)).toMatchObject({ outcome: 'claimed', attempt: 2 });
   });
 
   it('gives exactly one of 20 concurrent claimers the key', async () => {
