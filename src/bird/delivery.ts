@@ -1,0 +1,51 @@
+import type { BirdTarget } from '../lines/line';
+import type { WhatsAppEvent } from '../meta/event';
+
+/** The media of a message, already copied to S3 and checked; Bird reads it through the presigned URL. */
+export interface DeliveredMedia {
+  /** Presigned S3 GET URL: the only media address Bird ever sees. */
+  url: string;
+  mimeType?: string;
+  sha256: string;
+  size: number;
+  s3Key: string;
+}
+
+/** One event to hand to the line's Bird AI Employee. */
+export interface BirdDelivery {
+  lineId: string;
+  /** The line's Bird target with its secret fields already resolved to literal values by the caller. */
+  target: BirdTarget;
+  event: WhatsAppEvent;
+  /** When the gateway received the webhook (ISO 8601). */
+  receivedAt: string;
+  media?: DeliveredMedia;
+}
+
+export type BirdTransport = BirdTarget['transport'];
+
+export type CircuitStateName = 'open' | 'half-open' | 'closed';
+
+export interface CircuitStateChange {
+  /** The Bird host the breaker guards (one breaker per host). */
+  host: string;
+  state: CircuitStateName;
+}
+
+/**
+ * Hands events to Bird. `deliver` resolves when Bird accepted the event (or the transport has
+ * nothing to say for it), and otherwise throws a RetryableError or a PermanentError.
+ */
+export interface BirdClient {
+  deliver(delivery: BirdDelivery): Promise<void>;
+  /**
+   * True while a breaker is open and its half-open probe is not yet due: the worker should stop
+   * pulling new messages. Turns false when a probe may run, so pulling resumes and the next
+   * delivery tests Bird.
+   */
+  readonly circuitOpen: boolean;
+  /** Milliseconds until the earliest open breaker allows a probe; 0 when none is open. */
+  circuitRetryAfterMs(): number;
+  /** Subscribe to breaker transitions; returns the unsubscribe function. */
+  onCircuitChange(listener: (change: CircuitStateChange) => void): () => void;
+}

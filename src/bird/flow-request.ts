@@ -1,0 +1,90 @@
+import { createHmac } from 'node:crypto';
+import type { EventContact, EventKind, MediaKind } from '../meta/event';
+import type { BirdDelivery } from './delivery';
+
+/** The header carrying `sha256=<hex HMAC-SHA256(flowSecret, raw body)>` on flow requests. */
+export const FLOW_SIGNATURE_HEADER = 'X-Wa-Ingress-Signature-256';
+
+/**
+ * What a Bird Flow HTTP trigger receives: the normalised event, addressed by line, with the media
+ * as a presigned URL and Meta's original object for anything the normalised fields leave out.
+ */
+export interface FlowBody {
+  /** The event key: the same value as the Idempotency-Key header. */
+  reference: string;
+  kind: EventKind;
+  field: string;
+  line: { lineId: string; phoneNumberId?: string };
+  /** Never undefined: null when Meta sent no contact (statuses, account events). */
+  contact: EventContact | null;
+  receivedAt: string;
+  /** Meta's timestamp (seconds since epoch, as a string), when the item has one. */
+  timestamp?: string;
+  message?: {
+    id: string;
+    type: string;
+    text?: string;
+    replyToId?: string;
+    targetMessageId?: string;
+    media?: {
+      kind?: MediaKind;
+      url: string;
+      mimeType?: string;
+      sha256: string;
+      size: number;
+      s3Key: string;
+      filename?: string;
+      caption?: string;
+    };
+  };
+  status?: { id: string; status: string; recipientId?: string };
+  error?: { code?: number; title?: string };
+  raw: unknown;
+}
+
+export function buildFlowBody(delivery: BirdDelivery): FlowBody {
+  const { event, media } = delivery;
+  const body: FlowBody = {
+    reference: event.key,
+    kind: event.kind,
+    field: event.field,
+    line: { lineId: delivery.lineId, phoneNumberId: event.phoneNumberId },
+    contact: event.contact ?? null,
+    receivedAt: delivery.receivedAt,
+    timestamp: event.timestamp,
+    raw: event.raw,
+  };
+  if (event.message) {
+    const ref = event.message.media;
+    body.message = {
+      id: event.message.id,
+      type: event.message.type,
+      // A caption is what the user wrote next to the picture: the AI reads it as the text.
+      text: event.message.text ?? ref?.caption,
+      replyToId: event.message.replyToId,
+      targetMessageId: event.message.targetMessageId,
+      media: media && {
+        kind: ref?.kind,
+        url: media.url,
+        mimeType: media.mimeType ?? ref?.mimeType,
+        sha256: media.sha256,
+        size: media.size,
+        s3Key: media.s3Key,
+        filename: ref?.filename,
+        caption: ref?.caption,
+      },
+    };
+  }
+  if (event.status) body.status = { ...event.status };
+  if (event.error) body.error = { ...event.error };
+  return body;
+}
+
+/** Serialised once: the signature covers exactly these bytes, and exactly these bytes are sent. */
+export function encodeFlowBody(body: FlowBody): Buffer {
+  return Buffer.from(JSON.stringify(body), 'utf8');
+}
+
+export function signFlowBody(secret: string, rawBody: Buffer): string {
+  return `sha256=${createHmac('sha256', secret).update(rawBody).digest('hex')}`;
+}
