@@ -28,7 +28,8 @@ export interface AwsStandIns {
   stop(): Promise<void>;
 }
 
-export const STANDIN_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+import { STANDIN_CREDENTIALS } from './embedded-settings';
+export { STANDIN_CREDENTIALS };
 
 function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => {
@@ -90,16 +91,13 @@ export async function startAwsStandIns(options: AwsStandInOptions = {}): Promise
   };
   await startSqs();
 
-  const dynalite = (await import('dynalite')).default as unknown as (opts: object) => Server;
+  const { default: dynalite } = await import('dynalite');
   const dynamoPath = options.dataDir ? join(options.dataDir, 'dynamodb') : undefined;
   if (dynamoPath) mkdirSync(dynamoPath, { recursive: true });
   const dynamoServer = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, ...(dynamoPath ? { path: dynamoPath } : {}) });
   const dynamoPort = await listen(dynamoServer, options.ports?.dynamodb ?? 0, host);
 
-  const S3rver = (await import('s3rver')).default as unknown as new (opts: object) => {
-    run(): Promise<AddressInfo>;
-    close(): Promise<void>;
-  };
+  const { default: S3rver } = await import('s3rver');
   const { mkdtempSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const s3Dir = options.dataDir ? join(options.dataDir, 's3') : mkdtempSync(join(tmpdir(), 'wa-ingress-s3-'));

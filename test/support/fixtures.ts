@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 export const FIXTURES_DIR = resolve(__dirname, '../../../shared/fixtures/meta-webhooks');
 
 /** Files that are not webhook POST bodies. */
-const NOT_PAYLOADS = new Set(['signature-vectors.json', 'media-retrieve-url-response.json']);
+const NOT_PAYLOADS = new Set(['signature-vectors.json', 'media-retrieve-url-response.json', 'verification-requests.json']);
 
 export interface Fixture {
   name: string;

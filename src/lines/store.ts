@@ -1,0 +1,71 @@
+import { GetCommand, PutCommand, QueryCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { LINES_BY_PHONE_NUMBER_INDEX } from '../aws/resources';
+import { lineSchema, type Line } from './line';
+
+/** Persistence of lines. Lookups by lineId and by phoneNumberId never scan; only `list` does (operator CLI). */
+export interface LineStore {
+  getById(lineId: string): Promise<Line | undefined>;
+  getByPhoneNumberId(phoneNumberId: string): Promise<Line | undefined>;
+  put(line: Line): Promise<void>;
+  list(): Promise<Line[]>;
+  setActive(lineId: string, active: boolean): Promise<boolean>;
+}
+
+export class DynamoLineStore implements LineStore {
+  constructor(private readonly options: { documents: DynamoDBDocumentClient; tableName: string }) {}
+
+  async getById(lineId: string): Promise<Line | undefined> {
+    const out = await this.options.documents.send(new GetCommand({ TableName: this.options.tableName, Key: { lineId } }));
+    return out.Item ? lineSchema.parse(out.Item) : undefined;
+  }
+
+  async getByPhoneNumberId(phoneNumberId: string): Promise<Line | undefined> {
+    const out = await this.options.documents.send(
+      new QueryCommand({
+        TableName: this.options.tableName,
+        IndexName: LINES_BY_PHONE_NUMBER_INDEX,
+        KeyConditionExpression: 'phoneNumberId = :p',
+        ExpressionAttributeValues: { ':p': phoneNumberId },
+        Limit: 2,
+      }),
+    );
+    const items = (out.Items ?? []).map((i) => lineSchema.parse(i));
+    // Two lines on one number is an operator mistake; prefer the active one so traffic keeps flowing.
+    return items.find((l) => l.active) ?? items[0];
+  }
+
+  async put(line: Line): Promise<void> {
+    await this.options.documents.send(
+      new PutCommand({ TableName: this.options.tableName, Item: { ...line, updatedAt: new Date().toISOString() } }),
+    );
+  }
+
+  async list(): Promise<Line[]> {
+    const lines: Line[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const out = await this.options.documents.send(new ScanCommand({ TableName: this.options.tableName, ExclusiveStartKey: startKey }));
+      for (const item of out.Items ?? []) lines.push(lineSchema.parse(item));
+      startKey = out.LastEvaluatedKey;
+    } while (startKey);
+    return lines.sort((a, b) => a.lineId.localeCompare(b.lineId));
+  }
+
+  async setActive(lineId: string, active: boolean): Promise<boolean> {
+    try {
+      await this.options.documents.send(
+        new UpdateCommand({
+          TableName: this.options.tableName,
+          Key: { lineId },
+          UpdateExpression: 'SET active = :a, updatedAt = :u',
+          ConditionExpression: 'attribute_exists(lineId)',
+          ExpressionAttributeValues: { ':a': active, ':u': new Date().toISOString() },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if ((error as { name?: string }).name === 'ConditionalCheckFailedException') return false;
+      throw error;
+    }
+  }
+}

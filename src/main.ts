@@ -1,0 +1,142 @@
+import { createAwsClients } from './aws/clients';
+import { ensureResources } from './aws/resources';
+import { loadConfig, type Config } from './config/config';
+import { ConfigError } from './errors';
+import { startIngress, type RunningIngress } from './ingress/server';
+import { readLinesFile, upsertLines } from './lines/admin';
+import { CachedLineRegistry } from './lines/registry';
+import { ReferenceSecretResolver } from './lines/secrets';
+import { DynamoLineStore } from './lines/store';
+import { createLogger, type Logger } from './observability/logger';
+import { createRegistry } from './observability/metrics';
+
+type Role = 'ingress' | 'worker' | 'all';
+const ROLES: readonly Role[] = ['ingress', 'worker', 'all'];
+
+async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() => Promise<void>> {
+  const stops: Array<() => Promise<void>> = [];
+  let config = baseConfig;
+  let publish: ((gatewayUrl: string) => void) | undefined;
+  if (config.embedded) {
+    // Loaded lazily: the stand-ins are devDependencies and never ship in the production image.
+    const { startEmbeddedDefault } = await import('./local/embedded');
+    const embedded = await startEmbeddedDefault(config, logger);
+    config = embedded.config;
+    publish = (url) => embedded.publish(url);
+    stops.push(() => embedded.stop());
+  }
+
+  const clients = createAwsClients(config.aws, Math.max(64, config.worker.concurrency * 2));
+  stops.unshift(async () => clients.destroy());
+  if (config.createMissingResources) {
+    const created = await ensureResources(clients, {
+      linesTable: config.dynamodb.linesTable,
+      dedupeTable: config.dynamodb.dedupeTable,
+      bucket: config.s3.bucket,
+    });
+    if (created.length > 0) logger.info({ created }, 'created missing resources');
+  }
+
+  const lineStore = new DynamoLineStore({ documents: clients.documents, tableName: config.dynamodb.linesTable });
+  if (config.linesFile) {
+    const lines = readLinesFile(config.linesFile, { production: config.production });
+    await upsertLines(lineStore, lines);
+    logger.info({ lines: lines.map((l) => l.lineId) }, 'lines upserted from LINES_FILE');
+  }
+  const registry = createRegistry();
+  const lines = new CachedLineRegistry({ store: lineStore, ttlMs: config.ingress.lineCacheTtlMs, registry });
+  const secrets = new ReferenceSecretResolver({
+    production: config.production,
+    secretsManager: clients.secrets,
+    cacheTtlMs: config.ingress.secretCacheTtlMs,
+  });
+
+  let ingress: RunningIngress | undefined;
+  if (role === 'ingress' || role === 'all') {
+    ingress = await startIngress({
+      port: config.port,
+      verifyToken: config.whatsapp.verifyToken,
+      appSecrets: config.whatsapp.appSecrets,
+      maxBodyBytes: config.ingress.maxBodyBytes,
+      queueUrl: config.sqs.queueUrl!,
+      bucket: config.s3.bucket,
+      batchWindowMs: config.sqs.batchWindowMs,
+      sendTimeoutMs: config.sqs.sendTimeoutMs,
+      claimCheckThresholdBytes: config.sqs.claimCheckThresholdBytes,
+      sqs: clients.sqs,
+      s3: clients.s3,
+      lines,
+      secrets,
+      registry,
+      logger,
+    });
+    const running = ingress;
+    stops.unshift(() => running.drain());
+    const url = `http://127.0.0.1:${ingress.port}/webhooks/whatsapp`;
+    publish?.(url);
+    logger.info({ port: ingress.port, webhookUrl: url }, 'ingress listening');
+    if (config.embedded) {
+      // Local, throwaway values: printing them is how a newcomer wires Meta or the simulator.
+      process.stdout.write(
+        `\nwa-ingress embedded default\n  webhook URL:   ${url}\n  verify token:  ${config.whatsapp.verifyToken}\n  app secret:    ${config.whatsapp.appSecrets[0]} (local only, from ${config.dataDir}/local-secrets.json)\n  SQS queue:     ${config.sqs.queueUrl}\n  DLQ:           ${config.sqs.dlqUrl}\n\n`,
+      );
+    }
+  }
+  if (role === 'worker' || role === 'all') {
+    throw new ConfigError('The worker is not built yet (issue: Worker). Run `node dist/main.js ingress`.');
+  }
+
+  return async () => {
+    for (const stop of stops) await stop();
+  };
+}
+
+async function main(): Promise<void> {
+  const role = (process.argv[2] ?? 'all') as Role;
+  if (!ROLES.includes(role)) {
+    process.stderr.write(`usage: node dist/main.js ${ROLES.join('|')}\n`);
+    process.exit(2);
+  }
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n`);
+    process.exit(78);
+  }
+  const logger = createLogger({ level: config.logLevel });
+
+  let stop: () => Promise<void>;
+  try {
+    stop = await run(role, config, logger);
+  } catch (error) {
+    logger.fatal({ err: error }, 'failed to start');
+    process.exit(error instanceof ConfigError ? 78 : 1);
+  }
+
+  let shuttingDown = false;
+  const shutdown = (signal: string) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    logger.info({ signal, boundMs: config.ingress.shutdownTimeoutMs }, 'shutting down');
+    const force = setTimeout(() => {
+      logger.error({ boundMs: config.ingress.shutdownTimeoutMs }, 'shutdown bound exceeded; exiting');
+      process.exit(1);
+    }, config.ingress.shutdownTimeoutMs);
+    force.unref();
+    stop().then(
+      () => {
+        logger.info('shutdown complete');
+        process.exit(0);
+      },
+      (error) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+void main();

@@ -1,0 +1,57 @@
+import { DeleteMessageBatchCommand, PurgeQueueCommand, ReceiveMessageCommand, type Message } from '@aws-sdk/client-sqs';
+import { createAwsClients, type AwsClients } from '../../src/aws/clients';
+import { ensureResources } from '../../src/aws/resources';
+import { startAwsStandIns, type AwsStandIns, type AwsStandInOptions } from '../../src/local/aws-standins';
+
+export interface AwsHarness {
+  standIns: AwsStandIns;
+  clients: AwsClients;
+  names: { linesTable: string; dedupeTable: string; bucket: string };
+  /** Receive (and delete) everything on a queue until it stays empty. */
+  drainQueue(queueUrl?: string): Promise<Message[]>;
+  purge(queueUrl?: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Real stand-ins, real SDK clients and the resources the app expects. */
+export async function startAwsHarness(options: AwsStandInOptions = {}): Promise<AwsHarness> {
+  const standIns = await startAwsStandIns(options);
+  const clients = createAwsClients({ region: 'us-east-1', endpoints: standIns.endpoints, forcePathStyle: true, credentials: standIns.credentials });
+  const names = { linesTable: 'lines', dedupeTable: 'dedupe', bucket: 'wa-test' };
+  await ensureResources(clients, names);
+  return {
+    standIns,
+    clients,
+    names,
+    async drainQueue(queueUrl = standIns.queueUrl) {
+      const all: Message[] = [];
+      for (;;) {
+        const out = await clients.sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: queueUrl,
+            MaxNumberOfMessages: 10,
+            WaitTimeSeconds: 0,
+            MessageAttributeNames: ['All'],
+            MessageSystemAttributeNames: ['All'],
+          }),
+        );
+        const messages = out.Messages ?? [];
+        if (messages.length === 0) return all;
+        all.push(...messages);
+        await clients.sqs.send(
+          new DeleteMessageBatchCommand({
+            QueueUrl: queueUrl,
+            Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
+          }),
+        );
+      }
+    },
+    async purge(queueUrl = standIns.queueUrl) {
+      await clients.sqs.send(new PurgeQueueCommand({ QueueUrl: queueUrl }));
+    },
+    async stop() {
+      clients.destroy();
+      await standIns.stop();
+    },
+  };
+}

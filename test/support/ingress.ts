@@ -1,0 +1,70 @@
+import type { Registry } from 'prom-client';
+import { startIngress, type RunningIngress } from '../../src/ingress/server';
+import type { LineInput } from '../../src/lines/line';
+import { parseLines, upsertLines } from '../../src/lines/admin';
+import { CachedLineRegistry } from '../../src/lines/registry';
+import { ReferenceSecretResolver } from '../../src/lines/secrets';
+import { DynamoLineStore } from '../../src/lines/store';
+import { createRegistry } from '../../src/observability/metrics';
+import type { AwsHarness } from './aws';
+import { capturedLogger } from './logs';
+
+export const VERIFY_TOKEN = 'verify-token-under-test';
+export const APP_SECRET = 'app-secret-under-test-1';
+export const ROTATED_SECRET = 'app-secret-under-test-2';
+
+export interface IngressHarness {
+  ingress: RunningIngress;
+  url: string;
+  registry: Registry;
+  logs: ReturnType<typeof capturedLogger>;
+  putLines(lines: LineInput[]): Promise<void>;
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export async function startIngressHarness(
+  aws: AwsHarness,
+  overrides: { sendTimeoutMs?: number; batchWindowMs?: number; maxBodyBytes?: number } = {},
+): Promise<IngressHarness> {
+  const registry = createRegistry({ defaultMetrics: false });
+  const logs = capturedLogger('debug');
+  const store = new DynamoLineStore({ documents: aws.clients.documents, tableName: aws.names.linesTable });
+  const lines = new CachedLineRegistry({ store, ttlMs: 0, negativeTtlMs: 0, registry });
+  const ingress = await startIngress({
+    port: 0,
+    host: '127.0.0.1',
+    verifyToken: VERIFY_TOKEN,
+    appSecrets: [APP_SECRET, ROTATED_SECRET],
+    maxBodyBytes: overrides.maxBodyBytes ?? 3 * 1024 * 1024,
+    queueUrl: aws.standIns.queueUrl,
+    bucket: aws.names.bucket,
+    batchWindowMs: overrides.batchWindowMs ?? 2,
+    sendTimeoutMs: overrides.sendTimeoutMs ?? 3000,
+    claimCheckThresholdBytes: 900 * 1024,
+    sqs: aws.clients.sqs,
+    s3: aws.clients.s3,
+    lines,
+    secrets: new ReferenceSecretResolver({ production: false, cacheTtlMs: 0, env: { LINE_A_SECRET: 'line-a-secret-from-env' } }),
+    registry,
+    logger: logs.logger,
+  });
+  return {
+    ingress,
+    url: `http://127.0.0.1:${ingress.port}`,
+    registry,
+    logs,
+    async putLines(input) {
+      await upsertLines(store, parseLines(input, { production: false }));
+    },
+    async metric(name, labels = {}) {
+      const metric = await registry.getSingleMetric(name)?.get();
+      return (metric?.values ?? [])
+        .filter((v) => Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want))
+        .reduce((sum, v) => sum + v.value, 0);
+    },
+    async stop() {
+      await ingress.drain();
+    },
+  };
+}
