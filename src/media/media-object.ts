@@ -1,0 +1,102 @@
+import type { MediaKind } from '../meta/event';
+
+const MIB = 1024 * 1024;
+
+/**
+ * Meta's published caps per media type. "MB" is read as MiB (1024 × 1024), the looser reading,
+ * so we never refuse a file WhatsApp itself accepted; a sticker's "500 KB" is 500 × 1024 bytes.
+ */
+export const MEDIA_SIZE_CAPS: Readonly<Record<MediaKind, number>> = {
+  image: 5 * MIB,
+  audio: 16 * MIB,
+  video: 16 * MIB,
+  document: 100 * MIB,
+  sticker: 500 * 1024,
+};
+
+/** The types Meta lists for inbound media; anything else is stored as `.bin`. */
+const EXTENSIONS: Readonly<Record<string, string>> = {
+  'image/jpeg': 'jpg',
+  'image/png': 'png',
+  'image/webp': 'webp',
+  'audio/ogg': 'ogg',
+  'audio/opus': 'opus',
+  'audio/mpeg': 'mp3',
+  'audio/mp4': 'm4a',
+  'audio/aac': 'aac',
+  'audio/amr': 'amr',
+  'video/mp4': 'mp4',
+  'video/3gpp': '3gp',
+  'application/pdf': 'pdf',
+  'text/plain': 'txt',
+  'application/msword': 'doc',
+  'application/vnd.openxmlformats-officedocument.wordprocessingml.document': 'docx',
+  'application/vnd.ms-excel': 'xls',
+  'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet': 'xlsx',
+  'application/vnd.ms-powerpoint': 'ppt',
+  'application/vnd.openxmlformats-officedocument.presentationml.presentation': 'pptx',
+};
+
+/** `audio/ogg; codecs=opus` → `ogg`; unknown or missing → `bin`. */
+export function extensionFor(mimeType: string | undefined): string {
+  const essence = mimeType?.split(';')[0]?.trim().toLowerCase() ?? '';
+  return EXTENSIONS[essence] ?? 'bin';
+}
+
+/** Keeps a caller-supplied id from adding path segments or odd characters to the key. */
+function keySegment(value: string, what: string): string {
+  const segment = value.replace(/[^A-Za-z0-9._=-]/g, '_');
+  if (segment.length === 0 || segment === '.' || segment === '..') {
+    throw new TypeError(`media object key: ${what} is empty or not usable as a key segment`);
+  }
+  return segment;
+}
+
+/**
+ * `media/<lineId>/<yyyy>/<mm>/<dd>/<wamid>/<mediaId>.<ext>`, dated by receivedAt in UTC: the same
+ * event always lands on the same key, so a redelivered event finds the object it already stored.
+ */
+export function mediaObjectKey(input: {
+  lineId: string;
+  wamid: string;
+  mediaId: string;
+  receivedAt: Date;
+  mimeType: string | undefined;
+}): string {
+  const at = input.receivedAt;
+  if (Number.isNaN(at.getTime())) throw new TypeError('media object key: receivedAt is not a valid date');
+  const yyyy = String(at.getUTCFullYear()).padStart(4, '0');
+  const mm = String(at.getUTCMonth() + 1).padStart(2, '0');
+  const dd = String(at.getUTCDate()).padStart(2, '0');
+  return [
+    'media',
+    keySegment(input.lineId, 'lineId'),
+    yyyy,
+    mm,
+    dd,
+    keySegment(input.wamid, 'wamid'),
+    `${keySegment(input.mediaId, 'media id')}.${extensionFor(input.mimeType)}`,
+  ].join('/');
+}
+
+/**
+ * Meta sends sha256 as base64 in webhooks and does not show the encoding of the Graph response,
+ * so accept both (and base64url); anything that is not 32 bytes is treated as absent.
+ */
+export function sha256ToHex(value: string | undefined | null): string | undefined {
+  if (!value) return undefined;
+  const v = value.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(v)) return v.toLowerCase();
+  if (/^[A-Za-z0-9+/_-]{43}=?$/.test(v)) {
+    const bytes = Buffer.from(v, 'base64');
+    if (bytes.length === 32) return bytes.toString('hex');
+  }
+  return undefined;
+}
+
+/** Graph's `file_size` is a string in Meta's example and a number elsewhere. */
+export function parseFileSize(value: string | number | undefined | null): number | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  const n = typeof value === 'number' ? value : Number(value);
+  return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}
