@@ -1,0 +1,75 @@
+import { createHash } from 'node:crypto';
+import { GetObjectCommand, NoSuchKey, type S3Client } from '@aws-sdk/client-s3';
+import { PermanentError, RetryableError } from '../errors';
+import { parseClaimCheckPointer, type ClaimCheckPointer } from './message';
+
+export interface ClaimCheckReaderOptions {
+  s3: S3Client;
+  /** The ingress's bucket: a pointer to any other bucket is refused. */
+  bucket: string;
+}
+
+/**
+ * Resolves the ingress's claim-check pointers to the real body.
+ * Nobody deletes the S3 object after use: the bucket's lifecycle rule expires `claim-check/`
+ * after 14 days (the DLQ's retention), so a parked or redriven pointer still resolves.
+ */
+export class ClaimCheckReader {
+  private readonly s3: S3Client;
+  private readonly bucket: string;
+
+  constructor(options: ClaimCheckReaderOptions) {
+    this.s3 = options.s3;
+    this.bucket = options.bucket;
+  }
+
+  /** `attribute` is the message's `claimCheck` attribute (`s3://bucket/key`); `body` the pointer JSON. */
+  async resolve(attribute: string, body: string): Promise<Buffer> {
+    const pointer = parseClaimCheckPointer(body);
+    if (!pointer) {
+      throw new PermanentError('claim-check-invalid', 'Message has a claimCheck attribute but its body is not a claim-check pointer');
+    }
+    if (attribute !== `s3://${pointer.bucket}/${pointer.key}`) {
+      throw new PermanentError('claim-check-invalid', `claimCheck attribute ${attribute} does not match the pointer in the body`);
+    }
+    return this.read(pointer);
+  }
+
+  async read(pointer: ClaimCheckPointer): Promise<Buffer> {
+    if (pointer.bucket !== this.bucket) {
+      throw new PermanentError('claim-check-foreign-bucket', `Claim check points to bucket ${pointer.bucket}, expected ${this.bucket}`);
+    }
+    let bytes: Uint8Array;
+    try {
+      const object = await this.s3.send(new GetObjectCommand({ Bucket: pointer.bucket, Key: pointer.key }));
+      if (object.ContentLength !== undefined && object.ContentLength !== pointer.size) {
+        object.Body?.transformToWebStream().cancel().catch(() => undefined);
+        throw new PermanentError(
+          'claim-check-size-mismatch',
+          `s3://${pointer.bucket}/${pointer.key} is ${object.ContentLength} bytes, the pointer says ${pointer.size}`,
+        );
+      }
+      if (!object.Body) throw new RetryableError('claim-check-unavailable', `s3://${pointer.bucket}/${pointer.key} returned no body`);
+      bytes = await object.Body.transformToByteArray();
+    } catch (error) {
+      if (error instanceof PermanentError || error instanceof RetryableError) throw error;
+      if (error instanceof NoSuchKey) {
+        throw new PermanentError(
+          'claim-check-missing',
+          `s3://${pointer.bucket}/${pointer.key} does not exist (expired by the lifecycle rule, or deleted)`,
+          { cause: error },
+        );
+      }
+      throw new RetryableError('claim-check-unavailable', `Could not read s3://${pointer.bucket}/${pointer.key}`, { cause: error });
+    }
+    const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const sha256 = createHash('sha256').update(body).digest('hex');
+    if (sha256 !== pointer.sha256.toLowerCase()) {
+      throw new PermanentError(
+        'claim-check-sha256-mismatch',
+        `s3://${pointer.bucket}/${pointer.key} has sha256 ${sha256}, the pointer says ${pointer.sha256}`,
+      );
+    }
+    return body;
+  }
+}

@@ -1,0 +1,144 @@
+import { createAwsClients } from '../aws/clients';
+import { loadConfig } from '../config/config';
+import { ConfigError } from '../errors';
+import { parseClaimCheckPointer } from './message';
+import { DeadLetterQueue, type DlqEntry } from './dlq';
+
+const USAGE = `Usage: npm run dlq -- <command>
+  list                 messages in the DLQ: id, reason, eventKey, lineId, receivedAt, receives, bytes
+  show <id>            one message with its attributes and body
+  redrive <id>|--all   back to the main queue with the original body and ingress attributes, then off the DLQ
+  purge --yes          delete every message in the DLQ
+Reading the DLQ receives its messages: they turn invisible for up to 30 s (released when the command ends),
+and each read adds one to their receive count.
+Needs SQS_QUEUE_URL and SQS_DLQ_URL (and the AWS credentials of the deployment).`;
+
+export interface CliIo {
+  env: NodeJS.ProcessEnv;
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+
+const defaultIo: CliIo = {
+  env: process.env,
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+};
+
+/** Returns the exit code: 0 done, 1 the operation failed or found nothing, 2 bad usage or configuration. */
+export async function runDlqCli(argv: string[], io: CliIo = defaultIo): Promise<number> {
+  const [command, ...args] = argv;
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    io.out(USAGE);
+    return command ? 0 : 2;
+  }
+  if (!['list', 'show', 'redrive', 'purge'].includes(command)) {
+    io.err(`Unknown command "${command}".\n${USAGE}`);
+    return 2;
+  }
+  if ((command === 'show' || command === 'redrive') && !args[0]) {
+    io.err(`${command} needs a message id${command === 'redrive' ? ' or --all' : ''} (see \`npm run dlq -- list\`).`);
+    return 2;
+  }
+  if (command === 'purge' && !args.includes('--yes')) {
+    io.err('purge deletes every message in the DLQ for good; run it again with --yes to confirm.');
+    return 2;
+  }
+
+  let config;
+  try {
+    config = loadConfig(io.env);
+  } catch (error) {
+    io.err(error instanceof ConfigError ? error.message : String(error));
+    return 2;
+  }
+  const { queueUrl, dlqUrl } = config.sqs;
+  if (!queueUrl || !dlqUrl) {
+    const missing = [!queueUrl && 'SQS_QUEUE_URL', !dlqUrl && 'SQS_DLQ_URL'].filter(Boolean).join(' and ');
+    io.err(`${missing} not set: the DLQ tool works on the deployed queues (set both, e.g. from the stack outputs).`);
+    return 2;
+  }
+
+  const clients = createAwsClients(config.aws);
+  const dlq = new DeadLetterQueue({ sqs: clients.sqs, queueUrl, dlqUrl });
+  try {
+    switch (command) {
+      case 'list': {
+        const entries = await dlq.list();
+        io.out(['id', 'reason', 'eventKey', 'lineId', 'receivedAt', 'receives', 'bytes'].join('\t'));
+        for (const e of entries) {
+          io.out([e.id, e.reason, e.eventKey ?? '-', e.lineId ?? '-', e.receivedAt ?? '-', e.receiveCount, e.bodyBytes].join('\t'));
+        }
+        io.out(`${entries.length} message(s) in the DLQ`);
+        return 0;
+      }
+      case 'show': {
+        const entry = await dlq.show(args[0] as string);
+        if (!entry) {
+          io.err(`No message ${args[0]} in the DLQ (or it is held by another reader for up to 30 s).`);
+          return 1;
+        }
+        io.out(formatEntry(entry));
+        return 0;
+      }
+      case 'redrive': {
+        const result = await dlq.redrive(args[0] === '--all' ? { all: true } : { id: args[0] as string });
+        for (const id of result.redriven) io.out(`redriven ${id}`);
+        for (const id of result.notDeleted) io.err(`${id} was sent to the main queue but is still in the DLQ: it will flow twice (dedupe skips done events)`);
+        for (const f of result.failed) io.err(`could not redrive ${f.id}: ${f.error}`);
+        if (args[0] !== '--all' && result.redriven.length === 0 && result.failed.length === 0) {
+          io.err(`No message ${args[0]} in the DLQ.`);
+          return 1;
+        }
+        io.out(`${result.redriven.length} message(s) redriven`);
+        return result.failed.length > 0 ? 1 : 0;
+      }
+      default: {
+        io.out(`${await dlq.purge()} message(s) deleted from the DLQ`);
+        return 0;
+      }
+    }
+  } catch (error) {
+    io.err(`DLQ ${command} failed: ${(error as Error).message}`);
+    return 1;
+  } finally {
+    clients.destroy();
+  }
+}
+
+export function formatEntry(entry: DlqEntry): string {
+  const lines = [
+    `id:         ${entry.id}`,
+    `reason:     ${entry.reason}`,
+    `eventKey:   ${entry.eventKey ?? '-'}`,
+    `lineId:     ${entry.lineId ?? '-'}`,
+    `receivedAt: ${entry.receivedAt ?? '-'}`,
+    `parkedAt:   ${entry.parkedAt ?? '-'}`,
+    `receives:   ${entry.receiveCount}`,
+    `bytes:      ${entry.bodyBytes}`,
+    'attributes:',
+    ...Object.entries(entry.attributes)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([name, value]) => `  ${name} = ${value.StringValue ?? `<${value.DataType}>`}`),
+    parseClaimCheckPointer(entry.body) ? 'body (claim-check pointer; the Meta body is in S3):' : 'body:',
+  ];
+  let body = entry.body;
+  try {
+    body = JSON.stringify(JSON.parse(entry.body), null, 2);
+  } catch {
+    // not JSON: print as stored
+  }
+  return [...lines, body].join('\n');
+}
+
+if (require.main === module) {
+  runDlqCli(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error) => {
+      process.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
