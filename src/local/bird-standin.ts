@@ -1,0 +1,393 @@
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { appendFile, mkdir } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname } from 'node:path';
+import { createLogger, type Logger } from '../observability/logger';
+
+/**
+ * A local Bird for the embedded default, the tests and the benchmarks. It accepts both transports
+ * the gateway speaks, checks them the way Bird (or a Bird Flow) would, writes every accepted event
+ * to an inbox file, and can be told to fail so the client's retries and breaker can be watched.
+ * Its checks are written independently of src/bird on purpose: a signing bug must not verify
+ * itself.
+ */
+
+export const BIRD_STANDIN_FLOW_SECRET = 'local-bird-flow-secret';
+export const BIRD_STANDIN_ACCESS_KEY = 'local-bird-access-key';
+export const BIRD_STANDIN_FLOW_PATH = '/flows/wa-ingress';
+
+export interface BirdStandInOptions {
+  port?: number;
+  host?: string;
+  /** JSON-lines file receiving one line per accepted event; omit to keep them in memory only. */
+  inboxFile?: string;
+  /** One secret for every flow path, or a secret per path (unknown paths answer 404). */
+  flowSecrets?: string | Record<string, string>;
+  accessKey?: string;
+  logger?: Logger;
+}
+
+export interface BirdFault {
+  /** Answer with this status (and a JSON error) instead of handling the request. */
+  status?: number;
+  /** Retry-After header value, as sent (seconds or an HTTP-date). */
+  retryAfter?: string | number;
+  /** Wait this long before answering; a client that gives up first leaves the request unhandled. */
+  delayMs?: number;
+}
+
+export interface ReceivedCall {
+  transport: 'flow' | 'conversations';
+  idempotencyKey: string;
+  body: Record<string, unknown>;
+  /** Exactly the bytes that arrived. */
+  rawBody: Buffer;
+  headers: Record<string, string | string[] | undefined>;
+  path: string;
+  /** Same Idempotency-Key accepted before: Bird would not act on it twice. */
+  duplicate: boolean;
+}
+
+export interface StandInAttempt {
+  method: string;
+  path: string;
+  /** The status answered, or 'aborted' when the client went away first. */
+  status: number | 'aborted';
+}
+
+export interface BirdStandIn {
+  url: string;
+  /** URL of a flow HTTP trigger served by the stand-in. */
+  flowUrl(path?: string): string;
+  /** BIRD_API_BASE_URL for the conversations transport. */
+  conversationsBaseUrl: string;
+  /** Accepted events (flow posts and conversation messages), in arrival order. */
+  received(): ReceivedCall[];
+  /** Every request that reached the stand-in, failed ones included. */
+  attempts(): StandInAttempt[];
+  failNext(count: number, fault: BirdFault): void;
+  failAlways(fault: BirdFault): void;
+  recover(): void;
+  reset(): void;
+  stop(): Promise<void>;
+}
+
+interface Conversation {
+  id: string;
+  workspaceId: string;
+  channelId: string;
+  identifierKey: string;
+  identifierValue: string;
+  contactParticipantId: string;
+}
+
+class Rejection extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const MAX_BODY_BYTES = 5 * 1024 * 1024;
+
+export async function startBirdStandIn(options: BirdStandInOptions = {}): Promise<BirdStandIn> {
+  const host = options.host ?? '127.0.0.1';
+  const logger = (options.logger ?? createLogger({ level: 'info' })).child({ component: 'bird-standin' });
+  const flowSecrets = options.flowSecrets ?? BIRD_STANDIN_FLOW_SECRET;
+  const accessKey = options.accessKey ?? BIRD_STANDIN_ACCESS_KEY;
+  if (options.inboxFile) await mkdir(dirname(options.inboxFile), { recursive: true });
+
+  const received: ReceivedCall[] = [];
+  const attempts: StandInAttempt[] = [];
+  const acceptedKeys = new Set<string>();
+  const conversations = new Map<string, Conversation>();
+  let queuedFaults: BirdFault[] = [];
+  let standingFault: BirdFault | undefined;
+  let inboxWrites: Promise<void> = Promise.resolve();
+
+  /** Records an accepted event; the inbox line is written before the stand-in answers, as Bird would persist before acking. */
+  async function accept(call: Omit<ReceivedCall, 'duplicate'>, summary: Record<string, unknown>): Promise<boolean> {
+    const duplicate = acceptedKeys.has(call.idempotencyKey);
+    acceptedKeys.add(call.idempotencyKey);
+    received.push({ ...call, duplicate });
+    logger.info({ transport: call.transport, duplicate, ...summary }, 'bird stand-in accepted event');
+    if (!duplicate && options.inboxFile) {
+      const line = JSON.stringify({ at: new Date().toISOString(), transport: call.transport, idempotencyKey: call.idempotencyKey, body: call.body });
+      const file = options.inboxFile;
+      // Chained so that lines keep arrival order under concurrent requests.
+      inboxWrites = inboxWrites.catch(() => undefined).then(() => appendFile(file, `${line}\n`, 'utf8'));
+      await inboxWrites;
+    }
+    return duplicate;
+  }
+
+  async function handleFlow(req: IncomingMessage, path: string, raw: Buffer): Promise<[number, unknown]> {
+    const secret = typeof flowSecrets === 'string' ? flowSecrets : flowSecrets[path];
+    if (secret === undefined) throw new Rejection(404, 'flow_not_found', `No flow at ${path}`);
+    if (!sameText(req.headers.authorization, `Bearer ${secret}`)) throw new Rejection(401, 'unauthorized', 'Bearer secret missing or wrong');
+    const expected = `sha256=${createHmac('sha256', secret).update(raw).digest('hex')}`;
+    if (!sameText(header(req, 'x-wa-ingress-signature-256'), expected)) {
+      throw new Rejection(401, 'bad_signature', 'X-Wa-Ingress-Signature-256 does not match the body');
+    }
+    const idempotencyKey = requireIdempotencyKey(req);
+    const body = parseJsonObject(raw);
+    const line = asObject(body.line);
+    const problems = [
+      typeof body.reference === 'string' ? undefined : 'reference',
+      ['message', 'status', 'error', 'account', 'unknown'].includes(body.kind as string) ? undefined : 'kind',
+      typeof line?.lineId === 'string' ? undefined : 'line.lineId',
+      'contact' in body && body.contact !== undefined ? undefined : 'contact',
+      typeof body.receivedAt === 'string' && !Number.isNaN(Date.parse(body.receivedAt)) ? undefined : 'receivedAt',
+      'raw' in body ? undefined : 'raw',
+      body.kind === 'message' && typeof asObject(body.message)?.type !== 'string' ? 'message.type' : undefined,
+    ].filter((p): p is string => p !== undefined);
+    if (problems.length > 0) throw new Rejection(400, 'invalid_body', `Missing or invalid: ${problems.join(', ')}`);
+    if (body.reference !== idempotencyKey) throw new Rejection(400, 'invalid_body', 'reference differs from Idempotency-Key');
+    const duplicate = await accept(
+      { transport: 'flow', idempotencyKey, body, rawBody: raw, headers: req.headers, path },
+      { kind: body.kind, reference: body.reference, lineId: line?.lineId },
+    );
+    return [duplicate ? 200 : 202, { status: 'accepted', reference: body.reference }];
+  }
+
+  async function handleConversations(req: IncomingMessage, url: URL, raw: Buffer): Promise<[number, unknown]> {
+    if (!sameText(req.headers.authorization, `AccessKey ${accessKey}`)) throw new Rejection(401, 'unauthorized', 'AccessKey missing or wrong');
+    const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+    const workspaceId = parts[1]!;
+
+    // GET /workspaces/{ws}/participants/{key}/{value}/conversations?channelId=
+    if (req.method === 'GET' && parts[2] === 'participants' && parts[5] === 'conversations' && parts.length === 6) {
+      const channelId = url.searchParams.get('channelId');
+      if (!channelId) throw new Rejection(422, 'invalid_query', 'channelId is required');
+      const results = [...conversations.values()]
+        .filter((c) => c.workspaceId === workspaceId && c.channelId === channelId && c.identifierKey === parts[3] && c.identifierValue === parts[4])
+        .map(conversationJson);
+      return [200, { results }];
+    }
+
+    // POST /workspaces/{ws}/conversations
+    if (req.method === 'POST' && parts[2] === 'conversations' && parts.length === 3) {
+      const body = parseJsonObject(raw);
+      const participant = Array.isArray(body.participants) ? asObject(body.participants[0]) : undefined;
+      if (typeof body.channelId !== 'string' || participant?.type !== 'contact' || typeof participant.identifierKey !== 'string' || typeof participant.identifierValue !== 'string') {
+        throw new Rejection(422, 'invalid_body', 'channelId and a contact participant (identifierKey, identifierValue) are required');
+      }
+      const conversation: Conversation = {
+        id: randomUUID(),
+        workspaceId,
+        channelId: body.channelId,
+        identifierKey: participant.identifierKey,
+        identifierValue: participant.identifierValue,
+        contactParticipantId: randomUUID(),
+      };
+      conversations.set(conversation.id, conversation);
+      return [201, conversationJson(conversation)];
+    }
+
+    // POST /workspaces/{ws}/conversations/{id}/messages
+    if (req.method === 'POST' && parts[2] === 'conversations' && parts[4] === 'messages' && parts.length === 5) {
+      const conversation = conversations.get(parts[3]!);
+      if (!conversation || conversation.workspaceId !== workspaceId) throw new Rejection(404, 'not_found', 'No such conversation');
+      const idempotencyKey = requireIdempotencyKey(req);
+      const body = parseJsonObject(raw);
+      const problems = conversationMessageProblems(body);
+      if (problems.length > 0) throw new Rejection(422, 'invalid_body', `Missing or invalid: ${problems.join(', ')}`);
+      if (body.participantId !== undefined && body.participantId !== conversation.contactParticipantId) {
+        throw new Rejection(422, 'invalid_body', 'participantId is not the contact of this conversation');
+      }
+      const messageBody = asObject(body.body)!;
+      const duplicate = await accept(
+        { transport: 'conversations', idempotencyKey, body, rawBody: raw, headers: req.headers, path: url.pathname },
+        { kind: 'message', type: messageBody.type, reference: body.reference, conversationId: conversation.id },
+      );
+      return [duplicate ? 200 : 201, { id: randomUUID(), conversationId: conversation.id, reference: body.reference, status: 'accepted' }];
+    }
+    throw new Rejection(404, 'not_found', `No route for ${req.method} ${url.pathname}`);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://stand-in');
+    const attempt: StandInAttempt = { method: req.method ?? 'GET', path: url.pathname, status: 'aborted' };
+    attempts.push(attempt);
+    let clientGone = false;
+    res.on('close', () => {
+      if (!res.writableFinished) clientGone = true;
+    });
+    const raw = await readBody(req);
+    const fault = queuedFaults.shift() ?? standingFault;
+    if (fault?.delayMs) await delayUnlessClosed(fault.delayMs, res);
+    if (clientGone || res.destroyed) return; // the client timed out: like a dropped connection, nothing was handled
+
+    let status: number;
+    let payload: unknown;
+    const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+    if (fault?.status) {
+      status = fault.status;
+      payload = { code: 'stand_in_fault', message: `Programmed failure ${fault.status}` };
+      if (fault.retryAfter !== undefined) headers['Retry-After'] = String(fault.retryAfter);
+    } else {
+      try {
+        if (raw.length > MAX_BODY_BYTES) throw new Rejection(413, 'too_large', 'Body too large');
+        if (url.pathname.startsWith('/workspaces/')) [status, payload] = await handleConversations(req, url, raw);
+        else if (req.method === 'POST') [status, payload] = await handleFlow(req, url.pathname, raw);
+        else throw new Rejection(405, 'method_not_allowed', 'Flows accept POST only');
+      } catch (error) {
+        if (!(error instanceof Rejection)) throw error;
+        status = error.status;
+        payload = { code: error.code, message: error.message };
+        logger.warn({ path: url.pathname, status, code: error.code }, 'bird stand-in rejected a request');
+      }
+    }
+    attempt.status = status;
+    res.writeHead(status, headers).end(JSON.stringify(payload));
+  }
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      logger.error({ err: error }, 'bird stand-in failed');
+      if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ code: 'stand_in_error' }));
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => resolve());
+  });
+  const url = `http://${host}:${(server.address() as AddressInfo).port}`;
+  logger.info({ url }, 'bird stand-in listening');
+
+  return {
+    url,
+    flowUrl: (path = BIRD_STANDIN_FLOW_PATH) => `${url}${path.startsWith('/') ? path : `/${path}`}`,
+    conversationsBaseUrl: url,
+    received: () => [...received],
+    attempts: () => attempts.map((a) => ({ ...a })),
+    failNext(count, fault) {
+      queuedFaults.push(...Array.from({ length: count }, () => fault));
+    },
+    failAlways(fault) {
+      standingFault = fault;
+    },
+    recover() {
+      queuedFaults = [];
+      standingFault = undefined;
+    },
+    reset() {
+      queuedFaults = [];
+      standingFault = undefined;
+      received.length = 0;
+      attempts.length = 0;
+      acceptedKeys.clear();
+      conversations.clear();
+    },
+    async stop() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await inboxWrites.catch(() => undefined);
+    },
+  };
+}
+
+/** What Bird's message `body` schema requires, per type (docs.bird.com/api/channels-api/message-types). */
+function conversationMessageProblems(body: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  if (body.participantType !== 'contact') problems.push('participantType (contact)');
+  if (typeof body.reference !== 'string' || body.reference === '') problems.push('reference');
+  const message = asObject(body.body);
+  const type = message?.type;
+  const content = typeof type === 'string' ? asObject(message?.[type]) : undefined;
+  if (!content) return [...problems, 'body.type and its content'];
+  const hasUrl = (item: unknown) => typeof asObject(item)?.mediaUrl === 'string';
+  switch (type) {
+    case 'text':
+      if (typeof content.text !== 'string' || content.text === '') problems.push('body.text.text');
+      break;
+    case 'image':
+      if (!Array.isArray(content.images) || content.images.length === 0 || !content.images.every(hasUrl)) problems.push('body.image.images[].mediaUrl');
+      break;
+    case 'file':
+      if (
+        !Array.isArray(content.files) ||
+        content.files.length === 0 ||
+        !content.files.every((f) => hasUrl(f) && typeof asObject(f)?.contentType === 'string')
+      ) {
+        problems.push('body.file.files[].mediaUrl and contentType');
+      }
+      break;
+    case 'location': {
+      const coordinates = asObject(content.coordinates);
+      if (typeof coordinates?.latitude !== 'number' || typeof coordinates.longitude !== 'number') problems.push('body.location.coordinates');
+      break;
+    }
+    default:
+      problems.push(`body.type (${String(type)} is not text, image, file or location)`);
+  }
+  return problems;
+}
+
+function conversationJson(c: Conversation) {
+  return {
+    id: c.id,
+    status: 'active',
+    channelId: c.channelId,
+    featuredParticipants: [
+      { id: c.contactParticipantId, type: 'contact', status: 'active', contact: { identifierKey: c.identifierKey, identifierValue: c.identifierValue } },
+    ],
+  };
+}
+
+function requireIdempotencyKey(req: IncomingMessage): string {
+  const key = header(req, 'idempotency-key');
+  if (!key) throw new Rejection(400, 'missing_idempotency_key', 'Idempotency-Key header is required');
+  return key;
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function sameText(actual: string | undefined, expected: string): boolean {
+  if (actual === undefined) return false;
+  const a = Buffer.from(actual);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function parseJsonObject(raw: Buffer): Record<string, unknown> {
+  try {
+    const parsed: unknown = JSON.parse(raw.toString('utf8'));
+    const object = asObject(parsed);
+    if (object) return object;
+  } catch {
+    // answered below
+  }
+  throw new Rejection(400, 'invalid_json', 'Body must be a JSON object');
+}
+
+function asObject(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** A programmed delay that ends early when the client hangs up, so no timer outlives the request. */
+function delayUnlessClosed(ms: number, res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      res.off('close', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    res.once('close', done);
+  });
+}
