@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { HttpBirdClient, type CircuitStateChange, type HttpBirdClientOptions } from '../../src/bird';
 import { PermanentError, RetryableError } from '../../src/errors';
 import type { BirdTarget } from '../../src/lines/line';
@@ -54,7 +55,7 @@ async function failureOf(promise: Promise<unknown>): Promise<unknown> {
 
 describe('flow transport', () => {
   it('posts the signed event; the stand-in verifies bearer, Idempotency-Key and HMAC over the raw bytes', async () => {
-    const { client, requests } = clientWith();
+    const { client, registry, requests } = clientWith();
     const event = fixtureEvent('message-text');
     await client.deliver(deliveryOf(event, flowTarget()));
 
@@ -76,6 +77,7 @@ describe('flow transport', () => {
       raw: event.raw,
     });
     expect(await requests('flow', 'delivered')).toBe(1);
+    expect(await registry.metrics()).toMatch(/wa_ingress_bird_delivery_duration_seconds_count\{transport="flow",outcome="delivered"\} 1\n/);
   });
 
   it('sends the media fields when the message has media', async () => {
@@ -151,6 +153,14 @@ describe('conversations transport', () => {
     expect(await requests('conversations', 'skipped')).toBe(1);
   });
 
+  it('retries a failed conversation lookup and still posts the message once', async () => {
+    const { client } = clientWith();
+    bird.failNext(1, { status: 500 });
+    await client.deliver(deliveryOf(fixtureEvent('message-text'), conversationsTarget()));
+    expect(bird.attempts().map((a) => `${a.method} ${a.status}`)).toEqual(['GET 500', 'GET 200', 'POST 201', 'POST 201']);
+    expect(bird.received()).toHaveLength(1);
+  });
+
   it('a wrong access key is a PermanentError', async () => {
     const { client } = clientWith();
     const error = await failureOf(client.deliver(deliveryOf(fixtureEvent('message-text'), conversationsTarget('nope'))));
@@ -200,6 +210,26 @@ describe('retries', () => {
     expect(bird.attempts().map((a) => a.status)).toEqual([503, 503, 202]);
   });
 
+  it('a redirect is not followed with the secret: PermanentError', async () => {
+    const { client } = clientWith();
+    bird.failNext(1, { status: 302 });
+    const error = await failureOf(client.deliver(deliveryOf(fixtureEvent('message-text'), flowTarget())));
+    expect(error).toMatchObject({ reason: 'bird_rejected_302' });
+    expect(bird.attempts()).toHaveLength(1);
+  });
+
+  it('network errors (nothing listening) are retried, then RetryableError', async () => {
+    const { client, registry } = clientWith();
+    const closed = await startBirdStandIn({ logger: silent });
+    const target: BirdTarget = { transport: 'flow', flowUrl: closed.flowUrl(), flowSecret: 's' };
+    await closed.stop();
+    const error = await failureOf(client.deliver(deliveryOf(fixtureEvent('message-text'), target)));
+    expect(error).toBeInstanceOf(RetryableError);
+    expect(error).toMatchObject({ reason: 'bird_unavailable' });
+    const attempts = (await registry.getSingleMetric('wa_ingress_bird_attempts_total')!.get()).values;
+    expect(attempts.find((v) => v.labels.result === 'network')?.value).toBe(3);
+  });
+
   it('a timed-out attempt is retried, and each attempt is cut at timeoutMs', async () => {
     const { client } = clientWith({ timeoutMs: 150 });
     bird.failNext(1, { delayMs: 1500 });
@@ -220,6 +250,24 @@ describe('retries', () => {
     expect(elapsed).toBeGreaterThanOrEqual(300);
     expect(elapsed).toBeLessThan(900);
     expect(bird.attempts()).toHaveLength(3);
+  });
+});
+
+describe('logs', () => {
+  it('never carry the secret, the access key, the signature or the contact’s phone number', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'trace', destination: new Writable({ write: (chunk, _e, done) => (lines.push(String(chunk)), done()) }) });
+    const { client } = clientWith({ logger });
+    const event = fixtureEvent('message-text');
+    await client.deliver(deliveryOf(event, flowTarget()));
+    await failureOf(client.deliver(deliveryOf(event, flowTarget('wrong-secret-value'))));
+    bird.failAlways({ status: 500 });
+    await failureOf(client.deliver(deliveryOf(event, conversationsTarget())));
+    const signature = bird.received()[0]!.headers['x-wa-ingress-signature-256'] as string;
+    const text = lines.join('');
+    expect(lines.length).toBeGreaterThanOrEqual(3);
+    for (const secret of [FLOW_SECRET, 'wrong-secret-value', ACCESS_KEY, signature.slice(7), '16505551234']) expect(text).not.toContain(secret);
+    expect(text).toContain(event.key);
   });
 });
 
