@@ -1,0 +1,99 @@
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import { CLAIM_CHECK_PREFIX, LINES_BY_PHONE_NUMBER_INDEX, MEDIA_PREFIX } from './storage';
+
+/**
+ * The one place that says what each task role may do. Statements are written out rather than
+ * taken from `grant*` helpers, which add actions the app never calls (GetQueueUrl, ConditionCheckItem,
+ * DescribeTable, s3:DeleteObject*...). Each list follows the calls in src/ (named below): if the app
+ * starts calling a new API, add it here and to test/iam.test.ts.
+ */
+export interface GatewayResources {
+  queue: sqs.IQueue;
+  deadLetterQueue: sqs.IQueue;
+  linesTable: dynamodb.ITable;
+  dedupeTable: dynamodb.ITable;
+  bucket: s3.IBucket;
+  lineSecretsArn: string;
+}
+
+/** src/lines/store.ts via the registry: GetItem by lineId, Query on the phone-number index. */
+function resolveLines(r: GatewayResources): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid: 'ResolveLines',
+    actions: ['dynamodb:GetItem', 'dynamodb:Query'],
+    resources: [r.linesTable.tableArn, `${r.linesTable.tableArn}/index/${LINES_BY_PHONE_NUMBER_INDEX}`],
+  });
+}
+
+function readLineSecrets(r: GatewayResources): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid: 'ReadLineSecrets',
+    actions: ['secretsmanager:GetSecretValue'],
+    resources: [r.lineSecretsArn],
+  });
+}
+
+export function ingressStatements(r: GatewayResources): iam.PolicyStatement[] {
+  return [
+    new iam.PolicyStatement({
+      sid: 'EnqueueWebhooks',
+      // SendMessageBatch is authorised by sqs:SendMessage; GetQueueAttributes is the readiness probe.
+      actions: ['sqs:SendMessage', 'sqs:GetQueueAttributes'],
+      resources: [r.queue.queueArn],
+    }),
+    new iam.PolicyStatement({
+      sid: 'WriteClaimChecks',
+      actions: ['s3:PutObject'],
+      resources: [r.bucket.arnForObjects(`${CLAIM_CHECK_PREFIX}*`)],
+    }),
+    resolveLines(r),
+    readLineSecrets(r),
+  ];
+}
+
+export function workerStatements(r: GatewayResources): iam.PolicyStatement[] {
+  return [
+    new iam.PolicyStatement({
+      sid: 'ConsumeWebhooks',
+      actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes'],
+      resources: [r.queue.queueArn],
+    }),
+    new iam.PolicyStatement({
+      sid: 'ParkPoisonMessages',
+      actions: ['sqs:SendMessage'],
+      resources: [r.deadLetterQueue.queueArn],
+    }),
+    resolveLines(r),
+    new iam.PolicyStatement({
+      sid: 'ClaimEvents',
+      // src/dedupe/dynamo-dedupe-store.ts claims and completes with conditional updates (an update
+      // creates the item) and reads with GetItem; it never puts, deletes or scans.
+      actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+      resources: [r.dedupeTable.tableArn],
+    }),
+    new iam.PolicyStatement({
+      sid: 'StoreMedia',
+      // GetObject also backs the presigned URLs handed to Bird; the multipart actions are
+      // lib-storage's for large media.
+      actions: ['s3:PutObject', 's3:GetObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
+      resources: [r.bucket.arnForObjects(`${MEDIA_PREFIX}*`)],
+    }),
+    new iam.PolicyStatement({
+      sid: 'TellMissingObjects',
+      // Without ListBucket S3 answers 403 instead of 404 for a missing key, and the media store's
+      // HeadObject ("already stored?") would turn every new media into a retry. The bucket holds
+      // only media/ and claim-check/, both readable by the worker, so listing reveals nothing new.
+      actions: ['s3:ListBucket'],
+      resources: [r.bucket.bucketArn],
+    }),
+    new iam.PolicyStatement({
+      sid: 'ReadClaimChecks',
+      actions: ['s3:GetObject'],
+      resources: [r.bucket.arnForObjects(`${CLAIM_CHECK_PREFIX}*`)],
+    }),
+    readLineSecrets(r),
+  ];
+}

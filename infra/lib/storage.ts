@@ -1,0 +1,65 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+
+/** Must match src/aws/resources.ts (LINES_BY_PHONE_NUMBER_INDEX), which the app queries by name. */
+export const LINES_BY_PHONE_NUMBER_INDEX = 'byPhoneNumberId';
+/** Object key prefixes the app writes under; IAM and lifecycle rules are scoped to them. */
+export const MEDIA_PREFIX = 'media/';
+export const CLAIM_CHECK_PREFIX = 'claim-check/';
+
+export interface GatewayStorageProps {
+  mediaExpiryDays: number;
+}
+
+/** Lines registry, dedupe claims and the media / claim-check bucket. */
+export class GatewayStorage extends Construct {
+  readonly linesTable: dynamodb.Table;
+  readonly dedupeTable: dynamodb.Table;
+  readonly bucket: s3.Bucket;
+
+  constructor(scope: Construct, id: string, props: GatewayStorageProps) {
+    super(scope, id);
+
+    this.linesTable = new dynamodb.Table(this, 'LinesTable', {
+      partitionKey: { name: 'lineId', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      // The registry is operator-entered configuration with no other copy.
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      deletionProtection: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.linesTable.addGlobalSecondaryIndex({
+      indexName: LINES_BY_PHONE_NUMBER_INDEX,
+      partitionKey: { name: 'phoneNumberId', type: dynamodb.AttributeType.STRING },
+      projectionType: dynamodb.ProjectionType.ALL,
+    });
+
+    // No point-in-time recovery: claims live a little over a week and a restore would land in a
+    // new table the running tasks do not use.
+    this.dedupeTable = new dynamodb.Table(this, 'DedupeTable', {
+      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      timeToLiveAttribute: 'expiresAt',
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    this.bucket = new s3.Bucket(this, 'MediaBucket', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      minimumTLSVersion: 1.2,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      removalPolicy: RemovalPolicy.RETAIN,
+      lifecycleRules: [
+        { id: 'expire-media', prefix: MEDIA_PREFIX, expiration: Duration.days(props.mediaExpiryDays) },
+        // A claim-checked body is needed until the worker has processed it or it sat in the DLQ,
+        // whose retention is 14 days.
+        { id: 'expire-claim-checks', prefix: CLAIM_CHECK_PREFIX, expiration: Duration.days(14) },
+        // lib-storage multipart uploads of large media that a killed task never completed.
+        { id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
+      ],
+    });
+  }
+}

@@ -1,0 +1,128 @@
+import { Match, type Template } from 'aws-cdk-lib/assertions';
+import { onlyResource, resourcesOfType, defaultTemplate } from './template';
+
+let template: Template;
+beforeAll(() => {
+  template = defaultTemplate();
+});
+
+function queue(kind: 'main' | 'dlq') {
+  const queues = Object.entries(resourcesOfType(template, 'AWS::SQS::Queue'));
+  const found = queues.find(([, q]) => (kind === 'main') === (q.Properties.RedrivePolicy !== undefined));
+  if (!found) throw new Error(`no ${kind} queue`);
+  return { id: found[0], props: found[1].Properties, deletionPolicy: (template.toJSON().Resources[found[0]] as { DeletionPolicy?: string }).DeletionPolicy };
+}
+
+describe('queues', () => {
+  it.each(['main', 'dlq'] as const)('%s queue: SSE, 1 MiB messages, 14 days, retained', (kind) => {
+    const q = queue(kind);
+    expect(q.props.SqsManagedSseEnabled).toBe(true);
+    expect(q.props.MaximumMessageSize).toBe(1048576);
+    expect(q.props.MessageRetentionPeriod).toBe(14 * 86400);
+    expect(q.deletionPolicy).toBe('Retain');
+  });
+
+  it('main queue: visibility timeout and redrive count come from parameters', () => {
+    const main = queue('main');
+    const dlq = queue('dlq');
+    expect(main.props.VisibilityTimeout).toEqual({ Ref: 'VisibilityTimeoutSeconds' });
+    expect(main.props.ReceiveMessageWaitTimeSeconds).toBe(20);
+    expect(main.props.RedrivePolicy).toEqual({
+      deadLetterTargetArn: { 'Fn::GetAtt': [dlq.id, 'Arn'] },
+      maxReceiveCount: { Ref: 'MaxReceiveCount' },
+    });
+    template.hasParameter('VisibilityTimeoutSeconds', { Type: 'Number', Default: 180, MinValue: 60 });
+    template.hasParameter('MaxReceiveCount', { Type: 'Number', Default: 5, MinValue: 1 });
+  });
+
+  it('refuses plain-HTTP access to both queues', () => {
+    const policies = Object.values(resourcesOfType(template, 'AWS::SQS::QueuePolicy'));
+    expect(policies).toHaveLength(2);
+    for (const p of policies) {
+      expect(p.Properties.PolicyDocument).toEqual(
+        expect.objectContaining({
+          Statement: [expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })],
+        }),
+      );
+    }
+  });
+});
+
+describe('DynamoDB', () => {
+  it('lines table: on-demand, lineId key, byPhoneNumberId index (ALL), point-in-time recovery', () => {
+    template.hasResource('AWS::DynamoDB::Table', {
+      DeletionPolicy: 'Retain',
+      Properties: Match.objectLike({
+        BillingMode: 'PAY_PER_REQUEST',
+        KeySchema: [{ AttributeName: 'lineId', KeyType: 'HASH' }],
+        AttributeDefinitions: Match.arrayWith([
+          { AttributeName: 'lineId', AttributeType: 'S' },
+          { AttributeName: 'phoneNumberId', AttributeType: 'S' },
+        ]),
+        GlobalSecondaryIndexes: [
+          {
+            IndexName: 'byPhoneNumberId',
+            KeySchema: [{ AttributeName: 'phoneNumberId', KeyType: 'HASH' }],
+            Projection: { ProjectionType: 'ALL' },
+          },
+        ],
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      }),
+    });
+  });
+
+  it('dedupe table: on-demand, pk key, TTL on expiresAt', () => {
+    template.hasResource('AWS::DynamoDB::Table', {
+      DeletionPolicy: 'Retain',
+      Properties: Match.objectLike({
+        BillingMode: 'PAY_PER_REQUEST',
+        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+        TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+      }),
+    });
+    template.resourceCountIs('AWS::DynamoDB::Table', 2);
+  });
+});
+
+describe('media bucket', () => {
+  it('blocks public access, encrypts and is retained', () => {
+    template.hasResource('AWS::S3::Bucket', {
+      DeletionPolicy: 'Retain',
+      Properties: Match.objectLike({
+        PublicAccessBlockConfiguration: {
+          BlockPublicAcls: true,
+          BlockPublicPolicy: true,
+          IgnorePublicAcls: true,
+          RestrictPublicBuckets: true,
+        },
+        BucketEncryption: {
+          ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+        },
+      }),
+    });
+  });
+
+  it('expires media/ after the parameter and claim-check/ after 14 days', () => {
+    const [, bucket] = onlyResource(template, 'AWS::S3::Bucket');
+    const rules = (bucket.Properties.LifecycleConfiguration as { Rules: Record<string, unknown>[] }).Rules;
+    expect(rules).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ Prefix: 'media/', ExpirationInDays: { Ref: 'MediaExpiryDays' }, Status: 'Enabled' }),
+        expect.objectContaining({ Prefix: 'claim-check/', ExpirationInDays: 14, Status: 'Enabled' }),
+        expect.objectContaining({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } }),
+      ]),
+    );
+    template.hasParameter('MediaExpiryDays', { Type: 'Number', Default: 30 });
+  });
+
+  it('allows TLS only', () => {
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  });
+});

@@ -1,0 +1,193 @@
+import type { Template } from 'aws-cdk-lib/assertions';
+import {
+  actionsOf,
+  logicalIdOf,
+  resourcesOf,
+  resourcesOfType,
+  roleIdOf,
+  statementsOfRole,
+  defaultTemplate, 
+  taskDefinitionFor,
+  type Statement,
+} from './template';
+
+let template: Template;
+let queue: string;
+let dlq: string;
+let lines: string;
+let dedupe: string;
+let bucket: string;
+
+beforeAll(() => {
+  template = defaultTemplate();
+  queue = logicalIdOf(template, 'AWS::SQS::Queue', (q) => q.Properties.RedrivePolicy !== undefined);
+  dlq = logicalIdOf(template, 'AWS::SQS::Queue', (q) => q.Properties.RedrivePolicy === undefined);
+  lines = logicalIdOf(template, 'AWS::DynamoDB::Table', (t) => JSON.stringify(t.Properties.KeySchema).includes('lineId'));
+  dedupe = logicalIdOf(template, 'AWS::DynamoDB::Table', (t) => JSON.stringify(t.Properties.KeySchema).includes('"pk"'));
+  bucket = logicalIdOf(template, 'AWS::S3::Bucket');
+});
+
+const arn = (id: string) => ({ 'Fn::GetAtt': [id, 'Arn'] });
+const objects = (id: string, prefix: string) => ({ 'Fn::Join': ['', [arn(id), `/${prefix}*`]] });
+const index = (id: string) => ({ 'Fn::Join': ['', [arn(id), '/index/byPhoneNumberId']] });
+const lineSecrets = {
+  'Fn::Join': [
+    '',
+    ['arn:', { Ref: 'AWS::Partition' }, ':secretsmanager:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':secret:wa-ingress/lines/*'],
+  ],
+};
+
+interface Grant {
+  effect: string;
+  actions: string[];
+  resources: string[];
+}
+const grant = (actions: string[], resources: unknown[], effect = 'Allow'): Grant => ({
+  effect,
+  actions: [...actions].sort(),
+  resources: resources.map((r) => JSON.stringify(r)).sort(),
+});
+/** Order-free comparison: sorted actions on sorted resources, statements sorted. */
+const sorted = (list: Grant[]) => [...list].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+const grants = (statements: Statement[]) => sorted(statements.map((s) => grant(actionsOf(s), resourcesOf(s), s.Effect)));
+const taskRoleOf = (role: string) => roleIdOf(taskDefinitionFor(template, role).props.TaskRoleArn);
+const executionRoleOf = (role: string) => roleIdOf(taskDefinitionFor(template, role).props.ExecutionRoleArn);
+
+describe('task roles: least privilege', () => {
+  it('ingress may enqueue, write claim checks, resolve lines and read line secrets, nothing else', () => {
+    expect(grants(statementsOfRole(template, taskRoleOf('ingress')))).toEqual(
+      sorted([
+        grant(['sqs:SendMessage', 'sqs:GetQueueAttributes'], [arn(queue)]),
+        grant(['s3:PutObject'], [objects(bucket, 'claim-check/')]),
+        grant(['dynamodb:GetItem', 'dynamodb:Query'], [arn(lines), index(lines)]),
+        grant(['secretsmanager:GetSecretValue'], [lineSecrets]),
+      ]),
+    );
+  });
+
+  it('worker may consume, park in the DLQ, claim events, store media and read claim checks and line secrets', () => {
+    expect(grants(statementsOfRole(template, taskRoleOf('worker')))).toEqual(
+      sorted([
+        grant(['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes'], [arn(queue)]),
+        grant(['sqs:SendMessage'], [arn(dlq)]),
+        grant(['dynamodb:GetItem', 'dynamodb:Query'], [arn(lines), index(lines)]),
+        grant(['dynamodb:GetItem', 'dynamodb:UpdateItem'], [arn(dedupe)]),
+        grant(['s3:ListBucket'], [arn(bucket)]),
+        grant(['s3:PutObject', 's3:GetObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'], [objects(bucket, 'media/')]),
+        grant(['s3:GetObject'], [objects(bucket, 'claim-check/')]),
+        grant(['secretsmanager:GetSecretValue'], [lineSecrets]),
+      ]),
+    );
+  });
+
+  it('never lets a task scan the dedupe table or touch the gateway secrets directly', () => {
+    for (const role of ['ingress', 'worker']) {
+      const statements = statementsOfRole(template, taskRoleOf(role));
+      expect(statements.flatMap(actionsOf)).not.toContain('dynamodb:Scan');
+      const secretRefs = Object.keys(resourcesOfType(template, 'AWS::SecretsManager::Secret'));
+      const touched = JSON.stringify(statements.flatMap(resourcesOf));
+      for (const id of secretRefs) expect(touched).not.toContain(id);
+    }
+  });
+
+  it('attaches no managed policies to any role', () => {
+    for (const role of Object.values(resourcesOfType(template, 'AWS::IAM::Role'))) {
+      expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+      expect(role.Properties.Policies).toBeUndefined();
+    }
+    template.resourceCountIs('AWS::IAM::ManagedPolicy', 0);
+  });
+});
+
+describe('execution roles', () => {
+  it.each([
+    ['ingress', ['WHATSAPP_APP_SECRETS', 'WHATSAPP_VERIFY_TOKEN']],
+    ['worker', ['WHATSAPP_ACCESS_TOKEN', 'WHATSAPP_APP_SECRETS', 'WHATSAPP_VERIFY_TOKEN']],
+  ])('%s: pulls from the one repository, writes its own log group, reads only its injected secrets', (role, secretNames) => {
+    const statements = statementsOfRole(template, executionRoleOf(role));
+    const container = taskDefinitionFor(template, role).container;
+    const logGroup = (container.LogConfiguration!.Options['awslogs-group'] as { Ref: string }).Ref;
+    const injected = (container.Secrets ?? []).filter((s) => secretNames.includes(s.Name)).map((s) => s.ValueFrom);
+    expect(injected).toHaveLength(secretNames.length);
+    const repository = {
+      'Fn::Join': [
+        '',
+        ['arn:', { Ref: 'AWS::Partition' }, ':ecr:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':repository/', { Ref: 'ImageRepositoryName' }],
+      ],
+    };
+    expect(grants(statements)).toEqual(
+      sorted([
+        grant(['ecr:BatchCheckLayerAvailability', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchGetImage'], [repository]),
+        grant(['ecr:GetAuthorizationToken'], ['*']),
+        grant(['logs:CreateLogStream', 'logs:PutLogEvents'], [arn(logGroup)]),
+        ...injected.map((ref) => grant(['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], [ref])),
+      ]),
+    );
+  });
+});
+
+/**
+ * Where AWS offers no resource-level permission, "*" is the only possible resource. Each exception
+ * is listed with why; anything else with "*" fails.
+ */
+const WILDCARD_RESOURCE_EXCEPTIONS: Record<string, string> = {
+  'ecr:GetAuthorizationToken': 'registry login has no resource-level permissions',
+};
+
+function allStatements(): { where: string; statement: Statement }[] {
+  const found: { where: string; statement: Statement }[] = [];
+  const policyTypes: Record<string, string> = {
+    'AWS::IAM::Policy': 'PolicyDocument',
+    'AWS::IAM::ManagedPolicy': 'PolicyDocument',
+    'AWS::S3::BucketPolicy': 'PolicyDocument',
+    'AWS::SQS::QueuePolicy': 'PolicyDocument',
+    'AWS::SNS::TopicPolicy': 'PolicyDocument',
+  };
+  for (const [type, key] of Object.entries(policyTypes)) {
+    for (const [id, resource] of Object.entries(resourcesOfType(template, type))) {
+      for (const statement of (resource.Properties[key] as { Statement: Statement[] }).Statement) found.push({ where: id, statement });
+    }
+  }
+  for (const [id, role] of Object.entries(resourcesOfType(template, 'AWS::IAM::Role'))) {
+    for (const statement of (role.Properties.AssumeRolePolicyDocument as { Statement: Statement[] }).Statement) {
+      found.push({ where: `${id} (trust)`, statement });
+    }
+  }
+  return found;
+}
+
+describe('no wildcards', () => {
+  it('no Allow statement grants "*" or "service:*" (or any wildcard action)', () => {
+    const offending = allStatements()
+      .filter(({ statement }) => statement.Effect === 'Allow')
+      .flatMap(({ where, statement }) => actionsOf(statement).filter((a) => a.includes('*')).map((a) => `${where}: ${a}`));
+    expect(offending).toEqual([]);
+  });
+
+  it('wildcard actions appear only in Deny statements of the TLS-only resource policies', () => {
+    const tlsOnly = [{ Bool: { 'aws:SecureTransport': 'false' } }, { NumericLessThan: { 's3:TlsVersion': 1.2 } }];
+    const denies = allStatements().filter(({ statement }) => actionsOf(statement).some((a) => a.includes('*')));
+    expect(denies.length).toBeGreaterThan(0);
+    for (const { statement } of denies) {
+      expect(statement.Effect).toBe('Deny');
+      expect(tlsOnly).toContainEqual(statement.Condition);
+    }
+  });
+
+  it('no Allow statement has Resource "*" except the listed AWS requirements', () => {
+    const offending = allStatements()
+      .filter(({ statement }) => statement.Effect === 'Allow' && resourcesOf(statement).includes('*'))
+      .filter(({ statement }) => !actionsOf(statement).every((a) => a in WILDCARD_RESOURCE_EXCEPTIONS))
+      .map(({ where, statement }) => `${where}: ${actionsOf(statement).join(',')}`);
+    expect(offending).toEqual([]);
+  });
+
+  it('every listed exception is still needed (a stale exception hides nothing)', () => {
+    const used = new Set(
+      allStatements()
+        .filter(({ statement }) => resourcesOf(statement).includes('*'))
+        .flatMap(({ statement }) => actionsOf(statement)),
+    );
+    for (const action of Object.keys(WILDCARD_RESOURCE_EXCEPTIONS)) expect(used).toContain(action);
+  });
+});
