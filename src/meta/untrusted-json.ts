@@ -35,5 +35,7 @@ export function finiteNumberOrUndefined(value: unknown): number | undefined {
  */
 export function itemsOf(value: unknown): readonly unknown[] {
   if (value === undefined || value === null) return [];
-  return Array.isArray(value) ? value : [value];
+  // Array.from, not the array itself: map and flatMap skip the holes of a sparse array and would
+  // leave holes in the result, which callers would then read as events.
+  return Array.isArray(value) ? Array.from(value) : [value];
 }
