@@ -19,7 +19,7 @@ export { MEDIA_KINDS, MEDIA_SIZE_CAPS, isMediaKind } from './message-content';
  * One event per entry × change × (message | status | value.errors[] item), and one per change of
  * any other field. Nothing is ever dropped and nothing throws: whatever cannot be understood (a
  * payload with no entry list, an entry with no changes, an item that is not an object, a change
- * of a field we do not know, a `messages` change that holds nothing we recognise) becomes a
+ * of a field we do not know, a `messages` change that holds nothing we recognise) becomes an
  * `unknown` event carrying its raw data, so the operator sees it and Meta's delivery is never
  * lost. The list is therefore never empty.
  */

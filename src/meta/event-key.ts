@@ -45,9 +45,13 @@ export function contentKey(kind: EventKind, parts: ContentKeyParts): string {
   return `${kind}#sha256:${createHash('sha256').update(canonical, 'utf8').digest('hex')}`;
 }
 
-/** The key of an event, chosen by what the event is and which ids it carries. */
+/**
+ * The key of an event, chosen by the ids it carries. A message keeps its `msg#` key even when its
+ * type is unknown to us (kind `unknown`): otherwise a deploy that learns the type while Meta is
+ * still retrying would key the same message twice and deliver it twice.
+ */
 export function eventKey(event: Omit<WhatsAppEvent, 'key'>): string {
-  if (event.kind === 'message' && event.message?.id && event.phoneNumberId) {
+  if (event.message?.id && event.phoneNumberId) {
     return messageKey(event.phoneNumberId, event.message.id);
   }
   if (event.kind === 'status' && event.status?.id && event.status.status) {
