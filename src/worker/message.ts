@@ -1,5 +1,6 @@
 import type { MessageAttributeValue } from '@aws-sdk/client-sqs';
 import { z } from 'zod';
+import type { ClaimCheckPointer as IngressClaimCheckPointer } from '../ingress/claim-check';
 
 /**
  * The SQS message the ingress produces: the Meta POST body byte for byte (or, when it is too big
@@ -78,7 +79,8 @@ export function stringAttributes(values: Record<string, string | undefined>): Sq
   return out;
 }
 
-const pointerSchema = z.object({
+/** The ingress's pointer body (src/ingress/claim-check.ts), validated: the worker trusts nothing it did not check. */
+const pointerSchema: z.ZodType<IngressClaimCheckPointer> = z.object({
   claimCheck: z.object({
     bucket: z.string().min(1),
     key: z.string().min(1),
@@ -87,7 +89,7 @@ const pointerSchema = z.object({
   }),
 });
 
-export type ClaimCheckPointer = z.infer<typeof pointerSchema>['claimCheck'];
+export type ClaimCheckPointer = IngressClaimCheckPointer['claimCheck'];
 
 /** The pointer body the ingress sends instead of an oversize Meta body; undefined if `body` is not one. */
 export function parseClaimCheckPointer(body: string): ClaimCheckPointer | undefined {

@@ -281,50 +281,62 @@ export class SqsPoller {
   private async receiveLoop(): Promise<void> {
     let failures = 0;
     while (this.running) {
-      if (this.shouldPause()) {
-        this.setPaused(true);
-        await this.idle(this.pauseCheckMs);
-        continue;
-      }
-      this.setPaused(false);
-      const want = Math.min(SQS_MAX_BATCH, this.concurrency - this.busy - this.reserved);
-      if (want <= 0) {
-        await this.slotFreed();
-        continue;
-      }
-      this.reserved += want;
-      let messages: Message[];
       try {
-        const out = await this.call('ReceiveMessage', () =>
-          this.sqs.send(
-            new ReceiveMessageCommand({
-              QueueUrl: this.queueUrl,
-              MaxNumberOfMessages: want,
-              WaitTimeSeconds: this.waitTimeSeconds,
-              VisibilityTimeout: this.visibilityTimeoutSeconds,
-              MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
-              // The deprecated name as well (typed as queue attributes, hence All): local-aws-sqs reads only this one.
-              AttributeNames: ['All'],
-              MessageAttributeNames: ['All'],
-            }),
-            { abortSignal: this.abort.signal },
-          ),
-        );
-        messages = out.Messages ?? [];
+        await this.receiveOnce();
         failures = 0;
       } catch (error) {
-        this.reserved -= want;
-        this.wakeSlotWaiters();
+        this.wakeSlotWaiters(); // the failed receive's reserved slots are free again
         if (!this.running) break;
         failures += 1;
         const backoffMs = Math.round(exponentialBackoff(failures, 200, 10_000));
         this.logger.warn({ err: error, failures, backoffMs }, 'SQS ReceiveMessage failed; backing off');
         await this.idle(backoffMs);
-        continue;
       }
+    }
+  }
+
+  /** One turn of a receive loop: wait while paused or full, else receive what fits and start each message. */
+  private async receiveOnce(): Promise<void> {
+    if (this.pauseRequested()) {
+      this.setPaused(true);
+      return this.idle(this.pauseCheckMs);
+    }
+    this.setPaused(false);
+    const want = Math.min(SQS_MAX_BATCH, this.concurrency - this.busy - this.reserved);
+    if (want <= 0) return this.slotFreed();
+    this.reserved += want;
+    let messages: Message[];
+    try {
+      const out = await this.call('ReceiveMessage', () =>
+        this.sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: this.queueUrl,
+            MaxNumberOfMessages: want,
+            WaitTimeSeconds: this.waitTimeSeconds,
+            VisibilityTimeout: this.visibilityTimeoutSeconds,
+            MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
+            // The deprecated name as well (typed as queue attributes, hence All): local-aws-sqs reads only this one.
+            AttributeNames: ['All'],
+            MessageAttributeNames: ['All'],
+          }),
+          { abortSignal: this.abort.signal },
+        ),
+      );
+      messages = out.Messages ?? [];
+    } finally {
       this.reserved -= want;
-      for (const message of messages) this.begin(message);
-      if (messages.length < want) this.wakeSlotWaiters();
+    }
+    for (const message of messages) this.begin(message);
+    if (messages.length < want) this.wakeSlotWaiters();
+  }
+
+  /** A throwing shouldPause must not stop the loop: it counts as "not paused", and is logged. */
+  private pauseRequested(): boolean {
+    try {
+      return this.shouldPause();
+    } catch (error) {
+      this.logger.error({ err: error }, 'shouldPause() threw; receiving as if not paused');
+      return false;
     }
   }
 

@@ -1,0 +1,544 @@
+import { createHash } from 'node:crypto';
+import { Writable } from 'node:stream';
+import {
+  CreateQueueCommand,
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  SendMessageCommand,
+  SQSClient,
+  type MessageAttributeValue,
+} from '@aws-sdk/client-sqs';
+import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { RetryableError } from '../../src/errors';
+import { startAwsStandIns, type AwsStandIns } from '../../src/local/aws-standins';
+import { createLogger } from '../../src/observability/logger';
+import { createRegistry, type Registry } from '../../src/observability/metrics';
+import { ClaimCheckReader } from '../../src/worker/claim-check';
+import type { ReceivedMessage } from '../../src/worker/message';
+import { SqsPoller, retryDelaySeconds, type HandlerOutcome, type SqsPollerOptions } from '../../src/worker/poller';
+import { SqsBatcher, type SqsBatchResponse } from '../../src/worker/sqs-batcher';
+
+const REGION = 'us-east-1';
+let standIns: AwsStandIns;
+let admin: SQSClient;
+let queueCount = 0;
+
+beforeAll(async () => {
+  standIns = await startAwsStandIns();
+  admin = new SQSClient({ region: REGION, endpoint: standIns.endpoints.sqs, credentials: standIns.credentials });
+});
+afterAll(async () => {
+  admin.destroy();
+  await standIns.stop();
+});
+
+/** A queue and its DLQ of their own per test, on the real local-aws-sqs. */
+async function freshQueues(options: { visibilityTimeoutSeconds: number; maxReceiveCount: number }) {
+  const name = `poller-${++queueCount}`;
+  const dlq = await admin.send(new CreateQueueCommand({ QueueName: `${name}-dlq` }));
+  const main = await admin.send(
+    new CreateQueueCommand({
+      QueueName: name,
+      Attributes: {
+        VisibilityTimeout: String(options.visibilityTimeoutSeconds),
+        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: `arn:aws:sqs:${REGION}:000000000000:${name}-dlq`, maxReceiveCount: options.maxReceiveCount }),
+      },
+    }),
+  );
+  return { queueUrl: main.QueueUrl as string, dlqUrl: dlq.QueueUrl as string };
+}
+
+/** An SQS client that counts the calls it really makes, by command. */
+function countingClient() {
+  const calls: Record<string, number> = {};
+  const sqs = new SQSClient({ region: REGION, endpoint: standIns.endpoints.sqs, credentials: standIns.credentials });
+  sqs.middlewareStack.add(
+    (next, context) => async (args) => {
+      const op = (context.commandName ?? 'unknown').replace(/Command$/, '');
+      calls[op] = (calls[op] ?? 0) + 1;
+      return next(args);
+    },
+    { step: 'initialize', name: 'countCalls' },
+  );
+  return { sqs, calls };
+}
+
+function captureLogs() {
+  const lines: string[] = [];
+  const destination = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(...String(chunk).split('\n').filter(Boolean));
+      done();
+    },
+  });
+  return { logger: createLogger({ level: 'info', destination }), lines };
+}
+
+interface Harness {
+  poller: SqsPoller;
+  registry: Registry;
+  calls: Record<string, number>;
+  logs: string[];
+  sqs: SQSClient;
+}
+const harnesses: Harness[] = [];
+
+function makePoller(options: Partial<SqsPollerOptions> & Pick<SqsPollerOptions, 'queueUrl' | 'handler'>): Harness {
+  const { sqs, calls } = countingClient();
+  const registry = createRegistry({ defaultMetrics: false });
+  const { logger, lines } = captureLogs();
+  const poller = new SqsPoller({
+    sqs,
+    logger,
+    registry,
+    concurrency: 8,
+    waitTimeSeconds: 0, // local-aws-sqs holds a long poll until the batch is full; real SQS answers at the first message
+    visibilityTimeoutSeconds: 30,
+    pauseCheckMs: 50,
+    shutdownTimeoutMs: 5000,
+    ...options,
+  });
+  const harness = { poller, registry, calls, logs: lines, sqs };
+  harnesses.push(harness);
+  return harness;
+}
+
+afterEach(async () => {
+  for (const h of harnesses.splice(0)) {
+    await h.poller.stop();
+    h.sqs.destroy();
+  }
+});
+
+async function metric(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const m = registry.getSingleMetric(name);
+  if (!m) return 0;
+  const { values } = await m.get();
+  return values
+    .filter((v) => Object.entries(labels).every(([k, want]) => v.labels[k] === want))
+    .reduce((sum, v) => sum + v.value, 0);
+}
+
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 8000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function sendMany(queueUrl: string, bodies: string[], attributes: Record<string, MessageAttributeValue> = {}) {
+  for (let i = 0; i < bodies.length; i += 10) {
+    await admin.send(
+      new SendMessageBatchCommand({
+        QueueUrl: queueUrl,
+        Entries: bodies.slice(i, i + 10).map((MessageBody, j) => ({ Id: String(j), MessageBody, MessageAttributes: attributes })),
+      }),
+    );
+  }
+}
+
+/** Messages still on the queue, visible or not (deleted ones are gone). */
+async function depth(queueUrl: string): Promise<number> {
+  const out = await admin.send(
+    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+  );
+  return Number(out.Attributes?.ApproximateNumberOfMessages ?? 0);
+}
+
+function deferred() {
+  let release!: () => void;
+  const promise = new Promise<void>((r) => (release = r));
+  return { promise, release };
+}
+
+describe('SqsPoller against local-aws-sqs', () => {
+  it('runs at most `concurrency` handlers at once, and one slow message does not hold up the others', async () => {
+    const { queueUrl } = await freshQueues({ visibilityTimeoutSeconds: 30, maxReceiveCount: 5 });
+    await sendMany(queueUrl, ['slow', ...Array.from({ length: 7 }, (_, i) => `fast-${i}`)]);
+    const gate = deferred();
+    const slowGate = deferred();
+    let running = 0;
+    let maxRunning = 0;
+    const completed: string[] = [];
+    const { poller } = makePoller({
+      queueUrl,
+      concurrency: 4,
+      handler: async (msg) => {
+        running += 1;
+        maxRunning = Math.max(maxRunning, running);
+        await (msg.body.toString() === 'slow' ? slowGate.promise : gate.promise);
+        running -= 1;
+        completed.push(msg.body.toString());
+        return { action: 'delete' };
+      },
+    });
+    poller.start();
+
+    await waitFor('4 handlers running', () => running === 4);
+    await pause(300);
+    expect(running).toBe(4);
+    expect(poller.inFlightCount).toBe(4);
+
+    gate.release();
+    await waitFor('the 7 fast messages', () => completed.length === 7);
+    expect(completed).not.toContain('slow');
+    expect(running).toBe(1);
+    expect(maxRunning).toBe(4);
+
+    slowGate.release();
+    await waitFor('the slow message', () => completed.length === 8);
+    await poller.stop();
+    expect(await depth(queueUrl)).toBe(0);
+  });
+
+  it('deletes handled messages in batches: 20 messages take at most 4 DeleteMessageBatch calls', async () => {
+    const { queueUrl } = await freshQueues({ visibilityTimeoutSeconds: 30, maxReceiveCount: 5 });
+    const bodies = Array.from({ length: 20 }, (_, i) => JSON.stringify({ n: i, text: 'olá 👋' }));
+    await sendMany(queueUrl, bodies, { requestId: { DataType: 'String', StringValue: 'req-1' } });
+    const seen: ReceivedMessage[] = [];
+    const { poller, calls, registry } = makePoller({
+      queueUrl,
+      concurrency: 32,
+      handler: async (msg) => {
+        seen.push(msg);
+        return { action: 'delete' };
+      },
+    });
+    poller.start();
+    await waitFor('20 deletes', async () => (await metric(registry, 'wa_ingress_worker_messages_deleted_total')) === 20);
+
+    expect(seen.map((m) => m.body.toString('utf8')).sort()).toEqual([...bodies].sort());
+    expect(seen[0]?.attributes.requestId).toBe('req-1');
+    expect(seen[0]?.receiveCount).toBe(1);
+    expect(await depth(queueUrl)).toBe(0);
+    expect(calls.DeleteMessageBatch).toBeGreaterThanOrEqual(2);
+    expect(calls.DeleteMessageBatch).toBeLessThanOrEqual(4);
+    expect(calls.DeleteMessage).toBeUndefined();
+    expect(await metric(registry, 'wa_ingress_sqs_calls_total', { operation: 'DeleteMessageBatch' })).toBe(calls.DeleteMessageBatch);
+    expect(await metric(registry, 'wa_ingress_sqs_calls_total', { operation: 'ReceiveMessage' })).toBe(calls.ReceiveMessage);
+    expect(await metric(registry, 'wa_ingress_worker_messages_received_total')).toBe(20);
+  });
+
+  it('retry: the message comes back after the delay with a growing receive count, then the redrive policy moves it to the DLQ', async () => {
+    const { queueUrl, dlqUrl } = await freshQueues({ visibilityTimeoutSeconds: 30, maxReceiveCount: 3 });
+    await admin.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: '{"poison":true}' }));
+    const deliveries: { count: number; at: number }[] = [];
+    const { poller, registry } = makePoller({
+      queueUrl,
+      handler: async (msg): Promise<HandlerOutcome> => {
+        deliveries.push({ count: msg.receiveCount, at: Date.now() });
+        return { action: 'retry', delaySeconds: 1, reason: 'bird-unavailable' };
+      },
+    });
+    poller.start();
+
+    let parked: string | undefined;
+    await waitFor(
+      'the message in the DLQ',
+      async () => {
+        const out = await admin.send(new ReceiveMessageCommand({ QueueUrl: dlqUrl, WaitTimeSeconds: 0 }));
+        parked = out.Messages?.[0]?.Body;
+        return parked !== undefined;
+      },
+      10_000,
+    );
+    expect(parked).toBe('{"poison":true}');
+    expect(deliveries.length).toBeGreaterThanOrEqual(2);
+    for (let i = 1; i < deliveries.length; i++) {
+      const [prev, next] = [deliveries[i - 1]!, deliveries[i]!];
+      expect(next.count).toBeGreaterThan(prev.count);
+      expect(next.at - prev.at).toBeGreaterThanOrEqual(900); // the 1 s delay, not the queue's 30 s
+    }
+    expect(await metric(registry, 'wa_ingress_worker_messages_retried_total', { cause: 'handler' })).toBe(deliveries.length);
+    await poller.stop();
+    expect(await depth(queueUrl)).toBe(0);
+  });
+
+  it('a thrown error is a retry, and RetryableError.retryAfterMs sets the delay', async () => {
+    const { queueUrl } = await freshQueues({ visibilityTimeoutSeconds: 30, maxReceiveCount: 10 });
+    await admin.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: 'flaky' }));
+    const counts: number[] = [];
+    const { poller, registry } = makePoller({
+      queueUrl,
+      handler: async (msg) => {
+        counts.push(msg.receiveCount);
+        if (counts.length === 1) throw new RetryableError('graph-timeout', 'Graph did not answer', { retryAfterMs: 1000 });
+        return { action: 'delete' };
+      },
+    });
+    const started = Date.now();
+    poller.start();
+    await waitFor('the second delivery to be deleted', async () => (await metric(registry, 'wa_ingress_worker_messages_deleted_total')) === 1);
+    expect(counts).toHaveLength(2);
+    expect(counts[1]).toBeGreaterThan(counts[0]!);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(await metric(registry, 'wa_ingress_worker_messages_retried_total', { cause: 'error' })).toBe(1);
+    expect(await metric(registry, 'wa_ingress_worker_handler_duration_seconds', { outcome: 'error' })).toBeGreaterThan(0);
+  });
+
+  it('heartbeat: a handler running past the visibility timeout keeps its message hidden from other consumers', async () => {
+    const { queueUrl } = await freshQueues({ visibilityTimeoutSeconds: 2, maxReceiveCount: 100 });
+    await admin.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: 'long job' }));
+    let handled = 0;
+    const { poller, calls } = makePoller({
+      queueUrl,
+      visibilityTimeoutSeconds: 2,
+      handler: async () => {
+        handled += 1;
+        await pause(4500);
+        return { action: 'delete' };
+      },
+    });
+    poller.start();
+    await waitFor('the handler to start', () => handled === 1);
+
+    const stolen: string[] = [];
+    const until = Date.now() + 4000;
+    while (Date.now() < until) {
+      const out = await admin.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 0, VisibilityTimeout: 1 }));
+      stolen.push(...(out.Messages ?? []).map((m) => m.Body ?? ''));
+      await pause(150);
+    }
+    expect(stolen).toEqual([]);
+    await waitFor('the delete', async () => (await depth(queueUrl)) === 0);
+    expect(handled).toBe(1);
+    expect(calls.ChangeMessageVisibilityBatch).toBeGreaterThanOrEqual(4);
+  });
+
+  it('claim check: the handler gets the S3 body; a sha256 mismatch never reaches the handler and is retried and logged', async () => {
+    const { queueUrl } = await freshQueues({ visibilityTimeoutSeconds: 30, maxReceiveCount: 10 });
+    const s3 = new S3Client({ region: REGION, endpoint: standIns.endpoints.s3, credentials: standIns.credentials, forcePathStyle: true });
+    const bucket = 'poller-claims';
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    const body = Buffer.from(JSON.stringify({ object: 'whatsapp_business_account', entry: [], pad: 'é'.repeat(300_000) }), 'utf8');
+    const sha256 = createHash('sha256').update(body).digest('hex');
+    const key = `claim-check/${sha256}.json`;
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+    const pointer = (sha: string) => JSON.stringify({ claimCheck: { bucket, key, sha256: sha, size: body.length } });
+    const attrs = (extra: Record<string, string>) =>
+      Object.fromEntries(Object.entries({ claimCheck: `s3://${bucket}/${key}`, bodySha256: sha256, ...extra }).map(([k, v]) => [k, { DataType: 'String', StringValue: v }]));
+
+    await admin.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: pointer(sha256), MessageAttributes: attrs({ requestId: 'good' }) }));
+    await admin.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: pointer('0'.repeat(64)), MessageAttributes: attrs({ requestId: 'bad' }) }));
+
+    const handled: ReceivedMessage[] = [];
+    const { poller, registry, logs } = makePoller({
+      queueUrl,
+      claimChecks: new ClaimCheckReader({ s3, bucket }),
+      retryBaseSeconds: 1,
+      retryMaxSeconds: 1,
+      handler: async (msg) => {
+        handled.push(msg);
+        return { action: 'delete' };
+      },
+    });
+    poller.start();
+    await waitFor('the mismatch to be retried twice', async () => (await metric(registry, 'wa_ingress_worker_messages_retried_total', { cause: 'claim_check' })) >= 2);
+    await poller.stop();
+    s3.destroy();
+
+    expect(handled).toHaveLength(1);
+    expect(handled[0]?.attributes.requestId).toBe('good');
+    expect(handled[0]?.body.equals(body)).toBe(true);
+    expect(handled[0]?.original.body).toBe(pointer(sha256));
+    expect(logs.some((l) => l.includes('claim-check-sha256-mismatch') && l.includes('"level":"error"'))).toBe(true);
+    expect(await depth(queueUrl)).toBe(1); // the bad one waits for its next try (and, in the end, the DLQ)
+  });
+
+  it('pause: receives nothing while shouldPause() is true, and resumes after', async () => {
+    const { queueUrl } = await freshQueues({ visibilityTimeoutSeconds: 30, maxReceiveCount: 5 });
+    await admin.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: 'wait for it' }));
+    let paused = true;
+    let handled = 0;
+    const { poller, calls, registry } = makePoller({
+      queueUrl,
+      shouldPause: () => paused,
+      handler: async () => {
+        handled += 1;
+        return { action: 'delete' };
+      },
+    });
+    poller.start();
+    await pause(500);
+    expect(calls.ReceiveMessage).toBeUndefined();
+    expect(handled).toBe(0);
+    expect(await metric(registry, 'wa_ingress_worker_paused')).toBe(1);
+
+    paused = false;
+    await waitFor('the message after resuming', () => handled === 1, 3000);
+    expect(await metric(registry, 'wa_ingress_worker_paused')).toBe(0);
+  });
+
+  it('a throwing shouldPause() is logged and does not stop the loop', async () => {
+    const { queueUrl } = await freshQueues({ visibilityTimeoutSeconds: 30, maxReceiveCount: 5 });
+    await admin.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: 'still flows' }));
+    let handled = 0;
+    const { poller, logs } = makePoller({
+      queueUrl,
+      shouldPause: () => {
+        throw new Error('breaker state unreadable');
+      },
+      handler: async () => {
+        handled += 1;
+        return { action: 'delete' };
+      },
+    });
+    poller.start();
+    await waitFor('the message', () => handled === 1, 3000);
+    expect(logs.some((l) => l.includes('shouldPause() threw'))).toBe(true);
+  });
+
+  it('stop(): in-flight handlers finish, deletes are flushed, nothing more is received', async () => {
+    const { queueUrl } = await freshQueues({ visibilityTimeoutSeconds: 30, maxReceiveCount: 5 });
+    await sendMany(queueUrl, ['a', 'b', 'c']);
+    let started = 0;
+    let finished = 0;
+    const { poller, calls } = makePoller({
+      queueUrl,
+      deleteLingerMs: 1000, // longer than the handlers: only the flush in stop() can send the deletes in time
+      handler: async () => {
+        started += 1;
+        await pause(400);
+        finished += 1;
+        return { action: 'delete' };
+      },
+    });
+    poller.start();
+    await waitFor('3 handlers', () => started === 3);
+    const t0 = Date.now();
+    await poller.stop();
+    const receivesAtStop = calls.ReceiveMessage;
+    expect(finished).toBe(3);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(await depth(queueUrl)).toBe(0);
+
+    await admin.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: 'after stop' }));
+    await pause(200);
+    expect(calls.ReceiveMessage).toBe(receivesAtStop);
+    expect(await depth(queueUrl)).toBe(1);
+  });
+
+  it('stop(): a handler that does not finish within shutdownTimeoutMs is left for redelivery', async () => {
+    const { queueUrl } = await freshQueues({ visibilityTimeoutSeconds: 30, maxReceiveCount: 5 });
+    await admin.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: 'stuck' }));
+    const never = deferred();
+    let started = false;
+    const { poller, logs } = makePoller({
+      queueUrl,
+      shutdownTimeoutMs: 300,
+      handler: async () => {
+        started = true;
+        await never.promise;
+        return { action: 'delete' };
+      },
+    });
+    poller.start();
+    await waitFor('the handler', () => started);
+    const t0 = Date.now();
+    await poller.stop();
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+    expect(Date.now() - t0).toBeLessThan(1500);
+    never.release();
+    await pause(100);
+    expect(await depth(queueUrl)).toBe(1);
+    expect(logs.some((l) => l.includes('Shutdown timeout'))).toBe(true);
+  });
+
+  it('survives SQS being down: logs, backs off, and carries on when it is back', async () => {
+    await standIns.stopSqs();
+    let handled = 0;
+    const { poller, logs } = makePoller({
+      queueUrl: standIns.queueUrl,
+      handler: async () => {
+        handled += 1;
+        return { action: 'delete' };
+      },
+    });
+    poller.start();
+    await waitFor('a logged receive failure', () => logs.some((l) => l.includes('ReceiveMessage failed')), 5000);
+    await standIns.startSqs();
+    await admin.send(new SendMessageCommand({ QueueUrl: standIns.queueUrl, MessageBody: 'back' }));
+    await waitFor('the message after the outage', () => handled === 1, 15_000);
+  }, 30_000);
+});
+
+describe('retryDelaySeconds', () => {
+  const policy = { baseSeconds: 10, maxSeconds: 900 };
+  it.each([
+    // [outcome delay, receiveCount, random, expected]
+    [undefined, 1, 1, 10],
+    [undefined, 1, 0, 5],
+    [undefined, 2, 1, 20],
+    [undefined, 4, 1, 80],
+    [undefined, 20, 1, 900],
+    [undefined, 20, 0, 450],
+    [30, 7, 0.5, 30],
+    [0, 3, 0.5, 0],
+    [100_000, 1, 0.5, 43_200],
+    [-5, 1, 0.5, 0],
+  ])('delay %p, receive #%p, random %p → %p s', (delaySeconds, receiveCount, random, expected) => {
+    expect(retryDelaySeconds({ delaySeconds }, receiveCount, policy, () => random)).toBe(expected);
+  });
+
+  it('never computes a zero backoff', () => {
+    expect(retryDelaySeconds({}, 1, { baseSeconds: 1, maxSeconds: 1 }, () => 0)).toBe(1);
+  });
+});
+
+describe('SqsBatcher', () => {
+  it('retries the entries that failed on a 200 (not the sender faults), and flush() waits for the retry', async () => {
+    const sent: string[][] = [];
+    let firstCall = true;
+    const batcher = new SqsBatcher<{ handle: string }>({
+      lingerMs: 5,
+      retryDelayMs: 1,
+      send: async (entries): Promise<SqsBatchResponse> => {
+        sent.push(entries.map((e) => e.handle));
+        if (!firstCall) return { Successful: entries.map((e) => ({ Id: e.Id })) };
+        firstCall = false;
+        return {
+          Successful: [{ Id: entries[0]!.Id }],
+          Failed: [
+            { Id: entries[1]!.Id, Code: 'InternalError', SenderFault: false },
+            { Id: entries[2]!.Id, Code: 'ReceiptHandleIsInvalid', SenderFault: true },
+          ],
+        };
+      },
+    });
+    const results = Promise.all(['a', 'b', 'c'].map((handle) => batcher.add({ handle })));
+    await batcher.flush();
+    expect(sent).toEqual([['a', 'b', 'c'], ['b']]);
+    expect(await results).toEqual([{ ok: true }, { ok: true }, { ok: false, code: 'ReceiptHandleIsInvalid', message: '' }]);
+  });
+
+  it('sends 10 at once without waiting for the linger, and gives up after maxAttempts on network errors', async () => {
+    let calls = 0;
+    const batcher = new SqsBatcher<{ n: number }>({
+      lingerMs: 10_000,
+      maxAttempts: 2,
+      retryDelayMs: 1,
+      send: async () => {
+        calls += 1;
+        throw Object.assign(new Error('socket hang up'), { name: 'NetworkingError' });
+      },
+    });
+    const results = await Promise.all(Array.from({ length: 10 }, (_, n) => batcher.add({ n })));
+    expect(calls).toBe(2);
+    expect(results.every((r) => !r.ok && r.code === 'NetworkingError')).toBe(true);
+  });
+
+  it('reports a stale receipt handle from the real DeleteMessageBatch as a failed entry', async () => {
+    const { queueUrl } = await freshQueues({ visibilityTimeoutSeconds: 30, maxReceiveCount: 5 });
+    const batcher = new SqsBatcher<{ ReceiptHandle: string }>({
+      lingerMs: 1,
+      send: (Entries) => admin.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries })),
+    });
+    const result = await batcher.add({ ReceiptHandle: 'not-a-receipt-handle' });
+    expect(result.ok).toBe(false);
+  });
+});
