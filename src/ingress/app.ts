@@ -83,7 +83,9 @@ export function createIngressApp(deps: IngressDependencies): express.Express {
     const given = req.get('x-request-id');
     const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
     res.locals.requestId = requestId;
-    res.locals.log = deps.logger.child({ requestId });
+    // Created on first use: most requests log nothing at info level.
+    let log: Logger | undefined;
+    Object.defineProperty(res.locals, 'log', { get: () => (log ??= deps.logger.child({ requestId })) });
     res.setHeader('X-Request-Id', requestId);
     if (deps.isDraining()) res.setHeader('Connection', 'close');
     const route = req.path.startsWith('/webhooks/whatsapp/') ? '/webhooks/whatsapp/:lineId' : req.path;
@@ -141,7 +143,13 @@ export function createIngressApp(deps: IngressDependencies): express.Express {
   const rawBody = express.raw({ type: () => true, limit: deps.maxBodyBytes });
 
   const receive = async (req: Request, res: Response) => {
-    const log = (res.locals as Locals).log;
+    const locals = res.locals as Locals;
+    const log = {
+      warn: (o: object, m: string) => locals.log.warn(o, m),
+      info: (o: object, m: string) => locals.log.info(o, m),
+      error: (o: object, m: string) => locals.log.error(o, m),
+      debug: (o: object, m: string) => locals.log.debug(o, m),
+    };
     const line = await lineFor(req, res);
     if (line === undefined) return;
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
@@ -186,7 +194,8 @@ export function createIngressApp(deps: IngressDependencies): express.Express {
     }
     enqueueSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
     accepted.inc();
-    log.info({ lineId: line?.lineId, bytes: raw.length, bodySha256: attributes.bodySha256 }, 'payload enqueued');
+    // Per-payload success is debug: at webhook volumes, metrics and the load balancer's access log carry it.
+    if (deps.logger.isLevelEnabled('debug')) log.debug({ lineId: line?.lineId, bytes: raw.length, bodySha256: attributes.bodySha256 }, 'payload enqueued');
     res.status(200).json({ status: 'queued' });
   };
 
