@@ -3,7 +3,10 @@ import { ensureResources } from './aws/resources';
 import { loadConfig, type Config } from './config/config';
 import { ConfigError } from './errors';
 import { startIngress, type RunningIngress } from './ingress/server';
-import { readLinesFile, upsertLines } from './lines/admin';
+import { parseLines, readLinesFile, upsertLines } from './lines/admin';
+import type { LineInput } from './lines/line';
+import { startWorker } from './worker';
+import { startHealthServer } from './observability/health';
 import { CachedLineRegistry } from './lines/registry';
 import { ReferenceSecretResolver } from './lines/secrets';
 import { DynamoLineStore } from './lines/store';
@@ -17,12 +20,14 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
   const stops: Array<() => Promise<void>> = [];
   let config = baseConfig;
   let publish: ((gatewayUrl: string) => void) | undefined;
+  let defaultLines: LineInput[] = [];
   if (config.embedded) {
     // Loaded lazily: the stand-ins are devDependencies and never ship in the production image.
     const { startEmbeddedDefault } = await import('./local/embedded');
     const embedded = await startEmbeddedDefault(config, logger);
     config = embedded.config;
     publish = (url) => embedded.publish(url);
+    defaultLines = embedded.demoLines;
     stops.push(() => embedded.stop());
   }
 
@@ -42,6 +47,9 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
     const lines = readLinesFile(config.linesFile, { production: config.production });
     await upsertLines(lineStore, lines);
     logger.info({ lines: lines.map((l) => l.lineId) }, 'lines upserted from LINES_FILE');
+  } else if (defaultLines.length > 0) {
+    await upsertLines(lineStore, parseLines(defaultLines, { production: false }));
+    logger.info({ lines: defaultLines.map((l) => l.lineId) }, 'demo lines registered (no LINES_FILE)');
   }
   const registry = createRegistry();
   const lines = new CachedLineRegistry({ store: lineStore, ttlMs: config.ingress.lineCacheTtlMs, registry });
@@ -50,6 +58,21 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
     secretsManager: clients.secrets,
     cacheTtlMs: config.ingress.secretCacheTtlMs,
   });
+
+  // Stops run newest first: the ingress drains (flushing to SQS), then the worker finishes in-flight messages.
+  if (role === 'worker' || role === 'all') {
+    const worker = startWorker({ config, clients, lines, secrets, registry, logger });
+    let workerStopping = false;
+    stops.unshift(() => {
+      workerStopping = true;
+      return worker.stop();
+    });
+    logger.info({ concurrency: config.worker.concurrency, queueUrl: config.sqs.queueUrl }, 'worker polling');
+    if (role === 'worker') {
+      const health = await startHealthServer({ port: config.port, registry, isReady: () => !workerStopping });
+      stops.unshift(() => health.close());
+    }
+  }
 
   let ingress: RunningIngress | undefined;
   if (role === 'ingress' || role === 'all') {
@@ -81,9 +104,6 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
         `\nwa-ingress embedded default\n  webhook URL:   ${url}\n  verify token:  ${config.whatsapp.verifyToken}\n  app secret:    ${config.whatsapp.appSecrets[0]} (local only, from ${config.dataDir}/local-secrets.json)\n  SQS queue:     ${config.sqs.queueUrl}\n  DLQ:           ${config.sqs.dlqUrl}\n\n`,
       );
     }
-  }
-  if (role === 'worker' || role === 'all') {
-    throw new ConfigError('The worker is not built yet (issue: Worker). Run `node dist/main.js ingress`.');
   }
 
   return async () => {

@@ -1,51 +1,95 @@
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Config } from '../config/config';
+import type { LineInput } from '../lines/line';
 import type { Logger } from '../observability/logger';
 import { startAwsStandIns, type AwsStandIns } from './aws-standins';
+import { BIRD_STANDIN_FLOW_SECRET, startBirdStandIn, type BirdStandIn } from './bird-standin';
 import { localSecrets, STANDIN_CREDENTIALS, writeEmbeddedState, type LocalSecrets } from './embedded-settings';
+import { startGraphStandIn, type GraphStandIn } from './graph-standin';
 
 export interface EmbeddedDefault {
   /** The configuration with the stand-ins' URLs, credentials and local secrets filled in. */
   config: Config;
   secrets: LocalSecrets;
   standIns: AwsStandIns;
-  publish(gatewayUrl: string, extra?: { birdUrl?: string; graphUrl?: string }): void;
+  bird: BirdStandIn;
+  graph: GraphStandIn;
+  /** Lines registered when no LINES_FILE is given: they match the phone_number_ids most fixtures use. */
+  demoLines: LineInput[];
+  publish(gatewayUrl: string): void;
   stop(): Promise<void>;
+}
+
+const LOCAL_GRAPH_TOKEN = 'local-graph-token';
+
+export function demoLines(birdFlowUrl: string): LineInput[] {
+  const line = (lineId: string, phoneNumberId: string, displayPhoneNumber: string): LineInput => ({
+    lineId,
+    phoneNumberId,
+    wabaId: '102290129340398',
+    displayPhoneNumber,
+    bird: { transport: 'flow', flowUrl: birdFlowUrl, flowSecret: BIRD_STANDIN_FLOW_SECRET },
+  });
+  return [line('demo', '106540352242922', '15550783881'), line('demo-2', '1122334455667', '15551234567')];
 }
 
 /**
  * `npm start` with no SQS_QUEUE_URL: run SQS, DynamoDB and S3 stand-ins in-process, data under
- * DATA_DIR. local-aws-sqs keeps messages in memory only; production uses SQS.
+ * DATA_DIR, plus a Bird stand-in (inbox in DATA_DIR/bird-inbox.jsonl) and a Graph stand-in that
+ * serves media for the simulator. local-aws-sqs keeps messages in memory only; production uses SQS.
+ * Variables the operator set (GRAPH_API_BASE_URL, MEDIA_ALLOWED_HOSTS, BIRD_API_BASE_URL,
+ * WHATSAPP_ACCESS_TOKEN) win over the stand-ins.
  */
-export async function startEmbeddedDefault(config: Config, logger: Logger): Promise<EmbeddedDefault> {
+export async function startEmbeddedDefault(config: Config, logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<EmbeddedDefault> {
   const dataDir = resolve(config.dataDir);
   const standIns = await startAwsStandIns({ dataDir, visibilityTimeoutSeconds: config.worker.visibilityTimeoutSeconds });
+  const bird = await startBirdStandIn({ inboxFile: join(dataDir, 'bird-inbox.jsonl'), logger: logger.child({ standIn: 'bird' }) });
+  const graph = await startGraphStandIn({ token: LOCAL_GRAPH_TOKEN, serveAnyMediaId: true, logger: logger.child({ standIn: 'graph' }) });
   const secrets = localSecrets(dataDir);
+  const graphApiBaseUrl = env.GRAPH_API_BASE_URL ? config.worker.graphApiBaseUrl : graph.baseUrl;
   const embedded: Config = {
     ...config,
     whatsapp: {
-      ...config.whatsapp,
       verifyToken: config.whatsapp.verifyToken ?? secrets.verifyToken,
       appSecrets: config.whatsapp.appSecrets.length > 0 ? config.whatsapp.appSecrets : [secrets.appSecret],
+      accessToken: config.whatsapp.accessToken ?? LOCAL_GRAPH_TOKEN,
     },
     sqs: { ...config.sqs, queueUrl: standIns.queueUrl, dlqUrl: standIns.dlqUrl },
     aws: { ...config.aws, endpoints: standIns.endpoints, forcePathStyle: true, credentials: STANDIN_CREDENTIALS },
+    worker: {
+      ...config.worker,
+      graphApiBaseUrl,
+      mediaAllowedHosts: env.MEDIA_ALLOWED_HOSTS ? config.worker.mediaAllowedHosts : [...config.worker.mediaAllowedHosts, new URL(graphApiBaseUrl).hostname],
+      birdApiBaseUrl: env.BIRD_API_BASE_URL ? config.worker.birdApiBaseUrl : bird.conversationsBaseUrl,
+      // local-aws-sqs answers concurrent long polls only when their wait ends: keep the wait short locally.
+      waitTimeSeconds: env.SQS_WAIT_TIME_SECONDS ? config.worker.waitTimeSeconds : 1,
+    },
   };
-  logger.info({ dataDir, endpoints: standIns.endpoints, queueUrl: standIns.queueUrl, dlqUrl: standIns.dlqUrl }, 'embedded stand-ins started (SQS messages live in memory only)');
+  logger.info(
+    { dataDir, endpoints: standIns.endpoints, queueUrl: standIns.queueUrl, dlqUrl: standIns.dlqUrl, bird: bird.url, graph: graph.baseUrl },
+    'embedded stand-ins started (SQS messages live in memory only; production uses SQS)',
+  );
   return {
     config: embedded,
     secrets,
     standIns,
-    publish(gatewayUrl, extra) {
+    bird,
+    graph,
+    demoLines: demoLines(bird.flowUrl()),
+    publish(gatewayUrl) {
       writeEmbeddedState(dataDir, {
         pid: process.pid,
         endpoints: standIns.endpoints,
         queueUrl: standIns.queueUrl,
         dlqUrl: standIns.dlqUrl,
         gatewayUrl,
-        ...extra,
+        birdUrl: bird.url,
+        graphUrl: graph.baseUrl,
       });
     },
-    stop: () => standIns.stop(),
+    async stop() {
+      await Promise.allSettled([bird.stop(), graph.stop()]);
+      await standIns.stop();
+    },
   };
 }

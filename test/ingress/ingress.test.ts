@@ -63,7 +63,7 @@ describe('GET verification', () => {
   it('refuses a wrong token with 403 and a JSON body', async () => {
     const res = await verify('/webhooks/whatsapp', 'hub.mode=subscribe&hub.challenge=c&hub.verify_token=wrong');
     expect(res.status).toBe(403);
-    expect((await res.json()).error).toBe('verification_failed');
+    expect(((await res.json()) as { error: string }).error).toBe('verification_failed');
   });
 
   it('refuses a wrong mode with 403', async () => {
@@ -74,7 +74,7 @@ describe('GET verification', () => {
   it('answers 400 when parameters are missing', async () => {
     const res = await verify('/webhooks/whatsapp', 'hub.mode=subscribe');
     expect(res.status).toBe(400);
-    expect((await res.json()).error).toBe('missing_parameters');
+    expect(((await res.json()) as { error: string }).error).toBe('missing_parameters');
   });
 
   it("uses the line's own verify token on its URL, and 404 for an unknown line", async () => {
@@ -152,7 +152,7 @@ describe('POST: bad input', () => {
     const before = await gw.metric('wa_ingress_signature_failures_total', { reason });
     const res = await post('/webhooks/whatsapp', body, headers as Record<string, string>);
     expect(res.status).toBe(401);
-    expect((await res.json()).error).toBe('invalid_signature');
+    expect(((await res.json()) as { error: string }).error).toBe('invalid_signature');
     expect(await gw.metric('wa_ingress_signature_failures_total', { reason })).toBe(before + 1);
     expect(await aws.drainQueue()).toHaveLength(0);
   });
@@ -165,14 +165,14 @@ describe('POST: bad input', () => {
   ])('a signed body that is %s gets 400', async (_name, bad) => {
     const res = await post('/webhooks/whatsapp', bad, signed(bad));
     expect(res.status).toBe(400);
-    expect((await res.json()).error).toBe('invalid_payload');
+    expect(((await res.json()) as { error: string }).error).toBe('invalid_payload');
     expect(await aws.drainQueue()).toHaveLength(0);
   });
 
   it('routes it does not know get 404 JSON', async () => {
     const res = await fetch(`${gw.url}/nowhere`);
     expect(res.status).toBe(404);
-    expect((await res.json()).error).toBe('not_found');
+    expect(((await res.json()) as { error: string }).error).toBe('not_found');
   });
 });
 
@@ -201,7 +201,7 @@ describe('POST: size and claim check', () => {
     const body = bigPayload(3 * 1024 * 1024 + 1);
     const res = await post('/webhooks/whatsapp', body, signed(body));
     expect(res.status).toBe(413);
-    expect((await res.json()).error).toBe('payload_too_large');
+    expect(((await res.json()) as { error: string }).error).toBe('payload_too_large');
     expect(await aws.drainQueue()).toHaveLength(0);
   });
 });
@@ -285,7 +285,7 @@ describe('outage', () => {
       for (const res of results) {
         expect(res.status).toBe(503);
         expect(res.headers.get('retry-after')).toBe('5');
-        expect((await res.json()).error).toBe('queue_unavailable');
+        expect(((await res.json()) as { error: string }).error).toBe('queue_unavailable');
       }
       expect((await fetch(`${gw.url}/readyz`)).status).toBe(503);
     } finally {

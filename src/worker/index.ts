@@ -1,0 +1,77 @@
+import type { AwsClients } from '../aws/clients';
+import { createBirdClient } from '../bird';
+import type { Config } from '../config/config';
+import { DynamoDedupeStore } from '../dedupe/dynamo-dedupe-store';
+import type { LineRegistry } from '../lines/registry';
+import type { SecretResolver } from '../lines/secrets';
+import { S3MediaStore } from '../media';
+import type { Logger } from '../observability/logger';
+import type { Registry } from '../observability/metrics';
+import { ClaimCheckReader } from './claim-check';
+import { DlqParker } from './dlq';
+import { EventPipeline } from './pipeline';
+import { SqsPoller } from './poller';
+
+export interface RunningWorker {
+  poller: SqsPoller;
+  stop(): Promise<void>;
+}
+
+/** Wires the worker's adapters from the configuration and starts polling. */
+export function startWorker(deps: {
+  config: Config;
+  clients: AwsClients;
+  lines: LineRegistry;
+  secrets: SecretResolver;
+  registry: Registry;
+  logger: Logger;
+}): RunningWorker {
+  const { config, clients, registry } = deps;
+  const logger = deps.logger.child({ role: 'worker' });
+  if (!config.sqs.queueUrl || !config.sqs.dlqUrl) throw new Error('SQS_QUEUE_URL and SQS_DLQ_URL are required for the worker');
+  const visibilityTimeoutSeconds = config.worker.visibilityTimeoutSeconds;
+  const bird = createBirdClient({ logger, registry, timeoutMs: config.worker.birdTimeoutMs, birdApiBaseUrl: config.worker.birdApiBaseUrl });
+  const pipeline = new EventPipeline({
+    lines: deps.lines,
+    secrets: deps.secrets,
+    dedupe: new DynamoDedupeStore({
+      documents: clients.documents,
+      tableName: config.dynamodb.dedupeTable,
+      ttlDays: config.worker.dedupeTtlDays,
+      leaseMs: visibilityTimeoutSeconds * 1000,
+      visibilityTimeoutSeconds,
+      registry,
+    }),
+    media: new S3MediaStore({
+      s3: clients.s3,
+      bucket: config.s3.bucket,
+      graphApiBaseUrl: config.worker.graphApiBaseUrl,
+      graphApiVersion: config.worker.graphApiVersion,
+      allowedHosts: config.worker.mediaAllowedHosts,
+      urlTtlSeconds: config.worker.mediaUrlTtlSeconds,
+      logger,
+      registry,
+    }),
+    bird,
+    parker: new DlqParker({ sqs: clients.sqs, dlqUrl: config.sqs.dlqUrl, registry }),
+    defaultAccessToken: config.whatsapp.accessToken,
+    logger,
+    registry,
+  });
+  const poller = new SqsPoller({
+    sqs: clients.sqs,
+    queueUrl: config.sqs.queueUrl,
+    handler: pipeline.handle,
+    logger,
+    registry,
+    concurrency: config.worker.concurrency,
+    waitTimeSeconds: config.worker.waitTimeSeconds,
+    visibilityTimeoutSeconds,
+    shutdownTimeoutMs: Math.max(1000, config.ingress.shutdownTimeoutMs - 1000),
+    // While Bird's breaker is open, new messages would only fail: leave them on the queue.
+    shouldPause: () => bird.circuitOpen,
+    claimChecks: new ClaimCheckReader({ s3: clients.s3, bucket: config.s3.bucket }),
+  });
+  poller.start();
+  return { poller, stop: () => poller.stop() };
+}
