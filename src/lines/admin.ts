@@ -18,7 +18,7 @@ function secretFields(line: Line): Array<[string, string]> {
 
 /** Parse lines from JSON (one object or an array); in production, literal secrets are refused. */
 export function parseLines(json: unknown, options: { production: boolean }): Line[] {
-  const parsed = z.union([lineSchema, z.array(lineSchema)]).safeParse(json);
+  const parsed = (Array.isArray(json) ? z.array(lineSchema) : lineSchema).safeParse(json);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
     throw new ConfigError(`Invalid line definition:\n  ${problems.join('\n  ')}`);
