@@ -46,6 +46,11 @@ export interface SqsPollerOptions {
   retryMaxSeconds?: number;
   /** How long a delete waits for others to share its DeleteMessageBatch call. */
   deleteLingerMs?: number;
+  /**
+   * With fewer than 10 free slots (and some in flight), wait up to this long for more to free up,
+   * so receives ask for full batches: fewer SQS calls per event for a few ms of idle slots.
+   */
+  receiveGatherMs?: number;
   /** How often a paused poller looks at shouldPause() again. */
   pauseCheckMs?: number;
   /** Visibility is renewed at least this often while a handler runs; default a third of the timeout. */
@@ -84,7 +89,7 @@ interface InFlightMessage {
   heartbeat?: Promise<unknown>;
 }
 
-type ReceiveOutcome = 'delete' | 'retry' | 'error';
+type OutcomeLabel = 'delete' | 'retry' | 'error';
 
 /**
  * Long-polling SQS consumer with bounded concurrency: up to `concurrency` messages in flight, each
@@ -107,6 +112,7 @@ export class SqsPoller {
   private readonly retryPolicy: { baseSeconds: number; maxSeconds: number };
   private readonly pauseCheckMs: number;
   private readonly heartbeatIntervalMs: number;
+  private readonly receiveGatherMs: number;
 
   private readonly deletes: SqsBatcher<{ ReceiptHandle: string }>;
   private readonly visibility: SqsBatcher<{ ReceiptHandle: string; VisibilityTimeout: number }>;
@@ -129,6 +135,8 @@ export class SqsPoller {
   /** Slots held by handlers, plus slots promised to receive calls still out. */
   private busy = 0;
   private reserved = 0;
+  /** Since when the receive loops have been waiting for a full batch of free slots. */
+  private gatheringSince: number | undefined;
   private slotWaiters: Array<() => void> = [];
   private loops: Promise<void>[] = [];
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -153,11 +161,12 @@ export class SqsPoller {
     this.receiveLoops = options.receiveLoops ?? Math.min(4, Math.ceil(this.concurrency / SQS_MAX_BATCH));
     this.retryPolicy = { baseSeconds: options.retryBaseSeconds ?? 10, maxSeconds: options.retryMaxSeconds ?? 900 };
     this.pauseCheckMs = options.pauseCheckMs ?? 1000;
+    this.receiveGatherMs = options.receiveGatherMs ?? 50;
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? (this.visibilityTimeoutSeconds * 1000) / 3;
     this.validate();
 
     this.deletes = new SqsBatcher({
-      lingerMs: options.deleteLingerMs ?? 20,
+      lingerMs: options.deleteLingerMs ?? 50,
       send: (Entries) =>
         this.call('DeleteMessageBatch', () => this.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: this.queueUrl, Entries }))),
     });
@@ -210,6 +219,7 @@ export class SqsPoller {
     if (!(this.heartbeatIntervalMs > 0 && this.heartbeatIntervalMs < this.visibilityTimeoutSeconds * 1000)) {
       problems.push(`heartbeatIntervalMs must be below the visibility timeout (got ${this.heartbeatIntervalMs})`);
     }
+    if (!(this.receiveGatherMs >= 0)) problems.push(`receiveGatherMs must be >= 0 (got ${this.receiveGatherMs})`);
     if (!Number.isInteger(this.receiveLoops) || this.receiveLoops < 1) problems.push(`receiveLoops must be an integer >= 1 (got ${this.receiveLoops})`);
     if (problems.length > 0) throw new Error(`SqsPoller: ${problems.join('; ')}`);
   }
@@ -304,6 +314,13 @@ export class SqsPoller {
     this.setPaused(false);
     const want = Math.min(SQS_MAX_BATCH, this.concurrency - this.busy - this.reserved);
     if (want <= 0) return this.slotFreed();
+    if (want < Math.min(SQS_MAX_BATCH, this.concurrency) && this.busy > 0) {
+      // One window for all loops: otherwise each would take its share of a few free slots.
+      this.gatheringSince ??= Date.now();
+      const left = this.receiveGatherMs - (Date.now() - this.gatheringSince);
+      if (left > 0) return Promise.race([this.slotFreed(), this.idle(left)]);
+    }
+    this.gatheringSince = undefined;
     this.reserved += want;
     let messages: Message[];
     try {
@@ -411,7 +428,7 @@ export class SqsPoller {
 
     const endTimer = this.metrics.handlerSeconds.startTimer();
     let outcome: HandlerOutcome;
-    let label: ReceiveOutcome;
+    let label: OutcomeLabel;
     try {
       outcome = await this.handler(received);
       label = outcome.action;

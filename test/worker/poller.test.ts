@@ -224,6 +224,31 @@ describe('SqsPoller against local-aws-sqs', () => {
     expect(await metric(registry, 'wa_ingress_worker_messages_received_total')).toBe(20);
   });
 
+  it.each([
+    [200, 'at most 8'],
+    [0, 'more than 8'],
+  ])('receiveGatherMs %p: 40 messages with staggered handlers take %s receives', async (receiveGatherMs) => {
+    const { queueUrl } = await freshQueues({ visibilityTimeoutSeconds: 30, maxReceiveCount: 5 });
+    await sendMany(queueUrl, Array.from({ length: 40 }, (_, i) => String(i)));
+    let done = 0;
+    let receivesWhenDone = 0;
+    const { poller, calls } = makePoller({
+      queueUrl,
+      concurrency: 10,
+      receiveLoops: 1,
+      receiveGatherMs,
+      handler: async (msg) => {
+        await pause(20 + (Number(msg.body.toString()) % 10) * 8);
+        if (++done === 40) receivesWhenDone = calls.ReceiveMessage ?? 0;
+        return { action: 'delete' };
+      },
+    });
+    poller.start();
+    await waitFor('40 messages', () => done === 40);
+    if (receiveGatherMs > 0) expect(receivesWhenDone).toBeLessThanOrEqual(8);
+    else expect(receivesWhenDone).toBeGreaterThan(8);
+  });
+
   it('retry: the message comes back after the delay with a growing receive count, then the redrive policy moves it to the DLQ', async () => {
     const { queueUrl, dlqUrl } = await freshQueues({ visibilityTimeoutSeconds: 30, maxReceiveCount: 3 });
     await admin.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: '{"poison":true}' }));
