@@ -1,6 +1,6 @@
 import { createAwsClients } from './aws/clients';
 import { ensureResources } from './aws/resources';
-import { loadConfig, type Config } from './config/config';
+import { assertServable, loadConfig, type Config, type Role } from './config/config';
 import { ConfigError } from './errors';
 import { startIngress, type RunningIngress } from './ingress/server';
 import { parseLines, readLinesFile, upsertLines } from './lines/admin';
@@ -13,7 +13,6 @@ import { DynamoLineStore } from './lines/store';
 import { createLogger, type Logger } from './observability/logger';
 import { createRegistry } from './observability/metrics';
 
-type Role = 'ingress' | 'worker' | 'all';
 const ROLES: readonly Role[] = ['ingress', 'worker', 'all'];
 
 async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() => Promise<void>> {
@@ -120,6 +119,7 @@ async function main(): Promise<void> {
   let config: Config;
   try {
     config = loadConfig();
+    assertServable(config, role);
   } catch (error) {
     process.stderr.write(`${(error as Error).message}\n`);
     process.exit(78);

@@ -104,6 +104,26 @@ export interface Config {
   };
 }
 
+export type Role = 'ingress' | 'worker' | 'all';
+
+/**
+ * What a serving process needs beyond the parsed variables, checked at start (the CLIs need less:
+ * `npm run dlq` works with just the queue URLs).
+ */
+export function assertServable(config: Config, role: Role): void {
+  if (config.embedded) return;
+  const needs: Array<[string, boolean]> = [
+    ['S3_BUCKET', config.env.S3_BUCKET !== undefined],
+    ['WHATSAPP_VERIFY_TOKEN', role === 'worker' || config.whatsapp.verifyToken !== undefined],
+    ['WHATSAPP_APP_SECRETS', role === 'worker' || config.whatsapp.appSecrets.length > 0],
+    ['SQS_DLQ_URL', role === 'ingress' || config.sqs.dlqUrl !== undefined],
+  ];
+  const missing = needs.filter(([, ok]) => !ok).map(([name]) => name);
+  if (missing.length > 0) {
+    throw new ConfigError(`Invalid configuration:\n  ${missing.map((k) => `${k}: required for the ${role} role when SQS_QUEUE_URL is set`).join('\n  ')}`);
+  }
+}
+
 /** Parse and validate the environment once; bad configuration fails here, naming the variable. */
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const defined = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''));
@@ -119,19 +139,6 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if (production && embedded) {
     throw new ConfigError('SQS_QUEUE_URL: required when NODE_ENV=production (the embedded stand-ins are for development only)');
   }
-  if (!embedded) {
-    const missing = (
-      [
-        ['WHATSAPP_VERIFY_TOKEN', env.WHATSAPP_VERIFY_TOKEN],
-        ['WHATSAPP_APP_SECRETS', env.WHATSAPP_APP_SECRETS?.length ? env.WHATSAPP_APP_SECRETS : undefined],
-        ['S3_BUCKET', env.S3_BUCKET],
-      ] as const
-    ).filter(([, v]) => v === undefined);
-    if (missing.length > 0) {
-      throw new ConfigError(`Invalid configuration:\n  ${missing.map(([k]) => `${k}: required when SQS_QUEUE_URL is set`).join('\n  ')}`);
-    }
-  }
-
   return {
     env,
     embedded,

@@ -1,6 +1,8 @@
 import { createAwsClients } from '../aws/clients';
 import { loadConfig } from '../config/config';
 import { ConfigError } from '../errors';
+import { resolve } from 'node:path';
+import { embeddedAwsSettings, readEmbeddedState } from '../local/embedded-settings';
 import { parseClaimCheckPointer } from './message';
 import { DeadLetterQueue, type DlqEntry } from './dlq';
 
@@ -11,7 +13,8 @@ const USAGE = `Usage: npm run dlq -- <command>
   purge --yes          delete every message in the DLQ
 Reading the DLQ receives its messages: they turn invisible for up to 30 s (released when the command ends),
 and each read adds one to their receive count.
-Needs SQS_QUEUE_URL and SQS_DLQ_URL (and the AWS credentials of the deployment).`;
+Needs SQS_QUEUE_URL and SQS_DLQ_URL (and the AWS credentials of the deployment); without them it works on the
+running embedded default (npm start).`;
 
 export interface CliIo {
   env: NodeJS.ProcessEnv;
@@ -52,14 +55,26 @@ export async function runDlqCli(argv: string[], io: CliIo = defaultIo): Promise<
     io.err(error instanceof ConfigError ? error.message : String(error));
     return 2;
   }
-  const { queueUrl, dlqUrl } = config.sqs;
+  let aws = config.aws;
+  let { queueUrl, dlqUrl } = config.sqs;
+  if (config.embedded) {
+    // No SQS_QUEUE_URL: work on the running embedded default (npm start).
+    try {
+      const state = readEmbeddedState(resolve(config.dataDir));
+      aws = embeddedAwsSettings(config);
+      ({ queueUrl, dlqUrl } = state);
+    } catch (error) {
+      io.err((error as Error).message);
+      return 2;
+    }
+  }
   if (!queueUrl || !dlqUrl) {
     const missing = [!queueUrl && 'SQS_QUEUE_URL', !dlqUrl && 'SQS_DLQ_URL'].filter(Boolean).join(' and ');
     io.err(`${missing} not set: the DLQ tool works on the deployed queues (set both, e.g. from the stack outputs).`);
     return 2;
   }
 
-  const clients = createAwsClients(config.aws);
+  const clients = createAwsClients(aws);
   const dlq = new DeadLetterQueue({ sqs: clients.sqs, queueUrl, dlqUrl });
   try {
     switch (command) {
