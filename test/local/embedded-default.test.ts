@@ -1,0 +1,77 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { freePort, startMain, waitFor, type Child } from '../support/child';
+
+const DIST = resolve(__dirname, '../../dist');
+
+function runCli(script: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [join(DIST, script), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('exit', (code) => done({ code, stdout, stderr }));
+  });
+}
+
+describe('embedded default (npm start)', () => {
+  let dataDir: string;
+  let env: NodeJS.ProcessEnv;
+  let gateway: Child;
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'wa-ingress-embedded-'));
+    env = { PATH: process.env.PATH, DATA_DIR: dataDir, PORT: String(await freePort()), LOG_LEVEL: 'info', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+    gateway = startMain('all', env);
+    await waitFor(async () => existsSync(join(dataDir, 'embedded.json')) && (await fetch(`http://127.0.0.1:${env.PORT}/readyz`)).ok, 20_000, 'the embedded gateway');
+  });
+
+  afterAll(async () => {
+    gateway.process.kill('SIGTERM');
+    await gateway.exited;
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('prints the URLs and verify token, and answers the verify challenge with it', async () => {
+    const secrets = JSON.parse(readFileSync(join(dataDir, 'local-secrets.json'), 'utf8')) as { verifyToken: string };
+    expect(gateway.output()).toContain(`verify token:  ${secrets.verifyToken}`);
+    expect(gateway.output()).toContain(`webhook URL:   http://127.0.0.1:${env.PORT}/webhooks/whatsapp`);
+    const res = await fetch(`http://127.0.0.1:${env.PORT}/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=42&hub.verify_token=${secrets.verifyToken}`);
+    expect(await res.text()).toBe('42');
+  });
+
+  it('takes a simulated image all the way to the Bird inbox, media stored in S3 and linked', async () => {
+    const run = await runCli('local/simulate.js', ['message-image', '--wait', '15'], env);
+    expect(run.stdout).toMatch(/^200 +message-image$/m);
+    expect(run.stdout).toContain('1 of 1 events reached the Bird inbox');
+    const inbox = readFileSync(join(dataDir, 'bird-inbox.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const image = inbox.find((e) => e.body.message?.type === 'image');
+    expect(image.body.line.lineId).toBe('demo');
+    expect(image.body.message.media.s3Key).toMatch(/^media\/demo\/\d{4}\/\d{2}\/\d{2}\//);
+    const download = await fetch(image.body.message.media.url);
+    expect(download.status).toBe(200);
+    expect((await download.arrayBuffer()).byteLength).toBe(image.body.message.media.size);
+  });
+
+  it('parks an unroutable event, lists it with the DLQ CLI, and registers lines with the lines CLI', async () => {
+    await runCli('local/simulate.js', ['odd-message-type-unknown', '--wait', '2'], env);
+    await waitFor(async () => (await runCli('worker/dlq-cli.js', ['list'], env)).stdout.includes('unrouted'), 15_000, 'the parked event');
+    const lineFile = join(dataDir, 'line.json');
+    writeFileSync(
+      lineFile,
+      JSON.stringify({ lineId: 'cli-line', phoneNumberId: '5550001', wabaId: 'w', displayPhoneNumber: '15550001', appSecrets: ['super-literal-secret'], bird: { transport: 'flow', flowUrl: 'http://127.0.0.1:9/x', flowSecret: 'flow-literal' } }),
+    );
+    expect((await runCli('lines/cli.js', ['put', lineFile], env)).code).toBe(0);
+    const got = await runCli('lines/cli.js', ['get', 'cli-line'], env);
+    expect(got.code).toBe(0);
+    expect(got.stdout).toContain('"phoneNumberId": "5550001"');
+    expect(got.stdout).not.toContain('super-literal-secret');
+    expect(got.stdout).not.toContain('flow-literal');
+    expect((await runCli('lines/cli.js', ['disable', 'cli-line'], env)).code).toBe(0);
+    expect((await runCli('lines/cli.js', ['list'], env)).stdout).toMatch(/"lineId": "cli-line"[\s\S]*"active": false/);
+    expect((await runCli('lines/cli.js', ['get', 'nobody'], env)).code).toBe(1);
+  });
+});
