@@ -2,12 +2,13 @@
 /**
  * Smoke test of the Dockerfile where no Docker engine runs: parse the Dockerfile, replay its stages
  * in temp dirs (COPY from the context or another stage, RUN with the stage's ENV), then start the
- * final stage's ENTRYPOINT + CMD with its ENV and the environment an operator would give it,
- * against local AWS stand-ins. Checks /healthz, the HEALTHCHECK command, /readyz, one signed
- * webhook landing on SQS, and that SIGTERM drains and exits 0 within SHUTDOWN_TIMEOUT_MS.
+ * final stage's ENTRYPOINT with each role (the worker, then the CMD role) with the image's ENV and
+ * the environment an operator would give it, against local AWS stand-ins. Checks /healthz, the
+ * HEALTHCHECK command, for ingress /readyz and one signed webhook landing on SQS, and that SIGTERM
+ * drains and exits 0 within SHUTDOWN_TIMEOUT_MS.
  *
- *   node scripts/docker-smoke.mjs                 replay and smoke the default CMD role
- *   node scripts/docker-smoke.mjs --role worker   start another role (the webhook check is ingress-only)
+ *   node scripts/docker-smoke.mjs                 replay, then smoke worker and the CMD role
+ *   node scripts/docker-smoke.mjs --role ingress  only these roles (repeatable)
  *   node scripts/docker-smoke.mjs --keep          keep the temp dir for inspection
  *   node scripts/docker-smoke.mjs --print-plan    print the parsed Dockerfile as JSON and exit
  *
@@ -311,6 +312,104 @@ async function waitFor(probe, timeoutMs) {
   return last ?? { ok: false };
 }
 
+/** The app process under test, killed on the way out if a check failed while it ran. */
+let running;
+
+const APP_SECRET = 'smoke-app-secret';
+const SMOKE_RESOURCES = { linesTable: 'wa-ingress-smoke-lines', dedupeTable: 'wa-ingress-smoke-dedupe', bucket: 'wa-ingress-smoke' };
+const SHUTDOWN_BOUND_MS = 10_000;
+
+/** Starts ENTRYPOINT + role as ECS would, checks health (and the webhook path for ingress), then SIGTERM. */
+async function smokeRole(role, { entrypoint, dir, image, root, standIns, clients, GetQueueAttributesCommand }) {
+  // The environment an operator gives the task (infra/lib/services.ts), pointed at the stand-ins.
+  const port = await freePort();
+  const env = {
+    PATH: process.env.PATH,
+    HOME: join(root, 'home'),
+    ...image.env,
+    PORT: String(port),
+    LOG_LEVEL: 'info',
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: standIns.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: standIns.credentials.secretAccessKey,
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_ENDPOINT_URL_SQS: standIns.endpoints.sqs,
+    AWS_ENDPOINT_URL_S3: standIns.endpoints.s3,
+    AWS_ENDPOINT_URL_DYNAMODB: standIns.endpoints.dynamodb,
+    S3_FORCE_PATH_STYLE: 'true',
+    SQS_QUEUE_URL: standIns.queueUrl,
+    SQS_DLQ_URL: standIns.dlqUrl,
+    SQS_VISIBILITY_TIMEOUT_SECONDS: '180',
+    S3_BUCKET: SMOKE_RESOURCES.bucket,
+    DYNAMODB_LINES_TABLE: SMOKE_RESOURCES.linesTable,
+    DYNAMODB_DEDUPE_TABLE: SMOKE_RESOURCES.dedupeTable,
+    CREATE_MISSING_RESOURCES: 'false',
+    WHATSAPP_VERIFY_TOKEN: 'smoke-verify-token',
+    WHATSAPP_APP_SECRETS: APP_SECRET,
+    WHATSAPP_ACCESS_TOKEN: 'smoke-access-token',
+    SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_BOUND_MS),
+  };
+  const argv = [...entrypoint, role];
+  const logFile = join(root, `${role}.log`);
+  const log = [];
+  const child = spawn(argv[0], argv.slice(1), { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  running = child;
+  child.stdout.on('data', (b) => log.push(b));
+  child.stderr.on('data', (b) => log.push(b));
+  const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal, at: Date.now() })));
+  pass(`${role}: started ${argv.join(' ')} (port ${port})`);
+
+  const base = `http://127.0.0.1:${port}`;
+  const startedAt = Date.now();
+  const health = await Promise.race([
+    waitFor(async () => ({ ok: (await fetch(`${base}/healthz`)).status === 200 }), 30_000),
+    exited.then((e) => ({ ok: false, exit: e })),
+  ]);
+  if (!health.ok) writeFileSync(logFile, Buffer.concat(log));
+  check(
+    health.ok,
+    health.exit
+      ? `${role}: GET /healthz: the process exited first (code ${health.exit.code}); log:\n${Buffer.concat(log).toString().slice(-3000)}`
+      : `${role}: GET /healthz 200 (${Date.now() - startedAt} ms after start)`,
+  );
+
+  if (image.healthcheck) {
+    const hc = Array.isArray(image.healthcheck) ? image.healthcheck : ['sh', '-c', image.healthcheck];
+    const res = spawnSync(hc[0], hc.slice(1), { cwd: dir, env, encoding: 'utf8', timeout: 5000 });
+    check(res.status === 0, `${role}: HEALTHCHECK command exits 0 (got ${res.status})`);
+  }
+
+  if (role === 'ingress' || role === 'all') {
+    const ready = await waitFor(async () => ({ ok: (await fetch(`${base}/readyz`)).status === 200 }), 10_000);
+    check(ready.ok, `${role}: GET /readyz 200 (SQS reachable)`);
+
+    // A real Meta payload, sent byte for byte as Meta would (shared/ sits beside the repository).
+    const fixture = join(CONTEXT, '..', 'shared', 'fixtures', 'meta-webhooks', 'message-text.json');
+    if (!existsSync(fixture)) throw new SmokeFailure(`webhook fixture not found: ${fixture}`);
+    const body = readFileSync(fixture);
+    const signature = `sha256=${createHmac('sha256', APP_SECRET).update(body).digest('hex')}`;
+    const res = await fetch(`${base}/webhooks/whatsapp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-hub-signature-256': signature },
+      body,
+    });
+    const attrs = await clients.sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: standIns.queueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }),
+    );
+    const depth = Number(attrs.Attributes?.ApproximateNumberOfMessages ?? 0);
+    check(res.status === 200 && depth === 1, `${role}: signed webhook answered ${res.status} and is on SQS (${depth} message)`);
+  }
+
+  const termAt = Date.now();
+  child.kill('SIGTERM');
+  const exit = await Promise.race([exited, sleep(SHUTDOWN_BOUND_MS + 2000).then(() => undefined)]);
+  writeFileSync(logFile, Buffer.concat(log));
+  if (!exit) check(false, `${role}: SIGTERM: still running after ${SHUTDOWN_BOUND_MS + 2000} ms`);
+  const took = exit.at - termAt;
+  check(exit.code === 0 && took <= SHUTDOWN_BOUND_MS, `${role}: SIGTERM: exit code ${exit.code ?? exit.signal} after ${took} ms (bound ${SHUTDOWN_BOUND_MS} ms)`);
+  running = undefined;
+}
+
 async function main() {
   const args = process.argv.slice(2);
   const plan = parseDockerfile(readFileSync(join(CONTEXT, 'Dockerfile'), 'utf8'));
@@ -319,10 +418,8 @@ async function main() {
     return 0;
   }
   const keep = args.includes('--keep');
-  const roleArg = args.indexOf('--role');
   const root = mkdtempSync(join(tmpdir(), 'wa-ingress-docker-smoke-'));
   let standIns;
-  let child;
   try {
     check(plan.stages.length >= 2, `Dockerfile: ${plan.stages.length} stages (${plan.stages.map((s) => `${s.name}: ${s.image}`).join(', ')})`);
 
@@ -362,117 +459,30 @@ async function main() {
     const { createAwsClients } = requireBuild('./dist/aws/clients.js');
     const { GetQueueAttributesCommand } = requireBuild('@aws-sdk/client-sqs');
     standIns = await startAwsStandIns({ queueName: 'wa-ingress-smoke', dataDir: join(root, 'standins') });
-    const names = { linesTable: 'wa-ingress-smoke-lines', dedupeTable: 'wa-ingress-smoke-dedupe', bucket: 'wa-ingress-smoke' };
     const aws = { region: 'us-east-1', endpoints: standIns.endpoints, forcePathStyle: true, credentials: standIns.credentials };
     const clients = createAwsClients(aws);
-    await ensureResources(clients, names);
+    await ensureResources(clients, SMOKE_RESOURCES);
     pass('AWS stand-ins up; queue, tables and bucket created');
 
-    // The environment an operator gives the task (infra/lib/services.ts), pointed at the stand-ins.
-    const port = await freePort();
-    const appSecret = 'smoke-app-secret';
-    const shutdownBoundMs = 10_000;
-    const env = {
-      PATH: process.env.PATH,
-      HOME: join(root, 'home'),
-      ...image.env,
-      PORT: String(port),
-      LOG_LEVEL: 'info',
-      AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: standIns.credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: standIns.credentials.secretAccessKey,
-      AWS_EC2_METADATA_DISABLED: 'true',
-      AWS_ENDPOINT_URL_SQS: standIns.endpoints.sqs,
-      AWS_ENDPOINT_URL_S3: standIns.endpoints.s3,
-      AWS_ENDPOINT_URL_DYNAMODB: standIns.endpoints.dynamodb,
-      S3_FORCE_PATH_STYLE: 'true',
-      SQS_QUEUE_URL: standIns.queueUrl,
-      SQS_DLQ_URL: standIns.dlqUrl,
-      SQS_VISIBILITY_TIMEOUT_SECONDS: '180',
-      S3_BUCKET: names.bucket,
-      DYNAMODB_LINES_TABLE: names.linesTable,
-      DYNAMODB_DEDUPE_TABLE: names.dedupeTable,
-      CREATE_MISSING_RESOURCES: 'false',
-      WHATSAPP_VERIFY_TOKEN: 'smoke-verify-token',
-      WHATSAPP_APP_SECRETS: appSecret,
-      WHATSAPP_ACCESS_TOKEN: 'smoke-access-token',
-      SHUTDOWN_TIMEOUT_MS: String(shutdownBoundMs),
-    };
     check(image.env.NODE_ENV === 'production', `image ENV NODE_ENV=${image.env.NODE_ENV}`);
-
     let entrypoint = image.entrypoint ?? [];
     if (entrypoint[0]?.endsWith('/tini') && !existsSync(entrypoint[0])) {
       note(`${entrypoint[0]} is not on this host: starting "${entrypoint.slice(2).join(' ')}" without tini`);
       entrypoint = entrypoint.slice(entrypoint[1] === '--' ? 2 : 1);
     }
-    const cmd = roleArg >= 0 ? [args[roleArg + 1]] : (image.cmd ?? []);
-    const argv = [...entrypoint, ...cmd];
-    const role = cmd[0];
-    const logFile = join(root, 'app.log');
-    const log = [];
-    child = spawn(argv[0], argv.slice(1), { cwd: final.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout.on('data', (b) => log.push(b));
-    child.stderr.on('data', (b) => log.push(b));
-    const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal, at: Date.now() })));
-    pass(`started: ${argv.join(' ')} (port ${port})`);
 
-    const base = `http://127.0.0.1:${port}`;
-    const startedAt = Date.now();
-    const health = await Promise.race([
-      waitFor(async () => ({ ok: (await fetch(`${base}/healthz`)).status === 200 }), 30_000),
-      exited.then((e) => ({ ok: false, exit: e })),
-    ]);
-    if (!health.ok) writeFileSync(logFile, Buffer.concat(log));
-    check(
-      health.ok,
-      health.exit
-        ? `GET /healthz: the process exited first (code ${health.exit.code}); log:\n${Buffer.concat(log).toString().slice(-3000)}`
-        : `GET /healthz 200 (${Date.now() - startedAt} ms after start)`,
-    );
-
-    if (image.healthcheck) {
-      const hc = Array.isArray(image.healthcheck) ? image.healthcheck : ['sh', '-c', image.healthcheck];
-      const res = spawnSync(hc[0], hc.slice(1), { cwd: final.dir, env, encoding: 'utf8', timeout: 5000 });
-      check(res.status === 0, `HEALTHCHECK command exits 0 (got ${res.status})`);
-    }
-
-    if (role === 'ingress' || role === 'all') {
-      const ready = await waitFor(async () => ({ ok: (await fetch(`${base}/readyz`)).status === 200 }), 10_000);
-      check(ready.ok, 'GET /readyz 200 (SQS reachable)');
-
-      // A real Meta payload, sent byte for byte as Meta would (shared/ sits beside the repository).
-      const fixture = join(CONTEXT, '..', 'shared', 'fixtures', 'meta-webhooks', 'message-text.json');
-      if (!existsSync(fixture)) throw new SmokeFailure(`webhook fixture not found: ${fixture}`);
-      const body = readFileSync(fixture);
-      const signature = `sha256=${createHmac('sha256', appSecret).update(body).digest('hex')}`;
-      const res = await fetch(`${base}/webhooks/whatsapp`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-hub-signature-256': signature },
-        body,
-      });
-      const attrs = await clients.sqs.send(
-        new GetQueueAttributesCommand({ QueueUrl: standIns.queueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }),
-      );
-      const depth = Number(attrs.Attributes?.ApproximateNumberOfMessages ?? 0);
-      check(res.status === 200 && depth === 1, `signed webhook answered ${res.status} and is on SQS (${depth} message)`);
+    // The image's CMD role, and the worker that ECS runs from the same image. The worker goes
+    // first, while the queue is empty: the ingress check leaves a webhook on it.
+    const asked = args.flatMap((a, i) => (args[i - 1] === '--role' ? [a] : []));
+    const roles = asked.length > 0 ? asked : [...new Set(['worker', ...(image.cmd ?? []).slice(0, 1)])];
+    for (const role of roles) {
+      await smokeRole(role, { entrypoint, dir: final.dir, image, root, standIns, clients, GetQueueAttributesCommand });
     }
     clients.destroy();
-
-    const termAt = Date.now();
-    child.kill('SIGTERM');
-    const exit = await Promise.race([exited, sleep(shutdownBoundMs + 2000).then(() => undefined)]);
-    writeFileSync(logFile, Buffer.concat(log));
-    if (!exit) {
-      child.kill('SIGKILL');
-      check(false, `SIGTERM: still running after ${shutdownBoundMs + 2000} ms`);
-    }
-    const took = exit.at - termAt;
-    check(exit.code === 0 && took <= shutdownBoundMs, `SIGTERM: exit code ${exit.code ?? exit.signal} after ${took} ms (bound ${shutdownBoundMs} ms)`);
-    child = undefined;
   } catch (error) {
     if (!(error instanceof SmokeFailure)) fail(`${error.stack ?? error}`);
   } finally {
-    if (child) child.kill('SIGKILL');
+    if (running) running.kill('SIGKILL');
     if (standIns) await standIns.stop().catch(() => {});
     if (keep || failed > 0) note(`temp dir kept: ${root}`);
     else rmSync(root, { recursive: true, force: true });
