@@ -13,6 +13,12 @@ import { ingressStatements, workerStatements, type GatewayResources } from './pe
 import type { GatewaySecrets } from './secrets';
 
 export const CONTAINER_PORT = 8080;
+/**
+ * The image's HEALTHCHECK, restated: ECS ignores the Dockerfile's. Both roles serve /healthz on
+ * PORT (the worker from a small health server), so a wedged event loop gets the task replaced.
+ */
+export const CONTAINER_HEALTH_COMMAND =
+  "node -e \"fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))\"";
 /** Meta's callback paths; the only ones the load balancer forwards (metrics and probes stay private). */
 export const WEBHOOK_PATHS = ['/webhooks/whatsapp', '/webhooks/whatsapp/*'];
 
@@ -276,6 +282,13 @@ export class GatewayServices extends Construct {
       essential: true,
       portMappings: opts.portMapping ? [{ containerPort: CONTAINER_PORT, protocol: ecs.Protocol.TCP }] : undefined,
       logging: ecs.LogDrivers.awsLogs({ logGroup, streamPrefix: opts.role }),
+      healthCheck: {
+        command: ['CMD-SHELL', CONTAINER_HEALTH_COMMAND],
+        interval: Duration.seconds(30),
+        timeout: Duration.seconds(5),
+        retries: 3,
+        startPeriod: Duration.seconds(20),
+      },
       // SIGTERM drains within SHUTDOWN_TIMEOUT_MS (10 s by default); leave room before SIGKILL.
       stopTimeout: Duration.seconds(30),
     });

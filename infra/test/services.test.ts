@@ -58,6 +58,15 @@ describe.each(['ingress', 'worker'])('%s task', (role) => {
     );
   });
 
+  it('has the same /healthz container health check as the image (ECS ignores HEALTHCHECK)', () => {
+    const task = taskDefinitionFor(template, role);
+    const healthCheck = (task.container as { HealthCheck?: { Command: string[]; StartPeriod?: number } }).HealthCheck;
+    expect(healthCheck?.Command[0]).toBe('CMD-SHELL');
+    expect(healthCheck?.Command[1]).toContain("'/healthz'");
+    expect(healthCheck?.Command[1]).toContain('process.env.PORT');
+    expect(healthCheck?.StartPeriod).toBeGreaterThan(0);
+  });
+
   it('logs to its own CloudWatch log group with retention', () => {
     const log = taskDefinitionFor(template, role).container.LogConfiguration!;
     expect(log.LogDriver).toBe('awslogs');
