@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CreateQueueCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient, type MessageAttributeValue } from '@aws-sdk/client-sqs';
 import fc from 'fast-check';
 import { startAwsStandIns, type AwsStandIns } from '../../src/local/aws-standins';
@@ -190,16 +193,21 @@ describe('DLQ parker and tool against local-aws-sqs', () => {
   });
 
   describe('CLI', () => {
-    const io = () => {
+    // An empty DATA_DIR: no embedded gateway is running there.
+    const emptyDataDir = mkdtempSync(join(tmpdir(), 'wa-ingress-dlq-cli-'));
+    const io = (env: NodeJS.ProcessEnv = { DATA_DIR: emptyDataDir }) => {
       const out: string[] = [];
       const err: string[] = [];
-      return { out, err, io: { env: {} as NodeJS.ProcessEnv, out: (l: string) => out.push(l), err: (l: string) => err.push(l) } };
+      return { out, err, io: { env, out: (l: string) => out.push(l), err: (l: string) => err.push(l) } };
     };
 
     it('exits 2 with a clear message when the queue URLs are missing, or purge lacks --yes', async () => {
       const a = io();
       expect(await runDlqCli(['list'], a.io)).toBe(2);
-      expect(a.err.join('\n')).toMatch(/SQS_QUEUE_URL and SQS_DLQ_URL not set/);
+      expect(a.err.join('\n')).toMatch(/No embedded gateway found.*npm start.*SQS_QUEUE_URL/);
+      const d = io({ SQS_QUEUE_URL: 'http://127.0.0.1:9/000000000000/q' });
+      expect(await runDlqCli(['list'], d.io)).toBe(2);
+      expect(d.err.join('\n')).toMatch(/SQS_DLQ_URL not set/);
       const b = io();
       expect(await runDlqCli(['purge'], b.io)).toBe(2);
       expect(b.err.join('\n')).toMatch(/--yes/);
