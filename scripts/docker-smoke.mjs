@@ -487,7 +487,8 @@ async function main() {
     if (keep || failed > 0) note(`temp dir kept: ${root}`);
     else rmSync(root, { recursive: true, force: true });
   }
-  console.log(`docker-smoke: ${passed} passed, ${failed} failed (${since(t0)})`);
+  console.log(`docker-smoke took ${since(t0)}`);
+  console.log(`docker-smoke: ${passed} passed, ${failed} failed`);
   return failed === 0 ? 0 : 1;
 }
 
