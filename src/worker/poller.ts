@@ -318,7 +318,13 @@ export class SqsPoller {
       // One window for all loops: otherwise each would take its share of a few free slots.
       this.gatheringSince ??= Date.now();
       const left = this.receiveGatherMs - (Date.now() - this.gatheringSince);
-      if (left > 0) return Promise.race([this.slotFreed(), this.idle(left)]);
+      if (left > 0) {
+        // Cancel the losing sleep, or its timer and abort listener pile up across wake-ups.
+        const cancel = new AbortController();
+        await Promise.race([this.slotFreed(), this.idle(left, cancel.signal)]);
+        cancel.abort();
+        return;
+      }
     }
     this.gatheringSince = undefined;
     this.reserved += want;
@@ -364,9 +370,10 @@ export class SqsPoller {
     this.logger.info(paused ? 'Receiving paused (shouldPause)' : 'Receiving resumed');
   }
 
-  /** Sleep that stop() cuts short. */
-  private async idle(ms: number): Promise<void> {
-    await sleep(ms, undefined, { signal: this.abort.signal }).catch(() => undefined);
+  /** Sleep that stop() (or the caller's signal) cuts short. */
+  private async idle(ms: number, cancel?: AbortSignal): Promise<void> {
+    const signal = cancel ? AbortSignal.any([this.abort.signal, cancel]) : this.abort.signal;
+    await sleep(ms, undefined, { signal }).catch(() => undefined);
   }
 
   private slotFreed(): Promise<void> {
