@@ -92,8 +92,8 @@ export class GatewayServices extends Construct {
       // The stack owns every resource; a typo in a name must fail loudly, not create a stray table.
       CREATE_MISSING_RESOURCES: 'false',
     };
-    // The config requires the verify token and app secrets whenever SQS_QUEUE_URL is set, so both
-    // roles get them; only the worker calls Graph and needs the access token.
+    // Each role gets only what it uses: the ingress checks signatures and the verify token, the
+    // worker calls Graph with the access token (the app's start checks are per role).
     const signatureSecrets = {
       WHATSAPP_APP_SECRETS: ecs.Secret.fromSecretsManager(props.secrets.appSecrets),
       WHATSAPP_VERIFY_TOKEN: ecs.Secret.fromSecretsManager(props.secrets.verifyToken),
@@ -116,7 +116,7 @@ export class GatewayServices extends Construct {
       image,
       imageRepositoryName: props.imageRepositoryName,
       environment: { ...commonEnvironment, SQS_VISIBILITY_TIMEOUT_SECONDS: props.visibilityTimeoutSeconds },
-      secrets: { ...signatureSecrets, WHATSAPP_ACCESS_TOKEN: ecs.Secret.fromSecretsManager(props.secrets.accessToken) },
+      secrets: { WHATSAPP_ACCESS_TOKEN: ecs.Secret.fromSecretsManager(props.secrets.accessToken) },
       statements: workerStatements(resources),
       logRetention: props.logRetention,
       portMapping: false,

@@ -102,7 +102,7 @@ describe('task roles: least privilege', () => {
 describe('execution roles', () => {
   it.each([
     ['ingress', ['WHATSAPP_APP_SECRETS', 'WHATSAPP_VERIFY_TOKEN']],
-    ['worker', ['WHATSAPP_ACCESS_TOKEN', 'WHATSAPP_APP_SECRETS', 'WHATSAPP_VERIFY_TOKEN']],
+    ['worker', ['WHATSAPP_ACCESS_TOKEN']],
   ])('%s: pulls from the one repository, writes its own log group, reads only its injected secrets', (role, secretNames) => {
     const statements = statementsOfRole(template, executionRoleOf(role));
     const container = taskDefinitionFor(template, role).container;

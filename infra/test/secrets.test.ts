@@ -31,7 +31,7 @@ describe('gateway secrets', () => {
 
   it.each([
     ['ingress', ['WHATSAPP_APP_SECRETS', 'WHATSAPP_VERIFY_TOKEN']],
-    ['worker', ['WHATSAPP_ACCESS_TOKEN', 'WHATSAPP_APP_SECRETS', 'WHATSAPP_VERIFY_TOKEN']],
+    ['worker', ['WHATSAPP_ACCESS_TOKEN']],
   ])('%s: secrets are injected through ECS `secrets`, by ARN', (role, names) => {
     const container = taskDefinitionFor(template, role).container;
     expect((container.Secrets ?? []).map((s) => s.Name).sort()).toEqual(names);
