@@ -1,5 +1,5 @@
 import type { AwsClients } from '../aws/clients';
-import { createBirdClient } from '../bird';
+import { createBirdClient, type BirdBreakerOptions, type BirdRetryOptions } from '../bird';
 import type { Config } from '../config/config';
 import { DynamoDedupeStore } from '../dedupe/dynamo-dedupe-store';
 import type { LineRegistry } from '../lines/registry';
@@ -25,12 +25,23 @@ export function startWorker(deps: {
   secrets: SecretResolver;
   registry: Registry;
   logger: Logger;
+  /** Knobs no environment variable reaches (tests shorten Bird's retries and the poller's backoff). */
+  tuning?: {
+    bird?: { retry?: BirdRetryOptions; breaker?: BirdBreakerOptions };
+    poller?: { retryBaseSeconds?: number; retryMaxSeconds?: number };
+  };
 }): RunningWorker {
   const { config, clients, registry } = deps;
   const logger = deps.logger.child({ role: 'worker' });
   if (!config.sqs.queueUrl || !config.sqs.dlqUrl) throw new Error('SQS_QUEUE_URL and SQS_DLQ_URL are required for the worker');
   const visibilityTimeoutSeconds = config.worker.visibilityTimeoutSeconds;
-  const bird = createBirdClient({ logger, registry, timeoutMs: config.worker.birdTimeoutMs, birdApiBaseUrl: config.worker.birdApiBaseUrl });
+  const bird = createBirdClient({
+    logger,
+    registry,
+    timeoutMs: config.worker.birdTimeoutMs,
+    birdApiBaseUrl: config.worker.birdApiBaseUrl,
+    ...deps.tuning?.bird,
+  });
   const pipeline = new EventPipeline({
     lines: deps.lines,
     secrets: deps.secrets,
@@ -71,6 +82,7 @@ export function startWorker(deps: {
     // While Bird's breaker is open, new messages would only fail: leave them on the queue.
     shouldPause: () => bird.circuitOpen,
     claimChecks: new ClaimCheckReader({ s3: clients.s3, bucket: config.s3.bucket }),
+    ...deps.tuning?.poller,
   });
   poller.start();
   return { poller, stop: () => poller.stop() };

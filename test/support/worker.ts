@@ -1,9 +1,8 @@
 import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { DeleteCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { createBirdClient, type BirdBreakerOptions, type BirdRetryOptions } from '../../src/bird';
+import type { BirdBreakerOptions, BirdRetryOptions } from '../../src/bird';
 import { loadConfig, type Config } from '../../src/config/config';
-import { DynamoDedupeStore } from '../../src/dedupe/dynamo-dedupe-store';
 import { sign } from '../../src/ingress/signature';
 import type { LineInput } from '../../src/lines/line';
 import { CachedLineRegistry } from '../../src/lines/registry';
@@ -11,13 +10,9 @@ import { ReferenceSecretResolver } from '../../src/lines/secrets';
 import { DynamoLineStore } from '../../src/lines/store';
 import { BIRD_STANDIN_FLOW_SECRET, startBirdStandIn, type BirdStandIn, type ReceivedCall } from '../../src/local/bird-standin';
 import { startGraphStandIn, type GraphStandIn } from '../../src/local/graph-standin';
-import { S3MediaStore } from '../../src/media';
 import { createRegistry, type Registry } from '../../src/observability/metrics';
 import { startWorker } from '../../src/worker';
-import { ClaimCheckReader } from '../../src/worker/claim-check';
-import { DeadLetterQueue, DlqParker, type DlqEntry } from '../../src/worker/dlq';
-import { EventPipeline } from '../../src/worker/pipeline';
-import { SqsPoller } from '../../src/worker/poller';
+import { DeadLetterQueue, type DlqEntry } from '../../src/worker/dlq';
 import { startAwsHarness, type AwsHarness } from './aws';
 import type { AwsStandInOptions } from '../../src/local/aws-standins';
 import { waitFor } from './child';
@@ -151,7 +146,11 @@ export async function startWorkerRig(remote: RemoteStandIns, options: WorkerRigO
   });
   const secrets = new ReferenceSecretResolver({ production: false, cacheTtlMs: 0, env: {} });
   const deps = { config, clients: aws.clients, lines, secrets, registry, logger: logs.logger };
-  const stopWorker = options.custom ? startCustomWorker(deps, options.custom) : startWorker(deps).stop;
+  const { custom } = options;
+  const stopWorker = startWorker({
+    ...deps,
+    tuning: custom && { bird: custom.bird, poller: { retryBaseSeconds: custom.retryBaseSeconds, retryMaxSeconds: custom.retryMaxSeconds } },
+  }).stop;
   const dlq = new DeadLetterQueue({ sqs: aws.clients.sqs, queueUrl: aws.standIns.queueUrl, dlqUrl: aws.standIns.dlqUrl, waitTimeSeconds: 0, holdSeconds: 5 });
 
   const metric = async (name: string, labels: Record<string, string> = {}) => {
@@ -222,57 +221,6 @@ export async function queueDepth(aws: AwsHarness, queueUrl = aws.standIns.queueU
   return Number(out.Attributes?.ApproximateNumberOfMessages ?? 0) + Number(out.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
 }
 
-/** startWorker's wiring with the knobs the environment does not reach. Keep in step with src/worker/index.ts. */
-function startCustomWorker(
-  deps: Parameters<typeof startWorker>[0],
-  custom: NonNullable<WorkerRigOptions['custom']>,
-): () => Promise<void> {
-  const { config, clients, registry, logger } = deps;
-  const visibilityTimeoutSeconds = config.worker.visibilityTimeoutSeconds;
-  const bird = createBirdClient({ logger, registry, timeoutMs: config.worker.birdTimeoutMs, ...custom.bird });
-  const pipeline = new EventPipeline({
-    lines: deps.lines,
-    secrets: deps.secrets,
-    dedupe: new DynamoDedupeStore({
-      documents: clients.documents,
-      tableName: config.dynamodb.dedupeTable,
-      ttlDays: config.worker.dedupeTtlDays,
-      leaseMs: visibilityTimeoutSeconds * 1000,
-      visibilityTimeoutSeconds,
-      registry,
-    }),
-    media: new S3MediaStore({
-      s3: clients.s3,
-      bucket: config.s3.bucket,
-      graphApiBaseUrl: config.worker.graphApiBaseUrl,
-      graphApiVersion: config.worker.graphApiVersion,
-      allowedHosts: config.worker.mediaAllowedHosts,
-      urlTtlSeconds: config.worker.mediaUrlTtlSeconds,
-      logger,
-      registry,
-    }),
-    bird,
-    parker: new DlqParker({ sqs: clients.sqs, dlqUrl: config.sqs.dlqUrl!, registry }),
-    logger,
-    registry,
-  });
-  const poller = new SqsPoller({
-    sqs: clients.sqs,
-    queueUrl: config.sqs.queueUrl!,
-    handler: pipeline.handle,
-    logger,
-    registry,
-    concurrency: config.worker.concurrency,
-    waitTimeSeconds: config.worker.waitTimeSeconds,
-    visibilityTimeoutSeconds,
-    retryBaseSeconds: custom.retryBaseSeconds,
-    retryMaxSeconds: custom.retryMaxSeconds,
-    shouldPause: () => bird.circuitOpen,
-    claimChecks: new ClaimCheckReader({ s3: clients.s3, bucket: config.s3.bucket }),
-  });
-  poller.start();
-  return () => poller.stop();
-}
 
 /** The Bird stand-in's accepted calls as table rows: [kind, message type or status or field, Idempotency-Key]. */
 export function birdRows(calls: ReceivedCall[]): [string, string, string][] {
