@@ -38,4 +38,11 @@ export interface DedupeStore {
   complete(key: string, token: string): Promise<void>;
   /** Give up the caller's lease now so a retry or redrive can claim at once. A no-op if the lease is no longer the caller's or the key is COMPLETED. */
   release(key: string, token: string): Promise<void>;
+  /**
+   * Push the caller's lease `leaseMs` (default: the store's lease) past now, while it still works on
+   * the event. Resolves false when the lease is no longer the caller's.
+   */
+  extend(key: string, token: string, leaseMs?: number): Promise<boolean>;
+  /** The lease a claim gets by default: the pipeline renews within it. */
+  readonly leaseMs: number;
 }

@@ -38,7 +38,7 @@ export class DynamoDedupeStore implements DedupeStore {
   private readonly documents: DynamoDBDocumentClient;
   private readonly tableName: string;
   private readonly ttlSeconds: number;
-  private readonly leaseMs: number;
+  readonly leaseMs: number;
   private readonly maxLeaseMs: number;
   private readonly clock: () => number;
   private readonly claims: Counter<'outcome'>;
@@ -140,6 +140,22 @@ export class DynamoDedupeStore implements DedupeStore {
         return;
       }
       throw storeFailure('release', key, error);
+    }
+  }
+
+  async extend(key: string, token: string, leaseMs: number = this.leaseMs): Promise<boolean> {
+    checkKey(key);
+    this.checkLease(leaseMs, (message) => new RangeError(message));
+    try {
+      await this.update(key, {
+        UpdateExpression: 'SET #leaseUntil = :leaseUntil',
+        ConditionExpression: '#owner = :token AND #status = :inProgress',
+        ExpressionAttributeValues: { ':leaseUntil': this.clock() + leaseMs, ':token': token, ':inProgress': DEDUPE_STATUS.inProgress },
+      });
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw storeFailure('extend', key, error);
     }
   }
 

@@ -92,9 +92,21 @@ export class EventPipeline {
       return { result: 'retry', reason: 'event_in_progress', delayMs: Math.max(1000, claim.leaseUntil - Date.now()) };
     }
 
+    // The poller keeps the message hidden while we work; keep the claim ours for as long (large media, Bird retries).
+    const renewal = setInterval(() => {
+      this.options.dedupe.extend(event.key, claim.token).then(
+        (held) => held || eventLog.warn('dedupe lease lost while working on the event'),
+        (error: unknown) => eventLog.warn({ err: error }, 'could not extend the dedupe lease'),
+      );
+    }, Math.max(1000, Math.floor(this.options.dedupe.leaseMs / 3)));
+    renewal.unref();
     try {
-      const media = await this.fetchMedia(event, line, receivedAt);
-      await this.options.bird.deliver({ lineId: line.lineId, target: await resolveBirdTarget(line, this.options.secrets), event, receivedAt, media });
+      try {
+        const media = await this.fetchMedia(event, line, receivedAt);
+        await this.options.bird.deliver({ lineId: line.lineId, target: await resolveBirdTarget(line, this.options.secrets), event, receivedAt, media });
+      } finally {
+        clearInterval(renewal);
+      }
       await this.options.dedupe.complete(event.key, claim.token);
       eventLog.info({ lineId: line.lineId, transport: line.bird.transport }, 'event delivered to Bird');
       return { result: 'delivered' };

@@ -112,6 +112,19 @@ describe('DynamoDedupeStore against dynalite', () => {
     expect(await rawItem(key)).toMatchObject({ owner: tokenOf(second), leaseUntil: time.now + LEASE_MS });
   });
 
+  it('extends a live lease for its owner only, so a long event is not taken over while still worked on', async () => {
+    const { store, time, key } = setup();
+    const token = tokenOf(await store.claim(key));
+    time.now += LEASE_MS - 1_000;
+    expect(await store.extend(key, token)).toBe(true);
+    expect(await store.extend(key, 'someone-else')).toBe(false);
+    time.now += 2_000; // past the original lease, within the extended one
+    expect((await store.claim(key)).outcome).toBe('busy');
+    await store.complete(key, token);
+    expect(await store.extend(key, token)).toBe(false);
+    expect((await store.claim(key)).outcome).toBe('duplicate');
+  });
+
   it('honours a shorter lease given per claim', async () => {
     const { store, time, key } = setup();
     await store.claim(key, 1_000);

@@ -276,6 +276,20 @@ describe('worker against the stand-ins', () => {
     expect(await rig.dlq.list()).toEqual([]);
   });
 
+  it('keeps renewing the claim while an event takes longer than its lease, so a copy arriving meanwhile is not delivered again', async () => {
+    rig = await startWorkerRig(remote, { env: { BIRD_TIMEOUT_MS: '12000' } });
+    remote.bird.failNext(1, { delayMs: 8_000 }); // answered normally, 8 s late: past the 5 s lease
+    const body = webhookPayload([{ changes: [{ phoneNumberId: DOC, messages: [textMessage('wamid.long-haul')] }] }]);
+    expect(await rig.post(body)).toBe(200);
+    await waitFor(async () => remote.bird.attempts().length > 0, 10_000, 'the slow delivery to start');
+    await new Promise((r) => setTimeout(r, 6_000));
+    expect(await rig.post(body)).toBe(200); // Meta's retry of the same payload, after the first lease would have ended
+    await rig.waitForHandled(2);
+    await settled(rig);
+    expect(remote.bird.attempts()).toHaveLength(1);
+    expect(birdRows(remote.bird.received())).toEqual([['message', 'text', `msg#${DOC}#wamid.long-haul`]]);
+  }, 40_000);
+
   it('Bird answering 429 with Retry-After: 1 then 200: delivered once, after waiting', async () => {
     rig = await startWorkerRig(remote);
     remote.bird.failNext(1, { status: 429, retryAfter: 1 });
