@@ -197,6 +197,20 @@ describe('POST: size and claim check', () => {
     expect(Buffer.from(await object.Body!.transformToByteArray()).equals(body)).toBe(true);
   });
 
+  it.each([
+    ['a character SQS refuses (U+FFFF)', Buffer.from('{"object":"whatsapp_business_account","entry":[{"id":"\uffff"}]}', 'utf8')],
+    ['bytes that are not UTF-8', Buffer.concat([Buffer.from('{"object":"whatsapp_business_account","entry":[{"id":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}]}')])],
+  ])('sends a small body holding %s through the claim check, byte for byte', async (_name, body) => {
+    expect(body.toString('utf8')).not.toMatch(/\\u/); // raw bytes, not a JSON escape
+    const res = await post('/webhooks/whatsapp', body, signed(body));
+    expect(res.status).toBe(200);
+    const [message] = await aws.drainQueue();
+    expect(attr(message!, 'claimCheck')).toMatch(/^s3:\/\//);
+    const pointer = JSON.parse(message!.Body!) as { claimCheck: { key: string } };
+    const object = await aws.clients.s3.send(new GetObjectCommand({ Bucket: aws.names.bucket, Key: pointer.claimCheck.key }));
+    expect(Buffer.from(await object.Body!.transformToByteArray()).equals(body)).toBe(true);
+  });
+
   it('answers 413 with a JSON body for more than 3 MB', async () => {
     const body = bigPayload(3 * 1024 * 1024 + 1);
     const res = await post('/webhooks/whatsapp', body, signed(body));
