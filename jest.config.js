@@ -8,4 +8,5 @@ module.exports = {
   testTimeout: 30000,
   maxWorkers: 2,
   setupFiles: ['<rootDir>/test/support/setup-env.js'],
+  reporters: ['default', '<rootDir>/test/support/summary-reporter.js'],
 };
