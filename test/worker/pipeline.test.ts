@@ -5,7 +5,10 @@ import { REDRIVE_POLICY_REASON } from '../../src/worker/dlq';
 import { webhookFixtures } from '../support/fixtures';
 import { waitFor } from '../support/child';
 import { expectedContentKey, valueAt } from '../meta/fixture-events';
+import { BIRD_STANDIN_FLOW_SECRET } from '../../src/local/bird-standin';
+import { APP_SECRET } from '../support/ingress';
 import {
+  GRAPH_TOKEN,
   LINES,
   birdRows,
   countByKey,
@@ -211,6 +214,18 @@ describe('every webhook fixture through the ingress, SQS and the worker to Bird'
     const sorted = (record: Record<string, [string, string | undefined][]>) =>
       Object.fromEntries(Object.entries(record).map(([k, rows]) => [k, parkedRows(rows.map(([reason, eventKey]) => ({ reason, eventKey })))]));
     expect(sorted(actual)).toEqual(sorted(expected));
+  });
+
+  it('logged no whole phone number, token or secret while handling every fixture', () => {
+    const phoneNumbers = new Set<string>();
+    for (const fixture of fixtures) {
+      for (const m of fixture.raw.toString('utf8').matchAll(/"(?:display_phone_number|wa_id|from|recipient_id|phone)"\s*:\s*"\+?([0-9 ]{8,})"/g)) phoneNumbers.add(m[1]!.replace(/ /g, ''));
+    }
+    expect(phoneNumbers.size).toBeGreaterThan(5);
+    const logs = rig.logs.text();
+    expect(rig.logs.lines.length).toBeGreaterThan(fixtures.length);
+    for (const phone of phoneNumbers) expect(logs).not.toContain(phone);
+    for (const secret of [BIRD_STANDIN_FLOW_SECRET, GRAPH_TOKEN, APP_SECRET]) expect(logs).not.toContain(secret);
   });
 
   it('delivers a wamid that appears twice in one payload once: the first (batch-two-changes-two-texts on a real line)', async () => {
