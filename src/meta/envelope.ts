@@ -11,7 +11,7 @@ import {
 
 export { canonicalJson, contentKey, eventKey, messageKey, statusKey } from './event-key';
 export type { ContentKeyParts } from './event-key';
-export { MEDIA_KINDS, MEDIA_SIZE_CAPS, isMediaKind } from './message-content';
+export { MEDIA_KINDS, isMediaKind } from './message-content';
 
 /**
  * The webhook envelope → normalised events. Pure: no I/O, no clock, no logging.

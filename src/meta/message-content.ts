@@ -8,25 +8,6 @@ import { type JsonObject, objectOrUndefined, textOrUndefined } from './untrusted
 
 export const MEDIA_KINDS: readonly MediaKind[] = ['image', 'audio', 'video', 'document', 'sticker'];
 
-const MIB = 1024 * 1024;
-
-/**
- * Meta's documented maximum size per media type, in bytes. Meta writes "MB" and "KB" without
- * saying which; we read them as binary units (MiB, KiB), the larger reading, because Meta
- * enforces its own limits when the media is sent and this cap only guards our streams against a
- * wrong or hostile size: rejecting a file Meta accepted would lose a customer's message, while
- * letting 5% more through costs nothing. Stickers: 500 KiB is the animated limit (static ones are
- * 100 KB); the larger one is used since the webhook's `animated` flag is not something to trust
- * with a hard failure.
- */
-export const MEDIA_SIZE_CAPS: Readonly<Record<MediaKind, number>> = Object.freeze({
-  image: 5 * MIB,
-  audio: 16 * MIB,
-  video: 16 * MIB,
-  document: 100 * MIB,
-  sticker: 500 * 1024,
-});
-
 export function isMediaKind(type: string): type is MediaKind {
   return (MEDIA_KINDS as readonly string[]).includes(type);
 }
