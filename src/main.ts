@@ -21,6 +21,8 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
   let publish: ((gatewayUrl: string) => void) | undefined;
   let defaultLines: LineInput[] = [];
   if (config.embedded) {
+    // The SDK's notice that it will need Node 22 from 2027 is for deployments (the image runs 22), not for a local run.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     // Loaded lazily: the stand-ins are devDependencies and never ship in the production image.
     const { startEmbeddedDefault } = await import('./local/embedded');
     const embedded = await startEmbeddedDefault(config, logger);
