@@ -17,30 +17,43 @@ export interface AwsClients {
   destroy(): void;
 }
 
+/**
+ * Every AWS call has a deadline: without one, a call stuck on a half-dead keep-alive socket would
+ * hold a worker slot (and keep its message hidden through the heartbeat) until the process restarts.
+ * SQS's must outlast a 20 s long poll; S3's covers a 5 MiB part on a slow link.
+ */
+export const AWS_REQUEST_TIMEOUTS_MS = { sqs: 30_000, dynamodb: 10_000, s3: 120_000, secrets: 10_000 };
+
 /** One set of SDK clients per process, with keep-alive sockets sized for micro-batching and the worker's concurrency. */
-export function createAwsClients(settings: AwsSettings, maxSockets = 64): AwsClients {
-  const requestHandler = () =>
+export function createAwsClients(
+  settings: AwsSettings,
+  maxSockets = 64,
+  timeoutsMs: typeof AWS_REQUEST_TIMEOUTS_MS = AWS_REQUEST_TIMEOUTS_MS,
+): AwsClients {
+  const requestHandler = (requestTimeout: number) =>
     new NodeHttpHandler({
       httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),
       httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }),
       connectionTimeout: 3000,
+      requestTimeout,
+      throwOnRequestTimeout: true,
     });
   const common = {
     region: settings.region,
     ...(settings.credentials ? { credentials: settings.credentials } : {}),
   };
-  const sqs = new SQSClient({ ...common, endpoint: settings.endpoints.sqs, requestHandler: requestHandler() });
+  const sqs = new SQSClient({ ...common, endpoint: settings.endpoints.sqs, requestHandler: requestHandler(timeoutsMs.sqs) });
   const s3 = new S3Client({
     ...common,
     endpoint: settings.endpoints.s3,
     forcePathStyle: settings.forcePathStyle,
-    requestHandler: requestHandler(),
+    requestHandler: requestHandler(timeoutsMs.s3),
   });
-  const dynamodb = new DynamoDBClient({ ...common, endpoint: settings.endpoints.dynamodb, requestHandler: requestHandler() });
+  const dynamodb = new DynamoDBClient({ ...common, endpoint: settings.endpoints.dynamodb, requestHandler: requestHandler(timeoutsMs.dynamodb) });
   const documents = DynamoDBDocumentClient.from(dynamodb, {
     marshallOptions: { removeUndefinedValues: true },
   });
-  const secrets = new SecretsManagerClient({ ...common });
+  const secrets = new SecretsManagerClient({ ...common, requestHandler: requestHandler(timeoutsMs.secrets) });
   return {
     sqs,
     s3,
