@@ -1,3 +1,4 @@
+import { ExponentialBackoff, handleWhen, retry } from 'cockatiel';
 import { Counter, type Registry } from 'prom-client';
 import type { BirdClient } from '../bird';
 import type { DedupeStore } from '../dedupe/dedupe-store';
@@ -37,6 +38,8 @@ type EventOutcome = { result: 'delivered' | 'duplicate' | 'parked' } | { result:
  */
 export class EventPipeline {
   private readonly events: Counter<'kind' | 'outcome'>;
+  /** Marking COMPLETED after Bird accepted is retried in place: giving up there means a second delivery later. */
+  private readonly completion = retry(handleWhen(isRetryable), { maxAttempts: 3, backoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 1000 }) });
 
   constructor(private readonly options: PipelineOptions) {
     this.events = new Counter({
@@ -101,20 +104,28 @@ export class EventPipeline {
     }, Math.max(1000, Math.floor(this.options.dedupe.leaseMs / 3)));
     renewal.unref();
     try {
-      try {
-        const media = await this.fetchMedia(event, line, receivedAt);
-        await this.options.bird.deliver({ lineId: line.lineId, target: await resolveBirdTarget(line, this.options.secrets), event, receivedAt, media });
-      } finally {
-        clearInterval(renewal);
-      }
-      await this.options.dedupe.complete(event.key, claim.token);
-      eventLog.info({ lineId: line.lineId, transport: line.bird.transport }, 'event delivered to Bird');
-      return { result: 'delivered' };
+      const media = await this.fetchMedia(event, line, receivedAt);
+      await this.options.bird.deliver({ lineId: line.lineId, target: await resolveBirdTarget(line, this.options.secrets), event, receivedAt, media });
     } catch (error) {
+      clearInterval(renewal);
       // Give the claim back at once: a retry or a redrive must be able to take it.
       await this.options.dedupe.release(event.key, claim.token).catch((e: unknown) => eventLog.warn({ err: e }, 'could not release the claim; its lease will lapse'));
       return this.fail(message, event, line, error, eventLog);
     }
+    clearInterval(renewal);
+    // Bird has the event: from here on the claim is never given back, or a retry would deliver it again.
+    try {
+      await this.completion.execute(() => this.options.dedupe.complete(event.key, claim.token));
+    } catch (error) {
+      if (isRetryable(error)) {
+        // The lease lapses by itself; only then may the message's next receive take the event again.
+        eventLog.error({ err: error, lineId: line.lineId }, 'delivered to Bird but not marked COMPLETED; the message will be retried after the lease');
+        return { result: 'retry', reason: 'dedupe_complete_failed', delayMs: this.options.dedupe.leaseMs };
+      }
+      eventLog.error({ err: error, lineId: line.lineId }, 'delivered to Bird but the COMPLETED mark was refused');
+    }
+    eventLog.info({ lineId: line.lineId, transport: line.bird.transport }, 'event delivered to Bird');
+    return { result: 'delivered' };
   }
 
   /** The line comes from `value.metadata.phone_number_id`, never from `entry.id` (the WABA). */

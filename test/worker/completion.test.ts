@@ -1,0 +1,99 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { createServer, request, type Server } from 'node:http';
+import { createBirdClient } from '../../src/bird';
+import { DynamoDedupeStore } from '../../src/dedupe/dynamo-dedupe-store';
+import { parseLines, upsertLines } from '../../src/lines/admin';
+import { CachedLineRegistry } from '../../src/lines/registry';
+import { ReferenceSecretResolver } from '../../src/lines/secrets';
+import { DynamoLineStore } from '../../src/lines/store';
+import { startBirdStandIn, type BirdStandIn } from '../../src/local/bird-standin';
+import { S3MediaStore } from '../../src/media';
+import { createRegistry } from '../../src/observability/metrics';
+import { DlqParker } from '../../src/worker/dlq';
+import type { ReceivedMessage } from '../../src/worker/message';
+import { EventPipeline } from '../../src/worker/pipeline';
+import { startAwsHarness, type AwsHarness } from '../support/aws';
+import { capturedLogger } from '../support/logs';
+import { LINES, lineFor, textMessage, webhookPayload } from '../support/worker';
+
+/** In front of dynalite: answers 500 to every write that marks an event COMPLETED while `failing` is on. */
+function startCompletionFailingProxy(target: string) {
+  const state = { failing: true, refused: 0 };
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      if (state.failing && String(req.headers['x-amz-target']).endsWith('.UpdateItem') && body.includes('COMPLETED')) {
+        state.refused++;
+        res.writeHead(500, { 'content-type': 'application/x-amz-json-1.0' });
+        res.end(JSON.stringify({ __type: 'com.amazonaws.dynamodb.v20120810#InternalServerError', message: 'injected' }));
+        return;
+      }
+      const url = new URL(req.url ?? '/', target);
+      const forward = request(url, { method: req.method, headers: { ...req.headers, host: url.host } }, (upstream) => {
+        res.writeHead(upstream.statusCode ?? 500, upstream.headers);
+        upstream.pipe(res);
+      });
+      forward.end(body);
+    });
+  });
+  return new Promise<{ url: string; state: typeof state; close(): Promise<void> }>((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, state, close: () => new Promise<void>((r) => server.close(() => r())) }),
+    ),
+  );
+}
+
+let aws: AwsHarness;
+let bird: BirdStandIn;
+beforeAll(async () => {
+  aws = await startAwsHarness();
+  bird = await startBirdStandIn();
+});
+afterAll(async () => {
+  await bird.stop();
+  await aws.stop();
+});
+
+it('never gives the claim back once Bird accepted: a failing COMPLETED write retries the message without a second delivery', async () => {
+  const proxy = await startCompletionFailingProxy(aws.standIns.endpoints.dynamodb);
+  const dynamodb = new DynamoDBClient({ region: 'us-east-1', endpoint: proxy.url, credentials: aws.standIns.credentials, maxAttempts: 1 });
+  const registry = createRegistry({ defaultMetrics: false });
+  const logger = capturedLogger().logger;
+  const lineStore = new DynamoLineStore({ documents: aws.clients.documents, tableName: aws.names.linesTable });
+  await upsertLines(lineStore, parseLines([lineFor('doc', bird.flowUrl())], { production: false }));
+  const dedupe = new DynamoDedupeStore({
+    documents: DynamoDBDocumentClient.from(dynamodb),
+    tableName: aws.names.dedupeTable,
+    ttlDays: 8,
+    leaseMs: 60_000,
+    visibilityTimeoutSeconds: 60,
+    registry,
+  });
+  const pipeline = new EventPipeline({
+    lines: new CachedLineRegistry({ store: lineStore, ttlMs: 0 }),
+    secrets: new ReferenceSecretResolver({ production: false, cacheTtlMs: 0 }),
+    dedupe,
+    media: new S3MediaStore({ s3: aws.clients.s3, bucket: aws.names.bucket, graphApiBaseUrl: 'https://graph.facebook.com', graphApiVersion: 'v25.0', allowedHosts: ['graph.facebook.com'], urlTtlSeconds: 60, logger, registry }),
+    bird: createBirdClient({ logger, registry }),
+    parker: new DlqParker({ sqs: aws.clients.sqs, dlqUrl: aws.standIns.dlqUrl, registry }),
+    logger,
+    registry,
+  });
+  const body = webhookPayload([{ changes: [{ phoneNumberId: LINES.doc.phoneNumberId, messages: [textMessage('wamid.complete-fails')] }] }]);
+  const message: ReceivedMessage = { messageId: 'm-1', receiveCount: 1, body: Buffer.from(body), attributes: {}, original: { body, attributes: {} } };
+
+  const first = await pipeline.handle(message);
+  expect(first).toMatchObject({ action: 'retry', reason: 'dedupe_complete_failed', delaySeconds: 60 });
+  expect(proxy.state.refused).toBeGreaterThanOrEqual(2); // retried in place before giving up
+  // The message comes back (here: at once); the claim is still held, so Bird is not called again.
+  const second = await pipeline.handle({ ...message, receiveCount: 2 });
+  expect(second).toMatchObject({ action: 'retry', reason: 'event_in_progress' });
+  expect(bird.received()).toHaveLength(1);
+
+  proxy.state.failing = false;
+  dynamodb.destroy();
+  await proxy.close();
+});
