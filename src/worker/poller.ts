@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ChangeMessageVisibilityBatchCommand,
   DeleteMessageBatchCommand,
@@ -320,9 +319,9 @@ export class SqsPoller {
       const left = this.receiveGatherMs - (Date.now() - this.gatheringSince);
       if (left > 0) {
         // Cancel the losing sleep, or its timer and abort listener pile up across wake-ups.
-        const cancel = new AbortController();
-        await Promise.race([this.slotFreed(), this.idle(left, cancel.signal)]);
-        cancel.abort();
+        let wake: () => void = () => undefined;
+        await Promise.race([this.slotFreed(), this.idle(left, (cancel) => (wake = cancel))]);
+        wake();
         return;
       }
     }
@@ -370,10 +369,19 @@ export class SqsPoller {
     this.logger.info(paused ? 'Receiving paused (shouldPause)' : 'Receiving resumed');
   }
 
-  /** Sleep that stop() (or the caller's signal) cuts short. */
-  private async idle(ms: number, cancel?: AbortSignal): Promise<void> {
-    const signal = cancel ? AbortSignal.any([this.abort.signal, cancel]) : this.abort.signal;
-    await sleep(ms, undefined, { signal }).catch(() => undefined);
+  /** Sleep that stop() (or the caller, through onCancel) cuts short. */
+  // A timer and one removable listener, not AbortSignal.any: on Node 20 every dependent signal stays tied to the long-lived one.
+  private idle(ms: number, onCancel?: (cancel: () => void) => void): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.abort.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.abort.signal.addEventListener('abort', done, { once: true });
+      onCancel?.(done);
+    });
   }
 
   private slotFreed(): Promise<void> {
