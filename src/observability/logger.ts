@@ -28,9 +28,19 @@ const REDACT_PATHS = [
   'req.headers["x-hub-signature-256"]',
 ];
 
+/**
+ * A wamid is base64 of a protobuf that starts with the user's phone number. Every log line keeps
+ * only its tail (the per-message part), enough to match a DLQ `eventKey`, never enough to decode.
+ */
+const WAMID = /wamid\.[A-Za-z0-9+/_=-]{12,}/g;
+export function maskWamids(line: string): string {
+  return line.includes('wamid.') ? line.replace(WAMID, (wamid) => `wamid.…${wamid.slice(-10)}`) : line;
+}
+
 export function createLogger(options: { level: string; name?: string; destination?: DestinationStream }): Logger {
   return pino(
     {
+      hooks: { streamWrite: maskWamids },
       level: options.level,
       name: options.name ?? 'wa-ingress',
       base: { pid: process.pid },
