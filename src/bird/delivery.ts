@@ -39,9 +39,9 @@ export interface CircuitStateChange {
 export interface BirdClient {
   deliver(delivery: BirdDelivery): Promise<void>;
   /**
-   * True while a breaker is open and its half-open probe is not yet due: the worker should stop
-   * pulling new messages. Turns false when a probe may run, so pulling resumes and the next
-   * delivery tests Bird.
+   * True while every Bird host called so far has an open breaker whose half-open probe is not yet
+   * due: the worker should stop pulling new messages. One host's open breaker fails only its own
+   * deliveries fast (they retry through the queue). Turns false when a probe may run.
    */
   readonly circuitOpen: boolean;
   /** Milliseconds until the earliest open breaker allows a probe; 0 when none is open. */

@@ -206,8 +206,17 @@ export class HttpBirdClient implements BirdClient {
     });
   }
 
+  /**
+   * True while every Bird host called so far has an open breaker. One line's failing Flow host
+   * must not stop the worker for every other line: its events retry through the queue instead.
+   */
   get circuitOpen(): boolean {
-    return this.circuitRetryAfterMs() > 0;
+    if (this.breakers.size === 0) return false;
+    const now = Date.now();
+    for (const breaker of this.breakers.values()) {
+      if (breaker.openedAt === undefined || breaker.openedAt + this.halfOpenAfterMs <= now) return false;
+    }
+    return true;
   }
 
   circuitRetryAfterMs(): number {

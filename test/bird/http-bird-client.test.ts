@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { HttpBirdClient, type CircuitStateChange, type HttpBirdClientOptions } from '../../src/bird';
 import { PermanentError, RetryableError } from '../../src/errors';
 import type { BirdTarget } from '../../src/lines/line';
-import { createLogger } from '../../src/observability/logger';
+import { createLogger, maskWamids } from '../../src/observability/logger';
 import { createRegistry } from '../../src/observability/metrics';
 import { startBirdStandIn, type BirdStandIn } from '../../src/local/bird-standin';
 import { deliveryOf, fixtureEvent, mediaFor } from './events';
@@ -267,7 +267,8 @@ describe('logs', () => {
     const text = lines.join('');
     expect(lines.length).toBeGreaterThanOrEqual(3);
     for (const secret of [FLOW_SECRET, 'wrong-secret-value', ACCESS_KEY, signature.slice(7), '16505551234']) expect(text).not.toContain(secret);
-    expect(text).toContain(event.key);
+    expect(text).toContain(maskWamids(event.key)); // correlatable, yet the wamid (which encodes the number) is cut
+    expect(text).not.toContain(event.key);
   });
 });
 
@@ -306,6 +307,25 @@ describe('circuit breaker', () => {
     await client.deliver(delivery);
     expect(changes.map((c) => c.state)).toEqual(['open', 'half-open', 'closed']);
     expect(client.circuitOpen).toBe(false);
+  });
+
+  it('reports the circuit open (pause the worker) only while every Bird host called has an open breaker', async () => {
+    const other = await startBirdStandIn({ flowSecrets: { '/flows/demo': FLOW_SECRET }, logger: silent });
+    try {
+      const { client } = clientWith({ retry: { maxAttempts: 1 }, breaker: { consecutiveFailures: 1, halfOpenAfterMs: 60_000 } });
+      const healthyLine = deliveryOf(fixtureEvent('message-text'), { transport: 'flow', flowUrl: other.flowUrl('/flows/demo'), flowSecret: FLOW_SECRET });
+      await client.deliver(healthyLine);
+      bird.failAlways({ status: 500 });
+      await failureOf(client.deliver(deliveryOf(fixtureEvent('message-text'), flowTarget())));
+      expect(client.circuitRetryAfterMs()).toBeGreaterThan(0); // that line's host is open…
+      expect(client.circuitOpen).toBe(false); // …but the other line's Bird is fine: keep pulling
+      await client.deliver(healthyLine);
+      other.failAlways({ status: 503 });
+      await failureOf(client.deliver(healthyLine));
+      expect(client.circuitOpen).toBe(true);
+    } finally {
+      await other.stop();
+    }
   });
 
   it('rejections (4xx) say Bird is up: they never open the breaker', async () => {
