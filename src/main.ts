@@ -16,7 +16,9 @@ import { createRegistry } from './observability/metrics';
 const ROLES: readonly Role[] = ['ingress', 'worker', 'all'];
 
 async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() => Promise<void>> {
-  const stops: Array<() => Promise<void>> = [];
+  // On SIGTERM the drains run together (ingress and worker share one bound), then the teardown.
+  const drains: Array<() => Promise<void>> = [];
+  const teardown: Array<() => Promise<void>> = [];
   let config = baseConfig;
   let publish: ((gatewayUrl: string) => void) | undefined;
   let defaultLines: LineInput[] = [];
@@ -29,11 +31,11 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
     config = embedded.config;
     publish = (url) => embedded.publish(url);
     defaultLines = embedded.demoLines;
-    stops.push(() => embedded.stop());
+    teardown.push(() => embedded.stop());
   }
 
   const clients = createAwsClients(config.aws, Math.max(64, config.worker.concurrency * 2));
-  stops.unshift(async () => clients.destroy());
+  teardown.unshift(async () => clients.destroy());
   if (config.createMissingResources) {
     const created = await ensureResources(clients, {
       linesTable: config.dynamodb.linesTable,
@@ -60,18 +62,17 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
     cacheTtlMs: config.ingress.secretCacheTtlMs,
   });
 
-  // Stops run newest first: the ingress drains (flushing to SQS), then the worker finishes in-flight messages.
   if (role === 'worker' || role === 'all') {
     const worker = startWorker({ config, clients, lines, secrets, registry, logger });
     let workerStopping = false;
-    stops.unshift(() => {
+    drains.push(() => {
       workerStopping = true;
       return worker.stop();
     });
     logger.info({ concurrency: config.worker.concurrency, queueUrl: config.sqs.queueUrl }, 'worker polling');
     if (role === 'worker') {
       const health = await startHealthServer({ port: config.port, registry, isReady: () => !workerStopping });
-      stops.unshift(() => health.close());
+      teardown.unshift(() => health.close());
     }
   }
 
@@ -95,7 +96,7 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
       logger,
     });
     const running = ingress;
-    stops.unshift(() => running.drain());
+    drains.push(() => running.drain());
     const url = `http://127.0.0.1:${ingress.port}/webhooks/whatsapp`;
     publish?.(url);
     logger.info({ port: ingress.port, webhookUrl: url }, 'ingress listening');
@@ -108,7 +109,8 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
   }
 
   return async () => {
-    for (const stop of stops) await stop();
+    await Promise.all(drains.map((drain) => drain()));
+    for (const stop of teardown) await stop();
   };
 }
 

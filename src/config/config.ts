@@ -47,7 +47,7 @@ const envSchema = z.object({
   SQS_SEND_TIMEOUT_MS: int(100, 60_000).default(3000),
   BATCH_WINDOW_MS: int(0, 100).default(2),
   CLAIM_CHECK_THRESHOLD_BYTES: int(1024, 1024 * 1024 - 64 * 1024).default(900 * 1024),
-  SHUTDOWN_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  SHUTDOWN_TIMEOUT_MS: int(2000, 120_000).default(10_000),
   LINE_CACHE_TTL_MS: int(0, 3_600_000).default(30_000),
   SECRET_CACHE_TTL_MS: int(0, 86_400_000).default(300_000),
 

@@ -78,7 +78,8 @@ export function startWorker(deps: {
     concurrency: config.worker.concurrency,
     waitTimeSeconds: config.worker.waitTimeSeconds,
     visibilityTimeoutSeconds,
-    shutdownTimeoutMs: Math.max(1000, config.ingress.shutdownTimeoutMs - 1000),
+    // Within main's bound, with room to close clients and exit.
+    shutdownTimeoutMs: config.ingress.shutdownTimeoutMs - 500,
     // While Bird's breaker is open, new messages would only fail: leave them on the queue.
     shouldPause: () => bird.circuitOpen,
     claimChecks: new ClaimCheckReader({ s3: clients.s3, bucket: config.s3.bucket }),

@@ -258,13 +258,15 @@ export class SqsPoller {
     this.wakeSlotWaiters();
     await Promise.allSettled(this.loops);
 
-    const finished = await this.within(Promise.allSettled([...this.tasks]), deadline - Date.now());
+    // Keep the tail of the budget for flushing deletes, so finished work is not delivered again.
+    const flushReserveMs = Math.min(2000, Math.floor(this.shutdownTimeoutMs / 4));
+    const finished = await this.within(Promise.allSettled([...this.tasks]), deadline - flushReserveMs - Date.now());
     if (!finished) {
       this.abandoned = true;
       this.logger.warn({ inFlight: this.inFlight.size }, 'Shutdown timeout: leaving unfinished messages to come back when their visibility lapses');
     }
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    const flushed = await this.within(Promise.all([this.deletes.flush(), this.visibility.flush()]), Math.max(2000, deadline - Date.now()));
+    const flushed = await this.within(Promise.all([this.deletes.flush(), this.visibility.flush()]), Math.max(0, deadline - Date.now()));
     if (!flushed) this.logger.warn('Shutdown: pending deletes did not flush in time; those messages will be delivered again');
     this.metrics.paused.set(0);
     this.state = 'stopped';
