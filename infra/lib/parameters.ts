@@ -45,10 +45,12 @@ export class DeployParameters extends Construct {
     });
     this.maxReceiveCount = new CfnParameter(stack, 'MaxReceiveCount', {
       type: 'Number',
-      default: 5,
+      // Retryable failures (Bird or DynamoDB down) come back with a growing delay capped at 15 min:
+      // 20 receives ride out about 2-4 hours of outage before SQS gives up on a message.
+      default: 20,
       minValue: 1,
       maxValue: 1000,
-      description: 'Receives before SQS moves a message to the DLQ (crash loops, poison messages)',
+      description: 'Receives before SQS moves a message to the DLQ (outages longer than ~2-4 h, crash loops, poison messages)',
     });
     this.mediaExpiryDays = new CfnParameter(stack, 'MediaExpiryDays', {
       type: 'Number',

@@ -32,7 +32,7 @@ describe('queues', () => {
       maxReceiveCount: { Ref: 'MaxReceiveCount' },
     });
     template.hasParameter('VisibilityTimeoutSeconds', { Type: 'Number', Default: 180, MinValue: 60 });
-    template.hasParameter('MaxReceiveCount', { Type: 'Number', Default: 5, MinValue: 1 });
+    template.hasParameter('MaxReceiveCount', { Type: 'Number', Default: 20, MinValue: 1 });
   });
 
   it('refuses plain-HTTP access to both queues', () => {

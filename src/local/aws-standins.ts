@@ -57,7 +57,8 @@ export async function startAwsStandIns(options: AwsStandInOptions = {}): Promise
   const host = options.host ?? '127.0.0.1';
   const queueName = options.queueName ?? 'wa-ingress';
   const dlqName = `${queueName}-dlq`;
-  const maxReceiveCount = options.maxReceiveCount ?? 5;
+  // local-aws-sqs also counts visibility changes (heartbeats, retries) as receives.
+  const maxReceiveCount = options.maxReceiveCount ?? 10;
   const visibilityTimeout = options.visibilityTimeoutSeconds ?? 180;
 
   // local-aws-sqs builds queue URLs from the port it was given, so it needs a concrete one.
