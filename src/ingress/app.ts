@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { Counter, Histogram, type Registry } from 'prom-client';
-import type { Line } from '../lines/line';
+import { lineSchema, type Line } from '../lines/line';
 import type { LineRegistry } from '../lines/registry';
 import type { SecretResolver } from '../lines/secrets';
 import type { Logger } from '../observability/logger';
@@ -113,7 +113,8 @@ export function createIngressApp(deps: IngressDependencies): express.Express {
   async function lineFor(req: Request, res: Response): Promise<Line | null | undefined> {
     const lineId = req.params.lineId;
     if (lineId === undefined) return null;
-    const line = await deps.lines.byId(lineId);
+    // An id no line can have costs no table read and takes no room in the cache.
+    const line = lineSchema.shape.lineId.safeParse(lineId).success ? await deps.lines.byId(lineId) : undefined;
     if (!line || !line.active) {
       (res.locals as Locals).log.warn({ lineId }, 'webhook for an unknown or inactive line');
       fail(res, 404, 'unknown_line', 'No active line with this id');

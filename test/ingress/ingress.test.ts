@@ -238,6 +238,10 @@ describe('POST: per-line URLs', () => {
 
   it('answers 404 for an unknown or inactive line and enqueues nothing', async () => {
     expect((await post('/webhooks/whatsapp/unknown-line', body, signed(body))).status).toBe(404);
+    const lookups = await gw.metric('wa_ingress_line_store_lookups_total');
+    expect((await post(`/webhooks/whatsapp/${'x'.repeat(65)}`, body, signed(body))).status).toBe(404);
+    expect((await post('/webhooks/whatsapp/bad%20id', body, signed(body))).status).toBe(404);
+    expect(await gw.metric('wa_ingress_line_store_lookups_total')).toBe(lookups); // no table read for impossible ids
     expect((await post('/webhooks/whatsapp/line-off', body, signed(body))).status).toBe(404);
     expect(await aws.drainQueue()).toHaveLength(0);
   });
