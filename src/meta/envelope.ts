@@ -180,12 +180,14 @@ function statusEvent(item: unknown, scope: ChangeScope, contacts: JsonObject[]):
   const state = textOrUndefined(status?.status);
   if (!status || !id || !state) return unknownEvent({ ...scope, raw: item });
   const recipientId = textOrUndefined(status.recipient_id);
+  const participant =
+    status.recipient_type === 'group' ? (textOrUndefined(status.recipient_participant_user_id) ?? textOrUndefined(status.recipient_participant_id)) : undefined;
   return keyed({
     ...scope,
     kind: 'status',
     timestamp: textOrUndefined(status.timestamp),
     contact: contactOf(recipientId, textOrUndefined(status.recipient_user_id), contacts),
-    status: { id, status: state, recipientId },
+    status: { id, status: state, recipientId, ...(participant ? { participant } : {}) },
     raw: item,
   });
 }

@@ -11,9 +11,14 @@ export function messageKey(phoneNumberId: string, wamid: string): string {
   return `msg#${phoneNumberId}#${wamid}`;
 }
 
-/** A status update: one message passes through sent, delivered, read…, each its own event. */
-export function statusKey(wamid: string, status: string): string {
-  return `status#${wamid}#${status}`;
+/**
+ * A status update: one message passes through sent, delivered, read…, each its own event. In a
+ * group every member sends their own receipt for the same wamid, so the member is part of the key,
+ * as a short hash (the member id may be a phone number, and keys travel to logs and the DLQ).
+ */
+export function statusKey(wamid: string, status: string, participant?: string): string {
+  const base = `status#${wamid}#${status}`;
+  return participant === undefined ? base : `${base}#p:${createHash('sha256').update(participant, 'utf8').digest('hex').slice(0, 16)}`;
 }
 
 /** What a content hash covers. */
@@ -55,7 +60,7 @@ export function eventKey(event: Omit<WhatsAppEvent, 'key'>): string {
     return messageKey(event.phoneNumberId, event.message.id);
   }
   if (event.kind === 'status' && event.status?.id && event.status.status) {
-    return statusKey(event.status.id, event.status.status);
+    return statusKey(event.status.id, event.status.status, event.status.participant);
   }
   return contentKey(event.kind, {
     field: event.field,

@@ -54,6 +54,8 @@ export interface WhatsAppEvent {
     id: string;
     status: string;
     recipientId?: string;
+    /** Group messages: the member this receipt is from (`recipient_participant_user_id ?? recipient_participant_id`). */
+    participant?: string;
   };
   /** For `error` events: what Meta reported, so operators can count and alert on codes. */
   error?: {

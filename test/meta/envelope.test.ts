@@ -114,7 +114,8 @@ const EXPECTED: Record<string, Row[]> = {
   ],
   'status-failed-130472': [['status', 'failed', 'status#wamid.xyzxyz#failed']],
   'status-failed': [['status', 'failed', 'status#wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI0QUQ2MjA4NEYyRkExNjMyREUA#failed']],
-  'status-group-read': [['status', 'read', 'status#<WHATSAPP_MESSAGE_ID>#read']],
+  // A group receipt is keyed per member: sha256('US.123456') (recipient_participant_user_id), first 16 hex.
+  'status-group-read': [['status', 'read', 'status#<WHATSAPP_MESSAGE_ID>#read#p:770dbc756f4df482']],
   'status-played': [['status', 'played', 'status#wamid.xyzxyz#played']],
   'status-read': [['status', 'read', 'status#wamid.xyzxyz#read']],
   'status-sent-biz-opaque-callback-data': [['status', 'sent', 'status#wamid.xyzxyz#sent']],
@@ -419,6 +420,20 @@ describe('fields other than messages', () => {
 });
 
 describe('event keys', () => {
+  it('keys group receipts per member: each member’s read is its own event, a retry of one is the same', () => {
+    const receipt = (participant: string) => ({ id: 'wamid.GROUPMSG', status: 'read', recipient_type: 'group', recipient_participant_user_id: participant });
+    const payload = {
+      object: 'whatsapp_business_account',
+      entry: [{ id: 'w', changes: [{ field: 'messages', value: { metadata: { phone_number_id: '1' }, statuses: [receipt('US.1'), receipt('US.2'), receipt('US.1')] } }] }],
+    };
+    const keys = envelopeToEvents(payload).map((e) => e.key);
+    expect(keys[0]).toMatch(/^status#wamid\.GROUPMSG#read#p:[0-9a-f]{16}$/);
+    expect(keys[1]).not.toBe(keys[0]);
+    expect(keys[2]).toBe(keys[0]);
+    expect(keys.join()).not.toContain('US.1');
+  });
+
+
   const account = loadFixture('account-update-violation').json;
 
   it('does not depend on the order of JSON keys', () => {

@@ -126,7 +126,7 @@ const EXPECTED: Record<string, { bird: BirdRow[]; parked?: ParkedRow[] }> = {
   'status-delivered-cbp': { bird: [['status', 'delivered', 'status#wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI3MTE5MjVBOTE3MDk5QUVFM0YA#delivered']] },
   'status-failed-130472': { bird: [['status', 'failed', 'status#wamid.xyzxyz#failed']] },
   'status-failed': { bird: [['status', 'failed', 'status#wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI0QUQ2MjA4NEYyRkExNjMyREUA#failed']] },
-  'status-group-read': { bird: [], parked: [['unrouted', 'status#<WHATSAPP_MESSAGE_ID>#read']] },
+  'status-group-read': { bird: [], parked: [['unrouted', 'status#<WHATSAPP_MESSAGE_ID>#read#p:770dbc756f4df482']] },
   'status-played': { bird: [['status', 'played', 'status#wamid.xyzxyz#played']] },
   'status-read': { bird: [['status', 'read', 'status#wamid.xyzxyz#read']] },
   'status-sent-biz-opaque-callback-data': { bird: [['status', 'sent', 'status#wamid.xyzxyz#sent']] },
