@@ -136,6 +136,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const embedded = env.SQS_QUEUE_URL === undefined;
   const production = env.NODE_ENV === 'production';
 
+  if (production && !env.GRAPH_API_BASE_URL.startsWith('https://')) {
+    throw new ConfigError('GRAPH_API_BASE_URL: must be https when NODE_ENV=production (the Graph token travels with every call)');
+  }
   if (production && embedded) {
     throw new ConfigError('SQS_QUEUE_URL: required when NODE_ENV=production (the embedded stand-ins are for development only)');
   }

@@ -31,6 +31,8 @@ export interface GraphMediaClientOptions {
   /** Longest pause between two chunks of a download before it is abandoned. */
   idleTimeoutMs?: number;
   maxRedirects?: number;
+  /** Production: the token never travels over plain http, not even to an allowed host. */
+  requireHttps?: boolean;
 }
 
 const graphMediaSchema = z.object({
@@ -91,6 +93,9 @@ export class GraphMediaClient {
       throw new ConfigError(
         `GRAPH_API_BASE_URL host ${this.graphBase.hostname} is not in MEDIA_ALLOWED_HOSTS: no media could be fetched`,
       );
+    }
+    if (options.requireHttps && this.graphBase.protocol !== 'https:') {
+      throw new ConfigError('GRAPH_API_BASE_URL must be https: the Graph token travels with every call');
     }
     this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
@@ -155,7 +160,7 @@ export class GraphMediaClient {
     } catch (cause) {
       throw new PermanentError('media_rejected', 'media download: Graph gave a URL that does not parse', { cause });
     }
-    const downgrade = previous?.protocol === 'https:' && url.protocol !== 'https:';
+    const downgrade = (previous?.protocol === 'https:' || this.options.requireHttps === true) && url.protocol !== 'https:';
     if ((url.protocol !== 'https:' && url.protocol !== 'http:') || downgrade) {
       throw new PermanentError('media_host_not_allowed', `media download: refusing ${url.protocol} URL (host ${url.hostname})`);
     }

@@ -27,6 +27,8 @@ export interface S3MediaStoreOptions {
   queueSize?: number;
   requestTimeoutMs?: number;
   idleTimeoutMs?: number;
+  /** Refuse media URLs that are not https (production). */
+  requireHttps?: boolean;
 }
 
 /** S3's smallest multipart part; with two in flight a download holds about 15 MiB. */
@@ -62,6 +64,7 @@ export class S3MediaStore implements MediaStore {
       fetch: options.fetch,
       requestTimeoutMs: options.requestTimeoutMs,
       idleTimeoutMs: options.idleTimeoutMs,
+      requireHttps: options.requireHttps,
     });
     this.partSize = Math.max(options.partSizeBytes ?? DEFAULT_PART_SIZE, MIN_PART_SIZE);
     this.queueSize = options.queueSize ?? DEFAULT_QUEUE_SIZE;

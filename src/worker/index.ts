@@ -60,6 +60,7 @@ export function startWorker(deps: {
       graphApiVersion: config.worker.graphApiVersion,
       allowedHosts: config.worker.mediaAllowedHosts,
       urlTtlSeconds: config.worker.mediaUrlTtlSeconds,
+      requireHttps: config.production,
       logger,
       registry,
     }),

@@ -307,6 +307,11 @@ describe('S3MediaStore against s3rver and the Graph stand-in', () => {
     expect(() => harness({ allowedHosts: ['lookaside.fbsbx.com'] })).toThrow(ConfigError);
   });
 
+  it('in production (requireHttps) refuses a Graph API over plain http before any token is sent', () => {
+    expect(() => harness({ requireHttps: true })).toThrow(/must be https/);
+    expect(graph.requests()).toEqual([]);
+  });
+
   it('skips the upload when the object is already there with the same sha256', async () => {
     const { store, registry } = harness();
     const media = newMedia('image');

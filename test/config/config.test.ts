@@ -1,0 +1,36 @@
+import { assertServable, loadConfig } from '../../src/config/config';
+
+describe('configuration', () => {
+  it('is the embedded default with no SQS_QUEUE_URL, with documented defaults', () => {
+    const config = loadConfig({});
+    expect(config.embedded).toBe(true);
+    expect(config.port).toBe(8080);
+    expect(config.createMissingResources).toBe(true);
+    expect(config.worker).toMatchObject({ concurrency: 32, waitTimeSeconds: 20, dedupeTtlDays: 8, graphApiVersion: 'v25.0' });
+    expect(config.ingress).toMatchObject({ maxBodyBytes: 3 * 1024 * 1024, shutdownTimeoutMs: 10_000 });
+  });
+
+  it('names the variable that is wrong', () => {
+    expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/PORT/);
+    expect(() => loadConfig({ DEDUPE_TTL_DAYS: '7' })).toThrow(/DEDUPE_TTL_DAYS/);
+    expect(() => loadConfig({ SQS_QUEUE_URL: 'not a url' })).toThrow(/SQS_QUEUE_URL/);
+    expect(() => loadConfig({ SHUTDOWN_TIMEOUT_MS: '500' })).toThrow(/SHUTDOWN_TIMEOUT_MS/);
+  });
+
+  it('refuses the embedded default and plain-http Graph in production', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/SQS_QUEUE_URL/);
+    expect(() => loadConfig({ NODE_ENV: 'production', SQS_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/1/q', GRAPH_API_BASE_URL: 'http://graph.example' })).toThrow(
+      /GRAPH_API_BASE_URL: must be https/,
+    );
+  });
+
+  it('asks each role only for what it uses', () => {
+    const deployed = loadConfig({ SQS_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/1/q', S3_BUCKET: 'bucket' });
+    expect(() => assertServable(deployed, 'ingress')).toThrow(/WHATSAPP_VERIFY_TOKEN[\s\S]*WHATSAPP_APP_SECRETS/);
+    expect(() => assertServable(deployed, 'worker')).toThrow(/SQS_DLQ_URL/);
+    const worker = loadConfig({ SQS_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/1/q', SQS_DLQ_URL: 'https://sqs.eu-west-1.amazonaws.com/1/d', S3_BUCKET: 'bucket' });
+    expect(() => assertServable(worker, 'worker')).not.toThrow();
+    expect(worker.whatsapp.appSecrets).toEqual([]);
+    expect(loadConfig({ WHATSAPP_APP_SECRETS: ' a, b ,,c ' }).whatsapp.appSecrets).toEqual(['a', 'b', 'c']);
+  });
+});
