@@ -96,15 +96,22 @@ export class EventPipeline {
     }
 
     // The poller keeps the message hidden while we work; keep the claim ours for as long (large media, Bird retries).
+    let leaseLost = false;
     const renewal = setInterval(() => {
       this.options.dedupe.extend(event.key, claim.token).then(
-        (held) => held || eventLog.warn('dedupe lease lost while working on the event'),
+        (held) => {
+          if (held) return;
+          leaseLost = true;
+          eventLog.warn('dedupe lease lost while working on the event');
+        },
         (error: unknown) => eventLog.warn({ err: error }, 'could not extend the dedupe lease'),
       );
     }, Math.max(1000, Math.floor(this.options.dedupe.leaseMs / 3)));
     renewal.unref();
     try {
       const media = await this.fetchMedia(event, line, receivedAt);
+      // Another worker may own the event now: let it deliver, and look again later.
+      if (leaseLost) throw new RetryableError('dedupe_lease_lost', 'The claim lapsed while fetching media; the event was not delivered');
       await this.options.bird.deliver({ lineId: line.lineId, target: await resolveBirdTarget(line, this.options.secrets), event, receivedAt, media });
     } catch (error) {
       clearInterval(renewal);
