@@ -1,4 +1,4 @@
-import { DeleteMessageBatchCommand, PurgeQueueCommand, ReceiveMessageCommand, type Message } from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, DeleteMessageBatchCommand, PurgeQueueCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import { createAwsClients, type AwsClients } from '../../src/aws/clients';
 import { ensureResources } from '../../src/aws/resources';
 import { startAwsStandIns, type AwsStandIns, type AwsStandInOptions } from '../../src/local/aws-standins';
@@ -54,4 +54,23 @@ export async function startAwsHarness(options: AwsStandInOptions = {}): Promise<
       await standIns.stop();
     },
   };
+}
+
+/** A queue and its DLQ (redrive policy) of their own, so tests on one stand-in never share messages. */
+export async function createQueuePair(
+  sqs: SQSClient,
+  name: string,
+  options: { maxReceiveCount: number; visibilityTimeoutSeconds?: number },
+): Promise<{ queueUrl: string; dlqUrl: string }> {
+  const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `${name}-dlq` }));
+  const main = await sqs.send(
+    new CreateQueueCommand({
+      QueueName: name,
+      Attributes: {
+        ...(options.visibilityTimeoutSeconds !== undefined ? { VisibilityTimeout: String(options.visibilityTimeoutSeconds) } : {}),
+        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: `arn:aws:sqs:us-east-1:000000000000:${name}-dlq`, maxReceiveCount: options.maxReceiveCount }),
+      },
+    }),
+  );
+  return { queueUrl: main.QueueUrl!, dlqUrl: dlq.QueueUrl! };
 }

@@ -1,13 +1,14 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateQueueCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient, type MessageAttributeValue } from '@aws-sdk/client-sqs';
+import { ReceiveMessageCommand, SendMessageCommand, SQSClient, type MessageAttributeValue } from '@aws-sdk/client-sqs';
 import fc from 'fast-check';
 import { startAwsStandIns, type AwsStandIns } from '../../src/local/aws-standins';
 import { createRegistry } from '../../src/observability/metrics';
 import { DeadLetterQueue, DlqParker, parkingAttributes, unparkedAttributes, REDRIVE_POLICY_REASON } from '../../src/worker/dlq';
 import { runDlqCli } from '../../src/worker/dlq-cli';
 import { sendableAttributes, stringAttributes, type SqsAttributes } from '../../src/worker/message';
+import { createQueuePair } from '../support/aws';
 
 const REGION = 'us-east-1';
 const META_BODY = JSON.stringify({ object: 'whatsapp_business_account', entry: [{ id: '102290129340398', changes: [] }] });
@@ -84,16 +85,7 @@ describe('DLQ parker and tool against local-aws-sqs', () => {
   });
 
   async function freshQueues(maxReceiveCount = 5) {
-    const name = `dlq-${++queueCount}`;
-    const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `${name}-dlq` }));
-    const main = await sqs.send(
-      new CreateQueueCommand({
-        QueueName: name,
-        Attributes: { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: `arn:aws:sqs:${REGION}:000000000000:${name}-dlq`, maxReceiveCount }) },
-      }),
-    );
-    const queueUrl = main.QueueUrl as string;
-    const dlqUrl = dlq.QueueUrl as string;
+    const { queueUrl, dlqUrl } = await createQueuePair(sqs, `dlq-${++queueCount}`, { maxReceiveCount });
     const registry = createRegistry({ defaultMetrics: false });
     return {
       queueUrl,

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import {
-  CreateQueueCommand,
   DeleteMessageBatchCommand,
   GetQueueAttributesCommand,
   ReceiveMessageCommand,
@@ -19,6 +18,7 @@ import { ClaimCheckReader } from '../../src/worker/claim-check';
 import type { ReceivedMessage } from '../../src/worker/message';
 import { SqsPoller, retryDelaySeconds, type HandlerOutcome, type SqsPollerOptions } from '../../src/worker/poller';
 import { SqsBatcher, type SqsBatchResponse } from '../../src/worker/sqs-batcher';
+import { createQueuePair } from '../support/aws';
 
 const REGION = 'us-east-1';
 let standIns: AwsStandIns;
@@ -36,18 +36,7 @@ afterAll(async () => {
 
 /** A queue and its DLQ of their own per test, on the real local-aws-sqs. */
 async function freshQueues(options: { visibilityTimeoutSeconds: number; maxReceiveCount: number }) {
-  const name = `poller-${++queueCount}`;
-  const dlq = await admin.send(new CreateQueueCommand({ QueueName: `${name}-dlq` }));
-  const main = await admin.send(
-    new CreateQueueCommand({
-      QueueName: name,
-      Attributes: {
-        VisibilityTimeout: String(options.visibilityTimeoutSeconds),
-        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: `arn:aws:sqs:${REGION}:000000000000:${name}-dlq`, maxReceiveCount: options.maxReceiveCount }),
-      },
-    }),
-  );
-  return { queueUrl: main.QueueUrl as string, dlqUrl: dlq.QueueUrl as string };
+  return createQueuePair(admin, `poller-${++queueCount}`, options);
 }
 
 /** An SQS client that counts the calls it really makes, by command. */
