@@ -2,7 +2,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
-import { CLAIM_CHECK_PREFIX, LINES_BY_PHONE_NUMBER_INDEX, MEDIA_PREFIX } from './storage';
+import { CLAIM_CHECK_PREFIX, LINES_BY_PHONE_NUMBER_INDEX, LINES_BY_WABA_INDEX, MEDIA_PREFIX } from './storage';
 
 /**
  * The one place that says what each task role may do. Statements are written out rather than
@@ -67,6 +67,12 @@ export function workerStatements(r: GatewayResources): iam.PolicyStatement[] {
       resources: [r.deadLetterQueue.queueArn],
     }),
     resolveLines(r),
+    new iam.PolicyStatement({
+      sid: 'FindLinesOfWaba',
+      // Account-level events (templates, account updates) name only the WABA.
+      actions: ['dynamodb:Query'],
+      resources: [`${r.linesTable.tableArn}/index/${LINES_BY_WABA_INDEX}`],
+    }),
     new iam.PolicyStatement({
       sid: 'ClaimEvents',
       // src/dedupe/dynamo-dedupe-store.ts claims and completes with conditional updates (an update

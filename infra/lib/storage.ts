@@ -5,6 +5,8 @@ import { Construct } from 'constructs';
 
 /** Must match src/aws/resources.ts (LINES_BY_PHONE_NUMBER_INDEX), which the app queries by name. */
 export const LINES_BY_PHONE_NUMBER_INDEX = 'byPhoneNumberId';
+/** Must match src/aws/resources.ts (LINES_BY_WABA_INDEX): account-level events find their lines by WABA. */
+export const LINES_BY_WABA_INDEX = 'byWabaId';
 /** Object key prefixes the app writes under; IAM and lifecycle rules are scoped to them. */
 export const MEDIA_PREFIX = 'media/';
 export const CLAIM_CHECK_PREFIX = 'claim-check/';
@@ -33,6 +35,11 @@ export class GatewayStorage extends Construct {
     this.linesTable.addGlobalSecondaryIndex({
       indexName: LINES_BY_PHONE_NUMBER_INDEX,
       partitionKey: { name: 'phoneNumberId', type: dynamodb.AttributeType.STRING },
+      projectionType: dynamodb.ProjectionType.ALL,
+    });
+    this.linesTable.addGlobalSecondaryIndex({
+      indexName: LINES_BY_WABA_INDEX,
+      partitionKey: { name: 'wabaId', type: dynamodb.AttributeType.STRING },
       projectionType: dynamodb.ProjectionType.ALL,
     });
 

@@ -49,7 +49,7 @@ describe('queues', () => {
 });
 
 describe('DynamoDB', () => {
-  it('lines table: on-demand, lineId key, byPhoneNumberId index (ALL), point-in-time recovery', () => {
+  it('lines table: on-demand, lineId key, byPhoneNumberId and byWabaId indexes (ALL), point-in-time recovery', () => {
     template.hasResource('AWS::DynamoDB::Table', {
       DeletionPolicy: 'Retain',
       Properties: Match.objectLike({
@@ -58,11 +58,17 @@ describe('DynamoDB', () => {
         AttributeDefinitions: Match.arrayWith([
           { AttributeName: 'lineId', AttributeType: 'S' },
           { AttributeName: 'phoneNumberId', AttributeType: 'S' },
+          { AttributeName: 'wabaId', AttributeType: 'S' },
         ]),
         GlobalSecondaryIndexes: [
           {
             IndexName: 'byPhoneNumberId',
             KeySchema: [{ AttributeName: 'phoneNumberId', KeyType: 'HASH' }],
+            Projection: { ProjectionType: 'ALL' },
+          },
+          {
+            IndexName: 'byWabaId',
+            KeySchema: [{ AttributeName: 'wabaId', KeyType: 'HASH' }],
             Projection: { ProjectionType: 'ALL' },
           },
         ],

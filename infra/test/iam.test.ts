@@ -29,7 +29,7 @@ beforeAll(() => {
 
 const arn = (id: string) => ({ 'Fn::GetAtt': [id, 'Arn'] });
 const objects = (id: string, prefix: string) => ({ 'Fn::Join': ['', [arn(id), `/${prefix}*`]] });
-const index = (id: string) => ({ 'Fn::Join': ['', [arn(id), '/index/byPhoneNumberId']] });
+const index = (id: string, name = 'byPhoneNumberId') => ({ 'Fn::Join': ['', [arn(id), `/index/${name}`]] });
 const lineSecrets = {
   'Fn::Join': [
     '',
@@ -71,6 +71,7 @@ describe('task roles: least privilege', () => {
         grant(['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes'], [arn(queue)]),
         grant(['sqs:SendMessage'], [arn(dlq)]),
         grant(['dynamodb:GetItem', 'dynamodb:Query'], [arn(lines), index(lines)]),
+        grant(['dynamodb:Query'], [index(lines, 'byWabaId')]),
         grant(['dynamodb:GetItem', 'dynamodb:UpdateItem'], [arn(dedupe)]),
         grant(['s3:ListBucket'], [arn(bucket)]),
         grant(['s3:PutObject', 's3:GetObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'], [objects(bucket, 'media/')]),

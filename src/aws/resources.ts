@@ -9,9 +9,11 @@ import type { AwsClients } from './clients';
 
 /**
  * The table schemas infra/ declares (infra/lib): keep both in step.
- * Lines: `lineId` key, `byPhoneNumberId` index. Dedupe: `pk` key, TTL on `expiresAt`.
+ * Lines: `lineId` key, `byPhoneNumberId` and `byWabaId` indexes. Dedupe: `pk` key, TTL on `expiresAt`.
  */
 export const LINES_BY_PHONE_NUMBER_INDEX = 'byPhoneNumberId';
+/** Account-level webhooks (templates, account updates) name only the WABA: the worker finds its lines here. */
+export const LINES_BY_WABA_INDEX = 'byWabaId';
 
 export function linesTableSchema(tableName: string): CreateTableCommandInput {
   return {
@@ -20,12 +22,18 @@ export function linesTableSchema(tableName: string): CreateTableCommandInput {
     AttributeDefinitions: [
       { AttributeName: 'lineId', AttributeType: 'S' },
       { AttributeName: 'phoneNumberId', AttributeType: 'S' },
+      { AttributeName: 'wabaId', AttributeType: 'S' },
     ],
     KeySchema: [{ AttributeName: 'lineId', KeyType: 'HASH' }],
     GlobalSecondaryIndexes: [
       {
         IndexName: LINES_BY_PHONE_NUMBER_INDEX,
         KeySchema: [{ AttributeName: 'phoneNumberId', KeyType: 'HASH' }],
+        Projection: { ProjectionType: 'ALL' },
+      },
+      {
+        IndexName: LINES_BY_WABA_INDEX,
+        KeySchema: [{ AttributeName: 'wabaId', KeyType: 'HASH' }],
         Projection: { ProjectionType: 'ALL' },
       },
     ],

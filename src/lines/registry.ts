@@ -6,12 +6,14 @@ import type { LineStore } from './store';
 export interface LineRegistry {
   byId(lineId: string): Promise<Line | undefined>;
   byPhoneNumberId(phoneNumberId: string): Promise<Line | undefined>;
+  /** The active lines of a WABA, for account-level events that name no phone number. */
+  activeByWabaId(wabaId: string): Promise<Line[]>;
   /** Forget cached answers, e.g. after the operator registered a line. */
   invalidate(): void;
 }
 
 interface CacheEntry {
-  value: Promise<Line | undefined>;
+  value: Promise<Line | Line[] | undefined>;
   expiresAt: number;
 }
 
@@ -42,18 +44,25 @@ export class CachedLineRegistry implements LineRegistry {
   }
 
   byId(lineId: string): Promise<Line | undefined> {
-    return this.cached(`id#${lineId}`, 'lineId', () => this.options.store.getById(lineId));
+    return this.cached(`id#${lineId}`, 'lineId', () => this.options.store.getById(lineId)) as Promise<Line | undefined>;
   }
 
   byPhoneNumberId(phoneNumberId: string): Promise<Line | undefined> {
-    return this.cached(`pn#${phoneNumberId}`, 'phoneNumberId', () => this.options.store.getByPhoneNumberId(phoneNumberId));
+    return this.cached(`pn#${phoneNumberId}`, 'phoneNumberId', () => this.options.store.getByPhoneNumberId(phoneNumberId)) as Promise<Line | undefined>;
+  }
+
+  activeByWabaId(wabaId: string): Promise<Line[]> {
+    return this.cached(`waba#${wabaId}`, 'wabaId', async () => {
+      const active = (await this.options.store.listByWabaId(wabaId)).filter((l) => l.active);
+      return active.length > 0 ? active : undefined;
+    }).then((lines) => (lines as Line[] | undefined) ?? []);
   }
 
   invalidate(): void {
     this.cache.clear();
   }
 
-  private cached(key: string, index: 'lineId' | 'phoneNumberId', load: () => Promise<Line | undefined>): Promise<Line | undefined> {
+  private cached(key: string, index: 'lineId' | 'phoneNumberId' | 'wabaId', load: () => Promise<Line | Line[] | undefined>): Promise<Line | Line[] | undefined> {
     const now = this.clock();
     const hit = this.cache.get(key);
     if (hit && hit.expiresAt > now) return hit.value;

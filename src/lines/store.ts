@@ -1,11 +1,13 @@
 import { GetCommand, PutCommand, QueryCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { LINES_BY_PHONE_NUMBER_INDEX } from '../aws/resources';
+import { LINES_BY_PHONE_NUMBER_INDEX, LINES_BY_WABA_INDEX } from '../aws/resources';
 import { lineSchema, type Line } from './line';
 
 /** Persistence of lines. Lookups by lineId and by phoneNumberId never scan; only `list` does (operator CLI). */
 export interface LineStore {
   getById(lineId: string): Promise<Line | undefined>;
   getByPhoneNumberId(phoneNumberId: string): Promise<Line | undefined>;
+  /** Every line of a WhatsApp Business Account (index query; a WABA has a handful of numbers). */
+  listByWabaId(wabaId: string): Promise<Line[]>;
   put(line: Line): Promise<void>;
   list(): Promise<Line[]>;
   setActive(lineId: string, active: boolean): Promise<boolean>;
@@ -32,6 +34,25 @@ export class DynamoLineStore implements LineStore {
     const items = (out.Items ?? []).map((i) => lineSchema.parse(i));
     // Two lines on one number is an operator mistake; prefer the active one so traffic keeps flowing.
     return items.find((l) => l.active) ?? items[0];
+  }
+
+  async listByWabaId(wabaId: string): Promise<Line[]> {
+    const lines: Line[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const out = await this.options.documents.send(
+        new QueryCommand({
+          TableName: this.options.tableName,
+          IndexName: LINES_BY_WABA_INDEX,
+          KeyConditionExpression: 'wabaId = :w',
+          ExpressionAttributeValues: { ':w': wabaId },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of out.Items ?? []) lines.push(lineSchema.parse(item));
+      startKey = out.LastEvaluatedKey;
+    } while (startKey);
+    return lines.sort((a, b) => a.lineId.localeCompare(b.lineId));
   }
 
   async put(line: Line): Promise<void> {

@@ -30,6 +30,20 @@ export interface PipelineOptions {
 
 type EventOutcome = { result: 'delivered' | 'duplicate' | 'parked' } | { result: 'retry'; delayMs?: number; reason: string };
 
+interface Route {
+  line: Line;
+  /** The event as delivered to this line (its key names the line when one event goes to several). */
+  event: WhatsAppEvent;
+}
+
+/** One event sent to several lines: a retry wins (the message comes back), then parked, delivered, duplicate. */
+function combinedOutcome(outcomes: EventOutcome[]): EventOutcome {
+  const retry = outcomes.find((o) => o.result === 'retry');
+  if (retry) return retry;
+  for (const result of ['parked', 'delivered'] as const) if (outcomes.some((o) => o.result === result)) return { result };
+  return { result: 'duplicate' };
+}
+
 /**
  * The worker's handler: one SQS message → its events → for each, route, claim, fetch media,
  * deliver to Bird, complete. The message is deleted only when every event is COMPLETED (or was a
@@ -76,14 +90,19 @@ export class EventPipeline {
   };
 
   private async handleEvent(message: ReceivedMessage, event: WhatsAppEvent, receivedAt: string, log: Logger): Promise<EventOutcome> {
-    const eventLog = log.child({ eventKey: event.key, kind: event.kind, phoneNumberId: maskPhone(event.phoneNumberId) });
-    let line: Line;
+    let routes: Route[];
     try {
-      line = await this.route(message, event);
+      routes = await this.route(message, event);
     } catch (error) {
-      return this.fail(message, event, undefined, error, eventLog);
+      return this.fail(message, event, undefined, error, log.child({ eventKey: event.key, kind: event.kind }));
     }
+    const outcomes: EventOutcome[] = [];
+    for (const route of routes) outcomes.push(await this.deliverToLine(message, route.event, route.line, receivedAt, log));
+    return combinedOutcome(outcomes);
+  }
 
+  private async deliverToLine(message: ReceivedMessage, event: WhatsAppEvent, line: Line, receivedAt: string, log: Logger): Promise<EventOutcome> {
+    const eventLog = log.child({ eventKey: event.key, kind: event.kind, phoneNumberId: maskPhone(event.phoneNumberId) });
     const claim = await this.options.dedupe.claim(event.key).catch((error: unknown) => error as Error);
     if (claim instanceof Error) return this.fail(message, event, line, claim, eventLog);
     if (claim.outcome === 'duplicate') {
@@ -135,22 +154,29 @@ export class EventPipeline {
     return { result: 'delivered' };
   }
 
-  /** The line comes from `value.metadata.phone_number_id`, never from `entry.id` (the WABA). */
-  private async route(message: ReceivedMessage, event: WhatsAppEvent): Promise<Line> {
+  /**
+   * The line comes from `value.metadata.phone_number_id`, never from `entry.id`. Account-level
+   * changes (templates, account updates) carry no phone number: a per-line URL names their line;
+   * on the unified URL they go to every active line of the WABA (`entry.id`), each under its own key.
+   */
+  private async route(message: ReceivedMessage, event: WhatsAppEvent): Promise<Route[]> {
     const taggedLineId = message.attributes.lineId;
     if (event.phoneNumberId === undefined) {
-      // Account-level changes carry no phone number: only a per-line URL tells whose they are.
-      if (taggedLineId === undefined) throw new PermanentError('unrouted', 'The event has no phone_number_id and arrived on the unified URL');
-      const tagged = await this.options.lines.byId(taggedLineId);
-      if (!tagged) throw new PermanentError('unrouted', `The per-line URL's line ${taggedLineId} is not registered`);
-      return this.activeLine(tagged);
+      if (taggedLineId !== undefined) {
+        const tagged = await this.options.lines.byId(taggedLineId);
+        if (!tagged) throw new PermanentError('unrouted', `The per-line URL's line ${taggedLineId} is not registered`);
+        return [{ line: this.activeLine(tagged), event }];
+      }
+      const lines = event.wabaId === undefined ? [] : await this.options.lines.activeByWabaId(event.wabaId);
+      if (lines.length === 0) throw new PermanentError('unrouted', 'The event has no phone_number_id and no active line belongs to its WABA');
+      return lines.map((line) => ({ line, event: { ...event, key: `${event.key}#line:${line.lineId}` } }));
     }
     const line = await this.options.lines.byPhoneNumberId(event.phoneNumberId);
     if (!line) throw new PermanentError('unrouted', 'No line is registered for this phone_number_id');
     if (taggedLineId !== undefined && taggedLineId !== line.lineId) {
       throw new PermanentError('misrouted', `Arrived on line ${taggedLineId}'s URL but its phone_number_id belongs to line ${line.lineId}`);
     }
-    return this.activeLine(line);
+    return [{ line: this.activeLine(line), event }];
   }
 
   private activeLine(line: Line): Line {

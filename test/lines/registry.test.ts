@@ -86,6 +86,17 @@ describe('line store and registry on DynamoDB', () => {
     expect(await store.setActive('nobody', false)).toBe(false);
   });
 
+  it('finds the active lines of a WABA through its index, cached, without scanning', async () => {
+    await upsertLines(store, parseLines([line('w-1', '2001', { wabaId: 'waba-w' }), line('w-2', '2002', { wabaId: 'waba-w', active: false })], { production: false }));
+    const { store: s, calls } = countingStore();
+    expect((await s.listByWabaId('waba-w')).map((l) => l.lineId)).toEqual(['w-1', 'w-2']);
+    const registry = new CachedLineRegistry({ store: s, ttlMs: 30_000 });
+    expect((await registry.activeByWabaId('waba-w')).map((l) => l.lineId)).toEqual(['w-1']);
+    expect((await registry.activeByWabaId('waba-w')).map((l) => l.lineId)).toEqual(['w-1']);
+    expect(await registry.activeByWabaId('waba-none')).toEqual([]);
+    expect(calls).toEqual({ QueryCommand: 3 });
+  });
+
   it('lists every line (the operator CLI, the only scan)', async () => {
     expect((await store.list()).map((l) => l.lineId)).toEqual(expect.arrayContaining(['alpha', 'beta']));
     const raw = await aws.clients.documents.send(new ScanCommand({ TableName: aws.names.linesTable }));

@@ -54,16 +54,15 @@ const PLACEHOLDER_KEY = 'msg#PHONE_NUMBER_ID#wamid.ID';
 /**
  * Every payload fixture, read by hand: what Bird must receive (lines are registered for
  * 106540352242922, 1122334455667 and 102944729380254) and what must be parked. Placeholder
- * phone_number_ids and account changes on the unified URL (no phone_number_id) are `unrouted`.
+ * phone_number_ids are `unrouted`; account changes (no phone_number_id) go to the lines of their
+ * WABA (`entry.id`) under a per-line key, and are `unrouted` when no line has that WABA.
  */
 const EXPECTED: Record<string, { bird: BirdRow[]; parked?: ParkedRow[] }> = {
   'account-update-deleted': {
-    bird: [],
-    parked: [['unrouted', hashed('account', { field: 'account_update', wabaId: DOC_WABA, timestamp: '1743451903', raw: 'entry.0.changes.0.value' })]],
+    bird: [['account', 'account_update', onLine(hashed('account', { field: 'account_update', wabaId: DOC_WABA, timestamp: '1743451903', raw: 'entry.0.changes.0.value' }), 'line-doc')]],
   },
   'account-update-violation': {
-    bird: [],
-    parked: [['unrouted', hashed('account', { field: 'account_update', wabaId: DOC_WABA, timestamp: '1743451903', raw: 'entry.0.changes.0.value' })]],
+    bird: [['account', 'account_update', onLine(hashed('account', { field: 'account_update', wabaId: DOC_WABA, timestamp: '1743451903', raw: 'entry.0.changes.0.value' }), 'line-doc')]],
   },
   'batch-two-changes-two-texts': { bird: [], parked: [['unrouted', PLACEHOLDER_KEY], ['unrouted', PLACEHOLDER_KEY]] },
   'bsuid-message-text-no-from': { bird: [['message', 'text', `msg#${DOC}#${WAMID_4RGA}`]] },
@@ -133,8 +132,7 @@ const EXPECTED: Record<string, { bird: BirdRow[]; parked?: ParkedRow[] }> = {
   'status-sent-minimal': { bird: [['status', 'sent', `status#${WAMID_MXMAA}#sent`]] },
   'status-sent-pmp-pricing': { bird: [['status', 'sent', `status#${WAMID_MXMAA}#sent`]] },
   'template-status-approved': {
-    bird: [],
-    parked: [['unrouted', hashed('account', { field: 'message_template_status_update', wabaId: DOC_WABA, timestamp: '1751247548', raw: 'entry.0.changes.0.value' })]],
+    bird: [['account', 'message_template_status_update', onLine(hashed('account', { field: 'message_template_status_update', wabaId: DOC_WABA, timestamp: '1751247548', raw: 'entry.0.changes.0.value' }), 'line-doc')]],
   },
   'value-errors-rate-limit': {
     bird: [['error', 'messages', hashed('error', { field: 'messages', wabaId: DOC_WABA, phoneNumberId: DOC, raw: 'entry.0.changes.0.value.errors.0' })]],
@@ -155,6 +153,10 @@ const WITH_MEDIA = new Set([
 ]);
 
 const resolveKey = (key: Key, fixture: unknown) => (typeof key === 'string' ? key : key(fixture));
+/** An account event delivered to one of its WABA's lines: the key names the line. */
+function onLine(key: Key, lineId: string): Key {
+  return (fixture) => `${resolveKey(key, fixture)}#line:${lineId}`;
+}
 const lineIdOf = (phoneNumberId: unknown) => Object.values(LINES).find((l) => l.phoneNumberId === phoneNumberId)?.lineId;
 type FlowBody = { line: { lineId: string; phoneNumberId?: string }; message?: { text?: string; media?: Record<string, unknown> } };
 const flowBody = (call: { body: Record<string, unknown> }) => call.body as FlowBody;
@@ -185,7 +187,9 @@ describe('every webhook fixture through the ingress, SQS and the worker to Bird'
     expect(birdRows(calls)).toEqual(expected);
     for (const call of calls) {
       const body = flowBody(call);
-      expect(body.line.lineId).toBe(lineIdOf(body.line.phoneNumberId));
+      // Events route by their phone_number_id; account events (none) by WABA, the line named in their key.
+      const expectedLine = body.line.phoneNumberId !== undefined ? lineIdOf(body.line.phoneNumberId) : /#line:([\w-]+)$/.exec(call.idempotencyKey)?.[1];
+      expect(body.line.lineId).toBe(expectedLine);
       const media = body.message?.media;
       if (WITH_MEDIA.has(name)) {
         expect(media).toMatchObject({ url: expect.stringContaining(rig.config.aws.endpoints.s3!), s3Key: expect.stringMatching(`^media/${body.line.lineId}/`) });
@@ -281,6 +285,24 @@ describe('worker against the stand-ins', () => {
     const calls = remote.bird.received();
     expect(calls.map((c) => [c.idempotencyKey, flowBody(c).line.lineId])).toEqual(expected);
     expect(await rig.metric('wa_ingress_worker_messages_deleted_total')).toBe(1);
+  });
+
+  it('delivers an account event of the unified URL to every active line of its WABA, once each', async () => {
+    const sibling = { lineId: 'line-doc-2', phoneNumberId: '5550002', wabaId: DOC_WABA, displayPhoneNumber: '15550000002' };
+    const retired = { lineId: 'line-doc-3', phoneNumberId: '5550003', wabaId: DOC_WABA, displayPhoneNumber: '15550000003' };
+    rig = await startWorkerRig(remote, {
+      lines: [lineFor('doc', remote.bird.flowUrl()), lineFor(sibling, remote.bird.flowUrl()), { ...lineFor(retired, remote.bird.flowUrl()), active: false }],
+    });
+    const template = webhookFixtures().find((f) => f.name === 'template-status-approved')!;
+    expect(await rig.post(template.raw)).toBe(200);
+    expect(await rig.post(template.raw)).toBe(200); // Meta's retry
+    await rig.waitForHandled(2);
+    await settled(rig);
+    const calls = remote.bird.received();
+    expect(calls.map((c) => flowBody(c).line.lineId).sort()).toEqual(['line-doc', 'line-doc-2']);
+    expect(new Set(calls.map((c) => c.idempotencyKey)).size).toBe(2);
+    for (const call of calls) expect(call.idempotencyKey).toMatch(new RegExp(`^account#sha256:[0-9a-f]{64}#line:${flowBody(call).line.lineId}$`));
+    expect(await rig.dlq.list()).toEqual([]);
   });
 
   it('the same payload posted three times at once reaches Bird once per event', async () => {
