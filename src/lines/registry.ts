@@ -12,14 +12,14 @@ export interface LineRegistry {
   invalidate(): void;
 }
 
-interface CacheEntry {
-  value: Promise<Line | Line[] | undefined>;
+interface CacheEntry<T> {
+  value: Promise<T | undefined>;
   expiresAt: number;
 }
 
 // A Map with expiry is all this needs; an LRU library would add a dependency for one bounded map.
 export class CachedLineRegistry implements LineRegistry {
-  private readonly cache = new Map<string, CacheEntry>();
+  private readonly cache = new Map<string, CacheEntry<unknown>>();
   private readonly clock: () => number;
   private readonly lookups: Counter<'index' | 'result'>;
   private static readonly MAX_ENTRIES = 10_000;
@@ -44,36 +44,37 @@ export class CachedLineRegistry implements LineRegistry {
   }
 
   byId(lineId: string): Promise<Line | undefined> {
-    return this.cached(`id#${lineId}`, 'lineId', () => this.options.store.getById(lineId)) as Promise<Line | undefined>;
+    return this.cached(`id#${lineId}`, 'lineId', () => this.options.store.getById(lineId));
   }
 
   byPhoneNumberId(phoneNumberId: string): Promise<Line | undefined> {
-    return this.cached(`pn#${phoneNumberId}`, 'phoneNumberId', () => this.options.store.getByPhoneNumberId(phoneNumberId)) as Promise<Line | undefined>;
+    return this.cached(`pn#${phoneNumberId}`, 'phoneNumberId', () => this.options.store.getByPhoneNumberId(phoneNumberId));
   }
 
   activeByWabaId(wabaId: string): Promise<Line[]> {
     return this.cached(`waba#${wabaId}`, 'wabaId', async () => {
       const active = (await this.options.store.listByWabaId(wabaId)).filter((l) => l.active);
       return active.length > 0 ? active : undefined;
-    }).then((lines) => (lines as Line[] | undefined) ?? []);
+    }).then((lines) => lines ?? []);
   }
 
   invalidate(): void {
     this.cache.clear();
   }
 
-  private cached(key: string, index: 'lineId' | 'phoneNumberId' | 'wabaId', load: () => Promise<Line | Line[] | undefined>): Promise<Line | Line[] | undefined> {
+  /** `undefined` from `load` means "no such line": cached for the shorter negative TTL. */
+  private cached<T>(key: string, index: 'lineId' | 'phoneNumberId' | 'wabaId', load: () => Promise<T | undefined>): Promise<T | undefined> {
     const now = this.clock();
-    const hit = this.cache.get(key);
+    const hit = this.cache.get(key) as CacheEntry<T> | undefined;
     if (hit && hit.expiresAt > now) return hit.value;
     if (this.cache.size >= CachedLineRegistry.MAX_ENTRIES) this.cache.clear();
     const value = load();
-    const entry: CacheEntry = { value, expiresAt: now + this.options.ttlMs };
+    const entry: CacheEntry<T> = { value, expiresAt: now + this.options.ttlMs };
     this.cache.set(key, entry);
     value.then(
-      (line) => {
-        this.lookups.inc({ index, result: line ? 'found' : 'missing' });
-        if (!line) entry.expiresAt = now + (this.options.negativeTtlMs ?? Math.min(this.options.ttlMs, 5000));
+      (found) => {
+        this.lookups.inc({ index, result: found ? 'found' : 'missing' });
+        if (!found) entry.expiresAt = now + (this.options.negativeTtlMs ?? Math.min(this.options.ttlMs, 5000));
       },
       () => {
         this.lookups.inc({ index, result: 'error' });

@@ -37,10 +37,8 @@ export class DynamoLineStore implements LineStore {
   }
 
   async listByWabaId(wabaId: string): Promise<Line[]> {
-    const lines: Line[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const out = await this.options.documents.send(
+    return this.readAllPages((startKey) =>
+      this.options.documents.send(
         new QueryCommand({
           TableName: this.options.tableName,
           IndexName: LINES_BY_WABA_INDEX,
@@ -48,11 +46,8 @@ export class DynamoLineStore implements LineStore {
           ExpressionAttributeValues: { ':w': wabaId },
           ExclusiveStartKey: startKey,
         }),
-      );
-      for (const item of out.Items ?? []) lines.push(lineSchema.parse(item));
-      startKey = out.LastEvaluatedKey;
-    } while (startKey);
-    return lines.sort((a, b) => a.lineId.localeCompare(b.lineId));
+      ),
+    );
   }
 
   async put(line: Line): Promise<void> {
@@ -62,10 +57,17 @@ export class DynamoLineStore implements LineStore {
   }
 
   async list(): Promise<Line[]> {
+    return this.readAllPages((startKey) => this.options.documents.send(new ScanCommand({ TableName: this.options.tableName, ExclusiveStartKey: startKey })));
+  }
+
+  /** Every page of a Query or Scan, parsed and sorted by lineId. */
+  private async readAllPages(
+    page: (startKey: Record<string, unknown> | undefined) => Promise<{ Items?: Record<string, unknown>[]; LastEvaluatedKey?: Record<string, unknown> }>,
+  ): Promise<Line[]> {
     const lines: Line[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
-      const out = await this.options.documents.send(new ScanCommand({ TableName: this.options.tableName, ExclusiveStartKey: startKey }));
+      const out = await page(startKey);
       for (const item of out.Items ?? []) lines.push(lineSchema.parse(item));
       startKey = out.LastEvaluatedKey;
     } while (startKey);
