@@ -4,6 +4,7 @@ import { loadConfig } from '../config/config';
 import { sign } from '../ingress/signature';
 import { envelopeToEvents } from '../meta/envelope';
 import { localSecrets, readEmbeddedState } from './embedded-settings';
+import { isWebhookPayloadFile } from './fixture-files';
 
 const USAGE = `usage: npm run simulate -- <fixture name or file> [...] | --all  [--as-is] [--url <webhook url>] [--wait <seconds>]
   Signs Meta webhook fixtures with the gateway's app secret and POSTs them to the running gateway.
@@ -21,7 +22,7 @@ function fixtureFiles(names: string[], all: boolean): string[] {
   const dir = fixturesDir();
   if (all) {
     return readdirSync(dir)
-      .filter((f) => f.endsWith('.json') && !['signature-vectors.json', 'media-retrieve-url-response.json', 'verification-requests.json'].includes(f))
+      .filter(isWebhookPayloadFile)
       .sort()
       .map((f) => join(dir, f));
   }

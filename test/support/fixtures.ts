@@ -1,10 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { isWebhookPayloadFile } from '../../src/local/fixture-files';
 
 export const FIXTURES_DIR = resolve(__dirname, '../../../shared/fixtures/meta-webhooks');
 
-/** Files that are not webhook POST bodies. */
-const NOT_PAYLOADS = new Set(['signature-vectors.json', 'media-retrieve-url-response.json', 'verification-requests.json']);
 
 export interface Fixture {
   name: string;
@@ -22,7 +21,7 @@ export function loadFixture(name: string): Fixture {
 /** Every webhook payload fixture (POST bodies), sorted by name. */
 export function webhookFixtures(): Fixture[] {
   return readdirSync(FIXTURES_DIR)
-    .filter((f) => f.endsWith('.json') && !NOT_PAYLOADS.has(f))
+    .filter(isWebhookPayloadFile)
     .sort()
     .map(loadFixture);
 }
