@@ -24,7 +24,7 @@ import { ensureResources } from '../src/aws/resources';
 import { FLOW_SIGNATURE_HEADER, buildFlowBody, encodeFlowBody, signFlowBody } from '../src/bird';
 import { loadConfig } from '../src/config/config';
 import { DynamoDedupeStore } from '../src/dedupe/dynamo-dedupe-store';
-import { S3ClaimCheckWriter } from '../src/ingress/claim-check';
+import { S3ClaimCheckWriter } from '../src/queue/claim-check-writer';
 import { SqsBatchProducer } from '../src/ingress/producer';
 import { lineSchema, type Line } from '../src/lines/line';
 import { CachedLineRegistry } from '../src/lines/registry';

@@ -383,8 +383,8 @@ async function smokeRole(role, { entrypoint, dir, image, root, standIns, clients
     const ready = await waitFor(async () => ({ ok: (await fetch(`${base}/readyz`)).status === 200 }), 10_000);
     check(ready.ok, `${role}: GET /readyz 200 (SQS reachable)`);
 
-    // A real Meta payload, sent byte for byte as Meta would (shared/ sits beside the repository).
-    const fixture = join(CONTEXT, '..', 'shared', 'fixtures', 'meta-webhooks', 'message-text.json');
+    // A real Meta payload from the project's own copy, sent byte for byte as Meta would.
+    const fixture = join(process.env.FIXTURES_DIR ?? join(CONTEXT, 'test', 'fixtures', 'meta-webhooks'), 'message-text.json');
     if (!existsSync(fixture)) throw new SmokeFailure(`webhook fixture not found: ${fixture}`);
     const body = readFileSync(fixture);
     const signature = `sha256=${createHmac('sha256', APP_SECRET).update(body).digest('hex')}`;

@@ -3,7 +3,7 @@ import { SendMessageBatchCommand, type MessageAttributeValue, type SQSClient } f
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { RetryableError } from '../errors';
 import type { Logger } from '../observability/logger';
-import type { ClaimCheckWriter } from './claim-check';
+import type { ClaimCheckWriter } from '../queue/claim-check-writer';
 
 /** What the ingress hands to the queue: the POST body byte for byte, and its attributes. */
 export interface Payload {

@@ -7,7 +7,7 @@ import type { LineRegistry } from '../lines/registry';
 import type { SecretResolver } from '../lines/secrets';
 import type { Logger } from '../observability/logger';
 import { createIngressApp } from './app';
-import { S3ClaimCheckWriter } from './claim-check';
+import { S3ClaimCheckWriter } from '../queue/claim-check-writer';
 import { SqsBatchProducer, type PayloadQueue } from './producer';
 import { SqsReadiness, type ReadinessProbe } from './readiness';
 

@@ -28,7 +28,7 @@ export interface AwsStandIns {
   stop(): Promise<void>;
 }
 
-import { STANDIN_CREDENTIALS } from './embedded-settings';
+import { STANDIN_CREDENTIALS } from '../config/embedded-state';
 export { STANDIN_CREDENTIALS };
 
 function closeServer(server: Server): Promise<void> {

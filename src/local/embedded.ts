@@ -4,7 +4,7 @@ import type { LineInput } from '../lines/line';
 import type { Logger } from '../observability/logger';
 import { startAwsStandIns, type AwsStandIns } from './aws-standins';
 import { BIRD_STANDIN_FLOW_SECRET, startBirdStandIn, type BirdStandIn } from './bird-standin';
-import { localSecrets, STANDIN_CREDENTIALS, writeEmbeddedState, type LocalSecrets } from './embedded-settings';
+import { localSecrets, STANDIN_CREDENTIALS, writeEmbeddedState, type LocalSecrets } from '../config/embedded-state';
 import { startGraphStandIn, type GraphStandIn } from './graph-standin';
 
 export interface EmbeddedDefault {

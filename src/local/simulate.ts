@@ -3,16 +3,16 @@ import { basename, join, resolve } from 'node:path';
 import { loadConfig } from '../config/config';
 import { sign } from '../ingress/signature';
 import { envelopeToEvents } from '../meta/envelope';
-import { localSecrets, readEmbeddedState } from './embedded-settings';
+import { localSecrets, readEmbeddedState } from '../config/embedded-state';
 import { isWebhookPayloadFile } from './fixture-files';
 
 const USAGE = `usage: npm run simulate -- <fixture name or file> [...] | --all  [--as-is] [--url <webhook url>] [--wait <seconds>]
   Signs Meta webhook fixtures with the gateway's app secret and POSTs them to the running gateway.
   Default: message and status ids get a fresh suffix, so each run is new traffic; --as-is sends the file's bytes unchanged.`;
 
-/** Where fixtures live: FIXTURES_DIR, or shared/ next to the repository. */
+/** Where fixtures live: FIXTURES_DIR, or the project's own copy under test/fixtures/. */
 function fixturesDir(): string {
-  const candidates = [process.env.FIXTURES_DIR, resolve(__dirname, '../../../shared/fixtures/meta-webhooks'), resolve('../shared/fixtures/meta-webhooks')];
+  const candidates = [process.env.FIXTURES_DIR, resolve(__dirname, '../../test/fixtures/meta-webhooks'), resolve('test/fixtures/meta-webhooks')];
   const found = candidates.find((c): c is string => c !== undefined && existsSync(c));
   if (!found) throw new Error('No fixtures found: set FIXTURES_DIR to a folder of Meta webhook JSON files');
   return found;

@@ -7,10 +7,10 @@ import type { SecretResolver } from '../lines/secrets';
 import { S3MediaStore } from '../media';
 import type { Logger } from '../observability/logger';
 import type { Registry } from '../observability/metrics';
-import { ClaimCheckReader } from './claim-check';
-import { DlqParker } from './dlq';
+import { ClaimCheckReader } from '../queue/claim-check-reader';
+import { DlqParker } from '../queue/dlq';
 import { EventPipeline } from './pipeline';
-import { SqsPoller } from './poller';
+import { SqsPoller } from '../queue/poller';
 
 export interface RunningWorker {
   poller: SqsPoller;

@@ -11,9 +11,9 @@ import type { MediaStore } from '../media';
 import { envelopeToEvents } from '../meta/envelope';
 import type { WhatsAppEvent } from '../meta/event';
 import { maskPhone, type Logger } from '../observability/logger';
-import type { DlqParker } from './dlq';
-import type { ReceivedMessage } from './message';
-import type { HandlerOutcome } from './poller';
+import type { DlqParker } from '../queue/dlq';
+import type { ReceivedMessage } from '../queue/message';
+import type { HandlerOutcome } from '../queue/poller';
 
 export interface PipelineOptions {
   lines: LineRegistry;

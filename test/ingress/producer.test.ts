@@ -1,6 +1,6 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { createServer, request, type Server } from 'node:http';
-import { S3ClaimCheckWriter } from '../../src/ingress/claim-check';
+import { S3ClaimCheckWriter } from '../../src/queue/claim-check-writer';
 import { SqsBatchProducer } from '../../src/ingress/producer';
 import { createRegistry } from '../../src/observability/metrics';
 import { startAwsHarness, type AwsHarness } from '../support/aws';

@@ -58,20 +58,20 @@ describe('embedded default (npm start)', () => {
 
   it('parks an unroutable event, lists it with the DLQ CLI, and registers lines with the lines CLI', async () => {
     await runCli('local/simulate.js', ['odd-message-type-unknown', '--wait', '2'], env);
-    await waitFor(async () => (await runCli('worker/dlq-cli.js', ['list'], env)).stdout.includes('unrouted'), 15_000, 'the parked event');
+    await waitFor(async () => (await runCli('cli/dlq.js', ['list'], env)).stdout.includes('unrouted'), 15_000, 'the parked event');
     const lineFile = join(dataDir, 'line.json');
     writeFileSync(
       lineFile,
       JSON.stringify({ lineId: 'cli-line', phoneNumberId: '5550001', wabaId: 'w', displayPhoneNumber: '15550001', appSecrets: ['super-literal-secret'], bird: { transport: 'flow', flowUrl: 'http://127.0.0.1:9/x', flowSecret: 'flow-literal' } }),
     );
-    expect((await runCli('lines/cli.js', ['put', lineFile], env)).code).toBe(0);
-    const got = await runCli('lines/cli.js', ['get', 'cli-line'], env);
+    expect((await runCli('cli/lines.js', ['put', lineFile], env)).code).toBe(0);
+    const got = await runCli('cli/lines.js', ['get', 'cli-line'], env);
     expect(got.code).toBe(0);
     expect(got.stdout).toContain('"phoneNumberId": "5550001"');
     expect(got.stdout).not.toContain('super-literal-secret');
     expect(got.stdout).not.toContain('flow-literal');
-    expect((await runCli('lines/cli.js', ['disable', 'cli-line'], env)).code).toBe(0);
-    expect((await runCli('lines/cli.js', ['list'], env)).stdout).toMatch(/"lineId": "cli-line"[\s\S]*"active": false/);
-    expect((await runCli('lines/cli.js', ['get', 'nobody'], env)).code).toBe(1);
+    expect((await runCli('cli/lines.js', ['disable', 'cli-line'], env)).code).toBe(0);
+    expect((await runCli('cli/lines.js', ['list'], env)).stdout).toMatch(/"lineId": "cli-line"[\s\S]*"active": false/);
+    expect((await runCli('cli/lines.js', ['get', 'nobody'], env)).code).toBe(1);
   });
 });

@@ -2,7 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { isWebhookPayloadFile } from '../../src/local/fixture-files';
 
-export const FIXTURES_DIR = resolve(__dirname, '../../../shared/fixtures/meta-webhooks');
+/** The project's own copy of the Meta corpus (SOURCES.md beside it); FIXTURES_DIR overrides it. */
+export const FIXTURES_DIR = process.env.FIXTURES_DIR ?? resolve(__dirname, '../fixtures/meta-webhooks');
 
 
 export interface Fixture {

@@ -12,7 +12,7 @@ import { BIRD_STANDIN_FLOW_SECRET, startBirdStandIn, type BirdStandIn, type Rece
 import { startGraphStandIn, type GraphStandIn } from '../../src/local/graph-standin';
 import { createRegistry, type Registry } from '../../src/observability/metrics';
 import { startWorker } from '../../src/worker';
-import { DeadLetterQueue, type DlqEntry } from '../../src/worker/dlq';
+import { DeadLetterQueue, type DlqEntry } from '../../src/queue/dlq';
 import { startAwsHarness, type AwsHarness } from './aws';
 import type { AwsStandInOptions } from '../../src/local/aws-standins';
 import { waitFor } from './child';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { EventKind } from '../../src/meta/event';
-import { REDRIVE_POLICY_REASON } from '../../src/worker/dlq';
+import { REDRIVE_POLICY_REASON } from '../../src/queue/dlq';
 import { webhookFixtures } from '../support/fixtures';
 import { waitFor } from '../support/child';
 import { expectedContentKey, valueAt } from '../meta/fixture-events';

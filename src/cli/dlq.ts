@@ -2,9 +2,9 @@ import { createAwsClients } from '../aws/clients';
 import { loadConfig } from '../config/config';
 import { ConfigError } from '../errors';
 import { resolve } from 'node:path';
-import { embeddedAwsSettings, readEmbeddedState } from '../local/embedded-settings';
-import { parseClaimCheckPointer } from './message';
-import { DeadLetterQueue, type DlqEntry } from './dlq';
+import { embeddedAwsSettings, readEmbeddedState } from '../config/embedded-state';
+import { parseClaimCheckPointer } from '../queue/message';
+import { DeadLetterQueue, type DlqEntry } from '../queue/dlq';
 
 const USAGE = `Usage: npm run dlq -- <command>
   list                 messages in the DLQ: id, reason, eventKey, lineId, receivedAt, receives, bytes

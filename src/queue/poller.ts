@@ -8,7 +8,7 @@ import {
 import { GatewayError, RetryableError } from '../errors';
 import type { Logger } from '../observability/logger';
 import { Counter, Gauge, Histogram, type Registry } from '../observability/metrics';
-import type { ClaimCheckReader } from './claim-check';
+import type { ClaimCheckReader } from './claim-check-reader';
 import { INGRESS_ATTRIBUTES, parseIngressAttributes, type ReceivedMessage } from './message';
 import { SqsBatcher, SQS_MAX_BATCH, type BatchEntryResult } from './sqs-batcher';
 import { sqsCallsCounter } from './sqs-calls';

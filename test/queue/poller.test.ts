@@ -14,10 +14,10 @@ import { RetryableError } from '../../src/errors';
 import { startAwsStandIns, type AwsStandIns } from '../../src/local/aws-standins';
 import { createLogger } from '../../src/observability/logger';
 import { createRegistry, type Registry } from '../../src/observability/metrics';
-import { ClaimCheckReader } from '../../src/worker/claim-check';
-import type { ReceivedMessage } from '../../src/worker/message';
-import { SqsPoller, retryDelaySeconds, type HandlerOutcome, type SqsPollerOptions } from '../../src/worker/poller';
-import { SqsBatcher, type SqsBatchResponse } from '../../src/worker/sqs-batcher';
+import { ClaimCheckReader } from '../../src/queue/claim-check-reader';
+import type { ReceivedMessage } from '../../src/queue/message';
+import { SqsPoller, retryDelaySeconds, type HandlerOutcome, type SqsPollerOptions } from '../../src/queue/poller';
+import { SqsBatcher, type SqsBatchResponse } from '../../src/queue/sqs-batcher';
 import { createQueuePair } from '../support/aws';
 
 const REGION = 'us-east-1';

@@ -1,6 +1,6 @@
 import type { MessageAttributeValue } from '@aws-sdk/client-sqs';
 import { z } from 'zod';
-import type { ClaimCheckPointer as IngressClaimCheckPointer } from '../ingress/claim-check';
+import type { ClaimCheckPointer as IngressClaimCheckPointer } from './claim-check-writer';
 
 /**
  * The SQS message the ingress produces: the Meta POST body byte for byte (or, when it is too big
@@ -79,7 +79,7 @@ export function stringAttributes(values: Record<string, string | undefined>): Sq
   return out;
 }
 
-/** The ingress's pointer body (src/ingress/claim-check.ts), validated: the worker trusts nothing it did not check. */
+/** The ingress's pointer body (src/queue/claim-check-writer.ts), validated: the worker trusts nothing it did not check. */
 const pointerSchema: z.ZodType<IngressClaimCheckPointer> = z.object({
   claimCheck: z.object({
     bucket: z.string().min(1),

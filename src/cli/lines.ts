@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { loadConfig } from '../config/config';
 import { createAwsClients } from '../aws/clients';
-import { parseLines, maskLine, upsertLines } from './admin';
-import { DynamoLineStore } from './store';
-import { embeddedAwsSettings } from '../local/embedded-settings';
+import { parseLines, maskLine, upsertLines } from '../lines/admin';
+import { DynamoLineStore } from '../lines/store';
+import { embeddedAwsSettings } from '../config/embedded-state';
 
 const USAGE = 'usage: npm run lines -- put <file.json> | get <lineId> | list | disable <lineId> | enable <lineId>';
 

@@ -5,9 +5,9 @@ import { ReceiveMessageCommand, SendMessageCommand, SQSClient, type MessageAttri
 import fc from 'fast-check';
 import { startAwsStandIns, type AwsStandIns } from '../../src/local/aws-standins';
 import { createRegistry } from '../../src/observability/metrics';
-import { DeadLetterQueue, DlqParker, parkingAttributes, unparkedAttributes, REDRIVE_POLICY_REASON } from '../../src/worker/dlq';
-import { runDlqCli } from '../../src/worker/dlq-cli';
-import { sendableAttributes, stringAttributes, type SqsAttributes } from '../../src/worker/message';
+import { DeadLetterQueue, DlqParker, parkingAttributes, unparkedAttributes, REDRIVE_POLICY_REASON } from '../../src/queue/dlq';
+import { runDlqCli } from '../../src/cli/dlq';
+import { sendableAttributes, stringAttributes, type SqsAttributes } from '../../src/queue/message';
 import { createQueuePair } from '../support/aws';
 
 const REGION = 'us-east-1';
