@@ -13,7 +13,7 @@ let gw: IngressHarness;
 
 beforeAll(async () => {
   aws = await startAwsHarness();
-  gw = await startIngressHarness(aws, { sendTimeoutMs: 800 });
+  gw = await startIngressHarness(aws, { sendTimeoutMs: 2500 });
   await gw.putLines([
     {
       lineId: 'line-a',
