@@ -392,7 +392,7 @@ async function claimAndComplete(clients: AwsClients, keys: string[]): Promise<vo
   const store = new DynamoDedupeStore({
     documents: clients.documents,
     tableName: TABLES.dedupeTable,
-    ttlDays: 8,
+    ttlDays: 15,
     leaseMs: VISIBILITY_TIMEOUT_SECONDS * 1000,
     visibilityTimeoutSeconds: VISIBILITY_TIMEOUT_SECONDS,
   });
@@ -402,7 +402,7 @@ async function claimAndComplete(clients: AwsClients, keys: string[]): Promise<vo
       const key = `bench-baseline#${keys[next++]!}`;
       const claim = await store.claim(key);
       if (claim.outcome !== 'claimed') throw new Error(`baseline claim of ${key} answered ${claim.outcome}`);
-      await store.complete(key, claim.token);
+      await claim.lease.complete();
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, loop));

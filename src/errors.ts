@@ -1,11 +1,91 @@
 /**
+ * Every failure the gateway must tell apart, as one union of snake_case reasons. Each reason is
+ * either retryable (the message goes back to the queue) or permanent (the event is parked in the
+ * DLQ): the table below says which, and RetryableError / PermanentError only accept their own.
+ * Reasons are short, stable and low-cardinality: they label metrics, logs and DLQ attributes.
+ */
+export const FAILURE_REASONS = {
+  // Ingress → SQS
+  sqs_timeout: 'retryable',
+  sqs_entry_refused: 'retryable',
+  s3_claim_check: 'retryable',
+  // Claim check (worker side)
+  claim_check_invalid: 'permanent',
+  claim_check_foreign_bucket: 'permanent',
+  claim_check_size_mismatch: 'permanent',
+  claim_check_missing: 'permanent',
+  claim_check_sha256_mismatch: 'permanent',
+  claim_check_unavailable: 'retryable',
+  claim_check_unconfigured: 'retryable',
+  // The worker's own decisions
+  payload_not_json: 'permanent',
+  unrouted: 'permanent',
+  misrouted: 'permanent',
+  line_inactive: 'permanent',
+  line_invalid: 'permanent',
+  event_in_progress: 'retryable',
+  dlq_unavailable: 'retryable',
+  shutting_down: 'retryable',
+  unexpected_error: 'retryable',
+  // Dedupe store
+  dedupe_unavailable: 'retryable',
+  dedupe_rejected: 'permanent',
+  dedupe_invalid_key: 'permanent',
+  dedupe_lease_lost: 'retryable',
+  dedupe_complete_failed: 'retryable',
+  // Line secrets
+  secret_literal_refused: 'permanent',
+  secret_env_missing: 'permanent',
+  secret_store_unconfigured: 'permanent',
+  secret_empty: 'permanent',
+  secret_store_unavailable: 'retryable',
+  // Media (Graph → S3)
+  media_no_token: 'permanent',
+  media_token_rejected: 'permanent',
+  media_expired: 'permanent',
+  media_too_large: 'permanent',
+  media_sha256_missing: 'permanent',
+  media_rejected: 'permanent',
+  media_host_not_allowed: 'permanent',
+  media_rate_limited: 'retryable',
+  media_unavailable: 'retryable',
+  media_store_failed: 'retryable',
+  media_sha256_mismatch: 'retryable',
+  // Bird
+  bird_contact_unaddressable: 'permanent',
+  bird_rate_limited: 'retryable',
+  bird_unavailable: 'retryable',
+  bird_bad_response: 'retryable',
+  bird_circuit_open: 'retryable',
+} as const satisfies Record<string, 'retryable' | 'permanent'>;
+
+type ReasonTable = typeof FAILURE_REASONS;
+/** Bird refused the request with this HTTP status (4xx other than 408/429): not retried. */
+export type BirdRejectedReason = `bird_rejected_${number | 'unknown'}`;
+export type RetryableReason = { [R in keyof ReasonTable]: ReasonTable[R] extends 'retryable' ? R : never }[keyof ReasonTable];
+export type PermanentReason = { [R in keyof ReasonTable]: ReasonTable[R] extends 'permanent' ? R : never }[keyof ReasonTable] | BirdRejectedReason;
+export type FailureReason = RetryableReason | PermanentReason;
+
+/** Media failures no redrive can fix: the event is delivered without its file, naming the reason, so the AI can ask for it again. */
+export const UNFIXABLE_MEDIA_REASONS = ['media_too_large', 'media_expired', 'media_sha256_missing'] as const satisfies readonly PermanentReason[];
+export type UnfixableMediaReason = (typeof UNFIXABLE_MEDIA_REASONS)[number];
+
+export function isUnfixableMediaReason(reason: string): reason is UnfixableMediaReason {
+  return (UNFIXABLE_MEDIA_REASONS as readonly string[]).includes(reason);
+}
+
+/** Is `value` a reason of the union (e.g. read back from a DLQ attribute)? */
+export function isFailureReason(value: string): value is FailureReason {
+  return Object.hasOwn(FAILURE_REASONS, value) || /^bird_rejected_(\d+|unknown)$/.test(value);
+}
+
+/**
  * Every failure the gateway must tell apart carries whether trying again can help.
  * Retryable: the message goes back to the queue. Permanent: the event is parked in the DLQ.
  */
 export abstract class GatewayError extends Error {
   abstract readonly retryable: boolean;
-  /** Short, stable, low-cardinality reason used in metrics, logs and DLQ attributes. */
-  abstract readonly reason: string;
+  abstract readonly reason: FailureReason;
 
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -16,7 +96,7 @@ export abstract class GatewayError extends Error {
 export class RetryableError extends GatewayError {
   readonly retryable = true;
   constructor(
-    readonly reason: string,
+    readonly reason: RetryableReason,
     message: string,
     options?: { cause?: unknown; retryAfterMs?: number },
   ) {
@@ -29,7 +109,7 @@ export class RetryableError extends GatewayError {
 export class PermanentError extends GatewayError {
   readonly retryable = false;
   constructor(
-    readonly reason: string,
+    readonly reason: PermanentReason,
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -50,4 +130,9 @@ export function isRetryable(error: unknown): boolean {
   // Unknown errors (network resets, SDK throttling we did not wrap) are treated as transient:
   // retrying is safe because every side effect is idempotent, and the DLQ bounds the attempts.
   return true;
+}
+
+/** The reason of any error: its own for a GatewayError, `unexpected_error` for anything else. */
+export function reasonOf(error: unknown): FailureReason {
+  return error instanceof GatewayError ? error.reason : 'unexpected_error';
 }

@@ -1,13 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { GetCommand, UpdateCommand, type DynamoDBDocumentClient, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
-import { ConfigError, PermanentError, RetryableError, type GatewayError } from '../errors';
+import { ConfigError, PermanentError, RetryableError, type FailureReason, type GatewayError } from '../errors';
 import { Counter, type Registry } from '../observability/metrics';
-import { DEDUPE_STATUS, type ClaimOutcome, type ClaimResult, type DedupeRecord, type DedupeStore } from './dedupe-store';
+import { DEDUPE_STATUS, type ClaimOptions, type ClaimOutcome, type ClaimResult, type DedupeRecord, type DedupeStore } from './dedupe-store';
+import { RecordLease, type LeaseWrites } from './event-lease';
 
 // Written by hand: Powertools' idempotency cannot expire an in-progress claim outside Lambda, so a crash would block the key for the whole window.
 
-/** Meta retries a webhook for 7 days: a shorter memory would let a late retry through as new. */
-const META_RETRY_DAYS = 7;
+/**
+ * The DLQ keeps a parked message for up to 14 days (SQS's maximum retention): a redrive on the last
+ * day must still find the COMPLETED and PARKED records of its payload's events. It also covers
+ * Meta's 7 days of retries.
+ */
+export const DLQ_RETENTION_DAYS = 14;
 const DAY_SECONDS = 86_400;
 /** DynamoDB's limit for a partition key value. */
 const MAX_KEY_BYTES = 2048;
@@ -16,7 +21,7 @@ export interface DynamoDedupeStoreOptions {
   documents: DynamoDBDocumentClient;
   /** DYNAMODB_DEDUPE_TABLE: partition key `pk` (S), TTL on `expiresAt`. */
   tableName: string;
-  /** DEDUPE_TTL_DAYS: how long a key is remembered after its last claim; must be more than 7. */
+  /** DEDUPE_TTL_DAYS: how long a key is remembered after its last claim or park; must be more than 14 (the DLQ's retention). */
   ttlDays: number;
   /** Default lease of a claim. At most the visibility timeout, so a crashed worker's lease has lapsed when SQS shows the message again. */
   leaseMs: number;
@@ -27,14 +32,15 @@ export interface DynamoDedupeStoreOptions {
   registry?: Registry;
 }
 
-type CompletionPrevious = 'own_lease' | 'lost_lease' | 'completed' | 'absent';
+type CompletionPrevious = 'own_lease' | 'lost_lease' | 'completed' | 'parked' | 'absent';
 
 /**
- * One item per event key. Claim is a single conditional UpdateItem (an upsert: unlike PutItem it can
+ * One item per event key, moving INPROGRESS → COMPLETED | PARKED (see dedupe-store.ts). Callers get a
+ * lease handle (RecordLease) from `claim`; the token and the record writes stay in here. Claim is a single conditional UpdateItem (an upsert: unlike PutItem it can
  * count attempts without a read, for the same one write); complete is one UpdateItem; the happy path
  * never reads. Only a refused claim reads, once and consistently, to tell a duplicate from a busy key.
  */
-export class DynamoDedupeStore implements DedupeStore {
+export class DynamoDedupeStore implements DedupeStore, LeaseWrites {
   private readonly documents: DynamoDBDocumentClient;
   private readonly tableName: string;
   private readonly ttlSeconds: number;
@@ -44,12 +50,13 @@ export class DynamoDedupeStore implements DedupeStore {
   private readonly claims: Counter<'outcome'>;
   private readonly completions: Counter<'previous'>;
   private readonly releases: Counter<'outcome'>;
+  private readonly parks: Counter<'outcome'>;
 
   constructor(options: DynamoDedupeStoreOptions) {
     if (!options.tableName) throw new ConfigError('DYNAMODB_DEDUPE_TABLE must name the dedupe table');
-    if (!(options.ttlDays > META_RETRY_DAYS)) {
+    if (!(options.ttlDays > DLQ_RETENTION_DAYS)) {
       throw new ConfigError(
-        `DEDUPE_TTL_DAYS must be more than ${META_RETRY_DAYS} (Meta retries for ${META_RETRY_DAYS} days); got ${options.ttlDays}`,
+        `DEDUPE_TTL_DAYS must be more than ${DLQ_RETENTION_DAYS} (the DLQ keeps a parked event that long, and its redrive must find the records); got ${options.ttlDays}`,
       );
     }
     if (!(options.visibilityTimeoutSeconds > 0)) {
@@ -65,13 +72,13 @@ export class DynamoDedupeStore implements DedupeStore {
     const registers = options.registry ? [options.registry] : [];
     this.claims = new Counter({
       name: 'wa_ingress_dedupe_claims_total',
-      help: 'Claims of event keys, by outcome: claimed (process it), duplicate (already completed), busy (another worker holds the lease)',
+      help: 'Claims of event keys, by outcome: claimed (process it), duplicate (already completed), parked (already in the DLQ), busy (another worker holds the lease)',
       labelNames: ['outcome'],
       registers,
     });
     this.completions = new Counter({
       name: 'wa_ingress_dedupe_completions_total',
-      help: 'Events marked COMPLETED, by what the record was before: own_lease, lost_lease (the lease lapsed first: consider a longer lease), completed, absent',
+      help: 'Events marked COMPLETED, by what the record was before: own_lease, lost_lease (the lease lapsed first: consider a longer lease), completed, parked, absent',
       labelNames: ['previous'],
       registers,
     });
@@ -81,25 +88,32 @@ export class DynamoDedupeStore implements DedupeStore {
       labelNames: ['outcome'],
       registers,
     });
-    for (const outcome of ['claimed', 'duplicate', 'busy'] satisfies ClaimOutcome[]) this.claims.inc({ outcome }, 0);
+    this.parks = new Counter({
+      name: 'wa_ingress_dedupe_parks_total',
+      help: 'Events marked PARKED after going to the DLQ, by outcome: parked, not_owner (the lease was lost first)',
+      labelNames: ['outcome'],
+      registers,
+    });
+    for (const outcome of ['claimed', 'duplicate', 'parked', 'busy'] satisfies ClaimOutcome[]) this.claims.inc({ outcome }, 0);
   }
 
-  async claim(key: string, leaseMs: number = this.leaseMs): Promise<ClaimResult> {
+  async claim(key: string, options: ClaimOptions = {}): Promise<ClaimResult> {
     checkKey(key);
+    const leaseMs = options.leaseMs ?? this.leaseMs;
     this.checkLease(leaseMs, (message) => new RangeError(message));
+    const redrive = options.redrive === true;
     // A refused claim whose record then reads as claimable changed in between (released, lapsed or
     // expired): claim once more. Should that race repeat, report busy until now and let the caller retry.
-    const result = (await this.claimOnce(key, leaseMs)) ??
-      (await this.claimOnce(key, leaseMs)) ?? { outcome: 'busy', leaseUntil: this.clock() };
+    const result = (await this.claimOnce(key, leaseMs, redrive)) ??
+      (await this.claimOnce(key, leaseMs, redrive)) ?? { outcome: 'busy', leaseUntil: this.clock() };
     this.claims.inc({ outcome: result.outcome });
     return result;
   }
 
-  /** Bird has already accepted the event under the same Idempotency-Key when this is called, so COMPLETED is
+  /** LeaseWrites, for RecordLease only. Bird has already accepted the event under the same Idempotency-Key when this is called, so COMPLETED is
    * the truth whoever holds the lease: the token is not required to match, and a worker whose lease lapsed
    * does not fail. A later release by the new lease holder cannot undo it (release never touches COMPLETED). */
   async complete(key: string, token: string): Promise<void> {
-    checkKey(key);
     const now = this.clock();
     let before: Partial<DedupeRecord> | undefined;
     try {
@@ -122,8 +136,35 @@ export class DynamoDedupeStore implements DedupeStore {
     this.completions.inc({ previous: previousState(before, token) });
   }
 
+  /** LeaseWrites: PARKED, with a fresh expiry so the record outlives the DLQ copy (DLQ_RETENTION_DAYS). */
+  async park(key: string, token: string, reason: FailureReason): Promise<void> {
+    const now = this.clock();
+    try {
+      await this.update(key, {
+        UpdateExpression: 'SET #status = :parked, #parkedAt = :now, #parkReason = :reason, #expiresAt = :expiresAt REMOVE #owner, #leaseUntil',
+        ConditionExpression: '#owner = :token AND #status = :inProgress',
+        ExpressionAttributeValues: {
+          ':parked': DEDUPE_STATUS.parked,
+          ':now': now,
+          ':reason': reason,
+          ':expiresAt': this.expiresAt(now),
+          ':token': token,
+          ':inProgress': DEDUPE_STATUS.inProgress,
+        },
+      });
+      this.parks.inc({ outcome: 'parked' });
+    } catch (error) {
+      // Lost to another worker, which handles the event from here (it may park it a second time).
+      if (isConditionFailure(error)) {
+        this.parks.inc({ outcome: 'not_owner' });
+        return;
+      }
+      throw storeFailure('park', key, error);
+    }
+  }
+
+  /** LeaseWrites: give the lease up (only the holder's token can). */
   async release(key: string, token: string): Promise<void> {
-    checkKey(key);
     try {
       await this.update(key, {
         // Lease 0 rather than a delete: the next claim succeeds at once and the attempts count survives.
@@ -143,9 +184,8 @@ export class DynamoDedupeStore implements DedupeStore {
     }
   }
 
-  async extend(key: string, token: string, leaseMs: number = this.leaseMs): Promise<boolean> {
-    checkKey(key);
-    this.checkLease(leaseMs, (message) => new RangeError(message));
+  /** LeaseWrites: renew the holder's lease for another `leaseMs` from now. */
+  async extend(key: string, token: string, leaseMs: number): Promise<boolean> {
     try {
       await this.update(key, {
         UpdateExpression: 'SET #leaseUntil = :leaseUntil',
@@ -160,16 +200,17 @@ export class DynamoDedupeStore implements DedupeStore {
   }
 
   /** One conditional upsert; undefined when refused but the record no longer explains why. */
-  private async claimOnce(key: string, leaseMs: number): Promise<ClaimResult | undefined> {
+  private async claimOnce(key: string, leaseMs: number, redrive: boolean): Promise<ClaimResult | undefined> {
     const now = this.clock();
     const token = randomUUID();
+    // An expired record counts as absent: TTL deletes up to days late. A PARKED one is claimable only by its redrive.
+    const claimable = ['attribute_not_exists(#pk)', '(#status = :inProgress AND #leaseUntil < :nowMs)', '#expiresAt < :nowSeconds'];
+    if (redrive) claimable.push('#status = :parked');
     try {
       const answer = await this.update(key, {
         UpdateExpression:
-          'SET #status = :inProgress, #owner = :token, #leaseUntil = :leaseUntil, #expiresAt = :expiresAt REMOVE #completedAt ADD #attempts :one',
-        // An expired record counts as absent: TTL deletes up to days late.
-        ConditionExpression:
-          'attribute_not_exists(#pk) OR (#status = :inProgress AND #leaseUntil < :nowMs) OR #expiresAt < :nowSeconds',
+          'SET #status = :inProgress, #owner = :token, #leaseUntil = :leaseUntil, #expiresAt = :expiresAt REMOVE #completedAt, #parkedAt, #parkReason ADD #attempts :one',
+        ConditionExpression: claimable.join(' OR '),
         ExpressionAttributeValues: {
           ':inProgress': DEDUPE_STATUS.inProgress,
           ':token': token,
@@ -178,10 +219,12 @@ export class DynamoDedupeStore implements DedupeStore {
           ':one': 1,
           ':nowMs': now,
           ':nowSeconds': epochSeconds(now),
+          ...(redrive ? { ':parked': DEDUPE_STATUS.parked } : {}),
         },
         ReturnValues: 'UPDATED_NEW',
       });
-      return { outcome: 'claimed', token, attempt: Number(answer.Attributes?.attempts ?? 1) };
+      const attempt = Number(answer.Attributes?.attempts ?? 1);
+      return { outcome: 'claimed', lease: new RecordLease(key, attempt, token, this, leaseMs) };
     } catch (error) {
       if (!isConditionFailure(error)) throw storeFailure('claim', key, error);
     }
@@ -189,6 +232,7 @@ export class DynamoDedupeStore implements DedupeStore {
     const record = await this.read(key);
     if (!record) return undefined;
     if (record.status === DEDUPE_STATUS.completed) return { outcome: 'duplicate' };
+    if (record.status === DEDUPE_STATUS.parked) return redrive ? undefined : { outcome: 'parked', reason: record.parkReason };
     const leaseUntil = record.leaseUntil ?? 0;
     return leaseUntil >= this.clock() ? { outcome: 'busy', leaseUntil } : undefined;
   }
@@ -246,6 +290,7 @@ function checkKey(key: string): void {
 function previousState(before: Partial<DedupeRecord> | undefined, token: string): CompletionPrevious {
   if (!before) return 'absent';
   if (before.status === DEDUPE_STATUS.completed) return 'completed';
+  if (before.status === DEDUPE_STATUS.parked) return 'parked';
   return before.owner === token ? 'own_lease' : 'lost_lease';
 }
 

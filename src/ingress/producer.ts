@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { SendMessageBatchCommand, type MessageAttributeValue, type SQSClient } from '@aws-sdk/client-sqs';
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { RetryableError } from '../errors';
+import { RetryableError, type RetryableReason } from '../errors';
 import type { Logger } from '../observability/logger';
 import type { ClaimCheckWriter } from '../queue/claim-check-writer';
 
@@ -236,7 +236,7 @@ export class SqsBatchProducer implements PayloadQueue {
     }, backoff).unref();
   }
 
-  private async withDeadline<T>(work: Promise<T>, deadline: number, reason: string): Promise<T> {
+  private async withDeadline<T>(work: Promise<T>, deadline: number, reason: RetryableReason): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new RetryableError(reason, `${reason} did not finish in time`)), Math.max(0, deadline - Date.now()));

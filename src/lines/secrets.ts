@@ -63,7 +63,7 @@ export class ReferenceSecretResolver implements SecretResolver {
   }
 
   private async fetchSecret(secretId: string): Promise<string> {
-    if (!this.options.secretsManager) throw new PermanentError('secret_store_unavailable', 'secretsmanager: references need a Secrets Manager client');
+    if (!this.options.secretsManager) throw new PermanentError('secret_store_unconfigured', 'secretsmanager: references need a Secrets Manager client');
     try {
       const out = await this.options.secretsManager.send(new GetSecretValueCommand({ SecretId: secretId }));
       if (!out.SecretString) throw new PermanentError('secret_empty', `Secret ${secretId} has no SecretString`);

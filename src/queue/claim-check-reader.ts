@@ -27,17 +27,17 @@ export class ClaimCheckReader {
   async resolve(attribute: string, body: string): Promise<Buffer> {
     const pointer = parseClaimCheckPointer(body);
     if (!pointer) {
-      throw new PermanentError('claim-check-invalid', 'Message has a claimCheck attribute but its body is not a claim-check pointer');
+      throw new PermanentError('claim_check_invalid', 'Message has a claimCheck attribute but its body is not a claim-check pointer');
     }
     if (attribute !== `s3://${pointer.bucket}/${pointer.key}`) {
-      throw new PermanentError('claim-check-invalid', `claimCheck attribute ${attribute} does not match the pointer in the body`);
+      throw new PermanentError('claim_check_invalid', `claimCheck attribute ${attribute} does not match the pointer in the body`);
     }
     return this.read(pointer);
   }
 
   async read(pointer: ClaimCheckPointer): Promise<Buffer> {
     if (pointer.bucket !== this.bucket) {
-      throw new PermanentError('claim-check-foreign-bucket', `Claim check points to bucket ${pointer.bucket}, expected ${this.bucket}`);
+      throw new PermanentError('claim_check_foreign_bucket', `Claim check points to bucket ${pointer.bucket}, expected ${this.bucket}`);
     }
     let bytes: Uint8Array;
     try {
@@ -45,28 +45,28 @@ export class ClaimCheckReader {
       if (object.ContentLength !== undefined && object.ContentLength !== pointer.size) {
         object.Body?.transformToWebStream().cancel().catch(() => undefined);
         throw new PermanentError(
-          'claim-check-size-mismatch',
+          'claim_check_size_mismatch',
           `s3://${pointer.bucket}/${pointer.key} is ${object.ContentLength} bytes, the pointer says ${pointer.size}`,
         );
       }
-      if (!object.Body) throw new RetryableError('claim-check-unavailable', `s3://${pointer.bucket}/${pointer.key} returned no body`);
+      if (!object.Body) throw new RetryableError('claim_check_unavailable', `s3://${pointer.bucket}/${pointer.key} returned no body`);
       bytes = await object.Body.transformToByteArray();
     } catch (error) {
       if (error instanceof PermanentError || error instanceof RetryableError) throw error;
       if (error instanceof NoSuchKey) {
         throw new PermanentError(
-          'claim-check-missing',
+          'claim_check_missing',
           `s3://${pointer.bucket}/${pointer.key} does not exist (expired by the lifecycle rule, or deleted)`,
           { cause: error },
         );
       }
-      throw new RetryableError('claim-check-unavailable', `Could not read s3://${pointer.bucket}/${pointer.key}`, { cause: error });
+      throw new RetryableError('claim_check_unavailable', `Could not read s3://${pointer.bucket}/${pointer.key}`, { cause: error });
     }
     const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const sha256 = createHash('sha256').update(body).digest('hex');
     if (sha256 !== pointer.sha256.toLowerCase()) {
       throw new PermanentError(
-        'claim-check-sha256-mismatch',
+        'claim_check_sha256_mismatch',
         `s3://${pointer.bucket}/${pointer.key} has sha256 ${sha256}, the pointer says ${pointer.sha256}`,
       );
     }

@@ -6,26 +6,27 @@ import {
   type Message,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { RetryableError } from '../errors';
+import { RetryableError, type PermanentReason } from '../errors';
 import { Counter, type Registry } from '../observability/metrics';
-import { sendableAttributes, stringAttribute, type SqsAttributes } from './message';
+import { INGRESS_ATTRIBUTES, REDRIVE_ATTRIBUTES, sendableAttributes, stringAttribute, type SqsAttributes } from './message';
 import { SQS_MAX_BATCH } from './sqs-batcher';
 import { sqsCallsCounter } from './sqs-calls';
 
 /**
  * What the parker adds to a message it puts in the DLQ. `lineId` is also an ingress attribute
  * (per-line URLs) that the worker routes on, so `parkedAttributes` records exactly what parking
- * added or overwrote, and the redrive puts the ingress attributes back as they were.
+ * added or overwrote, and the redrive puts the ingress attributes back as they were. `eventKey`
+ * (REDRIVE_ATTRIBUTES) is the exception: the redrive keeps it, so the worker delivers that event only.
  */
 export const PARKING_ATTRIBUTES = {
   reason: 'reason',
-  eventKey: 'eventKey',
-  lineId: 'lineId',
+  eventKey: REDRIVE_ATTRIBUTES.eventKey,
+  lineId: INGRESS_ATTRIBUTES.lineId,
   record: 'parkedAttributes',
 } as const;
 
 /** Shown for messages SQS moved itself (redrive policy, maxReceiveCount): they carry no `reason`. */
-export const REDRIVE_POLICY_REASON = 'redrive-max-receives';
+export const REDRIVE_POLICY_REASON = 'redrive_max_receives';
 
 /** The `parkedAttributes` attribute (JSON): what to remove and what to restore on redrive. */
 interface ParkingRecord {
@@ -42,8 +43,8 @@ export interface ParkInput {
   /** The SQS message attributes as received: `ReceivedMessage.original.attributes`. */
   attributes: SqsAttributes;
   /** Short stable reason (PermanentError.reason). */
-  reason: string;
-  /** The event that failed; absent when the whole message is parked. */
+  reason: PermanentReason;
+  /** The event that failed, which a redrive will deliver alone; absent when the whole message is parked. */
   eventKey?: string;
   /** The line the event resolved to; absent for unrouted events. */
   lineId?: string;
@@ -66,8 +67,9 @@ export function parkingAttributes(input: Omit<ParkInput, 'body'>, parkedAt: Date
     out[name] = { DataType: 'String', StringValue: value };
   };
   set(PARKING_ATTRIBUTES.reason, input.reason);
-  set(PARKING_ATTRIBUTES.eventKey, input.eventKey);
   set(PARKING_ATTRIBUTES.lineId, input.lineId);
+  // Not in the record: the redrive keeps it (a re-parked redrive overwrites it with the same or a narrower key).
+  if (input.eventKey) out[PARKING_ATTRIBUTES.eventKey] = { DataType: 'String', StringValue: input.eventKey };
   out[PARKING_ATTRIBUTES.record] = { DataType: 'String', StringValue: JSON.stringify(record) };
   return out;
 }
@@ -129,7 +131,7 @@ export class DlqParker {
       this.parked.inc({ reason: input.reason });
       return out.MessageId ?? '';
     } catch (error) {
-      throw new RetryableError('dlq-unavailable', `Could not park ${input.eventKey ?? 'the message'} in the DLQ (${input.reason})`, { cause: error });
+      throw new RetryableError('dlq_unavailable', `Could not park ${input.eventKey ?? 'the message'} in the DLQ (${input.reason})`, { cause: error });
     }
   }
 }
@@ -159,7 +161,7 @@ export function describeDlqMessage(message: Message): DlqEntry {
     reason: stringAttribute(attributes, PARKING_ATTRIBUTES.reason) ?? REDRIVE_POLICY_REASON,
     eventKey: stringAttribute(attributes, PARKING_ATTRIBUTES.eventKey),
     lineId: stringAttribute(attributes, PARKING_ATTRIBUTES.lineId),
-    receivedAt: stringAttribute(attributes, 'receivedAt'),
+    receivedAt: stringAttribute(attributes, INGRESS_ATTRIBUTES.receivedAt),
     parkedAt: record?.parkedAt || undefined,
     receiveCount: Number(message.Attributes?.ApproximateReceiveCount ?? 0),
     bodyBytes: Buffer.byteLength(body, 'utf8'),

@@ -15,6 +15,16 @@ export const INGRESS_ATTRIBUTES = {
   claimCheck: 'claimCheck',
 } as const;
 
+/**
+ * Added by DLQ parking (src/queue/dlq.ts) and kept by the redrive: the one parked event of the
+ * payload that a redriven message may deliver. The worker skips every other event of such a
+ * message, whatever its dedupe record says (the record may have expired in the 14 days the DLQ
+ * keeps the message).
+ */
+export const REDRIVE_ATTRIBUTES = {
+  eventKey: 'eventKey',
+} as const;
+
 export interface IngressAttributes {
   /** ISO timestamp of the ingress accepting the POST. */
   receivedAt?: string;
@@ -26,6 +36,8 @@ export interface IngressAttributes {
   traceparent?: string;
   /** `s3://<bucket>/<key>` when the body is a claim-check pointer. */
   claimCheck?: string;
+  /** Only on a DLQ redrive of one parked event (REDRIVE_ATTRIBUTES). */
+  eventKey?: string;
 }
 
 /** SQS message attributes as they travel: what we receive is what the DLQ parker and the redrive send again. */
@@ -50,7 +62,7 @@ export function stringAttribute(attributes: SqsAttributes | undefined, name: str
 
 export function parseIngressAttributes(attributes: SqsAttributes | undefined): IngressAttributes {
   const parsed: IngressAttributes = {};
-  for (const name of Object.values(INGRESS_ATTRIBUTES)) {
+  for (const name of [...Object.values(INGRESS_ATTRIBUTES), ...Object.values(REDRIVE_ATTRIBUTES)]) {
     const value = stringAttribute(attributes, name);
     if (value !== undefined) parsed[name] = value;
   }

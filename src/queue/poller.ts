@@ -15,7 +15,11 @@ import { sqsCallsCounter } from './sqs-calls';
 
 /** `delete`: every event is COMPLETED or parked. `retry`: leave it to come back after a delay. */
 export type HandlerOutcome = { action: 'delete' } | { action: 'retry'; delaySeconds?: number; reason?: string };
-export type MessageHandler = (message: ReceivedMessage) => Promise<HandlerOutcome>;
+/** `signal` aborts on shutdown: the handler then releases its claims and answers retry, so the message is handed back. */
+export interface HandlerContext {
+  signal?: AbortSignal;
+}
+export type MessageHandler = (message: ReceivedMessage, context?: HandlerContext) => Promise<HandlerOutcome>;
 
 /** SQS's ceiling for a visibility timeout (and so for a retry delay). */
 export const MAX_VISIBILITY_SECONDS = 43_200;
@@ -466,7 +470,7 @@ export class SqsPoller {
     const attributes = parseIngressAttributes(messageAttributes);
     let body: Buffer;
     if (attributes.claimCheck !== undefined) {
-      if (!this.claimChecks) throw new RetryableError('claim-check-unconfigured', 'Claim-check message but the poller has no ClaimCheckReader');
+      if (!this.claimChecks) throw new RetryableError('claim_check_unconfigured', 'Claim-check message but the poller has no ClaimCheckReader');
       body = await this.claimChecks.resolve(attributes.claimCheck, sqsBody);
     } else {
       body = Buffer.from(sqsBody, 'utf8');

@@ -1,8 +1,8 @@
 import { ExponentialBackoff, handleWhen, retry } from 'cockatiel';
 import { Counter, type Registry } from 'prom-client';
 import type { BirdClient } from '../bird';
-import type { DedupeStore } from '../dedupe/dedupe-store';
-import { GatewayError, PermanentError, RetryableError, isRetryable } from '../errors';
+import type { DedupeStore, EventLease } from '../dedupe/dedupe-store';
+import { PermanentError, RetryableError, isRetryable, reasonOf, type FailureReason, type RetryableReason } from '../errors';
 import { resolveBirdTarget } from '../lines/admin';
 import type { Line } from '../lines/line';
 import type { LineRegistry } from '../lines/registry';
@@ -13,7 +13,8 @@ import type { WhatsAppEvent } from '../meta/event';
 import { maskPhone, type Logger } from '../observability/logger';
 import type { DlqParker } from '../queue/dlq';
 import type { ReceivedMessage } from '../queue/message';
-import type { HandlerOutcome } from '../queue/poller';
+import type { HandlerContext, HandlerOutcome } from '../queue/poller';
+import { LineRouter, type Route } from './router';
 
 export interface PipelineOptions {
   lines: LineRegistry;
@@ -28,160 +29,210 @@ export interface PipelineOptions {
   registry: Registry;
 }
 
-type EventOutcome = { result: 'delivered' | 'duplicate' | 'parked' } | { result: 'retry'; delayMs?: number; reason: string };
+/** `skipped`: parked earlier (it is parked once), or not the event a redrive is for. */
+type EventOutcome = { result: 'delivered' | 'duplicate' | 'parked' | 'skipped' } | { result: 'retry'; delayMs?: number; reason: FailureReason };
 
-interface Route {
-  line: Line;
-  /** The event as delivered to this line (its key names the line when one event goes to several). */
-  event: WhatsAppEvent;
+
+/** What one message's events share while they are handled. */
+interface Turn {
+  message: ReceivedMessage;
+  receivedAt: string;
+  /** Set on a DLQ redrive: the one event key of the payload to deliver (see REDRIVE_ATTRIBUTES). */
+  redriveKey?: string;
+  signal?: AbortSignal;
+  log: Logger;
 }
 
-/** One event sent to several lines: a retry wins (the message comes back), then parked, delivered, duplicate. */
+/** One event sent to several lines: a retry wins (the message comes back), then parked, delivered, duplicate, skipped. */
 function combinedOutcome(outcomes: EventOutcome[]): EventOutcome {
   const retry = outcomes.find((o) => o.result === 'retry');
   if (retry) return retry;
-  for (const result of ['parked', 'delivered'] as const) if (outcomes.some((o) => o.result === result)) return { result };
-  return { result: 'duplicate' };
+  for (const result of ['parked', 'delivered', 'duplicate'] as const) if (outcomes.some((o) => o.result === result)) return { result };
+  return { result: 'skipped' };
 }
 
 /**
- * The worker's handler: one SQS message → its events → for each, route, claim, fetch media,
- * deliver to Bird, complete. The message is deleted only when every event is COMPLETED (or was a
- * duplicate) or parked in the DLQ; any retryable failure returns the whole message to the queue,
- * where dedupe skips the events that already completed.
+ * The worker's handler: one SQS message → its events → for each, route → claim → media → deliver →
+ * complete. The message is deleted only when every event is COMPLETED, PARKED or skipped; any
+ * retryable failure returns the whole message to the queue, where dedupe skips the events already
+ * completed or parked. A DLQ redrive (REDRIVE_ATTRIBUTES) delivers only the event it names.
  */
 export class EventPipeline {
   private readonly events: Counter<'kind' | 'outcome'>;
+  private readonly router: LineRouter;
   /** Marking COMPLETED after Bird accepted is retried in place: giving up there means a second delivery later. */
   private readonly completion = retry(handleWhen(isRetryable), { maxAttempts: 3, backoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 1000 }) });
 
   constructor(private readonly options: PipelineOptions) {
+    this.router = new LineRouter(options.lines);
     this.events = new Counter({
       name: 'wa_ingress_worker_events_total',
-      help: 'Events handled by the worker, by kind and outcome (delivered, duplicate, parked, retry)',
+      help: 'Events handled by the worker, by kind and outcome (delivered, duplicate, parked, skipped, retry)',
       labelNames: ['kind', 'outcome'],
       registers: [options.registry],
     });
   }
 
-  readonly handle = async (message: ReceivedMessage): Promise<HandlerOutcome> => {
+  readonly handle = async (message: ReceivedMessage, context: HandlerContext = {}): Promise<HandlerOutcome> => {
     const log = this.options.logger.child({ messageId: message.messageId, requestId: message.attributes.requestId });
     let payload: unknown;
     try {
       payload = JSON.parse(message.body.toString('utf8'));
     } catch {
-      await this.park(message, undefined, new PermanentError('payload_not_json', 'The queued body is not JSON'), log);
+      await this.parkInDlq(message, undefined, new PermanentError('payload_not_json', 'The queued body is not JSON'), log);
       return { action: 'delete' };
     }
-    const receivedAt = message.attributes.receivedAt ?? new Date().toISOString();
+    const turn: Turn = {
+      message,
+      receivedAt: message.attributes.receivedAt ?? new Date().toISOString(),
+      redriveKey: message.attributes.eventKey,
+      signal: context.signal,
+      log,
+    };
     let retryDelayMs: number | undefined;
-    let retryReason: string | undefined;
+    let retryReason: FailureReason | undefined;
+    let redriveFound = false;
     // In order: a payload's statuses usually follow its messages, and Bird should see them that way.
     for (const event of envelopeToEvents(payload)) {
-      const outcome = await this.handleEvent(message, event, receivedAt, log);
+      const outcome: EventOutcome = turn.signal?.aborted ? { result: 'retry', reason: 'shutting_down' } : await this.handleEvent(turn, event);
       this.events.inc({ kind: event.kind, outcome: outcome.result });
+      if (outcome.result !== 'skipped') redriveFound = true;
       if (outcome.result === 'retry') {
         retryReason ??= outcome.reason;
         retryDelayMs = Math.max(retryDelayMs ?? 0, outcome.delayMs ?? 0);
       }
     }
+    if (turn.redriveKey !== undefined && !redriveFound) log.warn({ eventKey: turn.redriveKey }, 'redriven message: its event was not delivered (already done, or not in the payload)');
     if (retryReason === undefined) return { action: 'delete' };
     return { action: 'retry', reason: retryReason, ...(retryDelayMs ? { delaySeconds: Math.ceil(retryDelayMs / 1000) } : {}) };
   };
 
-  private async handleEvent(message: ReceivedMessage, event: WhatsAppEvent, receivedAt: string, log: Logger): Promise<EventOutcome> {
+  private async handleEvent(turn: Turn, event: WhatsAppEvent): Promise<EventOutcome> {
+    const isRedriven = (key: string) => turn.redriveKey === undefined || turn.redriveKey === key || turn.redriveKey === event.key;
     let routes: Route[];
     try {
-      routes = await this.route(message, event);
+      routes = await this.router.route(turn.message, event);
     } catch (error) {
-      return this.fail(message, event, undefined, error, log.child({ eventKey: event.key, kind: event.kind }));
+      if (!isRedriven(event.key)) return { result: 'skipped' };
+      return this.failUnclaimed(turn, event, error);
     }
+    const chosen = routes.filter((route) => isRedriven(route.event.key));
     const outcomes: EventOutcome[] = [];
-    for (const route of routes) outcomes.push(await this.deliverToLine(message, route.event, route.line, receivedAt, log));
+    for (const route of chosen) outcomes.push(await this.deliverToLine(turn, route));
     return combinedOutcome(outcomes);
   }
 
-  private async deliverToLine(message: ReceivedMessage, event: WhatsAppEvent, line: Line, receivedAt: string, log: Logger): Promise<EventOutcome> {
-    const eventLog = log.child({ eventKey: event.key, kind: event.kind, phoneNumberId: maskPhone(event.phoneNumberId) });
-    const claim = await this.options.dedupe.claim(event.key).catch((error: unknown) => error as Error);
-    if (claim instanceof Error) return this.fail(message, event, line, claim, eventLog);
-    if (claim.outcome === 'duplicate') {
-      eventLog.debug({ lineId: line.lineId }, 'duplicate event skipped');
-      return { result: 'duplicate' };
-    }
-    if (claim.outcome === 'busy') {
-      // Another worker holds it (Meta sent the payload twice at once): look again once its lease ends.
-      return { result: 'retry', reason: 'event_in_progress', delayMs: Math.max(1000, claim.leaseUntil - Date.now()) };
-    }
-
-    // The poller keeps the message hidden while we work; keep the claim ours for as long (large media, Bird retries).
-    let leaseLost = false;
-    const renewal = setInterval(() => {
-      this.options.dedupe.extend(event.key, claim.token).then(
-        (held) => {
-          if (held) return;
-          leaseLost = true;
-          eventLog.warn('dedupe lease lost while working on the event');
-        },
-        (error: unknown) => eventLog.warn({ err: error }, 'could not extend the dedupe lease'),
-      );
-    }, Math.max(1000, Math.floor(this.options.dedupe.leaseMs / 3)));
-    renewal.unref();
+  private async deliverToLine(turn: Turn, { event, line }: Route): Promise<EventOutcome> {
+    const log = turn.log.child({ eventKey: event.key, kind: event.kind, phoneNumberId: maskPhone(event.phoneNumberId), lineId: line.lineId });
+    const claimed = await this.claim(turn, event, log);
+    if (!('lease' in claimed)) return claimed;
+    const { lease } = claimed;
+    lease.keepAlive({
+      onLost: () => log.warn('dedupe lease lost while working on the event'),
+      onError: (error) => log.warn({ err: error }, 'could not extend the dedupe lease'),
+    });
     try {
-      const media = await this.fetchMedia(event, line, receivedAt);
-      // Another worker may own the event now: let it deliver, and look again later.
-      if (leaseLost) throw new RetryableError('dedupe_lease_lost', 'The claim lapsed while fetching media; the event was not delivered');
-      await this.options.bird.deliver({ lineId: line.lineId, target: await resolveBirdTarget(line, this.options.secrets), event, receivedAt, media });
+      await this.untilAborted(turn.signal, async () => {
+        const media = await this.fetchMedia(event, line, turn.receivedAt);
+        // Another worker may own the event now: let it deliver, and look again later.
+        if (lease.lost) throw new RetryableError('dedupe_lease_lost', 'The claim lapsed while fetching media; the event was not delivered');
+        await this.deliver(event, line, turn.receivedAt, media);
+      });
     } catch (error) {
-      clearInterval(renewal);
-      // Give the claim back at once: a retry or a redrive must be able to take it.
-      await this.options.dedupe.release(event.key, claim.token).catch((e: unknown) => eventLog.warn({ err: e }, 'could not release the claim; its lease will lapse'));
-      return this.fail(message, event, line, error, eventLog);
+      return this.failClaimed(turn, event, line, lease, error, log);
     }
-    clearInterval(renewal);
-    // Bird has the event: from here on the claim is never given back, or a retry would deliver it again.
+    return this.complete(lease, line, log);
+  }
+
+  /** The lease, or the outcome when the event is not ours to handle now. */
+  private async claim(turn: Turn, event: WhatsAppEvent, log: Logger): Promise<{ lease: EventLease } | EventOutcome> {
+    let claim;
     try {
-      await this.completion.execute(() => this.options.dedupe.complete(event.key, claim.token));
+      claim = await this.options.dedupe.claim(event.key, { redrive: turn.redriveKey !== undefined });
+    } catch (error) {
+      return this.retryFor(error, log);
+    }
+    switch (claim.outcome) {
+      case 'claimed':
+        return { lease: claim.lease };
+      case 'duplicate':
+        log.debug('duplicate event skipped');
+        return { result: 'duplicate' };
+      case 'parked':
+        log.debug({ reason: claim.reason }, 'event already parked in the DLQ; not parked again');
+        return { result: 'skipped' };
+      case 'busy':
+        // Another worker holds it (Meta sent the payload twice at once): look again once its lease ends.
+        return { result: 'retry', reason: 'event_in_progress', delayMs: Math.max(1000, claim.leaseUntil - Date.now()) };
+    }
+  }
+
+  /** Bird has the event: from here on the claim is never given back, or a retry would deliver it again. */
+  private async complete(lease: EventLease, line: Line, log: Logger): Promise<EventOutcome> {
+    try {
+      await this.completion.execute(() => lease.complete());
     } catch (error) {
       if (isRetryable(error)) {
         // The lease lapses by itself; only then may the message's next receive take the event again.
-        eventLog.error({ err: error, lineId: line.lineId }, 'delivered to Bird but not marked COMPLETED; the message will be retried after the lease');
+        log.error({ err: error }, 'delivered to Bird but not marked COMPLETED; the message will be retried after the lease');
         return { result: 'retry', reason: 'dedupe_complete_failed', delayMs: this.options.dedupe.leaseMs };
       }
-      eventLog.error({ err: error, lineId: line.lineId }, 'delivered to Bird but the COMPLETED mark was refused');
+      log.error({ err: error }, 'delivered to Bird but the COMPLETED mark was refused');
     }
-    eventLog.info({ lineId: line.lineId, transport: line.bird.transport }, 'event delivered to Bird');
+    log.info({ transport: line.bird.transport }, 'event delivered to Bird');
     return { result: 'delivered' };
   }
 
-  /**
-   * The line comes from `value.metadata.phone_number_id`, never from `entry.id`. Account-level
-   * changes (templates, account updates) carry no phone number: a per-line URL names their line;
-   * on the unified URL they go to every active line of the WABA (`entry.id`), each under its own key.
-   */
-  private async route(message: ReceivedMessage, event: WhatsAppEvent): Promise<Route[]> {
-    const taggedLineId = message.attributes.lineId;
-    if (event.phoneNumberId === undefined) {
-      if (taggedLineId !== undefined) {
-        const tagged = await this.options.lines.byId(taggedLineId);
-        if (!tagged) throw new PermanentError('unrouted', `The per-line URL's line ${taggedLineId} is not registered`);
-        return [{ line: this.activeLine(tagged), event }];
-      }
-      const lines = event.wabaId === undefined ? [] : await this.options.lines.activeByWabaId(event.wabaId);
-      if (lines.length === 0) throw new PermanentError('unrouted', 'The event has no phone_number_id and no active line belongs to its WABA');
-      return lines.map((line) => ({ line, event: { ...event, key: `${event.key}#line:${line.lineId}` } }));
-    }
-    const line = await this.options.lines.byPhoneNumberId(event.phoneNumberId);
-    if (!line) throw new PermanentError('unrouted', 'No line is registered for this phone_number_id');
-    if (taggedLineId !== undefined && taggedLineId !== line.lineId) {
-      throw new PermanentError('misrouted', `Arrived on line ${taggedLineId}'s URL but its phone_number_id belongs to line ${line.lineId}`);
-    }
-    return [{ line: this.activeLine(line), event }];
+  /** A failure before any claim (routing): permanent ones are claimed only to be parked, once. */
+  private async failUnclaimed(turn: Turn, event: WhatsAppEvent, error: unknown): Promise<EventOutcome> {
+    const log = turn.log.child({ eventKey: event.key, kind: event.kind });
+    if (isRetryable(error)) return this.retryFor(error, log);
+    const claimed = await this.claim(turn, event, log);
+    if (!('lease' in claimed)) return claimed;
+    return this.failClaimed(turn, event, undefined, claimed.lease, error, log);
   }
 
-  private activeLine(line: Line): Line {
-    if (!line.active) throw new PermanentError('line_inactive', `Line ${line.lineId} is disabled`);
-    return line;
+  /** Retryable: give the claim back at once. Permanent: to the DLQ, then PARKED, so it is parked once. */
+  private async failClaimed(turn: Turn, event: WhatsAppEvent, line: Line | undefined, lease: EventLease, error: unknown, log: Logger): Promise<EventOutcome> {
+    const release = () => lease.release().catch((e: unknown) => log.warn({ err: e }, 'could not release the claim; its lease will lapse'));
+    if (isRetryable(error)) {
+      await release();
+      return this.retryFor(error, log);
+    }
+    try {
+      await this.parkInDlq(turn.message, event.key, error as PermanentError, log, line);
+    } catch (parkError) {
+      await release();
+      log.error({ err: parkError }, 'could not park the event; the message will be retried');
+      return { result: 'retry', reason: 'dlq_unavailable' };
+    }
+    await lease
+      .park((error as PermanentError).reason)
+      .catch((e: unknown) => log.error({ err: e }, 'parked in the DLQ but not marked PARKED: if the message comes back, the event is parked again'));
+    return { result: 'parked' };
+  }
+
+  private retryFor(error: unknown, log: Logger): EventOutcome {
+    const reason = reasonOf(error);
+    log.warn({ err: error, reason }, 'event failed; the message will be retried');
+    return { result: 'retry', reason, delayMs: error instanceof RetryableError ? error.retryAfterMs : undefined };
+  }
+
+  /** On shutdown (the poller aborts `signal`) stop waiting: the claim is released and the message handed back. */
+  private async untilAborted(signal: AbortSignal | undefined, work: () => Promise<void>): Promise<void> {
+    if (!signal) return work();
+    const stopped = (reason: RetryableReason) => new RetryableError(reason, 'The worker is shutting down; the event goes back to the queue');
+    if (signal.aborted) throw stopped('shutting_down');
+    let onAbort: () => void = () => undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(stopped('shutting_down'));
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      await Promise.race([work(), aborted]);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
   }
 
   private async fetchMedia(event: WhatsAppEvent, line: Line, receivedAt: string) {
@@ -194,29 +245,14 @@ export class EventPipeline {
     return { ...stored, url: await this.options.media.presignedUrl(stored.s3Key) };
   }
 
-  private async fail(message: ReceivedMessage, event: WhatsAppEvent, line: Line | undefined, error: unknown, log: Logger): Promise<EventOutcome> {
-    if (isRetryable(error)) {
-      const reason = error instanceof GatewayError ? error.reason : 'unexpected_error';
-      log.warn({ err: error, reason, lineId: line?.lineId }, 'event failed; the message will be retried');
-      return { result: 'retry', reason, delayMs: error instanceof RetryableError ? error.retryAfterMs : undefined };
-    }
-    try {
-      await this.park(message, event, error as GatewayError, log, line);
-      return { result: 'parked' };
-    } catch (parkError) {
-      log.error({ err: parkError }, 'could not park the event; the message will be retried');
-      return { result: 'retry', reason: 'dlq_unavailable' };
-    }
+  /** Hands the event to the line's Bird target; a later step (durable flow replies) takes what it returns. */
+  private async deliver(event: WhatsAppEvent, line: Line, receivedAt: string, media: Awaited<ReturnType<EventPipeline['fetchMedia']>>): Promise<void> {
+    await this.options.bird.deliver({ lineId: line.lineId, target: await resolveBirdTarget(line, this.options.secrets), event, receivedAt, media });
   }
 
-  private async park(message: ReceivedMessage, event: WhatsAppEvent | undefined, error: GatewayError, log: Logger, line?: Line): Promise<void> {
-    await this.options.parker.park({
-      body: message.original.body,
-      attributes: message.original.attributes,
-      reason: error.reason,
-      eventKey: event?.key,
-      lineId: line?.lineId,
-    });
-    log.error({ reason: error.reason, lineId: line?.lineId, event: 'event_parked', detail: error.message }, 'event parked in the DLQ');
+  private async parkInDlq(message: ReceivedMessage, eventKey: string | undefined, error: PermanentError, log: Logger, line?: Line): Promise<void> {
+    const { reason } = error;
+    await this.options.parker.park({ body: message.original.body, attributes: message.original.attributes, reason, eventKey, lineId: line?.lineId });
+    log.error({ reason, lineId: line?.lineId, event: 'event_parked', detail: error.message }, 'event parked in the DLQ');
   }
 }

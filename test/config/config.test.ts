@@ -6,13 +6,13 @@ describe('configuration', () => {
     expect(config.embedded).toBe(true);
     expect(config.port).toBe(8080);
     expect(config.createMissingResources).toBe(true);
-    expect(config.worker).toMatchObject({ concurrency: 32, waitTimeSeconds: 20, dedupeTtlDays: 8, graphApiVersion: 'v25.0' });
+    expect(config.worker).toMatchObject({ concurrency: 32, waitTimeSeconds: 20, dedupeTtlDays: 15, graphApiVersion: 'v25.0' });
     expect(config.ingress).toMatchObject({ maxBodyBytes: 3 * 1024 * 1024, shutdownTimeoutMs: 10_000 });
   });
 
   it('names the variable that is wrong', () => {
     expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/PORT/);
-    expect(() => loadConfig({ DEDUPE_TTL_DAYS: '7' })).toThrow(/DEDUPE_TTL_DAYS/);
+    expect(() => loadConfig({ DEDUPE_TTL_DAYS: '14' })).toThrow(/DEDUPE_TTL_DAYS/);
     expect(() => loadConfig({ SQS_QUEUE_URL: 'not a url' })).toThrow(/SQS_QUEUE_URL/);
     expect(() => loadConfig({ SHUTDOWN_TIMEOUT_MS: '500' })).toThrow(/SHUTDOWN_TIMEOUT_MS/);
   });

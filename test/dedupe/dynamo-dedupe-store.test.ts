@@ -4,7 +4,7 @@ import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { createAwsClients, type AwsClients } from '../../src/aws/clients';
 import { ensureResources } from '../../src/aws/resources';
 import { DynamoDedupeStore, type DynamoDedupeStoreOptions } from '../../src/dedupe/dynamo-dedupe-store';
-import type { ClaimResult } from '../../src/dedupe/dedupe-store';
+import type { ClaimResult, EventLease } from '../../src/dedupe/dedupe-store';
 import { ConfigError, PermanentError, RetryableError } from '../../src/errors';
 import { startAwsStandIns, type AwsStandIns } from '../../src/local/aws-standins';
 import { createRegistry, type Registry } from '../../src/observability/metrics';
@@ -39,7 +39,7 @@ describe('DynamoDedupeStore against dynalite', () => {
     const options: DynamoDedupeStoreOptions = {
       documents: clients.documents,
       tableName: TABLE,
-      ttlDays: 8,
+      ttlDays: 15,
       leaseMs: LEASE_MS,
       visibilityTimeoutSeconds: 180,
       clock: () => time.now,
@@ -59,41 +59,46 @@ describe('DynamoDedupeStore against dynalite', () => {
     return Object.fromEntries((metric?.values ?? []).map((v) => [Object.values(v.labels).join(','), v.value]));
   }
 
-  function tokenOf(result: ClaimResult): string {
+  function leaseOf(result: ClaimResult): EventLease {
     if (result.outcome !== 'claimed') throw new Error(`expected claimed, got ${JSON.stringify(result)}`);
-    return result.token;
+    return result.lease;
+  }
+
+  /** The lease's token, as stored: only the record shows it (the handle keeps it to itself). */
+  async function ownerOf(key: string): Promise<string | undefined> {
+    return (await rawItem(key))?.owner as string | undefined;
   }
 
   it('claims a fresh key, reports busy while the lease is live, and duplicate once completed (counted)', async () => {
     const { store, time, registry, key } = setup();
     const first = await store.claim(key);
-    expect(first).toEqual({ outcome: 'claimed', token: expect.any(String), attempt: 1 });
+    expect(first).toEqual({ outcome: 'claimed', lease: expect.objectContaining({ key, attempt: 1, lost: false }) });
 
     time.now += LEASE_MS - 1;
     expect(await store.claim(key)).toEqual({ outcome: 'busy', leaseUntil: time.now - (LEASE_MS - 1) + LEASE_MS });
 
-    await store.complete(key, tokenOf(first));
+    await leaseOf(first).complete();
     expect(await store.claim(key)).toEqual({ outcome: 'duplicate' });
     // Long after the lease, still a duplicate: completion is not a lease.
     time.now += 6 * DAY_MS;
     expect(await store.claim(key)).toEqual({ outcome: 'duplicate' });
 
-    expect(await counted(registry, 'wa_ingress_dedupe_claims_total')).toEqual({ claimed: 1, busy: 1, duplicate: 2 });
+    expect(await counted(registry, 'wa_ingress_dedupe_claims_total')).toEqual({ claimed: 1, busy: 1, duplicate: 2, parked: 0 });
     expect((await counted(registry, 'wa_ingress_dedupe_completions_total')).own_lease).toBe(1);
   });
 
-  it('stores status, owner, lease in epoch ms and expiresAt in epoch seconds more than 7 days ahead', async () => {
+  it('stores status, owner, lease in epoch ms and expiresAt in epoch seconds more than 14 days (the DLQ retention) ahead', async () => {
     const { store, time, key } = setup();
     const claimedAt = time.now;
-    const token = tokenOf(await store.claim(key, 30_000));
+    const lease = leaseOf(await store.claim(key, { leaseMs: 30_000 }));
     const item = await rawItem(key);
-    expect(item).toMatchObject({ pk: key, status: 'INPROGRESS', owner: token, leaseUntil: claimedAt + 30_000, attempts: 1 });
+    expect(item).toMatchObject({ pk: key, status: 'INPROGRESS', owner: expect.any(String), leaseUntil: claimedAt + 30_000, attempts: 1 });
     expect(Number.isInteger(item?.expiresAt)).toBe(true);
-    expect(item?.expiresAt).toBe(Math.floor(claimedAt / 1000) + 8 * 86_400);
-    expect(item?.expiresAt).toBeGreaterThan(claimedAt / 1000 + 7 * 86_400);
+    expect(item?.expiresAt).toBe(Math.floor(claimedAt / 1000) + 15 * 86_400);
+    expect(item?.expiresAt).toBeGreaterThan(claimedAt / 1000 + 14 * 86_400);
 
     time.now += 5_000;
-    await store.complete(key, token);
+    await lease.complete();
     const done = await rawItem(key);
     expect(done).toMatchObject({ status: 'COMPLETED', expiresAt: item?.expiresAt, completedAt: time.now });
     expect(done).not.toHaveProperty('owner');
@@ -102,81 +107,146 @@ describe('DynamoDedupeStore against dynalite', () => {
 
   it('lets another worker take over once a crashed worker’s lease has lapsed, with a new token', async () => {
     const { store, time, key } = setup();
-    const crashed = tokenOf(await store.claim(key));
+    await store.claim(key);
+    const crashed = await ownerOf(key);
     time.now += LEASE_MS; // the lease ends at exactly this instant: still held
     expect((await store.claim(key)).outcome).toBe('busy');
     time.now += 1;
     const second = await store.claim(key);
-    expect(second).toMatchObject({ outcome: 'claimed', attempt: 2 });
-    expect(tokenOf(second)).not.toBe(crashed);
-    expect(await rawItem(key)).toMatchObject({ owner: tokenOf(second), leaseUntil: time.now + LEASE_MS });
+    expect(leaseOf(second).attempt).toBe(2);
+    expect(await ownerOf(key)).not.toBe(crashed);
+    expect(await rawItem(key)).toMatchObject({ leaseUntil: time.now + LEASE_MS });
   });
 
-  it('extends a live lease for its owner only, so a long event is not taken over while still worked on', async () => {
+  it('keepAlive renews a live lease (a third of its length apart), so a long event is not taken over while still worked on', async () => {
     const { store, time, key } = setup();
-    const token = tokenOf(await store.claim(key));
-    time.now += LEASE_MS - 1_000;
-    expect(await store.extend(key, token)).toBe(true);
-    expect(await store.extend(key, 'someone-else')).toBe(false);
-    time.now += 2_000; // past the original lease, within the extended one
+    const lease = leaseOf(await store.claim(key, { leaseMs: 3_000 }));
+    lease.keepAlive();
+    time.now += 2_500;
+    await new Promise((r) => setTimeout(r, 1_300)); // one renewal (every 1 s): the lease now ends 3 s after this clock
+    time.now += 2_000; // past the original lease, within the renewed one
     expect((await store.claim(key)).outcome).toBe('busy');
-    await store.complete(key, token);
-    expect(await store.extend(key, token)).toBe(false);
+    expect(lease.lost).toBe(false);
+    await lease.complete(); // ends the renewal too
     expect((await store.claim(key)).outcome).toBe('duplicate');
+    expect(await rawItem(key)).not.toHaveProperty('leaseUntil');
+  });
+
+  it('keepAlive reports a lease that lapsed and was taken over as lost, and stops renewing', async () => {
+    const { store, time, key } = setup();
+    const slow = leaseOf(await store.claim(key, { leaseMs: 3_000 }));
+    time.now += 3_001;
+    const fast = leaseOf(await store.claim(key));
+    const fastOwner = await ownerOf(key);
+    let lost = 0;
+    slow.keepAlive({ onLost: () => (lost += 1) });
+    await new Promise((r) => setTimeout(r, 2_300));
+    expect(slow.lost).toBe(true);
+    expect(lost).toBe(1);
+    expect(await ownerOf(key)).toBe(fastOwner);
+    // Releasing the lost lease gives nothing back: the new holder keeps it.
+    await slow.release();
+    expect((await store.claim(key)).outcome).toBe('busy');
+    await fast.release();
+  });
+
+  it('parks once: PARKED with its reason and a fresh expiry; later claims see parked, only a redrive claims it again', async () => {
+    const { store, time, registry, key } = setup();
+    const lease = leaseOf(await store.claim(key));
+    time.now += 3 * DAY_MS; // parked late in the claim's window: the expiry must start again from here
+    await lease.park('media_token_rejected');
+    expect(await rawItem(key)).toEqual({
+      pk: key,
+      status: 'PARKED',
+      parkReason: 'media_token_rejected',
+      parkedAt: time.now,
+      attempts: 1,
+      expiresAt: Math.floor(time.now / 1000) + 15 * 86_400,
+    });
+    expect(await store.claim(key)).toEqual({ outcome: 'parked', reason: 'media_token_rejected' });
+    // Still parked on the DLQ's last day (14 days later), long after any lease.
+    time.now += 14 * DAY_MS;
+    expect(await store.claim(key)).toEqual({ outcome: 'parked', reason: 'media_token_rejected' });
+
+    const redriven = leaseOf(await store.claim(key, { redrive: true }));
+    expect(redriven.attempt).toBe(2);
+    expect(await rawItem(key)).toMatchObject({ status: 'INPROGRESS' });
+    expect(await rawItem(key)).not.toHaveProperty('parkReason');
+    expect((await store.claim(key, { redrive: true })).outcome).toBe('busy'); // a second copy of the redrive waits
+    await redriven.complete();
+    expect(await store.claim(key, { redrive: true })).toEqual({ outcome: 'duplicate' });
+    expect(await counted(registry, 'wa_ingress_dedupe_parks_total')).toEqual({ parked: 1 });
+    expect(await counted(registry, 'wa_ingress_dedupe_claims_total')).toMatchObject({ parked: 2, duplicate: 1 });
+  });
+
+  it('a lost lease cannot park the event its new holder works on; an expired PARKED record counts as absent', async () => {
+    const { store, time, registry, key } = setup();
+    const slow = leaseOf(await store.claim(key));
+    time.now += LEASE_MS + 1;
+    const fast = leaseOf(await store.claim(key));
+    await slow.park('bird_rejected_400');
+    expect(await rawItem(key)).toMatchObject({ status: 'INPROGRESS' });
+    expect(await counted(registry, 'wa_ingress_dedupe_parks_total')).toEqual({ not_owner: 1 });
+
+    await fast.park('bird_rejected_400');
+    time.now += 15 * DAY_MS + 1_000;
+    expect(leaseOf(await store.claim(key)).attempt).toBe(3);
   });
 
   it('honours a shorter lease given per claim', async () => {
     const { store, time, key } = setup();
-    await store.claim(key, 1_000);
+    await store.claim(key, { leaseMs: 1_000 });
     time.now += 1_001;
     expect((await store.claim(key)).outcome).toBe('claimed');
   });
 
   it('release frees the key at once for the owner only, and never removes a completed record', async () => {
     const { store, registry, key } = setup();
-    const token = tokenOf(await store.claim(key));
+    const first = leaseOf(await store.claim(key));
+    const token = (await ownerOf(key))!;
 
     await store.release(key, 'not-the-owner');
     expect(await store.claim(key)).toMatchObject({ outcome: 'busy' });
 
-    await store.release(key, token);
+    await first.release();
     const next = await store.claim(key);
-    expect(next).toMatchObject({ outcome: 'claimed', attempt: 2 });
+    expect(leaseOf(next).attempt).toBe(2);
     // The first owner's token is spent: releasing with it now must not free the new owner's lease.
     await store.release(key, token);
     expect(await store.claim(key)).toMatchObject({ outcome: 'busy' });
 
-    await store.complete(key, tokenOf(next));
-    await store.release(key, tokenOf(next));
+    await leaseOf(next).complete();
+    await store.release(key, (await ownerOf(key)) ?? 'completed: no owner');
     expect(await rawItem(key)).toMatchObject({ status: 'COMPLETED' });
     expect(await store.claim(key)).toEqual({ outcome: 'duplicate' });
     expect(await counted(registry, 'wa_ingress_dedupe_releases_total')).toEqual({ released: 1, not_owner: 3 });
   });
 
   it('treats a completed record past its expiresAt as absent (TTL deletes late)', async () => {
-    const { store, time, key } = setup({ ttlDays: 8 });
-    await store.complete(key, tokenOf(await store.claim(key)));
-    time.now += 8 * DAY_MS - 1_000;
+    const { store, time, key } = setup({ ttlDays: 15 });
+    await leaseOf(await store.claim(key)).complete();
+    time.now += 15 * DAY_MS - 1_000;
     expect(await store.claim(key)).toEqual({ outcome: 'duplicate' });
     time.now += 2_000;
     const again = await store.claim(key);
     expect(again.outcome).toBe('claimed');
-    expect(await rawItem(key)).toMatchObject({ status: 'INPROGRESS', expiresAt: Math.floor(time.now / 1000) + 8 * 86_400 });
+    expect(await rawItem(key)).toMatchObject({ status: 'INPROGRESS', expiresAt: Math.floor(time.now / 1000) + 15 * 86_400 });
     expect(await rawItem(key)).not.toHaveProperty('completedAt');
   });
 
   it('completes idempotently, also for a worker whose lease lapsed and whose event another worker finished', async () => {
     const { store, time, registry, key } = setup();
-    const slow = tokenOf(await store.claim(key));
+    const slow = leaseOf(await store.claim(key));
     time.now += LEASE_MS + 1;
-    const fast = tokenOf(await store.claim(key));
+    const fast = leaseOf(await store.claim(key));
+    const fastToken = (await ownerOf(key))!;
 
     // The slow worker finishes while the fast one still holds the lease: COMPLETED is the truth.
-    await store.complete(key, slow);
+    await slow.complete();
     expect(await store.claim(key)).toEqual({ outcome: 'duplicate' });
-    await expect(store.complete(key, fast)).resolves.toBeUndefined();
-    await store.release(key, fast);
-    await expect(store.complete(key, slow)).resolves.toBeUndefined();
+    await expect(fast.complete()).resolves.toBeUndefined();
+    await store.release(key, fastToken);
+    await expect(store.complete(key, 'slow-token')).resolves.toBeUndefined();
     expect(await rawItem(key)).toMatchObject({ status: 'COMPLETED' });
     expect(await counted(registry, 'wa_ingress_dedupe_completions_total')).toEqual({ lost_lease: 1, completed: 2 });
   });
@@ -184,7 +254,7 @@ describe('DynamoDedupeStore against dynalite', () => {
   it('completing a key whose record vanished writes it COMPLETED with an expiry', async () => {
     const { store, time, key } = setup();
     await store.complete(key, 'token-of-a-record-deleted-meanwhile');
-    expect(await rawItem(key)).toMatchObject({ status: 'COMPLETED', expiresAt: Math.floor(time.now / 1000) + 8 * 86_400 });
+    expect(await rawItem(key)).toMatchObject({ status: 'COMPLETED', expiresAt: Math.floor(time.now / 1000) + 15 * 86_400 });
     expect(await store.claim(key)).toEqual({ outcome: 'duplicate' });
   });
 
@@ -201,7 +271,7 @@ describe('DynamoDedupeStore against dynalite', () => {
     );
     try {
       const { store, key } = setup({ documents: DynamoDBDocumentClient.from(counting) });
-      await store.complete(key, tokenOf(await store.claim(key)));
+      await leaseOf(await store.claim(key)).complete();
       expect(calls).toEqual(['UpdateItemCommand', 'UpdateItemCommand']);
       // A duplicate costs the refused write and one consistent read.
       calls.length = 0;
@@ -218,18 +288,18 @@ describe('DynamoDedupeStore against dynalite', () => {
     // The contender's first clock reading still sees the lease live; every later one is past it.
     let readings = 0;
     const { store: contender, registry } = setup({ clock: () => (readings++ === 0 ? time.now + 1 : time.now + LEASE_MS + 1) });
-    expect(await contender.claim(key)).toMatchObject({ outcome: 'claimed', attempt: 2 });
+    expect(await contender.claim(key)).toMatchObject({ outcome: 'claimed', lease: expect.objectContaining({ attempt: 2 }) });
     expect(readings).toBeGreaterThan(2);
     expect(await counted(registry, 'wa_ingress_dedupe_claims_total')).toMatchObject({ claimed: 1, busy: 0 });
   });
 
   it('claims again when the completed record expires between the refused claim and the read', async () => {
     const { store: first, time, key } = setup();
-    await first.complete(key, tokenOf(await first.claim(key)));
-    const expiry = time.now + 8 * DAY_MS;
+    await leaseOf(await first.claim(key)).complete();
+    const expiry = time.now + 15 * DAY_MS;
     let readings = 0;
     const { store: late } = setup({ clock: () => (readings++ === 0 ? expiry - 1_000 : expiry + 1_000) });
-    expect(await late.claim(key)).toMatchObject({ outcome: 'claimed', attempt: 2 });
+    expect(await late.claim(key)).toMatchObject({ outcome: 'claimed', lease: expect.objectContaining({ attempt: 2 }) });
   });
 
   it('gives exactly one of 20 concurrent claimers the key', async () => {
@@ -237,19 +307,21 @@ describe('DynamoDedupeStore against dynalite', () => {
     const results = await Promise.all(Array.from({ length: 20 }, () => store.claim(key)));
     expect(results.filter((r) => r.outcome === 'claimed')).toHaveLength(1);
     expect(results.filter((r) => r.outcome === 'busy')).toHaveLength(19);
-    expect(await counted(registry, 'wa_ingress_dedupe_claims_total')).toEqual({ claimed: 1, busy: 19, duplicate: 0 });
+    expect(await counted(registry, 'wa_ingress_dedupe_claims_total')).toEqual({ claimed: 1, busy: 19, duplicate: 0, parked: 0 });
   });
 
-  it('refuses a lease longer than the visibility timeout, and a window of 7 days or less', () => {
+  it('refuses a lease longer than the visibility timeout, and a window no longer than the DLQ retention (14 days)', () => {
     expect(() => setup({ leaseMs: 180_001, visibilityTimeoutSeconds: 180 })).toThrow(ConfigError);
     expect(() => setup({ leaseMs: 180_000, visibilityTimeoutSeconds: 180 })).not.toThrow();
-    expect(() => setup({ ttlDays: 7 })).toThrow(/DEDUPE_TTL_DAYS/);
+    expect(() => setup({ ttlDays: 8 })).toThrow(/DEDUPE_TTL_DAYS/);
+    expect(() => setup({ ttlDays: 14 })).toThrow(/DEDUPE_TTL_DAYS/);
+    expect(() => setup({ ttlDays: 15 })).not.toThrow();
     expect(() => setup({ leaseMs: 0 })).toThrow(ConfigError);
   });
 
   it('refuses a per-claim lease longer than the visibility timeout, and an empty key', async () => {
     const { store, key } = setup();
-    await expect(store.claim(key, 180_001)).rejects.toThrow(RangeError);
+    await expect(store.claim(key, { leaseMs: 180_001 })).rejects.toThrow(RangeError);
     await expect(store.claim('')).rejects.toThrow(PermanentError);
   });
 

@@ -7,7 +7,8 @@ import { startAwsStandIns, type AwsStandIns } from '../../src/local/aws-standins
 import { createRegistry } from '../../src/observability/metrics';
 import { DeadLetterQueue, DlqParker, parkingAttributes, unparkedAttributes, REDRIVE_POLICY_REASON } from '../../src/queue/dlq';
 import { runDlqCli } from '../../src/cli/dlq';
-import { sendableAttributes, stringAttributes, type SqsAttributes } from '../../src/queue/message';
+import { REDRIVE_ATTRIBUTES, sendableAttributes, stringAttributes, type SqsAttributes } from '../../src/queue/message';
+import { FAILURE_REASONS, type PermanentReason } from '../../src/errors';
 import { createQueuePair } from '../support/aws';
 
 const REGION = 'us-east-1';
@@ -22,35 +23,36 @@ describe('parking attributes', () => {
     {
       name: 'generic URL, routed event: lineId is a parking attribute and the redrive removes it',
       ingress: { ...INGRESS },
-      park: { reason: 'bird-rejected', eventKey: 'msg#1#wamid.A', lineId: 'line-2' },
+      park: { reason: 'bird_rejected_400', eventKey: 'msg#1#wamid.A', lineId: 'line-2' },
       dlqLineId: 'line-2',
     },
     {
       name: 'per-line URL, same line: the ingress lineId stays',
       ingress: { ...INGRESS, lineId: 'line-1' },
-      park: { reason: 'bird-rejected', eventKey: 'msg#1#wamid.A', lineId: 'line-1' },
+      park: { reason: 'bird_rejected_400', eventKey: 'msg#1#wamid.A', lineId: 'line-1' },
       dlqLineId: 'line-1',
     },
     {
       name: 'per-line URL, event on another line: the DLQ shows the event line, the redrive restores the ingress one',
       ingress: { ...INGRESS, lineId: 'line-1' },
-      park: { reason: 'media-too-large', eventKey: 'msg#9#wamid.B', lineId: 'line-9' },
+      park: { reason: 'media_too_large', eventKey: 'msg#9#wamid.B', lineId: 'line-9' },
       dlqLineId: 'line-9',
     },
     {
       name: 'unrouted event: no lineId anywhere',
       ingress: { ...INGRESS },
-      park: { reason: 'unknown-line', eventKey: 'msg#5#wamid.C' },
+      park: { reason: 'unrouted', eventKey: 'msg#5#wamid.C' },
       dlqLineId: undefined,
     },
   ])('$name', ({ ingress, park, dlqLineId }) => {
     const original = stringAttributes(ingress);
-    const parked = parkingAttributes({ attributes: original, ...park }, new Date('2025-02-03T00:00:00Z'));
+    const parked = parkingAttributes({ attributes: original, ...park, reason: park.reason as PermanentReason }, new Date('2025-02-03T00:00:00Z'));
     expect(parked.reason?.StringValue).toBe(park.reason);
     expect(parked.eventKey?.StringValue).toBe(park.eventKey);
     expect(parked.lineId?.StringValue).toBe(dlqLineId);
     expect(Object.keys(parked).length).toBeLessThanOrEqual(10); // SQS's cap on message attributes
-    expect(values(unparkedAttributes(parked))).toEqual(ingress);
+    // The redrive keeps the event key: the worker then delivers that event of the payload and no other.
+    expect(values(unparkedAttributes(parked))).toEqual({ ...ingress, eventKey: park.eventKey });
   });
 
   it('a message the redrive policy moved (no parking record) goes back untouched', () => {
@@ -58,13 +60,16 @@ describe('parking attributes', () => {
     expect(unparkedAttributes(attributes)).toEqual(attributes);
   });
 
-  it('round-trips any String attributes, whatever names and values they use', () => {
+  it('round-trips any String attributes, whatever names and values they use, plus the parked event key', () => {
     const attrName = fc.constantFrom('receivedAt', 'requestId', 'lineId', 'bodySha256', 'traceparent', 'claimCheck', 'reason', 'eventKey', 'x-other');
     const value = fc.string({ minLength: 1, maxLength: 20 });
+    const permanent = Object.entries(FAILURE_REASONS).filter(([, kind]) => kind === 'permanent').map(([reason]) => reason as PermanentReason);
     fc.assert(
-      fc.property(fc.dictionary(attrName, value), value, fc.option(value, { nil: undefined }), fc.option(value, { nil: undefined }), (attrs, reason, eventKey, lineId) => {
+      fc.property(fc.dictionary(attrName, value), fc.constantFrom(...permanent), fc.option(value, { nil: undefined }), fc.option(value, { nil: undefined }), (attrs, reason, eventKey, lineId) => {
         const original = stringAttributes(attrs);
-        expect(unparkedAttributes(parkingAttributes({ attributes: original, reason, eventKey, lineId }))).toEqual(sendableAttributes(original));
+        const expected = sendableAttributes(original);
+        if (eventKey) expected[REDRIVE_ATTRIBUTES.eventKey] = { DataType: 'String', StringValue: eventKey };
+        expect(unparkedAttributes(parkingAttributes({ attributes: original, reason, eventKey, lineId }))).toEqual(expected);
       }),
     );
   });
@@ -111,17 +116,17 @@ describe('DLQ parker and tool against local-aws-sqs', () => {
     const routedId = await parker.park({
       body: META_BODY,
       attributes: ingressAttributes(),
-      reason: 'bird-rejected',
+      reason: 'bird_rejected_400',
       eventKey: 'msg#106540352242922#wamid.A',
       lineId: 'line-2',
     });
-    const unroutedId = await parker.park({ body: META_BODY, attributes: ingressAttributes(), reason: 'unknown-line', eventKey: 'status#wamid.B#read' });
+    const unroutedId = await parker.park({ body: META_BODY, attributes: ingressAttributes(), reason: 'unrouted', eventKey: 'status#wamid.B#read' });
 
     const entries = await dlq.list();
     expect(entries.map((e) => e.id).sort()).toEqual([routedId, unroutedId].sort());
     const routed = entries.find((e) => e.id === routedId)!;
     expect(routed).toMatchObject({
-      reason: 'bird-rejected',
+      reason: 'bird_rejected_400',
       eventKey: 'msg#106540352242922#wamid.A',
       lineId: 'line-2',
       receivedAt: INGRESS.receivedAt,
@@ -134,12 +139,12 @@ describe('DLQ parker and tool against local-aws-sqs', () => {
     const shown = await dlq.show(unroutedId);
     expect(shown?.body).toBe(META_BODY);
     expect(shown?.attributes.requestId?.StringValue).toBe('req-7');
-    expect(shown?.attributes.reason?.StringValue).toBe('unknown-line');
+    expect(shown?.attributes.reason?.StringValue).toBe('unrouted');
     expect(await dlq.show('no-such-id')).toBeUndefined();
     expect((await registry.getSingleMetric('wa_ingress_worker_parked_total')?.get())?.values.length).toBe(2);
   });
 
-  it('a message moved by the redrive policy shows reason redrive-max-receives', async () => {
+  it('a message moved by the redrive policy shows reason redrive_max_receives', async () => {
     const { queueUrl, dlq } = await freshQueues(1);
     await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: META_BODY, MessageAttributes: ingressAttributes({ lineId: 'line-1' }) }));
     await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, VisibilityTimeout: 1, WaitTimeSeconds: 0 }));
@@ -149,29 +154,29 @@ describe('DLQ parker and tool against local-aws-sqs', () => {
     expect(entry?.eventKey).toBeUndefined();
   });
 
-  it('redrive <id>: back on the main queue with the ingress attributes only, gone from the DLQ; --all takes the rest', async () => {
+  it('redrive <id>: back on the main queue with the ingress attributes and the parked event key only, gone from the DLQ; --all takes the rest', async () => {
     const { queueUrl, dlqUrl, parker, dlq } = await freshQueues();
     const claimBody = JSON.stringify({ claimCheck: { bucket: 'b', key: `claim-check/${'cd'.repeat(32)}.json`, sha256: 'cd'.repeat(32), size: 2_000_000 } });
     const first = await parker.park({
       body: claimBody,
       attributes: ingressAttributes({ claimCheck: `s3://b/claim-check/${'cd'.repeat(32)}.json` }),
-      reason: 'bird-rejected',
+      reason: 'bird_rejected_400',
       eventKey: 'msg#1#wamid.A',
       lineId: 'line-2',
     });
-    const second = await parker.park({ body: META_BODY, attributes: ingressAttributes({ lineId: 'line-1' }), reason: 'bird-rejected', eventKey: 'msg#1#wamid.B', lineId: 'line-1' });
+    const second = await parker.park({ body: META_BODY, attributes: ingressAttributes({ lineId: 'line-1' }), reason: 'bird_rejected_400', eventKey: 'msg#1#wamid.B', lineId: 'line-1' });
 
     const result = await dlq.redrive({ id: first });
     expect(result).toEqual({ redriven: [first], notDeleted: [], failed: [] });
     const [back] = await receiveAll(queueUrl);
     expect(back?.Body).toBe(claimBody);
-    expect(values(back?.MessageAttributes ?? {})).toEqual({ ...INGRESS, claimCheck: `s3://b/claim-check/${'cd'.repeat(32)}.json` });
+    expect(values(back?.MessageAttributes ?? {})).toEqual({ ...INGRESS, claimCheck: `s3://b/claim-check/${'cd'.repeat(32)}.json`, eventKey: 'msg#1#wamid.A' });
     expect((await dlq.list()).map((e) => e.id)).toEqual([second]);
 
     const rest = await dlq.redrive({ all: true });
     expect(rest.redriven).toEqual([second]);
     const [again] = await receiveAll(queueUrl);
-    expect(names(again?.MessageAttributes ?? {})).toEqual(['bodySha256', 'lineId', 'receivedAt', 'requestId']);
+    expect(names(again?.MessageAttributes ?? {})).toEqual(['bodySha256', 'eventKey', 'lineId', 'receivedAt', 'requestId']);
     expect(again?.MessageAttributes?.lineId?.StringValue).toBe('line-1');
     expect(await receiveAll(dlqUrl)).toEqual([]);
     expect(await dlq.redrive({ id: 'gone' })).toEqual({ redriven: [], notDeleted: [], failed: [] });
@@ -179,7 +184,7 @@ describe('DLQ parker and tool against local-aws-sqs', () => {
 
   it('purge deletes every message and says how many', async () => {
     const { parker, dlq } = await freshQueues();
-    for (let i = 0; i < 13; i++) await parker.park({ body: META_BODY, attributes: ingressAttributes(), reason: 'bird-rejected', eventKey: `msg#1#wamid.${i}` });
+    for (let i = 0; i < 13; i++) await parker.park({ body: META_BODY, attributes: ingressAttributes(), reason: 'bird_rejected_400', eventKey: `msg#1#wamid.${i}` });
     expect(await dlq.purge()).toBe(13);
     expect(await dlq.list()).toEqual([]);
   });
@@ -210,7 +215,7 @@ describe('DLQ parker and tool against local-aws-sqs', () => {
 
     it('lists, shows and redrives through loadConfig() and createAwsClients()', async () => {
       const { queueUrl, dlqUrl, parker } = await freshQueues();
-      const id = await parker.park({ body: META_BODY, attributes: ingressAttributes(), reason: 'bird-rejected', eventKey: 'msg#1#wamid.CLI', lineId: 'line-2' });
+      const id = await parker.park({ body: META_BODY, attributes: ingressAttributes(), reason: 'bird_rejected_400', eventKey: 'msg#1#wamid.CLI', lineId: 'line-2' });
       const env = {
         SQS_QUEUE_URL: queueUrl,
         SQS_DLQ_URL: dlqUrl,
@@ -227,12 +232,12 @@ describe('DLQ parker and tool against local-aws-sqs', () => {
       try {
         const list = io();
         expect(await runDlqCli(['list'], { ...list.io, env })).toBe(0);
-        expect(list.out.find((l) => l.startsWith(id))?.split('\t')).toEqual([id, 'bird-rejected', 'msg#1#wamid.CLI', 'line-2', INGRESS.receivedAt, expect.any(String), String(Buffer.byteLength(META_BODY))]);
+        expect(list.out.find((l) => l.startsWith(id))?.split('\t')).toEqual([id, 'bird_rejected_400', 'msg#1#wamid.CLI', 'line-2', INGRESS.receivedAt, expect.any(String), String(Buffer.byteLength(META_BODY))]);
 
         const show = io();
         expect(await runDlqCli(['show', id], { ...show.io, env })).toBe(0);
         const shown = show.out.join('\n');
-        expect(shown).toContain('reason:     bird-rejected');
+        expect(shown).toContain('reason:     bird_rejected_400');
         expect(shown).toContain('"object": "whatsapp_business_account"'); // pretty-printed body
 
         const redrive = io();

@@ -281,7 +281,7 @@ describe('SqsPoller against local-aws-sqs', () => {
       queueUrl,
       handler: async (msg) => {
         counts.push(msg.receiveCount);
-        if (counts.length === 1) throw new RetryableError('graph-timeout', 'Graph did not answer', { retryAfterMs: 1000 });
+        if (counts.length === 1) throw new RetryableError('media_unavailable', 'Graph did not answer', { retryAfterMs: 1000 });
         return { action: 'delete' };
       },
     });
@@ -360,7 +360,7 @@ describe('SqsPoller against local-aws-sqs', () => {
     expect(handled[0]?.attributes.requestId).toBe('good');
     expect(handled[0]?.body.equals(body)).toBe(true);
     expect(handled[0]?.original.body).toBe(pointer(sha256));
-    expect(logs.some((l) => l.includes('claim-check-sha256-mismatch') && l.includes('"level":"error"'))).toBe(true);
+    expect(logs.some((l) => l.includes('claim_check_sha256_mismatch') && l.includes('"level":"error"'))).toBe(true);
     expect(await depth(queueUrl)).toBe(1); // the bad one waits for its next try (and, in the end, the DLQ)
   });
 

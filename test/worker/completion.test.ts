@@ -1,5 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { createServer, request, type Server } from 'node:http';
 import { createBirdClient } from '../../src/bird';
 import { DynamoDedupeStore } from '../../src/dedupe/dynamo-dedupe-store';
@@ -67,7 +67,7 @@ it('never gives the claim back once Bird accepted: a failing COMPLETED write ret
   const dedupe = new DynamoDedupeStore({
     documents: DynamoDBDocumentClient.from(dynamodb),
     tableName: aws.names.dedupeTable,
-    ttlDays: 8,
+    ttlDays: 15,
     leaseMs: 60_000,
     visibilityTimeoutSeconds: 60,
     registry,
@@ -96,4 +96,39 @@ it('never gives the claim back once Bird accepted: a failing COMPLETED write ret
   proxy.state.failing = false;
   dynamodb.destroy();
   await proxy.close();
+});
+
+it('on shutdown (the handler signal aborts) a delivery in progress gives its claim back and the message is handed back for a retry', async () => {
+  const registry = createRegistry({ defaultMetrics: false });
+  const logger = capturedLogger().logger;
+  const lineStore = new DynamoLineStore({ documents: aws.clients.documents, tableName: aws.names.linesTable });
+  await upsertLines(lineStore, parseLines([lineFor('doc', bird.flowUrl())], { production: false }));
+  const pipeline = new EventPipeline({
+    lines: new CachedLineRegistry({ store: lineStore, ttlMs: 0 }),
+    secrets: new ReferenceSecretResolver({ production: false, cacheTtlMs: 0 }),
+    dedupe: new DynamoDedupeStore({ documents: aws.clients.documents, tableName: aws.names.dedupeTable, ttlDays: 15, leaseMs: 60_000, visibilityTimeoutSeconds: 60, registry }),
+    media: new S3MediaStore({ s3: aws.clients.s3, bucket: aws.names.bucket, graphApiBaseUrl: 'https://graph.facebook.com', graphApiVersion: 'v25.0', allowedHosts: ['graph.facebook.com'], urlTtlSeconds: 60, logger, registry }),
+    bird: createBirdClient({ logger, registry, timeoutMs: 10_000 }),
+    parker: new DlqParker({ sqs: aws.clients.sqs, dlqUrl: aws.standIns.dlqUrl, registry }),
+    logger,
+    registry,
+  });
+  bird.reset();
+  bird.failNext(1, { delayMs: 5_000 }); // Bird is slow: the worker is stopped meanwhile
+  const key = `msg#${LINES.doc.phoneNumberId}#wamid.shutdown-mid-delivery`;
+  const body = webhookPayload([{ changes: [{ phoneNumberId: LINES.doc.phoneNumberId, messages: [textMessage('wamid.shutdown-mid-delivery'), textMessage('wamid.shutdown-not-started')] }] }]);
+  const message: ReceivedMessage = { messageId: 'm-2', receiveCount: 1, body: Buffer.from(body), attributes: {}, original: { body, attributes: {} } };
+  const shutdown = new AbortController();
+  const started = Date.now();
+  const handled = pipeline.handle(message, { signal: shutdown.signal });
+  await new Promise((r) => setTimeout(r, 500));
+  shutdown.abort();
+  expect(await handled).toEqual({ action: 'retry', reason: 'shutting_down' });
+  expect(Date.now() - started).toBeLessThan(2_000); // did not wait for Bird's 5 s
+  const record = await aws.clients.documents.send(new GetCommand({ TableName: aws.names.dedupeTable, Key: { pk: key }, ConsistentRead: true }));
+  expect(record.Item).toMatchObject({ status: 'INPROGRESS', leaseUntil: 0 }); // released: the next receive claims at once
+  expect(record.Item).not.toHaveProperty('owner');
+  // The second event was not even claimed.
+  const untouched = await aws.clients.documents.send(new GetCommand({ TableName: aws.names.dedupeTable, Key: { pk: `msg#${LINES.doc.phoneNumberId}#wamid.shutdown-not-started` } }));
+  expect(untouched.Item).toBeUndefined();
 });

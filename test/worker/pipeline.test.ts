@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { EventKind } from '../../src/meta/event';
 import { REDRIVE_POLICY_REASON } from '../../src/queue/dlq';
 import { webhookFixtures } from '../support/fixtures';
@@ -64,7 +64,8 @@ const EXPECTED: Record<string, { bird: BirdRow[]; parked?: ParkedRow[] }> = {
   'account-update-violation': {
     bird: [['account', 'account_update', onLine(hashed('account', { field: 'account_update', wabaId: DOC_WABA, timestamp: '1743451903', raw: 'entry.0.changes.0.value' }), 'line-doc')]],
   },
-  'batch-two-changes-two-texts': { bird: [], parked: [['unrouted', PLACEHOLDER_KEY], ['unrouted', PLACEHOLDER_KEY]] },
+  // The same wamid twice in one payload is one event: parked once.
+  'batch-two-changes-two-texts': { bird: [], parked: [['unrouted', PLACEHOLDER_KEY]] },
   'bsuid-message-text-no-from': { bird: [['message', 'text', `msg#${DOC}#${WAMID_4RGA}`]] },
   'bsuid-status-delivered-no-phone': { bird: [['status', 'delivered', `status#${WAMID_MXMAA}#delivered`]] },
   'bsuid-status-delivered-username': { bird: [['status', 'delivered', `status#${WAMID_MXMAA}#delivered`]] },
@@ -544,5 +545,68 @@ describe('worker against the stand-ins', () => {
     expect(parked.map((e) => [e.reason, e.eventKey, e.lineId])).toEqual([['bird_rejected_400', `msg#${DOC}#wamid.rejected`, 'line-doc']]);
     expect(await rig.metric('wa_ingress_worker_messages_deleted_total')).toBe(1);
     expect(await rig.metric('wa_ingress_worker_messages_retried_total')).toBe(0);
+  });
+});
+
+describe('parking once per event, and redriving only the parked event', () => {
+  let rig: WorkerRig | undefined;
+
+  beforeEach(() => remote.reset());
+  afterEach(async () => {
+    await rig?.stop();
+    rig = undefined;
+  });
+
+  const record = (r: WorkerRig, key: string) =>
+    r.aws.clients.documents.send(new GetCommand({ TableName: r.config.dynamodb.dedupeTable, Key: { pk: key }, ConsistentRead: true })).then((o) => o.Item);
+
+  it('a late redrive (the completed events’ records gone, as after their TTL) delivers only the parked event', async () => {
+    rig = await startWorkerRig(remote);
+    const [first, rejected, third] = ['wamid.late-1', 'wamid.late-rejected', 'wamid.late-3'].map((w) => `msg#${DOC}#${w}`) as [string, string, string];
+    remote.bird.failNext(1, {}); // the first event is accepted…
+    remote.bird.failNext(1, { status: 400 }); // …the second refused for good
+    const body = webhookPayload([{ changes: [{ phoneNumberId: DOC, messages: ['wamid.late-1', 'wamid.late-rejected', 'wamid.late-3'].map((w) => textMessage(w)) }] }]);
+    expect(await rig.post(body)).toBe(200);
+    await rig.waitForHandled(1);
+    await settled(rig);
+    expect(remote.bird.received().map((c) => c.idempotencyKey)).toEqual([first, third]);
+    expect(parkedRows(await rig.dlq.list())).toEqual([['bird_rejected_400', rejected]]);
+    expect(await record(rig, rejected)).toMatchObject({ status: 'PARKED', parkReason: 'bird_rejected_400' });
+
+    // Day 9 of the DLQ's 14: the COMPLETED records of the other events have expired and TTL removed them.
+    for (const key of [first, third]) await rig.aws.clients.documents.send(new DeleteCommand({ TableName: rig.config.dynamodb.dedupeTable, Key: { pk: key } }));
+    expect((await rig.dlq.redrive({ all: true })).redriven).toHaveLength(1);
+    await waitFor(async () => remote.bird.received().length >= 3, 10_000, 'the redriven event at Bird');
+    await settled(rig);
+    expect(remote.bird.received().map((c) => c.idempotencyKey)).toEqual([first, third, rejected]);
+    expect(await record(rig, rejected)).toMatchObject({ status: 'COMPLETED' });
+    expect(await record(rig, first)).toBeUndefined(); // skipped without a claim: the redrive was not for it
+    expect(await rig.dlq.list()).toEqual([]);
+    expect(await rig.metric('wa_ingress_worker_events_total', { outcome: 'skipped' })).toBe(2);
+  });
+
+  it('an event is parked once: when the message returns for another event’s retry, the parked ones are neither parked again nor sent to Bird', async () => {
+    rig = await startWorkerRig(remote, {
+      custom: { bird: { retry: { maxAttempts: 1, initialDelayMs: 10, maxDelayMs: 10 }, breaker: { consecutiveFailures: 100 } }, retryBaseSeconds: 1, retryMaxSeconds: 1 },
+    });
+    const unknownLine = '15550004242';
+    remote.bird.failNext(1, { status: 400 }); // wamid.once-rejected: permanent
+    remote.bird.failNext(1, { status: 500 }); // wamid.once-retried: the message comes back
+    const body = webhookPayload([
+      { changes: [{ phoneNumberId: unknownLine, messages: [textMessage('wamid.once-unrouted')] }] },
+      { changes: [{ phoneNumberId: DOC, messages: [textMessage('wamid.once-rejected'), textMessage('wamid.once-retried')] }] },
+    ]);
+    expect(await rig.post(body)).toBe(200);
+    await waitFor(async () => remote.bird.received().length > 0, 15_000, 'the retried event at Bird');
+    await settled(rig);
+    expect(await rig.handled()).toBe(2);
+    expect(parkedRows(await rig.dlq.list())).toEqual([
+      ['bird_rejected_400', `msg#${DOC}#wamid.once-rejected`],
+      ['unrouted', `msg#${unknownLine}#wamid.once-unrouted`],
+    ]);
+    expect(remote.bird.attempts().map((a) => a.status)).toEqual([400, 500, 202]);
+    expect(remote.bird.received().map((c) => c.idempotencyKey)).toEqual([`msg#${DOC}#wamid.once-retried`]);
+    expect(await rig.metric('wa_ingress_worker_parked_total')).toBe(2);
+    expect(await rig.metric('wa_ingress_dedupe_claims_total', { outcome: 'parked' })).toBe(2);
   });
 });
