@@ -57,13 +57,30 @@ export const FAILURE_REASONS = {
   bird_unavailable: 'retryable',
   bird_bad_response: 'retryable',
   bird_circuit_open: 'retryable',
+  // Outbound (replies): acceptance
+  invalid_send_body: 'permanent',
+  idempotency_key_reused: 'permanent',
+  outbound_unavailable: 'retryable',
+  outbound_store_unavailable: 'retryable',
+  outbound_store_race: 'retryable',
+  outbound_store_rejected: 'permanent',
+  // Outbound: the sender's DLQ reasons (Meta refused the reply for good, or it can never be sent)
+  outbound_job_invalid: 'permanent',
+  outbound_record_missing: 'permanent',
+  graph_no_token: 'permanent',
+  outside_customer_service_window: 'permanent',
+  recipient_undeliverable: 'permanent',
+  template_error: 'permanent',
+  graph_rejected: 'permanent',
 } as const satisfies Record<string, 'retryable' | 'permanent'>;
 
 type ReasonTable = typeof FAILURE_REASONS;
 /** Bird refused the request with this HTTP status (4xx other than 408/429): not retried. */
 export type BirdRejectedReason = `bird_rejected_${number | 'unknown'}`;
 export type RetryableReason = { [R in keyof ReasonTable]: ReasonTable[R] extends 'retryable' ? R : never }[keyof ReasonTable];
-export type PermanentReason = { [R in keyof ReasonTable]: ReasonTable[R] extends 'permanent' ? R : never }[keyof ReasonTable] | BirdRejectedReason;
+/** Meta refused a reply for good with this `error.code` (the codes without a name of their own). */
+export type GraphErrorReason = `graph_error_${number}`;
+export type PermanentReason = { [R in keyof ReasonTable]: ReasonTable[R] extends 'permanent' ? R : never }[keyof ReasonTable] | BirdRejectedReason | GraphErrorReason;
 export type FailureReason = RetryableReason | PermanentReason;
 
 /** Media failures no redrive can fix: the event is delivered without its file, naming the reason, so the AI can ask for it again. */
@@ -76,7 +93,7 @@ export function isUnfixableMediaReason(reason: string): reason is UnfixableMedia
 
 /** Is `value` a reason of the union (e.g. read back from a DLQ attribute)? */
 export function isFailureReason(value: string): value is FailureReason {
-  return Object.hasOwn(FAILURE_REASONS, value) || /^bird_rejected_(\d+|unknown)$/.test(value);
+  return Object.hasOwn(FAILURE_REASONS, value) || /^bird_rejected_(\d+|unknown)$/.test(value) || /^graph_error_\d+$/.test(value);
 }
 
 /**

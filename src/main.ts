@@ -6,6 +6,7 @@ import { startIngress, type RunningIngress } from './ingress/server';
 import { parseLines, readLinesFile, upsertLines } from './lines/admin';
 import type { LineInput } from './lines/line';
 import { startWorker } from './worker';
+import { createSendApi } from './outbound';
 import { startHealthServer } from './observability/health';
 import { CachedLineRegistry } from './lines/registry';
 import { ReferenceSecretResolver } from './lines/secrets';
@@ -41,6 +42,7 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
       linesTable: config.dynamodb.linesTable,
       dedupeTable: config.dynamodb.dedupeTable,
       bucket: config.s3.bucket,
+      outboundTable: config.outbound.queueUrl ? config.dynamodb.outboundTable : undefined,
     });
     if (created.length > 0) logger.info({ created }, 'created missing resources');
   }
@@ -78,6 +80,8 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
 
   let ingress: RunningIngress | undefined;
   if (role === 'ingress' || role === 'all') {
+    // The send API rides on the webhook listener when the outbound queue is configured.
+    const routes = config.outbound.queueUrl ? [createSendApi({ config, clients, lines, secrets, registry, logger })] : [];
     ingress = await startIngress({
       port: config.port,
       verifyToken: config.whatsapp.verifyToken,
@@ -94,6 +98,7 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
       secrets,
       registry,
       logger,
+      routes,
     });
     const running = ingress;
     drains.push(() => running.drain());
@@ -103,7 +108,7 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
     if (config.embedded) {
       // Local, throwaway values: printing them is how a newcomer wires Meta or the simulator.
       process.stdout.write(
-        `\nwa-ingress embedded default\n  webhook URL:   ${url}\n  verify token:  ${config.whatsapp.verifyToken}\n  app secret:    ${config.whatsapp.appSecrets[0]} (local only, from ${config.dataDir}/local-secrets.json)\n  SQS queue:     ${config.sqs.queueUrl}\n  DLQ:           ${config.sqs.dlqUrl}\n\n`,
+        `\nwa-ingress embedded default\n  webhook URL:   ${url}\n  verify token:  ${config.whatsapp.verifyToken}\n  app secret:    ${config.whatsapp.appSecrets[0]} (local only, from ${config.dataDir}/local-secrets.json)\n  SQS queue:     ${config.sqs.queueUrl}\n  DLQ:           ${config.sqs.dlqUrl}\n  send API:      POST http://127.0.0.1:${ingress.port}/v1/lines/demo/messages (Authorization: Bearer <outboundKey in ${config.dataDir}/local-secrets.json>)\n  outbox:        ${config.dataDir}/whatsapp-outbox.jsonl\n\n`,
       );
     }
   }

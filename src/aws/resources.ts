@@ -10,6 +10,7 @@ import type { AwsClients } from './clients';
 /**
  * The table schemas infra/ declares (infra/lib): keep both in step.
  * Lines: `lineId` key, `byPhoneNumberId` and `byWabaId` indexes. Dedupe: `pk` key, TTL on `expiresAt`.
+ * Outbound: `pk` key, `byWamid`, `byLine`, `byContact` indexes, TTL on `expiresAt`.
  */
 export const LINES_BY_PHONE_NUMBER_INDEX = 'byPhoneNumberId';
 /** Account-level webhooks (templates, account updates) name only the WABA: the worker finds its lines here. */
@@ -49,6 +50,47 @@ export function dedupeTableSchema(tableName: string): CreateTableCommandInput {
   };
 }
 
+/** Outbound records: statuses arrive naming the wamid only when Meta did not echo the outbound id. */
+export const OUTBOUND_BY_WAMID_INDEX = 'byWamid';
+/** A line's replies by time, and a contact's (hashed, so a listed index never shows the number): the journal's lookups. */
+export const OUTBOUND_BY_LINE_INDEX = 'byLine';
+export const OUTBOUND_BY_CONTACT_INDEX = 'byContact';
+
+/** Outbound records: `pk` (the outbound id) key, TTL on `expiresAt`. */
+export function outboundTableSchema(tableName: string): CreateTableCommandInput {
+  return {
+    TableName: tableName,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: [
+      { AttributeName: 'pk', AttributeType: 'S' },
+      { AttributeName: 'wamid', AttributeType: 'S' },
+      { AttributeName: 'lineId', AttributeType: 'S' },
+      { AttributeName: 'contactKey', AttributeType: 'S' },
+      { AttributeName: 'createdAt', AttributeType: 'S' },
+    ],
+    KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+    GlobalSecondaryIndexes: [
+      { IndexName: OUTBOUND_BY_WAMID_INDEX, KeySchema: [{ AttributeName: 'wamid', KeyType: 'HASH' }], Projection: { ProjectionType: 'KEYS_ONLY' } },
+      {
+        IndexName: OUTBOUND_BY_LINE_INDEX,
+        KeySchema: [
+          { AttributeName: 'lineId', KeyType: 'HASH' },
+          { AttributeName: 'createdAt', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      },
+      {
+        IndexName: OUTBOUND_BY_CONTACT_INDEX,
+        KeySchema: [
+          { AttributeName: 'contactKey', KeyType: 'HASH' },
+          { AttributeName: 'createdAt', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      },
+    ],
+  };
+}
+
 async function ensureTable(clients: AwsClients, schema: CreateTableCommandInput): Promise<boolean> {
   try {
     await clients.dynamodb.send(new DescribeTableCommand({ TableName: schema.TableName }));
@@ -81,6 +123,8 @@ export interface ResourceNames {
   linesTable: string;
   dedupeTable: string;
   bucket: string;
+  /** DYNAMODB_OUTBOUND_TABLE; omitted by callers that need no outbound records. */
+  outboundTable?: string;
 }
 
 /** CREATE_MISSING_RESOURCES: create what infra/ would have created, with the same schema. Returns what was created. */
@@ -88,6 +132,7 @@ export async function ensureResources(clients: AwsClients, names: ResourceNames)
   const created: string[] = [];
   if (await ensureTable(clients, linesTableSchema(names.linesTable))) created.push(`table ${names.linesTable}`);
   if (await ensureTable(clients, dedupeTableSchema(names.dedupeTable))) created.push(`table ${names.dedupeTable}`);
+  if (names.outboundTable && (await ensureTable(clients, outboundTableSchema(names.outboundTable)))) created.push(`table ${names.outboundTable}`);
   if (await ensureBucket(clients, names.bucket)) created.push(`bucket ${names.bucket}`);
   return created;
 }

@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import type { EventContact, EventKind, MediaKind } from '../meta/event';
+import type { EventContact, EventKind, MediaKind, OutboundRef } from '../meta/event';
 import type { BirdDelivery } from './delivery';
 
 /** The header carrying `sha256=<hex HMAC-SHA256(flowSecret, raw body)>` on flow requests. */
@@ -39,6 +39,8 @@ export interface FlowBody {
   };
   status?: { id: string; status: string; recipientId?: string };
   error?: { code?: number; title?: string };
+  /** Statuses of a reply the gateway sent, and `outbound_failed`: which reply (id and the caller's idempotency key). */
+  outbound?: OutboundRef;
   raw: unknown;
 }
 
@@ -77,6 +79,7 @@ export function buildFlowBody(delivery: BirdDelivery): FlowBody {
   }
   if (event.status) body.status = { ...event.status };
   if (event.error) body.error = { ...event.error };
+  if (event.outbound) body.outbound = { ...event.outbound };
   return body;
 }
 

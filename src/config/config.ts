@@ -33,6 +33,9 @@ const envSchema = z.object({
   S3_BUCKET: z.string().min(3).optional(),
   DYNAMODB_LINES_TABLE: z.string().min(3).default('wa-ingress-lines'),
   DYNAMODB_DEDUPE_TABLE: z.string().min(3).default('wa-ingress-dedupe'),
+  DYNAMODB_OUTBOUND_TABLE: z.string().min(3).default('wa-ingress-outbound'),
+  SQS_OUTBOUND_QUEUE_URL: z.string().url().optional(),
+  SQS_OUTBOUND_DLQ_URL: z.string().url().optional(),
   AWS_REGION: z.string().min(1).default('us-east-1'),
   S3_FORCE_PATH_STYLE: bool.optional(),
   AWS_ENDPOINT_URL: optionalUrl,
@@ -63,6 +66,12 @@ const envSchema = z.object({
   MEDIA_URL_TTL_SECONDS: int(60, 7 * 86_400).default(86_400),
   BIRD_TIMEOUT_MS: int(100, 120_000).default(15_000),
   BIRD_API_BASE_URL: z.string().url().default('https://api.bird.com'),
+
+  // Outbound (replies).
+  OUTBOUND_CONCURRENCY: int(1, 1024).default(32),
+  OUTBOUND_UNCERTAIN_GRACE_MS: int(1000, 3_600_000).default(30_000),
+  OUTBOUND_SEND_TIMEOUT_MS: int(500, 120_000).default(15_000),
+  OUTBOUND_RETENTION_DAYS: int(1, 365).default(30),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -86,7 +95,7 @@ export interface Config {
   whatsapp: { verifyToken?: string; appSecrets: string[]; accessToken?: string };
   sqs: { queueUrl?: string; dlqUrl?: string; sendTimeoutMs: number; batchWindowMs: number; claimCheckThresholdBytes: number };
   s3: { bucket: string };
-  dynamodb: { linesTable: string; dedupeTable: string };
+  dynamodb: { linesTable: string; dedupeTable: string; outboundTable: string };
   aws: AwsSettings;
   createMissingResources: boolean;
   linesFile?: string;
@@ -103,6 +112,15 @@ export interface Config {
     birdTimeoutMs: number;
     birdApiBaseUrl: string;
   };
+  outbound: {
+    /** Unset: no send API and no sender (the embedded default always has one). */
+    queueUrl?: string;
+    dlqUrl?: string;
+    concurrency: number;
+    uncertainGraceMs: number;
+    sendTimeoutMs: number;
+    retentionDays: number;
+  };
 }
 
 export type Role = 'ingress' | 'worker' | 'all';
@@ -118,6 +136,8 @@ export function assertServable(config: Config, role: Role): void {
     ['WHATSAPP_VERIFY_TOKEN', role === 'worker' || config.whatsapp.verifyToken !== undefined],
     ['WHATSAPP_APP_SECRETS', role === 'worker' || config.whatsapp.appSecrets.length > 0],
     ['SQS_DLQ_URL', role === 'ingress' || config.sqs.dlqUrl !== undefined],
+    // The sender parks permanent failures there; the send API needs only the queue.
+    ['SQS_OUTBOUND_DLQ_URL', role === 'ingress' || config.outbound.queueUrl === undefined || config.outbound.dlqUrl !== undefined],
   ];
   const missing = needs.filter(([, ok]) => !ok).map(([name]) => name);
   if (missing.length > 0) {
@@ -163,7 +183,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       claimCheckThresholdBytes: env.CLAIM_CHECK_THRESHOLD_BYTES,
     },
     s3: { bucket: env.S3_BUCKET ?? 'wa-ingress-local' },
-    dynamodb: { linesTable: env.DYNAMODB_LINES_TABLE, dedupeTable: env.DYNAMODB_DEDUPE_TABLE },
+    dynamodb: { linesTable: env.DYNAMODB_LINES_TABLE, dedupeTable: env.DYNAMODB_DEDUPE_TABLE, outboundTable: env.DYNAMODB_OUTBOUND_TABLE },
     aws: {
       region: env.AWS_REGION,
       endpoints: {
@@ -192,6 +212,14 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       mediaUrlTtlSeconds: env.MEDIA_URL_TTL_SECONDS,
       birdTimeoutMs: env.BIRD_TIMEOUT_MS,
       birdApiBaseUrl: env.BIRD_API_BASE_URL,
+    },
+    outbound: {
+      queueUrl: env.SQS_OUTBOUND_QUEUE_URL,
+      dlqUrl: env.SQS_OUTBOUND_DLQ_URL,
+      concurrency: env.OUTBOUND_CONCURRENCY,
+      uncertainGraceMs: env.OUTBOUND_UNCERTAIN_GRACE_MS,
+      sendTimeoutMs: env.OUTBOUND_SEND_TIMEOUT_MS,
+      retentionDays: env.OUTBOUND_RETENTION_DAYS,
     },
   };
 }

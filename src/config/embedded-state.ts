@@ -13,6 +13,8 @@ export interface EmbeddedState {
   endpoints: { sqs: string; dynamodb: string; s3: string };
   queueUrl: string;
   dlqUrl: string;
+  outboundQueueUrl?: string;
+  outboundDlqUrl?: string;
   gatewayUrl: string;
   birdUrl?: string;
   graphUrl?: string;
@@ -21,6 +23,8 @@ export interface EmbeddedState {
 export interface LocalSecrets {
   verifyToken: string;
   appSecret: string;
+  /** The demo lines' send API key (`Authorization: Bearer …`). */
+  outboundKey: string;
 }
 
 export const STANDIN_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
@@ -44,8 +48,14 @@ export function readEmbeddedState(dataDir: string): EmbeddedState {
 /** Local verify token and app secret, generated once and kept under DATA_DIR so restarts and the simulator agree. */
 export function localSecrets(dataDir: string): LocalSecrets {
   const file = secretsFile(dataDir);
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as LocalSecrets;
-  const secrets = { verifyToken: `local-${randomBytes(8).toString('hex')}`, appSecret: randomBytes(16).toString('hex') };
+  const existing = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Partial<LocalSecrets>) : {};
+  if (existing.verifyToken && existing.appSecret && existing.outboundKey) return existing as LocalSecrets;
+  // Files written before a field existed keep their values and gain the new one.
+  const secrets: LocalSecrets = {
+    verifyToken: existing.verifyToken ?? `local-${randomBytes(8).toString('hex')}`,
+    appSecret: existing.appSecret ?? randomBytes(16).toString('hex'),
+    outboundKey: existing.outboundKey ?? `local-out-${randomBytes(12).toString('hex')}`,
+  };
   mkdirSync(dataDir, { recursive: true });
   writeFileSync(file, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
   return secrets;

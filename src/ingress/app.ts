@@ -19,6 +19,8 @@ export interface IngressDependencies {
   readiness: ReadinessProbe;
   registry: Registry;
   logger: Logger;
+  /** More routes on this listener (the send API), mounted before the 404. */
+  routes?: express.Router[];
   /** True once SIGTERM arrived: /readyz answers 503 and connections are closed after each response. */
   isDraining: () => boolean;
 }
@@ -208,6 +210,8 @@ export function createIngressApp(deps: IngressDependencies): express.Express {
   app.get('/webhooks/whatsapp/:lineId', asyncRoute(verify));
   app.post('/webhooks/whatsapp', rawBody, asyncRoute(receive));
   app.post('/webhooks/whatsapp/:lineId', rawBody, asyncRoute(receive));
+
+  for (const router of deps.routes ?? []) app.use(router);
 
   app.use((_req: Request, res: Response) => fail(res, 404, 'not_found', 'No such route'));
 

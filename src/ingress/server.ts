@@ -28,6 +28,8 @@ export interface IngressOptions {
   secrets: SecretResolver;
   registry: Registry;
   logger: Logger;
+  /** More routes on this listener (the send API). */
+  routes?: import('express').Router[];
   /** Overrides for tests and benchmarks. */
   queue?: PayloadQueue;
   readiness?: ReadinessProbe;
@@ -65,6 +67,7 @@ export async function startIngress(options: IngressOptions): Promise<RunningIngr
     readiness: options.readiness ?? new SqsReadiness({ sqs: options.sqs, queueUrl: options.queueUrl }),
     registry: options.registry,
     logger: options.logger,
+    routes: options.routes,
     isDraining: () => draining,
   });
 

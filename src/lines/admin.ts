@@ -9,6 +9,7 @@ import type { LineStore } from './store';
 function secretFields(line: Line): Array<[string, string]> {
   const fields: Array<[string, string | undefined]> = [
     ...line.appSecrets.map((s, i): [string, string] => [`appSecrets[${i}]`, s]),
+    ...(line.outboundKeys ?? []).map((s, i): [string, string] => [`outboundKeys[${i}]`, s]),
     ['verifyToken', line.verifyToken],
     ['accessToken', line.accessToken],
     line.bird.transport === 'flow' ? ['bird.flowSecret', line.bird.flowSecret] : ['bird.accessKey', line.bird.accessKey],
@@ -65,6 +66,7 @@ export function maskLine(line: Line): Record<string, unknown> {
   return {
     ...line,
     appSecrets: line.appSecrets.map((s) => maskSecretRef(s)),
+    outboundKeys: (line.outboundKeys ?? []).map((s) => maskSecretRef(s)),
     verifyToken: maskSecretRef(line.verifyToken),
     accessToken: maskSecretRef(line.accessToken),
     bird,

@@ -27,6 +27,10 @@ export const lineSchema = z.object({
   verifyToken: secretRefSchema.optional(),
   accessToken: secretRefSchema.optional(),
   bird: birdTargetSchema,
+  /** Bearer keys of the send API (`POST /v1/lines/:lineId/messages`); several at once, for rotation. */
+  outboundKeys: z.array(secretRefSchema).default([]),
+  /** Graph sends per second for this number, per worker process (Meta's default is 80/s). */
+  sendRateLimit: z.number().positive().max(1000).optional(),
   active: z.boolean().default(true),
 });
 

@@ -15,12 +15,17 @@ export interface AwsStandInOptions {
   queueName?: string;
   maxReceiveCount?: number;
   visibilityTimeoutSeconds?: number;
+  /** Receives of an outbound job before SQS moves it to the outbound DLQ (default 20). */
+  outboundMaxReceiveCount?: number;
 }
 
 export interface AwsStandIns {
   endpoints: { sqs: string; dynamodb: string; s3: string };
   queueUrl: string;
   dlqUrl: string;
+  /** The outbound FIFO queue (replies) and its FIFO DLQ. */
+  outboundQueueUrl: string;
+  outboundDlqUrl: string;
   /** s3rver accepts only these. */
   credentials: { accessKeyId: string; secretAccessKey: string };
   stopSqs(): Promise<void>;
@@ -57,6 +62,8 @@ export async function startAwsStandIns(options: AwsStandInOptions = {}): Promise
   const host = options.host ?? '127.0.0.1';
   const queueName = options.queueName ?? 'wa-ingress';
   const dlqName = `${queueName}-dlq`;
+  const outboundName = `${queueName}-outbound.fifo`;
+  const outboundDlqName = `${queueName}-outbound-dlq.fifo`;
   // local-aws-sqs also counts visibility changes (heartbeats, retries) as receives.
   const maxReceiveCount = options.maxReceiveCount ?? 10;
   const visibilityTimeout = options.visibilityTimeoutSeconds ?? 180;
@@ -76,6 +83,18 @@ export async function startAwsStandIns(options: AwsStandInOptions = {}): Promise
           deadLetterTargetArn: `arn:aws:sqs:us-east-1:${accountId}:${dlqName}`,
           maxReceiveCount,
         }),
+      },
+    },
+    // Replies: FIFO in high-throughput mode, as infra/ declares it.
+    { QueueName: outboundDlqName, Attributes: { FifoQueue: 'true', MessageRetentionPeriod: String(14 * 86_400) } },
+    {
+      QueueName: outboundName,
+      Attributes: {
+        FifoQueue: 'true',
+        DeduplicationScope: 'messageGroup',
+        FifoThroughputLimit: 'perMessageGroupId',
+        VisibilityTimeout: String(visibilityTimeout),
+        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: `arn:aws:sqs:us-east-1:${accountId}:${outboundDlqName}`, maxReceiveCount: options.outboundMaxReceiveCount ?? 20 }),
       },
     },
   ];
@@ -114,6 +133,8 @@ export async function startAwsStandIns(options: AwsStandInOptions = {}): Promise
     },
     queueUrl: queueUrlFor(queueName),
     dlqUrl: queueUrlFor(dlqName),
+    outboundQueueUrl: queueUrlFor(outboundName),
+    outboundDlqUrl: queueUrlFor(outboundDlqName),
     credentials: STANDIN_CREDENTIALS,
     async stopSqs() {
       if (sqsServer) await closeServer(sqsServer);

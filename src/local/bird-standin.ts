@@ -138,7 +138,7 @@ export async function startBirdStandIn(options: BirdStandInOptions = {}): Promis
     const line = asObject(body.line);
     const problems = [
       typeof body.reference === 'string' ? undefined : 'reference',
-      ['message', 'status', 'error', 'account', 'unknown'].includes(body.kind as string) ? undefined : 'kind',
+      ['message', 'status', 'error', 'account', 'unknown', 'outbound_failed'].includes(body.kind as string) ? undefined : 'kind',
       typeof line?.lineId === 'string' ? undefined : 'line.lineId',
       'contact' in body && body.contact !== undefined ? undefined : 'contact',
       typeof body.receivedAt === 'string' && !Number.isNaN(Date.parse(body.receivedAt)) ? undefined : 'receivedAt',

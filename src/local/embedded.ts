@@ -22,13 +22,14 @@ export interface EmbeddedDefault {
 
 const LOCAL_GRAPH_TOKEN = 'local-graph-token';
 
-export function demoLines(birdFlowUrl: string): LineInput[] {
+export function demoLines(birdFlowUrl: string, outboundKey?: string): LineInput[] {
   const line = (lineId: string, phoneNumberId: string, displayPhoneNumber: string): LineInput => ({
     lineId,
     phoneNumberId,
     wabaId: '102290129340398',
     displayPhoneNumber,
     bird: { transport: 'flow', flowUrl: birdFlowUrl, flowSecret: BIRD_STANDIN_FLOW_SECRET },
+    ...(outboundKey ? { outboundKeys: [outboundKey] } : {}),
   });
   return [line('demo', '106540352242922', '15550783881'), line('demo-2', '1122334455667', '15551234567')];
 }
@@ -44,8 +45,14 @@ export async function startEmbeddedDefault(config: Config, logger: Logger, env: 
   const dataDir = resolve(config.dataDir);
   const standIns = await startAwsStandIns({ dataDir, visibilityTimeoutSeconds: config.worker.visibilityTimeoutSeconds });
   const bird = await startBirdStandIn({ inboxFile: join(dataDir, 'bird-inbox.jsonl'), logger: logger.child({ standIn: 'bird' }) });
-  const graph = await startGraphStandIn({ token: LOCAL_GRAPH_TOKEN, serveAnyMediaId: true, logger: logger.child({ standIn: 'graph' }) });
   const secrets = localSecrets(dataDir);
+  const graph = await startGraphStandIn({
+    token: LOCAL_GRAPH_TOKEN,
+    serveAnyMediaId: true,
+    logger: logger.child({ standIn: 'graph' }),
+    // Replies land in the outbox; statuses go back to the gateway once it listens (publish).
+    messages: { outboxFile: join(dataDir, 'whatsapp-outbox.jsonl'), statusDelayMs: 200 },
+  });
   const graphApiBaseUrl = env.GRAPH_API_BASE_URL ? config.worker.graphApiBaseUrl : graph.baseUrl;
   const embedded: Config = {
     ...config,
@@ -55,6 +62,7 @@ export async function startEmbeddedDefault(config: Config, logger: Logger, env: 
       accessToken: config.whatsapp.accessToken ?? LOCAL_GRAPH_TOKEN,
     },
     sqs: { ...config.sqs, queueUrl: standIns.queueUrl, dlqUrl: standIns.dlqUrl },
+    outbound: { ...config.outbound, queueUrl: standIns.outboundQueueUrl, dlqUrl: standIns.outboundDlqUrl },
     aws: { ...config.aws, endpoints: standIns.endpoints, forcePathStyle: true, credentials: STANDIN_CREDENTIALS },
     worker: {
       ...config.worker,
@@ -75,13 +83,16 @@ export async function startEmbeddedDefault(config: Config, logger: Logger, env: 
     standIns,
     bird,
     graph,
-    demoLines: demoLines(bird.flowUrl()),
+    demoLines: demoLines(bird.flowUrl(), secrets.outboundKey),
     publish(gatewayUrl) {
+      graph.messages.setWebhookTarget(gatewayUrl, embedded.whatsapp.appSecrets[0]);
       writeEmbeddedState(dataDir, {
         pid: process.pid,
         endpoints: standIns.endpoints,
         queueUrl: standIns.queueUrl,
         dlqUrl: standIns.dlqUrl,
+        outboundQueueUrl: standIns.outboundQueueUrl,
+        outboundDlqUrl: standIns.outboundDlqUrl,
         gatewayUrl,
         birdUrl: bird.url,
         graphUrl: graph.baseUrl,

@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { Readable, pipeline } from 'node:stream';
 import type { Logger } from '../observability/logger';
+import { MessagesStandIn, type MessagesStandInOptions } from './graph-messages-standin';
 
 /**
  * A loopback stand-in for Graph's media API, speaking the documented shapes:
@@ -20,6 +21,8 @@ export interface GraphStandInOptions {
   /** How long a download URL stays valid (Meta: about 5 minutes). */
   downloadUrlTtlMs?: number;
   logger?: Logger;
+  /** `/messages`: outbox file, status webhooks back to the gateway. */
+  messages?: Omit<MessagesStandInOptions, 'logger'>;
 }
 
 export interface StandInMedia {
@@ -47,7 +50,7 @@ export interface StandInMedia {
 }
 
 export interface RecordedGraphRequest {
-  kind: 'lookup' | 'download' | 'other';
+  kind: 'lookup' | 'download' | 'send' | 'other';
   method: string;
   path: string;
   /** The Host header as sent. */
@@ -67,6 +70,8 @@ export interface GraphStandIn {
   failNextDownloads(n: number, status?: number): void;
   /** The next n Graph lookups answer `status` (500 unless told). */
   failNextLookups(n: number, status?: number): void;
+  /** `POST /{version}/{phone_number_id}/messages`: sends, read calls, faults, status webhooks. */
+  messages: MessagesStandIn;
   requests(): RecordedGraphRequest[];
   clearRequests(): void;
   stop(): Promise<void>;
@@ -179,6 +184,7 @@ export async function startGraphStandIn(options: GraphStandInOptions = {}): Prom
   const recorded: RecordedGraphRequest[] = [];
   const faults = { downloads: { n: 0, status: 500 }, lookups: { n: 0, status: 500 } };
   let port = 0;
+  const messages = new MessagesStandIn({ ...options.messages, logger: options.logger });
 
   const sign = (id: string, expires: number) => createHmac('sha256', signingKey).update(`${id}:${expires}`).digest('hex');
   const validSignature = (id: string, expires: number, hash: string) => {
@@ -227,6 +233,15 @@ export async function startGraphStandIn(options: GraphStandInOptions = {}): Prom
       });
       pipeline(Readable.from(bodyChunks(entry)), res, () => undefined);
       return;
+    }
+    const send = /^\/v\d+\.\d+\/([0-9]+)\/messages$/.exec(url.pathname);
+    if (req.method === 'POST' && send) {
+      record.kind = 'send';
+      if (!bearerOk(req)) {
+        req.resume();
+        return graphError(res, 401);
+      }
+      return messages.handle(req, res, send[1] ?? '');
     }
     const lookup = /^\/(v\d+\.\d+)\/([^/]+)$/.exec(url.pathname);
     if (req.method === 'GET' && lookup) {
@@ -295,12 +310,14 @@ export async function startGraphStandIn(options: GraphStandInOptions = {}): Prom
     failNextLookups(n, status = 500) {
       faults.lookups = { n, status };
     },
+    messages,
     requests: () => recorded.map((r) => ({ ...r })),
     clearRequests() {
       recorded.length = 0;
     },
     stop: () =>
       new Promise<void>((resolve) => {
+        messages.stop();
         server.closeAllConnections();
         server.close(() => resolve());
       }),

@@ -3,7 +3,13 @@
  * non-message change (account events). Produced by pure functions in src/meta, consumed by
  * the worker pipeline, dedupe and the Bird client.
  */
-export type EventKind = 'message' | 'status' | 'error' | 'account' | 'unknown';
+export type EventKind = 'message' | 'status' | 'error' | 'account' | 'unknown' | 'outbound_failed';
+
+/** A reply the gateway sent (see src/outbound): carried by its statuses and by `outbound_failed`. */
+export interface OutboundRef {
+  id: string;
+  idempotencyKey: string;
+}
 
 export type MediaKind = 'image' | 'audio' | 'video' | 'document' | 'sticker';
 
@@ -62,6 +68,8 @@ export interface WhatsAppEvent {
     code?: number;
     title?: string;
   };
+  /** Statuses of a reply the gateway sent, and `outbound_failed` (a reply Meta refused for good). */
+  outbound?: OutboundRef;
   /** The original Meta object (message, status, error, or the change value), untouched. */
   raw: unknown;
 }

@@ -7,7 +7,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { RetryableError, type PermanentReason } from '../errors';
-import { Counter, type Registry } from '../observability/metrics';
+import { sharedCounter, type Counter, type Registry } from '../observability/metrics';
 import { INGRESS_ATTRIBUTES, REDRIVE_ATTRIBUTES, sendableAttributes, stringAttribute, type SqsAttributes } from './message';
 import { SQS_MAX_BATCH } from './sqs-batcher';
 import { sqsCallsCounter } from './sqs-calls';
@@ -48,6 +48,8 @@ export interface ParkInput {
   eventKey?: string;
   /** The line the event resolved to; absent for unrouted events. */
   lineId?: string;
+  /** A FIFO DLQ (the outbound one) needs the group and a deduplication id. */
+  fifo?: { groupId: string; deduplicationId: string };
 }
 
 /**
@@ -113,11 +115,11 @@ export class DlqParker {
     this.sqs = options.sqs;
     this.dlqUrl = options.dlqUrl;
     this.calls = sqsCallsCounter(options.registry);
-    this.parked = new Counter({
+    // Shared by the parkers of one process (the inbound worker's and the outbound sender's).
+    this.parked = sharedCounter(options.registry, {
       name: 'wa_ingress_worker_parked_total',
-      help: 'Events (or whole messages) parked in the DLQ, by reason',
+      help: 'Events, outbound jobs (or whole messages) parked in a DLQ, by reason',
       labelNames: ['reason'],
-      registers: [options.registry],
     });
   }
 
@@ -126,7 +128,12 @@ export class DlqParker {
     this.calls.inc({ operation: 'SendMessage' });
     try {
       const out = await this.sqs.send(
-        new SendMessageCommand({ QueueUrl: this.dlqUrl, MessageBody: input.body, MessageAttributes: parkingAttributes(input) }),
+        new SendMessageCommand({
+          QueueUrl: this.dlqUrl,
+          MessageBody: input.body,
+          MessageAttributes: parkingAttributes(input),
+          ...(input.fifo ? { MessageGroupId: input.fifo.groupId, MessageDeduplicationId: input.fifo.deduplicationId } : {}),
+        }),
       );
       this.parked.inc({ reason: input.reason });
       return out.MessageId ?? '';
@@ -246,6 +253,10 @@ export class DeadLetterQueue {
               QueueUrl: this.queueUrl,
               MessageBody: message.Body ?? '',
               MessageAttributes: unparkedAttributes(message.MessageAttributes),
+              // A FIFO queue (outbound) keeps the job's group; the DLQ message id makes a fresh deduplication id.
+              ...(this.queueUrl.endsWith('.fifo')
+                ? { MessageGroupId: message.Attributes?.MessageGroupId ?? 'redrive', MessageDeduplicationId: `redrive-${message.MessageId ?? ''}` }
+                : {}),
             }),
           );
           sent.push(message);

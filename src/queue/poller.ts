@@ -58,6 +58,8 @@ export interface SqsPollerOptions {
   pauseCheckMs?: number;
   /** Visibility is renewed at least this often while a handler runs; default a third of the timeout. */
   heartbeatIntervalMs?: number;
+  /** Names of this poller's metrics (`<prefix>_messages_received_total`…), so two pollers can share a registry. */
+  metricsPrefix?: string;
 }
 
 /**
@@ -182,26 +184,27 @@ export class SqsPoller {
     });
 
     const registers = [options.registry];
+    const prefix = options.metricsPrefix ?? 'wa_ingress_worker';
     this.metrics = {
       calls: sqsCallsCounter(options.registry),
       failures: new Counter({
-        name: 'wa_ingress_worker_sqs_failures_total',
+        name: `${prefix}_sqs_failures_total`,
         help: 'SQS calls, or batch entries, the worker could not complete (after retries)',
         labelNames: ['operation'],
         registers,
       }),
-      received: new Counter({ name: 'wa_ingress_worker_messages_received_total', help: 'SQS messages received', registers }),
-      deleted: new Counter({ name: 'wa_ingress_worker_messages_deleted_total', help: 'SQS messages deleted after handling', registers }),
+      received: new Counter({ name: `${prefix}_messages_received_total`, help: 'SQS messages received', registers }),
+      deleted: new Counter({ name: `${prefix}_messages_deleted_total`, help: 'SQS messages deleted after handling', registers }),
       retried: new Counter({
-        name: 'wa_ingress_worker_messages_retried_total',
+        name: `${prefix}_messages_retried_total`,
         help: 'SQS messages left to come back later, by cause (handler: outcome retry; error: handler threw; claim_check: body unresolvable)',
         labelNames: ['cause'],
         registers,
       }),
-      inFlight: new Gauge({ name: 'wa_ingress_worker_messages_in_flight', help: 'Messages being handled now', registers }),
-      paused: new Gauge({ name: 'wa_ingress_worker_paused', help: '1 while receiving is paused (shouldPause)', registers }),
+      inFlight: new Gauge({ name: `${prefix}_messages_in_flight`, help: 'Messages being handled now', registers }),
+      paused: new Gauge({ name: `${prefix}_paused`, help: '1 while receiving is paused (shouldPause)', registers }),
       handlerSeconds: new Histogram({
-        name: 'wa_ingress_worker_handler_duration_seconds',
+        name: `${prefix}_handler_duration_seconds`,
         help: 'Time the message handler took, by outcome',
         labelNames: ['outcome'],
         buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],

@@ -11,9 +11,14 @@ import { ClaimCheckReader } from '../queue/claim-check-reader';
 import { DlqParker } from '../queue/dlq';
 import { EventPipeline } from './pipeline';
 import { SqsPoller } from '../queue/poller';
+import { startSender } from '../outbound';
+import { DynamoOutboundStore } from '../outbound/dynamo-outbound-store';
+import { StoreStatusSettler } from '../outbound/status-settler';
 
 export interface RunningWorker {
   poller: SqsPoller;
+  /** The outbound sender's poller, when SQS_OUTBOUND_QUEUE_URL is set. */
+  sender?: SqsPoller;
   stop(): Promise<void>;
 }
 
@@ -29,6 +34,8 @@ export function startWorker(deps: {
   tuning?: {
     bird?: { retry?: BirdRetryOptions; breaker?: BirdBreakerOptions };
     poller?: { retryBaseSeconds?: number; retryMaxSeconds?: number };
+    /** The sender's retry delays for clean refusals (130429 and the like). */
+    sender?: { retryBaseSeconds?: number; retryMaxSeconds?: number };
   };
 }): RunningWorker {
   const { config, clients, registry } = deps;
@@ -42,7 +49,12 @@ export function startWorker(deps: {
     birdApiBaseUrl: config.worker.birdApiBaseUrl,
     ...deps.tuning?.bird,
   });
+  // Replies: statuses settle their records here; the sender consumes the outbound queue beside the inbound poller.
+  const outboundStore = config.outbound.queueUrl
+    ? new DynamoOutboundStore({ documents: clients.documents, tableName: config.dynamodb.outboundTable, retentionDays: config.outbound.retentionDays, registry })
+    : undefined;
   const pipeline = new EventPipeline({
+    outboundStatuses: outboundStore && new StoreStatusSettler(outboundStore, registry),
     lines: deps.lines,
     secrets: deps.secrets,
     dedupe: new DynamoDedupeStore({
@@ -87,5 +99,8 @@ export function startWorker(deps: {
     ...deps.tuning?.poller,
   });
   poller.start();
-  return { poller, stop: () => poller.stop() };
+  const sender = outboundStore
+    ? startSender({ config, clients, lines: deps.lines, secrets: deps.secrets, store: outboundStore, bird, registry, logger, tuning: deps.tuning?.sender })
+    : undefined;
+  return { poller, sender, stop: async () => void (await Promise.all([poller.stop(), sender?.stop()])) };
 }

@@ -15,6 +15,7 @@ import type { DlqParker } from '../queue/dlq';
 import type { ReceivedMessage } from '../queue/message';
 import type { HandlerContext, HandlerOutcome } from '../queue/poller';
 import { LineRouter, type Route } from './router';
+import type { OutboundStatusSettler } from '../outbound/status-settler';
 
 export interface PipelineOptions {
   lines: LineRegistry;
@@ -23,6 +24,8 @@ export interface PipelineOptions {
   media: MediaStore;
   bird: BirdClient;
   parker: DlqParker;
+  /** Settles the records of replies the gateway sent from their status webhooks (src/outbound). */
+  outboundStatuses?: OutboundStatusSettler;
   /** Global Graph token (WHATSAPP_ACCESS_TOKEN) for lines without their own. */
   defaultAccessToken?: string;
   logger: Logger;
@@ -133,10 +136,13 @@ export class EventPipeline {
     });
     try {
       await this.untilAborted(turn.signal, async () => {
-        const media = await this.fetchMedia(event, line, turn.receivedAt);
+        // A status of one of our replies settles its record first, and Bird learns which reply it was.
+        const outbound = event.kind === 'status' ? await this.options.outboundStatuses?.settle(line.lineId, event) : undefined;
+        const delivered = outbound ? { ...event, outbound } : event;
+        const media = await this.fetchMedia(delivered, line, turn.receivedAt);
         // Another worker may own the event now: let it deliver, and look again later.
         if (lease.lost) throw new RetryableError('dedupe_lease_lost', 'The claim lapsed while fetching media; the event was not delivered');
-        await this.deliver(event, line, turn.receivedAt, media);
+        await this.deliver(delivered, line, turn.receivedAt, media);
       });
     } catch (error) {
       return this.failClaimed(turn, event, line, lease, error, log);

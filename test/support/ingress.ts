@@ -7,6 +7,15 @@ import { ReferenceSecretResolver } from '../../src/lines/secrets';
 import { DynamoLineStore } from '../../src/lines/store';
 import { createRegistry } from '../../src/observability/metrics';
 import type { AwsHarness } from './aws';
+import type { Logger } from '../../src/observability/logger';
+import type { SecretResolver } from '../../src/lines/secrets';
+import { DynamoOutboundStore, QueueOutboundAcceptor, createSendApiRouter } from '../../src/outbound';
+
+function sendApiFor(aws: AwsHarness, lines: CachedLineRegistry, secrets: SecretResolver, registry: Registry, logger: Logger, timeoutMs: number) {
+  const store = new DynamoOutboundStore({ documents: aws.clients.documents, tableName: aws.names.outboundTable, retentionDays: 30, registry });
+  const acceptor = new QueueOutboundAcceptor({ store, sqs: aws.clients.sqs, queueUrl: aws.standIns.outboundQueueUrl, timeoutMs, registry, logger });
+  return createSendApiRouter({ lines, secrets, acceptor, store, registry, logger });
+}
 import { capturedLogger } from './logs';
 
 export const VERIFY_TOKEN = 'verify-token-under-test';
@@ -25,12 +34,15 @@ export interface IngressHarness {
 
 export async function startIngressHarness(
   aws: AwsHarness,
-  overrides: { sendTimeoutMs?: number; batchWindowMs?: number; maxBodyBytes?: number } = {},
+  overrides: { sendTimeoutMs?: number; batchWindowMs?: number; maxBodyBytes?: number; outbound?: boolean } = {},
 ): Promise<IngressHarness> {
   const registry = createRegistry({ defaultMetrics: false });
   const logs = capturedLogger('debug');
   const store = new DynamoLineStore({ documents: aws.clients.documents, tableName: aws.names.linesTable });
   const lines = new CachedLineRegistry({ store, ttlMs: 0, negativeTtlMs: 0, registry });
+  const secrets = new ReferenceSecretResolver({ production: false, cacheTtlMs: 0, env: { LINE_A_SECRET: 'line-a-secret-from-env' } });
+  // The send API on the same listener, as main.ts mounts it, on the harness's outbound queue and table.
+  const routes = overrides.outbound ? [sendApiFor(aws, lines, secrets, registry, logs.logger, overrides.sendTimeoutMs ?? 3000)] : [];
   const ingress = await startIngress({
     port: 0,
     host: '127.0.0.1',
@@ -45,9 +57,10 @@ export async function startIngressHarness(
     sqs: aws.clients.sqs,
     s3: aws.clients.s3,
     lines,
-    secrets: new ReferenceSecretResolver({ production: false, cacheTtlMs: 0, env: { LINE_A_SECRET: 'line-a-secret-from-env' } }),
+    secrets,
     registry,
     logger: logs.logger,
+    routes,
   });
   return {
     ingress,

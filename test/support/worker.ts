@@ -93,6 +93,18 @@ export function workerConfig(aws: AwsHarness, graph: GraphStandIn, env: Record<s
   };
 }
 
+/** The outbound part of a worker's environment, on the harness's FIFO queues and table. */
+export function outboundEnv(aws: AwsHarness): Record<string, string> {
+  return {
+    SQS_OUTBOUND_QUEUE_URL: aws.standIns.outboundQueueUrl,
+    SQS_OUTBOUND_DLQ_URL: aws.standIns.outboundDlqUrl,
+    DYNAMODB_OUTBOUND_TABLE: aws.names.outboundTable,
+    OUTBOUND_UNCERTAIN_GRACE_MS: '2000',
+    OUTBOUND_SEND_TIMEOUT_MS: '2000',
+    OUTBOUND_CONCURRENCY: '16',
+  };
+}
+
 export interface WorkerRigOptions {
   /** Extra worker environment for loadConfig. */
   env?: Record<string, string>;
@@ -105,6 +117,8 @@ export interface WorkerRigOptions {
    */
   custom?: { bird?: { retry?: BirdRetryOptions; breaker?: BirdBreakerOptions }; retryBaseSeconds?: number; retryMaxSeconds?: number };
   lines?: LineInput[];
+  /** The send API on the ingress, and the sender in the worker (outbound queue, table, short grace). */
+  outbound?: boolean;
 }
 
 /** A fresh AWS harness, a real ingress and a worker on it, wired to the shared Bird and Graph stand-ins. */
@@ -133,9 +147,9 @@ export interface WorkerRig {
 
 export async function startWorkerRig(remote: RemoteStandIns, options: WorkerRigOptions = {}): Promise<WorkerRig> {
   const aws = await startAwsHarness(options.aws);
-  const ingress = await startIngressHarness(aws);
+  const ingress = await startIngressHarness(aws, { outbound: options.outbound });
   await ingress.putLines(options.lines ?? (['doc', 'pywa', 'third'] as const).map((n) => lineFor(n, remote.bird.flowUrl())));
-  const config = workerConfig(aws, remote.graph, options.env);
+  const config = workerConfig(aws, remote.graph, { ...(options.outbound ? outboundEnv(aws) : {}), ...options.env });
   const registry = createRegistry({ defaultMetrics: false });
   const logs = capturedLogger('debug');
   const lines = new CachedLineRegistry({

@@ -1,0 +1,51 @@
+import type { OutboundRecord, OutboundError, OutboundState } from './record';
+
+export interface NewOutbound {
+  id: string;
+  lineId: string;
+  idempotencyKey: string;
+  to: string;
+  bodyHash: string;
+  type: string;
+  source: OutboundRecord['source'];
+}
+
+export type CreateResult = { created: true; record: OutboundRecord } | { created: false; record: OutboundRecord };
+
+/**
+ * `claimed`: this process may send now (`resend` when an earlier attempt may have reached Meta:
+ * an uncertain send or a crashed sender's lapsed claim).
+ * `not_claimable`: another attempt holds it, or it is settled; `record` tells which.
+ */
+export type ClaimResult =
+  | { claimed: true; record: OutboundRecord; resend: false | 'uncertain' | 'lapsed_claim' }
+  | { claimed: false; record?: OutboundRecord };
+
+/** A status Meta reported for a message we sent (a webhook), to settle the record with. */
+export interface StatusUpdate {
+  lineId: string;
+  /** The outbound id (`biz_opaque_callback_data`), when Meta echoed it. */
+  id?: string;
+  wamid: string;
+  status: Extract<OutboundState, 'sent' | 'delivered' | 'read' | 'failed'>;
+  error?: OutboundError;
+}
+
+/** The outbound records (DynamoDB in production and locally). Every state change is one conditional write. */
+export interface OutboundStore {
+  /** Conditional put: creates the record `queued`, or returns the one already there. */
+  create(input: NewOutbound): Promise<CreateResult>;
+  get(id: string): Promise<OutboundRecord | undefined>;
+  findByWamid(wamid: string): Promise<OutboundRecord | undefined>;
+  /** Take the record for one send: `queued`, or `sending`/`uncertain` whose retryAt has passed. Holds it until `leaseMs` from now. */
+  claim(id: string, leaseMs: number): Promise<ClaimResult>;
+  /** Meta accepted the send. False when a status webhook had already moved it further. */
+  markSent(id: string, wamid: string): Promise<boolean>;
+  /** An ambiguous outcome: no resend before `graceMs` from now, unless a status settles it first. */
+  markUncertain(id: string, graceMs: number, detail: string): Promise<boolean>;
+  /** A clean refusal (Meta did not take it): back to `queued` for the next attempt. */
+  release(id: string, detail: string): Promise<boolean>;
+  markFailed(id: string, error: OutboundError): Promise<boolean>;
+  /** Apply a status webhook, forward only. Returns the record (settled or already further), or undefined when it is not ours. */
+  settle(update: StatusUpdate): Promise<OutboundRecord | undefined>;
+}

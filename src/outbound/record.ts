@@ -1,0 +1,126 @@
+import { createHash } from 'node:crypto';
+import type { OutboundBody, OutboundSource, OutboundStatus } from './job';
+
+/**
+ * The outbound record: one per reply, keyed by its outbound id, which is derived from line +
+ * idempotency key (so "same key" and "same id" are one thing, and the id alone finds the record:
+ * the status API, and `biz_opaque_callback_data` echoed in Meta's statuses).
+ *
+ * `uncertain` is internal: Meta may have accepted the send (a timeout, a connection lost after the
+ * request was written, a 5xx). The API shows it as `sending`.
+ */
+export type OutboundState = 'queued' | 'sending' | 'uncertain' | 'sent' | 'delivered' | 'read' | 'failed';
+
+/** Writes move a record only to a higher rank: a late `sent` never overwrites `read`; failed is terminal. */
+export const STATE_RANK: Record<OutboundState, number> = { queued: 0, sending: 1, uncertain: 1, sent: 2, delivered: 3, read: 4, failed: 5 };
+
+/**
+ * One step of a reply's journey, appended by the same write that changes the state (no extra
+ * writes). `detail` never holds a whole phone number or a secret.
+ */
+export interface JourneyStep {
+  at: string;
+  step: 'queued' | 'sending' | 'sent' | 'delivered' | 'read' | 'failed' | 'uncertain' | 'retry';
+  detail?: string;
+}
+
+export interface OutboundError {
+  code?: number;
+  title: string;
+}
+
+export interface OutboundRecord {
+  /** Partition key: the outbound id. */
+  pk: string;
+  id: string;
+  lineId: string;
+  idempotencyKey: string;
+  /** The recipient, whole: the status API returns it. Never indexed. */
+  to: string;
+  /**
+   * `<lineId>#<sha256(to) prefix>`: the lookup key of a contact's replies (index byContact); a
+   * listed index never shows the number itself.
+   */
+  contactKey: string;
+  /** sha256 of the canonical `{to, body}`: the same key with a different body is refused. */
+  bodyHash: string;
+  /** The Meta message type (text, image, template…). */
+  type: string;
+  source: OutboundSource;
+  status: OutboundState;
+  rank: number;
+  wamid?: string;
+  error?: OutboundError;
+  /** ISO 8601; `createdAt` is the sort key of the byLine and byContact indexes. */
+  createdAt: string;
+  updatedAt: string;
+  /** Sends attempted (claims taken). */
+  attempts: number;
+  /**
+   * Epoch ms. While `sending` or `uncertain`: the record may be claimed again (and resent) only
+   * after this, when no status webhook has settled it in the meantime.
+   */
+  retryAt?: number;
+  journey: JourneyStep[];
+  /** TTL (epoch seconds). */
+  expiresAt: number;
+}
+
+const ID_PREFIX = 'ob_';
+
+/** Deterministic: the same line and idempotency key always give the same id. */
+export function outboundId(lineId: string, idempotencyKey: string): string {
+  return ID_PREFIX + createHash('sha256').update(`${lineId}\u0000${idempotencyKey}`).digest('base64url').slice(0, 32);
+}
+
+export function looksLikeOutboundId(value: unknown): value is string {
+  return typeof value === 'string' && value.startsWith(ID_PREFIX) && value.length === ID_PREFIX.length + 32;
+}
+
+/** JSON with object keys sorted, so two equal bodies hash alike whatever their key order. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function bodyHash(to: string, body: OutboundBody): string {
+  return createHash('sha256').update(canonicalJson({ to, body })).digest('hex');
+}
+
+export function contactKey(lineId: string, to: string): string {
+  return `${lineId}#${createHash('sha256').update(to.replace(/^\+/, '')).digest('hex').slice(0, 24)}`;
+}
+
+/** The API never shows `uncertain`: for the caller the send is still under way. */
+export function apiStatus(state: OutboundState): OutboundStatus {
+  return state === 'uncertain' ? 'sending' : state;
+}
+
+/** What `GET /v1/lines/:lineId/messages/:id` answers. */
+export interface OutboundView {
+  id: string;
+  status: OutboundStatus;
+  to: string;
+  wamid?: string;
+  error?: OutboundError;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export function toView(record: OutboundRecord): OutboundView {
+  return {
+    id: record.id,
+    status: apiStatus(record.status),
+    to: record.to,
+    ...(record.wamid ? { wamid: record.wamid } : {}),
+    ...(record.error ? { error: record.error } : {}),
+    createdAt: record.createdAt,
+    updatedAt: record.updatedAt,
+  };
+}

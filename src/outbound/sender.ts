@@ -1,0 +1,203 @@
+import { ExponentialBackoff, handleWhen, retry } from 'cockatiel';
+import { isRetryable } from '../errors';
+import type { Line } from '../lines/line';
+import type { LineRegistry } from '../lines/registry';
+import type { SecretResolver } from '../lines/secrets';
+import { PAIR_LIMIT_RETRY_SECONDS } from '../meta/send-errors';
+import { maskPhone, type Logger } from '../observability/logger';
+import { Counter, type Registry } from '../observability/metrics';
+import { GroupSequencer } from '../queue/group-sequencer';
+import type { ReceivedMessage } from '../queue/message';
+import { exponentialBackoff, type HandlerOutcome } from '../queue/poller';
+import type { OutboundFailureReporter } from './failure-reporter';
+import type { GraphSendClient } from './graph-send-client';
+import { decodeJob, groupIdOf, type OutboundJob } from './job-message';
+import type { OutboundStore } from './outbound-store';
+import type { LineRateLimiter } from './rate-limiter';
+
+export interface OutboundSenderOptions {
+  store: OutboundStore;
+  lines: LineRegistry;
+  secrets: SecretResolver;
+  graph: GraphSendClient;
+  rate: LineRateLimiter;
+  reporter: OutboundFailureReporter;
+  /** WHATSAPP_ACCESS_TOKEN, for lines without their own accessToken. */
+  defaultAccessToken?: string;
+  /** OUTBOUND_UNCERTAIN_GRACE_MS: how long an ambiguous send waits for a status before it is sent again. */
+  uncertainGraceMs: number;
+  /** OUTBOUND_SEND_TIMEOUT_MS: one Graph attempt. */
+  sendTimeoutMs: number;
+  /** Retry delays for clean refusals: base · 2^(attempt-1), capped. */
+  retryBaseSeconds?: number;
+  retryMaxSeconds?: number;
+  logger: Logger;
+  registry: Registry;
+}
+
+const DONE: HandlerOutcome = { action: 'delete' };
+
+/**
+ * The outbound queue's handler: one job → claim the record → per-line rate → Graph send → record.
+ * A GroupSequencer keyed `<lineId>:<to>` runs one recipient's jobs one at a time, in the order they
+ * were received, and the next starts only after Meta answered the previous one (real SQS FIFO holds
+ * the group across processes; the local stand-in does not, so this is what keeps order there).
+ */
+export class OutboundSender {
+  private readonly sequencer = new GroupSequencer<HandlerOutcome>((outcome) => outcome.action === 'retry');
+  /** The delay of the job that held a group: the jobs skipped behind it wait as long, so they stay behind it. */
+  private readonly holdDelays = new Map<string, number>();
+  private readonly retryBase: number;
+  private readonly retryMax: number;
+  /** Recording the accept is retried in place: giving up there means waiting for a status, or a resend. */
+  private readonly recording = retry(handleWhen(isRetryable), { maxAttempts: 4, backoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 500 }) });
+  private readonly metrics: {
+    sends: Counter<'outcome'>;
+    resends: Counter<'cause'>;
+    tokenFailures: Counter;
+  };
+
+  constructor(private readonly options: OutboundSenderOptions) {
+    this.retryBase = options.retryBaseSeconds ?? 1;
+    this.retryMax = options.retryMaxSeconds ?? 300;
+    const registers = [options.registry];
+    this.metrics = {
+      sends: new Counter({
+        name: 'wa_ingress_outbound_sends_total',
+        help: 'Graph send attempts by outcome (accepted, rate_limited, pair_limited, token, permanent, ambiguous, unsent)',
+        labelNames: ['outcome'],
+        registers,
+      }),
+      resends: new Counter({
+        name: 'wa_ingress_outbound_uncertain_resends_total',
+        help: 'Sends repeated after an ambiguous attempt (uncertain) or a crashed sender (lapsed_claim) with no status within the grace period: the one way a reply can reach the user twice',
+        labelNames: ['cause'],
+        registers,
+      }),
+      tokenFailures: new Counter({ name: 'wa_ingress_graph_token_failures_total', help: 'Graph refused the line token on a send (190, 10, 200): alarm', registers }),
+    };
+  }
+
+  readonly handle = async (message: ReceivedMessage): Promise<HandlerOutcome> => {
+    const job = decodeJob(message.body.toString('utf8'));
+    if (!job) {
+      await this.options.reporter.park(undefined, message, 'outbound_job_invalid');
+      return DONE;
+    }
+    const group = groupIdOf(job);
+    const result = await this.sequencer.run(group, () => this.process(job, message));
+    if (!result.ran) return { action: 'retry', delaySeconds: this.holdDelays.get(group) ?? this.retryBase, reason: 'recipient_held' };
+    if (result.value.action === 'retry') this.holdDelays.set(group, result.value.delaySeconds ?? this.retryBase);
+    else this.holdDelays.delete(group);
+    return result.value;
+  };
+
+  private async process(job: OutboundJob, message: ReceivedMessage): Promise<HandlerOutcome> {
+    const log = this.options.logger.child({ lineId: job.lineId, outboundId: job.id, to: maskPhone(job.to) });
+    const line = await this.options.lines.byId(job.lineId);
+    if (!line || !line.active) {
+      // The record stays queued: registering or enabling the line and redriving sends it.
+      await this.options.reporter.park(job, message, line ? 'line_inactive' : 'unrouted');
+      return DONE;
+    }
+    const tokenRef = line.accessToken ?? this.options.defaultAccessToken;
+    if (!tokenRef) {
+      await this.options.reporter.park(job, message, 'graph_no_token', line.lineId);
+      return DONE;
+    }
+    // Before the claim: a token that cannot be read must not leave a claim that looks like a lost send.
+    const accessToken = await this.options.secrets.resolve(tokenRef);
+    await this.options.rate.acquire(line.lineId, line.sendRateLimit);
+    const claim = await this.options.store.claim(job.id, this.options.sendTimeoutMs + this.options.uncertainGraceMs);
+    if (!claim.claimed) return this.notClaimed(job, line, claim.record, message, log);
+    if (claim.resend) {
+      this.metrics.resends.inc({ cause: claim.resend });
+      log.warn({ event: 'outbound_uncertain_resend', cause: claim.resend, attempts: claim.record.attempts }, 'no status came for an ambiguous send: sending again');
+    }
+
+    const outcome = await this.options.graph.send({
+      phoneNumberId: line.phoneNumberId,
+      accessToken,
+      body: { ...job.body, messaging_product: 'whatsapp', to: job.to, biz_opaque_callback_data: job.id },
+    });
+    this.metrics.sends.inc({ outcome: outcome.kind === 'refused' ? outcome.errorClass : outcome.kind });
+
+    switch (outcome.kind) {
+      case 'accepted': {
+        await this.recording.execute(() => this.options.store.markSent(job.id, outcome.wamid)).catch((error: unknown) => {
+          // Meta has it: a status webhook will settle the record; the job is done either way.
+          log.error({ err: error }, 'reply accepted by Meta but not recorded as sent; its status webhooks will settle it');
+        });
+        log.info({ messageStatus: outcome.messageStatus }, 'reply sent');
+        return DONE;
+      }
+      case 'ambiguous': {
+        await this.options.store.markUncertain(job.id, this.options.uncertainGraceMs, `${outcome.detail}${outcome.code ? ` ${outcome.code}` : ''}`);
+        log.warn({ event: 'outbound_uncertain', detail: outcome.detail, code: outcome.code }, 'send outcome unknown: waiting for a status before any resend');
+        return { action: 'retry', delaySeconds: Math.ceil(this.options.uncertainGraceMs / 1000), reason: 'send_uncertain' };
+      }
+      case 'unsent':
+        return this.release(job, message, `unsent ${outcome.detail}`, this.backoff(message), log);
+      default:
+        break;
+    }
+    const error = { code: outcome.code, title: outcome.title };
+    switch (outcome.errorClass) {
+      case 'rate_limited':
+        this.options.rate.slowDown(line.lineId);
+        log.warn({ event: 'graph_rate_limited', code: outcome.code, rate: this.options.rate.currentRate(line.lineId, line.sendRateLimit) }, 'Meta rate limit: the line sends slower for a minute');
+        return this.release(job, message, `rate_limited ${outcome.code ?? outcome.httpStatus}`, this.backoff(message), log);
+      case 'pair_limited':
+        return this.release(job, message, `pair_limited ${outcome.code}`, Math.max(PAIR_LIMIT_RETRY_SECONDS, this.backoff(message)), log);
+      case 'token':
+        this.metrics.tokenFailures.inc();
+        log.error({ event: 'graph_token_rejected', code: outcome.code, httpStatus: outcome.httpStatus }, 'Graph refused the line token; fix the line accessToken (the reply is retried)');
+        return this.release(job, message, `token ${outcome.code ?? outcome.httpStatus}`, Math.max(30, this.backoff(message)), log);
+      default: {
+        await this.options.store.markFailed(job.id, error);
+        log.warn({ event: 'outbound_failed', code: outcome.code, title: outcome.title }, 'Meta refused the reply for good');
+        await this.options.reporter.report(job, line, error, message, outcome.raw);
+        return DONE;
+      }
+    }
+  }
+
+  /** Someone else holds it, or it is settled: decide from the record. */
+  private async notClaimed(
+    job: OutboundJob,
+    line: Line,
+    record: Awaited<ReturnType<OutboundStore['get']>>,
+    message: ReceivedMessage,
+    log: Logger,
+  ): Promise<HandlerOutcome> {
+    if (!record) {
+      await this.options.reporter.park(job, message, 'outbound_record_missing', line.lineId);
+      return DONE;
+    }
+    switch (record.status) {
+      case 'sent':
+      case 'delivered':
+      case 'read':
+        log.debug({ status: record.status }, 'reply already sent: duplicate job dropped');
+        return DONE;
+      case 'failed':
+        // A crash (or Bird) came between marking it failed and parking it: finish that.
+        await this.options.reporter.report(job, line, record.error ?? { title: 'failed' }, message);
+        return DONE;
+      default: {
+        const waitMs = Math.max(1000, (record.retryAt ?? 0) - Date.now());
+        return { action: 'retry', delaySeconds: Math.ceil(waitMs / 1000), reason: record.status === 'queued' ? 'claim_race' : 'send_in_progress' };
+      }
+    }
+  }
+
+  private async release(job: OutboundJob, message: ReceivedMessage, detail: string, delaySeconds: number, log: Logger): Promise<HandlerOutcome> {
+    await this.options.store.release(job.id, detail);
+    log.info({ detail, delaySeconds, receiveCount: message.receiveCount }, 'send refused for now; retrying');
+    return { action: 'retry', delaySeconds, reason: detail.split(' ')[0] };
+  }
+
+  private backoff(message: ReceivedMessage): number {
+    return Math.max(1, Math.round(exponentialBackoff(message.receiveCount, this.retryBase, this.retryMax)));
+  }
+}

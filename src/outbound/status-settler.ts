@@ -1,0 +1,63 @@
+import type { OutboundRef, WhatsAppEvent } from '../meta/event';
+import { Counter, type Registry } from '../observability/metrics';
+import type { OutboundStore, StatusUpdate } from './outbound-store';
+import { looksLikeOutboundId } from './record';
+
+/**
+ * The inbound pipeline's hook for Meta's status webhooks: a status of a reply the gateway sent
+ * settles its record (forward only) and tells which reply it was, so the status forwarded to Bird
+ * carries `outbound: {id, idempotencyKey}`. Undefined for statuses of messages sent elsewhere.
+ */
+export interface OutboundStatusSettler {
+  settle(lineId: string, event: WhatsAppEvent): Promise<OutboundRef | undefined>;
+}
+
+const SETTLING = new Set(['sent', 'delivered', 'read', 'failed']);
+
+/** The fields of a Meta status item the settler reads. Pure. */
+export function statusUpdateOf(lineId: string, event: WhatsAppEvent): StatusUpdate | undefined {
+  if (event.kind !== 'status' || !event.status || !SETTLING.has(event.status.status)) return undefined;
+  const raw = (event.raw ?? {}) as { biz_opaque_callback_data?: unknown; errors?: Array<{ code?: unknown; title?: unknown; message?: unknown }> };
+  const firstError = Array.isArray(raw.errors) ? raw.errors[0] : undefined;
+  const update: StatusUpdate = {
+    lineId,
+    wamid: event.status.id,
+    status: event.status.status as StatusUpdate['status'],
+    ...(looksLikeOutboundId(raw.biz_opaque_callback_data) ? { id: raw.biz_opaque_callback_data } : {}),
+  };
+  if (update.status === 'failed') {
+    update.error = {
+      ...(typeof firstError?.code === 'number' ? { code: firstError.code } : {}),
+      title: String(firstError?.title ?? firstError?.message ?? 'failed').slice(0, 200),
+    };
+  }
+  return update;
+}
+
+export class StoreStatusSettler implements OutboundStatusSettler {
+  private readonly settled: Counter<'status' | 'result'>;
+
+  constructor(
+    private readonly store: OutboundStore,
+    registry: Registry,
+  ) {
+    this.settled = new Counter({
+      name: 'wa_ingress_outbound_statuses_total',
+      help: 'Status webhooks of replies the gateway sent, by status and result (applied, stale: the record was already further, foreign: not ours)',
+      labelNames: ['status', 'result'],
+      registers: [registry],
+    });
+  }
+
+  async settle(lineId: string, event: WhatsAppEvent): Promise<OutboundRef | undefined> {
+    const update = statusUpdateOf(lineId, event);
+    if (!update) return undefined;
+    const record = await this.store.settle(update);
+    if (!record) {
+      this.settled.inc({ status: update.status, result: 'foreign' });
+      return undefined;
+    }
+    this.settled.inc({ status: update.status, result: record.status === update.status ? 'applied' : 'stale' });
+    return { id: record.id, idempotencyKey: record.idempotencyKey };
+  }
+}
