@@ -60,10 +60,11 @@ export class DeployParameters extends Construct {
     });
     this.visibilityTimeoutSeconds = new CfnParameter(stack, 'VisibilityTimeoutSeconds', {
       type: 'Number',
-      default: 180,
-      // The worker's longest step is a media download (up to 100 MB) plus the Bird call
-      // (BIRD_TIMEOUT_MS, 15 s): below a minute a slow download would be redelivered mid-flight.
-      minValue: 60,
+      // Short on purpose: it bounds how long a crashed worker's messages (and their dedupe leases)
+      // stay hidden. Long steps (a 100 MB download, Bird's retries) are covered by the worker's
+      // heartbeat, which extends the visibility every third of it while a message is handled.
+      default: 30,
+      minValue: 20,
       maxValue: 43200,
       description: 'Main queue visibility timeout, also given to the worker (SQS_VISIBILITY_TIMEOUT_SECONDS)',
     });

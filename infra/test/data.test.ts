@@ -31,7 +31,7 @@ describe('queues', () => {
       deadLetterTargetArn: { 'Fn::GetAtt': [dlq.id, 'Arn'] },
       maxReceiveCount: { Ref: 'MaxReceiveCount' },
     });
-    template.hasParameter('VisibilityTimeoutSeconds', { Type: 'Number', Default: 180, MinValue: 60 });
+    template.hasParameter('VisibilityTimeoutSeconds', { Type: 'Number', Default: 30, MinValue: 20 });
     template.hasParameter('MaxReceiveCount', { Type: 'Number', Default: 20, MinValue: 1 });
   });
 

@@ -57,7 +57,8 @@ const envSchema = z.object({
   // Worker tuning.
   WORKER_CONCURRENCY: int(1, 1024).default(32),
   SQS_WAIT_TIME_SECONDS: int(0, 20).default(20),
-  SQS_VISIBILITY_TIMEOUT_SECONDS: int(5, 43_200).default(180),
+  // Short, so a crashed worker's messages and leases come back in seconds; the heartbeat extends it while work runs.
+  SQS_VISIBILITY_TIMEOUT_SECONDS: int(5, 43_200).default(30),
   // More than the DLQ's 14 days of retention: a late redrive must still find its payload's records.
   DEDUPE_TTL_DAYS: int(15, 365).default(15),
   GRAPH_API_BASE_URL: z.string().url().default('https://graph.facebook.com'),

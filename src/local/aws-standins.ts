@@ -36,6 +36,22 @@ export interface AwsStandIns {
 import { STANDIN_CREDENTIALS } from '../config/embedded-state';
 export { STANDIN_CREDENTIALS };
 
+/** The AWS part of a gateway process's environment when it runs against these stand-ins (tests, benchmarks). */
+export function standInEnvironment(standIns: Pick<AwsStandIns, 'endpoints' | 'credentials' | 'queueUrl' | 'dlqUrl'>): Record<string, string> {
+  return {
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: standIns.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: standIns.credentials.secretAccessKey,
+    AWS_ENDPOINT_URL_SQS: standIns.endpoints.sqs,
+    AWS_ENDPOINT_URL_S3: standIns.endpoints.s3,
+    AWS_ENDPOINT_URL_DYNAMODB: standIns.endpoints.dynamodb,
+    S3_FORCE_PATH_STYLE: 'true',
+    SQS_QUEUE_URL: standIns.queueUrl,
+    SQS_DLQ_URL: standIns.dlqUrl,
+  };
+}
+
 function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => {
     (server as Server & { closeAllConnections?: () => void }).closeAllConnections?.();
@@ -66,7 +82,7 @@ export async function startAwsStandIns(options: AwsStandInOptions = {}): Promise
   const outboundDlqName = `${queueName}-outbound-dlq.fifo`;
   // local-aws-sqs also counts visibility changes (heartbeats, retries) as receives.
   const maxReceiveCount = options.maxReceiveCount ?? 10;
-  const visibilityTimeout = options.visibilityTimeoutSeconds ?? 180;
+  const visibilityTimeout = options.visibilityTimeoutSeconds ?? 30;
 
   // local-aws-sqs builds queue URLs from the port it was given, so it needs a concrete one.
   const sqsPort = options.ports?.sqs || (await freePort(host));

@@ -13,7 +13,10 @@ import { INGRESS_ATTRIBUTES, parseIngressAttributes, type ReceivedMessage } from
 import { SqsBatcher, SQS_MAX_BATCH, type BatchEntryResult } from './sqs-batcher';
 import { sqsCallsCounter } from './sqs-calls';
 
-/** `delete`: every event is COMPLETED or parked. `retry`: leave it to come back after a delay. */
+/**
+ * `delete`: every event is COMPLETED or parked. `retry`: leave it to come back after a delay that
+ * grows with the receive count; `delaySeconds` only lengthens it (e.g. Bird's Retry-After).
+ */
 export type HandlerOutcome = { action: 'delete' } | { action: 'retry'; delaySeconds?: number; reason?: string };
 /** `signal` aborts on shutdown: the handler then releases its claims and answers retry, so the message is handed back. */
 export interface HandlerContext {
@@ -44,7 +47,7 @@ export interface SqsPollerOptions {
   claimChecks?: ClaimCheckReader;
   /** Parallel receive loops; default ceil(concurrency / 10), at most 4. */
   receiveLoops?: number;
-  /** Retry delay without an explicit one: min(base * 2^(receiveCount-1), max), with jitter. */
+  /** Retry backoff: min(base * 2^(receiveCount-1), max) with equal jitter; a handler's delay can only lengthen it. */
   retryBaseSeconds?: number;
   retryMaxSeconds?: number;
   /** How long a delete waits for others to share its DeleteMessageBatch call. */
@@ -72,17 +75,29 @@ export function exponentialBackoff(attempt: number, base: number, max: number, r
   return step / 2 + (random() * step) / 2;
 }
 
-/** The visibility timeout a retried message gets: the handler's delay if it gave one, else backoff on the receive count. */
+/**
+ * The visibility timeout a retried message gets: backoff on the receive count, or the handler's
+ * delay when that is longer. The handler's delay is a floor, never a replacement: an open Bird
+ * breaker asks for its few remaining seconds on every receive, and taking that alone would spend
+ * the queue's maxReceiveCount in minutes instead of hours.
+ */
 export function retryDelaySeconds(
   outcome: { delaySeconds?: number },
   receiveCount: number,
   policy: { baseSeconds: number; maxSeconds: number },
   random: () => number = Math.random,
 ): number {
-  const clamp = (s: number, min: number) => Math.min(MAX_VISIBILITY_SECONDS, Math.max(min, Math.round(s)));
-  if (outcome.delaySeconds !== undefined && Number.isFinite(outcome.delaySeconds)) return clamp(outcome.delaySeconds, 0);
-  return clamp(exponentialBackoff(receiveCount, policy.baseSeconds, policy.maxSeconds, random), 1);
+  const backoff = Math.max(1, Math.round(exponentialBackoff(receiveCount, policy.baseSeconds, policy.maxSeconds, random)));
+  const asked = outcome.delaySeconds !== undefined && Number.isFinite(outcome.delaySeconds) ? Math.round(outcome.delaySeconds) : 0;
+  return Math.min(MAX_VISIBILITY_SECONDS, Math.max(backoff, asked));
 }
+
+/**
+ * Default retry schedule: steps of 10 s doubling to a 1,000 s cap, equal jitter. With the queue's
+ * maxReceiveCount of 20 a message keeps retrying for 7,135–14,270 s (about 2–4 hours) before
+ * SQS moves it to the DLQ.
+ */
+export const DEFAULT_RETRY_POLICY = { baseSeconds: 10, maxSeconds: 1000 } as const;
 
 interface InFlightMessage {
   messageId: string;
@@ -157,14 +172,14 @@ export class SqsPoller {
     this.logger = options.logger.child({ component: 'sqs-poller' });
     this.concurrency = options.concurrency ?? 32;
     this.waitTimeSeconds = options.waitTimeSeconds ?? 20;
-    this.visibilityTimeoutSeconds = options.visibilityTimeoutSeconds ?? 180;
+    this.visibilityTimeoutSeconds = options.visibilityTimeoutSeconds ?? 30;
     this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
     this.shouldPause = options.shouldPause ?? (() => false);
     this.claimChecks = options.claimChecks;
     // One receive returns at most 10 messages and takes a round trip; with several loops the
     // slots freed while one receive is out are refilled by another instead of waiting for it.
     this.receiveLoops = options.receiveLoops ?? Math.min(4, Math.ceil(this.concurrency / SQS_MAX_BATCH));
-    this.retryPolicy = { baseSeconds: options.retryBaseSeconds ?? 10, maxSeconds: options.retryMaxSeconds ?? 900 };
+    this.retryPolicy = { baseSeconds: options.retryBaseSeconds ?? DEFAULT_RETRY_POLICY.baseSeconds, maxSeconds: options.retryMaxSeconds ?? DEFAULT_RETRY_POLICY.maxSeconds };
     this.pauseCheckMs = options.pauseCheckMs ?? 1000;
     this.receiveGatherMs = options.receiveGatherMs ?? 50;
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? (this.visibilityTimeoutSeconds * 1000) / 3;

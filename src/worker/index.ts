@@ -42,6 +42,11 @@ export function startWorker(deps: {
   const logger = deps.logger.child({ role: 'worker' });
   if (!config.sqs.queueUrl || !config.sqs.dlqUrl) throw new Error('SQS_QUEUE_URL and SQS_DLQ_URL are required for the worker');
   const visibilityTimeoutSeconds = config.worker.visibilityTimeoutSeconds;
+  // The lease follows the visibility and ends first. The heartbeat renews the visibility at least
+  // every third of it, so after a crash the message stays hidden for at least two thirds of it; a
+  // lease of half of it (renewed every third of that) has lapsed by then. The next receive claims
+  // at once, instead of finding the dead worker's lease and waiting out a retry backoff.
+  const leaseMs = Math.floor((visibilityTimeoutSeconds * 1000) / 2);
   const bird = createBirdClient({
     logger,
     registry,
@@ -61,7 +66,7 @@ export function startWorker(deps: {
       documents: clients.documents,
       tableName: config.dynamodb.dedupeTable,
       ttlDays: config.worker.dedupeTtlDays,
-      leaseMs: visibilityTimeoutSeconds * 1000,
+      leaseMs,
       visibilityTimeoutSeconds,
       registry,
     }),

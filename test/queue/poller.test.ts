@@ -16,7 +16,7 @@ import { createLogger } from '../../src/observability/logger';
 import { createRegistry, type Registry } from '../../src/observability/metrics';
 import { ClaimCheckReader } from '../../src/queue/claim-check-reader';
 import type { ReceivedMessage } from '../../src/queue/message';
-import { SqsPoller, retryDelaySeconds, type HandlerOutcome, type SqsPollerOptions } from '../../src/queue/poller';
+import { DEFAULT_RETRY_POLICY, SqsPoller, retryDelaySeconds, type HandlerOutcome, type SqsPollerOptions } from '../../src/queue/poller';
 import { SqsBatcher, type SqsBatchResponse } from '../../src/queue/sqs-batcher';
 import { createQueuePair } from '../support/aws';
 
@@ -244,6 +244,8 @@ describe('SqsPoller against local-aws-sqs', () => {
     const deliveries: { count: number; at: number }[] = [];
     const { poller, registry } = makePoller({
       queueUrl,
+      retryBaseSeconds: 1,
+      retryMaxSeconds: 1,
       handler: async (msg): Promise<HandlerOutcome> => {
         deliveries.push({ count: msg.receiveCount, at: Date.now() });
         return { action: 'retry', delaySeconds: 1, reason: 'bird-unavailable' };
@@ -273,12 +275,14 @@ describe('SqsPoller against local-aws-sqs', () => {
     expect(await depth(queueUrl)).toBe(0);
   });
 
-  it('a thrown error is a retry, and RetryableError.retryAfterMs sets the delay', async () => {
+  it('a thrown error is a retry, and RetryableError.retryAfterMs is its delay when longer than the backoff', async () => {
     const { queueUrl } = await freshQueues({ visibilityTimeoutSeconds: 30, maxReceiveCount: 10 });
     await admin.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: 'flaky' }));
     const counts: number[] = [];
     const { poller, registry } = makePoller({
       queueUrl,
+      retryBaseSeconds: 1,
+      retryMaxSeconds: 1,
       handler: async (msg) => {
         counts.push(msg.receiveCount);
         if (counts.length === 1) throw new RetryableError('media_unavailable', 'Graph did not answer', { retryAfterMs: 1000 });
@@ -294,6 +298,31 @@ describe('SqsPoller against local-aws-sqs', () => {
     expect(await metric(registry, 'wa_ingress_worker_messages_retried_total', { cause: 'error' })).toBe(1);
     expect(await metric(registry, 'wa_ingress_worker_handler_duration_seconds', { outcome: 'error' })).toBeGreaterThan(0);
   });
+
+  it('an open breaker (RetryableError with a short retryAfterMs on every receive) backs off more with each receive', async () => {
+    const { queueUrl } = await freshQueues({ visibilityTimeoutSeconds: 30, maxReceiveCount: 100 });
+    await admin.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: 'line whose flow host is down' }));
+    const deliveries: { count: number; at: number }[] = [];
+    const { poller } = makePoller({
+      queueUrl,
+      retryBaseSeconds: 1,
+      retryMaxSeconds: 8,
+      handler: async (msg) => {
+        deliveries.push({ count: msg.receiveCount, at: Date.now() });
+        throw new RetryableError('bird_circuit_open', 'Circuit to the flow host is open', { retryAfterMs: 1000 });
+      },
+    });
+    poller.start();
+    await waitFor('four deliveries', () => deliveries.length >= 4, 30_000);
+    await poller.stop();
+    for (let i = 1; i < deliveries.length; i++) {
+      const [prev, next] = [deliveries[i - 1]!, deliveries[i]!];
+      // Equal jitter: at least half of the step min(8, 2^(receiveCount-1)) seconds, never only the breaker's 1 s.
+      const floorMs = (Math.min(8, 2 ** (prev.count - 1)) / 2) * 1000;
+      expect(next.at - prev.at).toBeGreaterThanOrEqual(Math.max(900, floorMs - 100));
+    }
+    expect(deliveries[3]!.at - deliveries[2]!.at).toBeGreaterThanOrEqual(1900);
+  }, 40_000);
 
   it('heartbeat: a handler running past the visibility timeout keeps its message hidden from other consumers', async () => {
     const { queueUrl } = await freshQueues({ visibilityTimeoutSeconds: 2, maxReceiveCount: 100 });
@@ -483,21 +512,34 @@ describe('SqsPoller against local-aws-sqs', () => {
 });
 
 describe('retryDelaySeconds', () => {
-  const policy = { baseSeconds: 10, maxSeconds: 900 };
+  const policy = DEFAULT_RETRY_POLICY;
   it.each([
     // [outcome delay, receiveCount, random, expected]
     [undefined, 1, 1, 10],
     [undefined, 1, 0, 5],
     [undefined, 2, 1, 20],
     [undefined, 4, 1, 80],
-    [undefined, 20, 1, 900],
-    [undefined, 20, 0, 450],
-    [30, 7, 0.5, 30],
-    [0, 3, 0.5, 0],
+    [undefined, 20, 1, 1000],
+    [undefined, 20, 0, 500],
+    // The handler's delay is a floor: longer wins, shorter never cuts the backoff.
+    [30, 1, 0.5, 30],
+    [30, 7, 0.5, 480],
+    [0, 3, 0.5, 30],
     [100_000, 1, 0.5, 43_200],
-    [-5, 1, 0.5, 0],
+    [-5, 1, 0.5, 8],
   ])('delay %p, receive #%p, random %p → %p s', (delaySeconds, receiveCount, random, expected) => {
     expect(retryDelaySeconds({ delaySeconds }, receiveCount, policy, () => random)).toBe(expected);
+  });
+
+  it('an open Bird breaker (a retry after its ≤ 30 s half-open wait, every time) still spends 20 receives over 2–4 hours, not 10 minutes', () => {
+    // What the pipeline hands back while a line's Flow host is down: the breaker's remaining wait.
+    const breakerOpen = { delaySeconds: 30 };
+    const total = (random: number) =>
+      Array.from({ length: 20 }, (_, i) => retryDelaySeconds(breakerOpen, i + 1, DEFAULT_RETRY_POLICY, () => random)).reduce((a, b) => a + b, 0);
+    expect(total(0)).toBeGreaterThanOrEqual(7100); // ~1 h 59 min at the earliest
+    expect(total(1)).toBeLessThanOrEqual(4 * 3600);
+    const delays = Array.from({ length: 20 }, (_, i) => retryDelaySeconds(breakerOpen, i + 1, DEFAULT_RETRY_POLICY, () => 0.5));
+    for (let i = 1; i < delays.length; i++) expect(delays[i]).toBeGreaterThanOrEqual(delays[i - 1]!);
   });
 
   it('never computes a zero backoff', () => {

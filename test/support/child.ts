@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
+import { standInEnvironment } from '../../src/local/aws-standins';
 import type { AwsHarness } from './aws';
 
 export const MAIN_JS = resolve(__dirname, '../../dist/main.js');
@@ -23,16 +24,7 @@ export function productionLikeEnv(aws: AwsHarness, extra: Record<string, string>
     PATH: process.env.PATH,
     NODE_ENV: 'test',
     LOG_LEVEL: 'warn',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: aws.standIns.credentials.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: aws.standIns.credentials.secretAccessKey,
-    AWS_ENDPOINT_URL_SQS: aws.standIns.endpoints.sqs,
-    AWS_ENDPOINT_URL_S3: aws.standIns.endpoints.s3,
-    AWS_ENDPOINT_URL_DYNAMODB: aws.standIns.endpoints.dynamodb,
-    S3_FORCE_PATH_STYLE: 'true',
-    SQS_QUEUE_URL: aws.standIns.queueUrl,
-    SQS_DLQ_URL: aws.standIns.dlqUrl,
+    ...standInEnvironment(aws.standIns),
     S3_BUCKET: aws.names.bucket,
     DYNAMODB_LINES_TABLE: aws.names.linesTable,
     DYNAMODB_DEDUPE_TABLE: aws.names.dedupeTable,

@@ -38,8 +38,7 @@ async function workerEnv(): Promise<NodeJS.ProcessEnv> {
     WHATSAPP_VERIFY_TOKEN: 'verify-token-under-test',
     WHATSAPP_APP_SECRETS: APP_SECRET,
     SQS_WAIT_TIME_SECONDS: '0',
-    // The message and the dedupe lease come back this long after the crash.
-    SQS_VISIBILITY_TIMEOUT_SECONDS: '5',
+    // No SQS_VISIBILITY_TIMEOUT_SECONDS: recovery must come from the defaults (visibility and lease).
     WORKER_CONCURRENCY: String(CONCURRENCY),
     // Longer than the test: the held requests must still be open when the worker dies.
     BIRD_TIMEOUT_MS: '60000',
@@ -56,8 +55,11 @@ function startWorkerChild(env: NodeJS.ProcessEnv): Child {
 /** Requests Bird has not answered (yet, or ever: the client went away). */
 const pendingAtBird = () => bird.attempts().filter((a) => a.status === 'aborted').length;
 
+/** The target: after a restart, every acknowledged event reaches Bird within this (issue 7). */
+const RECOVERY_TARGET_MS = 60_000;
+
 describe('worker process killed with SIGKILL mid-work', () => {
-  it('after a restart every event reaches Bird, none twice', async () => {
+  it('with the default visibility timeout and lease, every event reaches Bird within 60 s of the restart, none twice', async () => {
     const keys: string[] = [];
     const bodies = Array.from({ length: PAYLOADS }, (_, p) => {
       const wamids = Array.from({ length: EVENTS_PER_PAYLOAD }, (_, m) => `wamid.crash-${p}-${m}`);
@@ -93,8 +95,12 @@ describe('worker process killed with SIGKILL mid-work', () => {
     expect(bird.received()).toHaveLength(ACCEPTED_BEFORE_KILL);
 
     bird.recover();
+    const restartedAt = Date.now();
     const second = startWorkerChild(env);
-    await waitFor(async () => new Set(bird.received().map((c) => c.idempotencyKey)).size >= keys.length, 30_000, 'every event at Bird');
+    await waitFor(async () => new Set(bird.received().map((c) => c.idempotencyKey)).size >= keys.length, RECOVERY_TARGET_MS, 'every event at Bird');
+    const recoveryMs = Date.now() - restartedAt;
+    process.stdout.write(`SIGKILL recovery with the defaults: every event at Bird ${(recoveryMs / 1000).toFixed(1)} s after the restart\n`);
+    expect(recoveryMs).toBeLessThanOrEqual(RECOVERY_TARGET_MS);
     await waitFor(async () => (await queueDepth(aws)) === 0, 15_000, 'every message deleted');
     second.process.kill('SIGTERM');
     expect(await second.exited).toEqual({ code: 0, signal: null });
@@ -103,5 +109,5 @@ describe('worker process killed with SIGKILL mid-work', () => {
     expect([...counts.keys()].sort()).toEqual([...keys].sort());
     expect([...counts.entries()].filter(([, n]) => n !== 1)).toEqual([]);
     expect(await queueDepth(aws, aws.standIns.dlqUrl)).toBe(0);
-  }, 60_000);
+  }, 120_000);
 });
