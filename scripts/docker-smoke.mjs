@@ -339,7 +339,10 @@ async function smokeRole(role, { entrypoint, dir, image, root, standIns, clients
     S3_FORCE_PATH_STYLE: 'true',
     SQS_QUEUE_URL: standIns.queueUrl,
     SQS_DLQ_URL: standIns.dlqUrl,
-    SQS_VISIBILITY_TIMEOUT_SECONDS: '180',
+    SQS_VISIBILITY_TIMEOUT_SECONDS: '30',
+    // local-aws-sqs answers a long poll only when its wait ends; the worker's drain lets a receive
+    // return (SHUTDOWN_TIMEOUT_MS must outlast the wait), so keep it short like the embedded default.
+    SQS_WAIT_TIME_SECONDS: '1',
     S3_BUCKET: SMOKE_RESOURCES.bucket,
     DYNAMODB_LINES_TABLE: SMOKE_RESOURCES.linesTable,
     DYNAMODB_DEDUPE_TABLE: SMOKE_RESOURCES.dedupeTable,

@@ -13,6 +13,14 @@ import { ingressStatements, workerStatements, type GatewayResources } from './pe
 import type { GatewaySecrets } from './secrets';
 
 export const CONTAINER_PORT = 8080;
+
+/**
+ * The app's drain bound (SHUTDOWN_TIMEOUT_MS) and ECS's stopTimeout, from one place: ECS sends
+ * SIGKILL stopTimeout after SIGTERM, so the drain (one 20 s long poll returning, handlers aborted
+ * and their messages handed back, deletes flushed) must end first, with room for the exit.
+ */
+export const SHUTDOWN_TIMEOUT_MS = 25_000;
+export const STOP_TIMEOUT_SECONDS = SHUTDOWN_TIMEOUT_MS / 1000 + 5;
 /**
  * The image's HEALTHCHECK, restated: ECS ignores the Dockerfile's. Both roles serve /healthz on
  * PORT (the worker from a small health server), so a wedged event loop gets the task replaced.
@@ -91,6 +99,7 @@ export class GatewayServices extends Construct {
       DYNAMODB_DEDUPE_TABLE: props.dedupeTable.tableName,
       // The stack owns every resource; a typo in a name must fail loudly, not create a stray table.
       CREATE_MISSING_RESOURCES: 'false',
+      SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
     };
     // Each role gets only what it uses: the ingress checks signatures and the verify token, the
     // worker calls Graph with the access token (the app's start checks are per role).
@@ -289,8 +298,8 @@ export class GatewayServices extends Construct {
         retries: 3,
         startPeriod: Duration.seconds(20),
       },
-      // SIGTERM drains within SHUTDOWN_TIMEOUT_MS (10 s by default); leave room before SIGKILL.
-      stopTimeout: Duration.seconds(30),
+      // SIGTERM drains within SHUTDOWN_TIMEOUT_MS; SIGKILL only after that and a margin.
+      stopTimeout: Duration.seconds(STOP_TIMEOUT_SECONDS),
     });
     return { taskDefinition, logGroup };
   }

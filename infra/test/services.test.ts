@@ -24,8 +24,12 @@ describe.each(['ingress', 'worker'])('%s task', (role) => {
     expect(task.container.Command).toEqual([role]);
     expect(task.props.RequiresCompatibilities).toEqual(['FARGATE']);
     expect(task.props.NetworkMode).toBe('awsvpc');
-    // Graceful drain (SHUTDOWN_TIMEOUT_MS, 10 s by default) must fit before SIGKILL.
-    expect(task.container.StopTimeout).toBeGreaterThan(10);
+    // The drain bound the app is given must end before ECS's SIGKILL, with room for the exit,
+    // and must outlast the worker's 20 s long poll plus its 3 s hand-back and flush margin.
+    const bound = Number(environmentOf(task.container).SHUTDOWN_TIMEOUT_MS);
+    expect(bound).toBeGreaterThanOrEqual(20_000 + 3000);
+    expect(task.container.StopTimeout! * 1000).toBeGreaterThanOrEqual(bound + 5000);
+    expect(task.container.StopTimeout).toBeLessThanOrEqual(120); // Fargate's ceiling
   });
 
   it('runs in private subnets without a public IP', () => {

@@ -50,7 +50,8 @@ const envSchema = z.object({
   SQS_SEND_TIMEOUT_MS: int(100, 60_000).default(3000),
   BATCH_WINDOW_MS: int(0, 100).default(2),
   CLAIM_CHECK_THRESHOLD_BYTES: int(1024, 1024 * 1024 - 64 * 1024).default(900 * 1024),
-  SHUTDOWN_TIMEOUT_MS: int(2000, 120_000).default(10_000),
+  // Past the 20 s long poll: a receive out at SIGTERM returns by itself and its messages are handed back (infra's stopTimeout is 5 s more).
+  SHUTDOWN_TIMEOUT_MS: int(2000, 115_000).default(25_000),
   LINE_CACHE_TTL_MS: int(0, 3_600_000).default(30_000),
   SECRET_CACHE_TTL_MS: int(0, 86_400_000).default(300_000),
 
@@ -126,11 +127,22 @@ export interface Config {
 
 export type Role = 'ingress' | 'worker' | 'all';
 
+/** What the worker's drain needs beyond one long poll: the poller's hand-back and flush reserve, and main's exit. */
+export const SHUTDOWN_MARGIN_MS = 3000;
+
 /**
  * What a serving process needs beyond the parsed variables, checked at start (the CLIs need less:
  * `npm run dlq` works with just the queue URLs).
  */
 export function assertServable(config: Config, role: Role): void {
+  const receiveMs = config.worker.waitTimeSeconds * 1000;
+  if (role !== 'ingress' && config.ingress.shutdownTimeoutMs < receiveMs + SHUTDOWN_MARGIN_MS) {
+    // A receive still out at SIGTERM must be let to return (aborting it hides what it took until the
+    // visibility lapses), so the drain must outlast one long poll, with room to hand back and flush.
+    throw new ConfigError(
+      `Invalid configuration:\n  SHUTDOWN_TIMEOUT_MS: must be at least SQS_WAIT_TIME_SECONDS × 1000 + ${SHUTDOWN_MARGIN_MS} (${receiveMs + SHUTDOWN_MARGIN_MS}) for the ${role} role; got ${config.ingress.shutdownTimeoutMs}`,
+    );
+  }
   if (config.embedded) return;
   const needs: Array<[string, boolean]> = [
     ['S3_BUCKET', config.env.S3_BUCKET !== undefined],
@@ -160,6 +172,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
 
   if (production && !env.GRAPH_API_BASE_URL.startsWith('https://')) {
     throw new ConfigError('GRAPH_API_BASE_URL: must be https when NODE_ENV=production (the Graph token travels with every call)');
+  }
+  if (production && !env.BIRD_API_BASE_URL.startsWith('https://')) {
+    throw new ConfigError('BIRD_API_BASE_URL: must be https when NODE_ENV=production (every line\'s Bird access key travels with its calls)');
   }
   if (production && embedded) {
     throw new ConfigError('SQS_QUEUE_URL: required when NODE_ENV=production (the embedded stand-ins are for development only)');
@@ -204,7 +219,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     worker: {
       concurrency: env.WORKER_CONCURRENCY,
-      waitTimeSeconds: env.SQS_WAIT_TIME_SECONDS,
+      // local-aws-sqs answers concurrent long polls only when their wait ends: keep the wait short locally.
+      waitTimeSeconds: embedded && defined.SQS_WAIT_TIME_SECONDS === undefined ? 1 : env.SQS_WAIT_TIME_SECONDS,
       visibilityTimeoutSeconds: env.SQS_VISIBILITY_TIMEOUT_SECONDS,
       dedupeTtlDays: env.DEDUPE_TTL_DAYS,
       graphApiBaseUrl: env.GRAPH_API_BASE_URL,

@@ -69,8 +69,6 @@ export async function startEmbeddedDefault(config: Config, logger: Logger, env: 
       graphApiBaseUrl,
       mediaAllowedHosts: env.MEDIA_ALLOWED_HOSTS ? config.worker.mediaAllowedHosts : [...config.worker.mediaAllowedHosts, new URL(graphApiBaseUrl).hostname],
       birdApiBaseUrl: env.BIRD_API_BASE_URL ? config.worker.birdApiBaseUrl : bird.conversationsBaseUrl,
-      // local-aws-sqs answers concurrent long polls only when their wait ends: keep the wait short locally.
-      waitTimeSeconds: env.SQS_WAIT_TIME_SECONDS ? config.worker.waitTimeSeconds : 1,
     },
   };
   logger.info(

@@ -80,6 +80,10 @@ export function startSender(deps: {
     receiveLoops: 1,
     // Small gather: a recipient's next reply should not wait for a full batch of free slots.
     receiveGatherMs: 5,
+    // The sender computes its own retry delays (rate and pair limits, its backoff); the poller's
+    // backoff, a floor under any handler delay, must not lengthen them: 1 s at most.
+    retryBaseSeconds: 1,
+    retryMaxSeconds: 1,
   });
   poller.start();
   logger.info({ queueUrl, concurrency: config.outbound.concurrency }, 'outbound sender polling');

@@ -58,6 +58,7 @@ export function startWorker(deps: {
   const outboundStore = config.outbound.queueUrl
     ? new DynamoOutboundStore({ documents: clients.documents, tableName: config.dynamodb.outboundTable, retentionDays: config.outbound.retentionDays, registry })
     : undefined;
+  const parker = new DlqParker({ sqs: clients.sqs, dlqUrl: config.sqs.dlqUrl, registry });
   const pipeline = new EventPipeline({
     outboundStatuses: outboundStore && new StoreStatusSettler(outboundStore, registry),
     lines: deps.lines,
@@ -82,7 +83,7 @@ export function startWorker(deps: {
       registry,
     }),
     bird,
-    parker: new DlqParker({ sqs: clients.sqs, dlqUrl: config.sqs.dlqUrl, registry }),
+    parker,
     defaultAccessToken: config.whatsapp.accessToken,
     logger,
     registry,
@@ -101,6 +102,7 @@ export function startWorker(deps: {
     // While Bird's breaker is open, new messages would only fail: leave them on the queue.
     shouldPause: () => bird.circuitOpen,
     claimChecks: new ClaimCheckReader({ s3: clients.s3, bucket: config.s3.bucket }),
+    parker,
     ...deps.tuning?.poller,
   });
   poller.start();

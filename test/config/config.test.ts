@@ -6,8 +6,10 @@ describe('configuration', () => {
     expect(config.embedded).toBe(true);
     expect(config.port).toBe(8080);
     expect(config.createMissingResources).toBe(true);
-    expect(config.worker).toMatchObject({ concurrency: 32, waitTimeSeconds: 20, dedupeTtlDays: 15, graphApiVersion: 'v25.0' });
-    expect(config.ingress).toMatchObject({ maxBodyBytes: 3 * 1024 * 1024, shutdownTimeoutMs: 10_000 });
+    expect(config.worker).toMatchObject({ concurrency: 32, waitTimeSeconds: 1, dedupeTtlDays: 15, graphApiVersion: 'v25.0' });
+    expect(loadConfig({ SQS_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/1/q' }).worker.waitTimeSeconds).toBe(20);
+    expect(config.ingress).toMatchObject({ maxBodyBytes: 3 * 1024 * 1024, shutdownTimeoutMs: 25_000 });
+    expect(config.worker.visibilityTimeoutSeconds).toBe(30);
   });
 
   it('names the variable that is wrong', () => {
@@ -22,6 +24,23 @@ describe('configuration', () => {
     expect(() => loadConfig({ NODE_ENV: 'production', SQS_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/1/q', GRAPH_API_BASE_URL: 'http://graph.example' })).toThrow(
       /GRAPH_API_BASE_URL: must be https/,
     );
+  });
+
+  it('refuses plain-http Bird API in production (the access keys travel with every call)', () => {
+    const queue = { SQS_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/1/q' };
+    expect(() => loadConfig({ NODE_ENV: 'production', ...queue, BIRD_API_BASE_URL: 'http://bird.example' })).toThrow(/BIRD_API_BASE_URL: must be https/);
+    expect(() => loadConfig({ NODE_ENV: 'production', ...queue, BIRD_API_BASE_URL: 'https://bird.example' })).not.toThrow();
+    expect(() => loadConfig({ NODE_ENV: 'development', ...queue, BIRD_API_BASE_URL: 'http://127.0.0.1:9' })).not.toThrow();
+  });
+
+  it('a worker drain outlasts one long poll: SHUTDOWN_TIMEOUT_MS below the receive wait + 3 s is refused for worker roles', () => {
+    const deployed = { SQS_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/1/q', SQS_DLQ_URL: 'https://sqs.eu-west-1.amazonaws.com/1/d', S3_BUCKET: 'bucket', WHATSAPP_VERIFY_TOKEN: 'v', WHATSAPP_APP_SECRETS: 's' };
+    const short = loadConfig({ ...deployed, SHUTDOWN_TIMEOUT_MS: '10000' });
+    expect(() => assertServable(short, 'worker')).toThrow(/SHUTDOWN_TIMEOUT_MS: must be at least SQS_WAIT_TIME_SECONDS × 1000 \+ 3000 \(23000\)/);
+    expect(() => assertServable(short, 'all')).toThrow(/SHUTDOWN_TIMEOUT_MS/);
+    expect(() => assertServable(short, 'ingress')).not.toThrow();
+    expect(() => assertServable(loadConfig({ ...deployed, SHUTDOWN_TIMEOUT_MS: '10000', SQS_WAIT_TIME_SECONDS: '5' }), 'worker')).not.toThrow();
+    expect(() => assertServable(loadConfig(deployed), 'worker')).not.toThrow();
   });
 
   it('asks each role only for what it uses', () => {

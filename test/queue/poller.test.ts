@@ -15,6 +15,7 @@ import { startAwsStandIns, type AwsStandIns } from '../../src/local/aws-standins
 import { createLogger } from '../../src/observability/logger';
 import { createRegistry, type Registry } from '../../src/observability/metrics';
 import { ClaimCheckReader } from '../../src/queue/claim-check-reader';
+import { DlqParker } from '../../src/queue/dlq';
 import type { ReceivedMessage } from '../../src/queue/message';
 import { DEFAULT_RETRY_POLICY, SqsPoller, retryDelaySeconds, type HandlerOutcome, type SqsPollerOptions } from '../../src/queue/poller';
 import { SqsBatcher, type SqsBatchResponse } from '../../src/queue/sqs-batcher';
@@ -137,6 +138,26 @@ async function depth(queueUrl: string): Promise<number> {
     new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
   );
   return Number(out.Attributes?.ApproximateNumberOfMessages ?? 0);
+}
+
+/** Messages on a queue: visible, and hidden (in flight or waiting out a delay). */
+async function queueCounts(queueUrl: string): Promise<{ visible: number; hidden: number }> {
+  const out = await admin.send(
+    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+  );
+  return { visible: Number(out.Attributes?.ApproximateNumberOfMessages ?? 0), hidden: Number(out.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0) };
+}
+
+/** Receive and delete everything visible on a queue. */
+async function drainQueue(queueUrl: string) {
+  const all = [];
+  for (;;) {
+    const out = await admin.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageAttributeNames: ['All'] }));
+    const messages = out.Messages ?? [];
+    if (messages.length === 0) return all;
+    all.push(...messages);
+    await admin.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
+  }
 }
 
 function deferred() {
@@ -353,8 +374,8 @@ describe('SqsPoller against local-aws-sqs', () => {
     expect(calls.ChangeMessageVisibilityBatch).toBeGreaterThanOrEqual(4);
   });
 
-  it('claim check: the handler gets the S3 body; a sha256 mismatch never reaches the handler and is retried and logged', async () => {
-    const { queueUrl } = await freshQueues({ visibilityTimeoutSeconds: 30, maxReceiveCount: 10 });
+  it('claim check: the handler gets the S3 body; pointers that can never resolve are parked at once with their reason, never handled', async () => {
+    const { queueUrl, dlqUrl } = await freshQueues({ visibilityTimeoutSeconds: 30, maxReceiveCount: 10 });
     const s3 = new S3Client({ region: REGION, endpoint: standIns.endpoints.s3, credentials: standIns.credentials, forcePathStyle: true });
     const bucket = 'poller-claims';
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
@@ -362,35 +383,60 @@ describe('SqsPoller against local-aws-sqs', () => {
     const sha256 = createHash('sha256').update(body).digest('hex');
     const key = `claim-check/${sha256}.json`;
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
-    const pointer = (sha: string) => JSON.stringify({ claimCheck: { bucket, key, sha256: sha, size: body.length } });
-    const attrs = (extra: Record<string, string>) =>
-      Object.fromEntries(Object.entries({ claimCheck: `s3://${bucket}/${key}`, bodySha256: sha256, ...extra }).map(([k, v]) => [k, { DataType: 'String', StringValue: v }]));
-
-    await admin.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: pointer(sha256), MessageAttributes: attrs({ requestId: 'good' }) }));
-    await admin.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: pointer('0'.repeat(64)), MessageAttributes: attrs({ requestId: 'bad' }) }));
+    const send = async (requestId: string, pointer: { bucket: string; key: string; sha256: string } | 'not a pointer') => {
+      const messageBody = pointer === 'not a pointer' ? '{"hello":1}' : JSON.stringify({ claimCheck: { ...pointer, size: body.length } });
+      const attribute = pointer === 'not a pointer' ? `s3://${bucket}/${key}` : `s3://${pointer.bucket}/${pointer.key}`;
+      const attributes = { claimCheck: attribute, bodySha256: sha256, requestId };
+      await admin.send(
+        new SendMessageCommand({
+          QueueUrl: queueUrl,
+          MessageBody: messageBody,
+          MessageAttributes: Object.fromEntries(Object.entries(attributes).map(([k, v]) => [k, { DataType: 'String', StringValue: v }])),
+        }),
+      );
+    };
+    await send('good', { bucket, key, sha256 });
+    await send('sha', { bucket, key, sha256: '0'.repeat(64) });
+    await send('missing', { bucket, key: `claim-check/${'1'.repeat(64)}.json`, sha256: '1'.repeat(64) });
+    await send('foreign', { bucket: 'someone-elses-bucket', key, sha256 });
+    await send('invalid', 'not a pointer');
 
     const handled: ReceivedMessage[] = [];
+    const parkerRegistry = createRegistry({ defaultMetrics: false });
     const { poller, registry, logs } = makePoller({
       queueUrl,
       claimChecks: new ClaimCheckReader({ s3, bucket }),
-      retryBaseSeconds: 1,
-      retryMaxSeconds: 1,
+      parker: new DlqParker({ sqs: admin, dlqUrl, registry: parkerRegistry }),
       handler: async (msg) => {
         handled.push(msg);
         return { action: 'delete' };
       },
     });
     poller.start();
-    await waitFor('the mismatch to be retried twice', async () => (await metric(registry, 'wa_ingress_worker_messages_retried_total', { cause: 'claim_check' })) >= 2);
+    await waitFor('four parked, one handled', async () => handled.length === 1 && (await metric(parkerRegistry, 'wa_ingress_worker_parked_total')) === 4, 10_000);
     await poller.stop();
-    s3.destroy();
+    expect(await queueCounts(queueUrl)).toEqual({ visible: 0, hidden: 0 });
 
-    expect(handled).toHaveLength(1);
-    expect(handled[0]?.attributes.requestId).toBe('good');
+    expect(handled.map((m) => m.attributes.requestId)).toEqual(['good']);
     expect(handled[0]?.body.equals(body)).toBe(true);
-    expect(handled[0]?.original.body).toBe(pointer(sha256));
-    expect(logs.some((l) => l.includes('claim_check_sha256_mismatch') && l.includes('"level":"error"'))).toBe(true);
-    expect(await depth(queueUrl)).toBe(1); // the bad one waits for its next try (and, in the end, the DLQ)
+    expect(handled[0]?.original.body).toContain(sha256);
+    const parked = (await drainQueue(dlqUrl)).map((m) => [m.MessageAttributes?.requestId?.StringValue, m.MessageAttributes?.reason?.StringValue]);
+    expect(parked.sort()).toEqual([
+      ['foreign', 'claim_check_foreign_bucket'],
+      ['invalid', 'claim_check_invalid'],
+      ['missing', 'claim_check_missing'],
+      ['sha', 'claim_check_sha256_mismatch'],
+    ]);
+    expect(await metric(registry, 'wa_ingress_worker_messages_retried_total', { cause: 'claim_check' })).toBe(0);
+    expect(logs.some((l) => l.includes('"event":"message_parked"') && l.includes('claim_check_sha256_mismatch'))).toBe(true);
+
+    // Without a parker (or when S3 cannot answer) the message is retried instead.
+    await send('sha-again', { bucket, key, sha256: '0'.repeat(64) });
+    const unparked = makePoller({ queueUrl, claimChecks: new ClaimCheckReader({ s3, bucket }), retryBaseSeconds: 1, retryMaxSeconds: 1, handler: async () => ({ action: 'delete' }) });
+    unparked.poller.start();
+    await waitFor('a claim-check retry', async () => (await metric(unparked.registry, 'wa_ingress_worker_messages_retried_total', { cause: 'claim_check' })) >= 1);
+    await unparked.poller.stop();
+    s3.destroy();
   });
 
   it('pause: receives nothing while shouldPause() is true, and resumes after', async () => {
@@ -466,31 +512,61 @@ describe('SqsPoller against local-aws-sqs', () => {
     expect(await depth(queueUrl)).toBe(1);
   });
 
-  it('stop(): a handler that does not finish within shutdownTimeoutMs is left for redelivery', async () => {
+  it('stop(): handlers still running at the bound get their signal aborted, and their messages are handed back at once: nothing left hidden', async () => {
     const { queueUrl } = await freshQueues({ visibilityTimeoutSeconds: 30, maxReceiveCount: 5 });
-    await admin.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: 'stuck' }));
-    const never = deferred();
-    let started = false;
-    const { poller, logs } = makePoller({
+    await sendMany(queueUrl, ['cooperative', 'stuck']);
+    const signals = new Map<string, AbortSignal>();
+    let released = 0;
+    const { poller, logs, registry } = makePoller({
       queueUrl,
-      shutdownTimeoutMs: 300,
+      shutdownTimeoutMs: 1200,
+      handler: async (msg, context) => {
+        const name = msg.body.toString();
+        signals.set(name, context!.signal!);
+        if (name === 'stuck') return new Promise<never>(() => undefined); // ignores its signal
+        // Like the pipeline: on abort, give the claim back, then answer retry.
+        await new Promise((resolve) => context!.signal!.addEventListener('abort', resolve, { once: true }));
+        await pause(20);
+        released += 1;
+        throw new RetryableError('shutting_down', 'Shutdown: claim released');
+      },
+    });
+    poller.start();
+    await waitFor('both handlers', () => signals.size === 2);
+    const t0 = Date.now();
+    await poller.stop();
+    const took = Date.now() - t0;
+    expect(took).toBeLessThanOrEqual(1300);
+    expect([...signals.values()].every((signal) => signal.aborted)).toBe(true);
+    expect(released).toBe(1);
+    // Visible again now, not after the 30 s visibility timeout.
+    expect(await queueCounts(queueUrl)).toEqual({ visible: 2, hidden: 0 });
+    expect(await metric(registry, 'wa_ingress_worker_messages_handed_back_total', { when: 'in_flight' })).toBe(2);
+    expect(await metric(registry, 'wa_ingress_worker_messages_retried_total')).toBe(0);
+    expect(logs.some((l) => l.includes('Shutdown bound: aborting unfinished handlers'))).toBe(true);
+  });
+
+  it('stop(): a receive out at stop is not aborted: it returns, and what it took is handed back at once, never handled', async () => {
+    const { queueUrl } = await freshQueues({ visibilityTimeoutSeconds: 30, maxReceiveCount: 5 });
+    let handled = 0;
+    const { poller, calls, registry } = makePoller({
+      queueUrl,
+      waitTimeSeconds: 2,
+      receiveLoops: 1,
+      shutdownTimeoutMs: 5000,
       handler: async () => {
-        started = true;
-        await never.promise;
+        handled += 1;
         return { action: 'delete' };
       },
     });
     poller.start();
-    await waitFor('the handler', () => started);
-    const t0 = Date.now();
-    await poller.stop();
-    // Handlers get the budget less the flush reserve (a quarter of it, at most 2 s): 225 ms here.
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(215);
-    expect(Date.now() - t0).toBeLessThanOrEqual(400);
-    never.release();
+    await waitFor('a receive to be out', () => (calls.ReceiveMessage ?? 0) >= 1);
     await pause(100);
-    expect(await depth(queueUrl)).toBe(1);
-    expect(logs.some((l) => l.includes('Shutdown timeout'))).toBe(true);
+    await sendMany(queueUrl, ['a', 'b', 'c']);
+    await poller.stop();
+    expect(handled).toBe(0);
+    expect(await queueCounts(queueUrl)).toEqual({ visible: 3, hidden: 0 });
+    expect(await metric(registry, 'wa_ingress_worker_messages_handed_back_total', { when: 'received' })).toBe(3);
   });
 
   it('survives SQS being down: logs, backs off, and carries on when it is back', async () => {
