@@ -23,7 +23,7 @@ import { sign } from '../src/ingress/signature';
 import { parseLines, upsertLines } from '../src/lines/admin';
 import { DynamoLineStore } from '../src/lines/store';
 import { standInEnvironment, startAwsStandIns } from '../src/local/aws-standins';
-import { BIRD_STANDIN_FLOW_SECRET, startBirdStandIn } from '../src/local/bird-standin';
+import { BIRD_STANDIN_FLOW_SECRET, BIRD_STANDIN_FLOW_SIGNING_SECRET, startBirdStandIn } from '../src/local/bird-standin';
 import { createLogger } from '../src/observability/logger';
 
 const PAYLOADS = 12;
@@ -79,7 +79,7 @@ async function main(): Promise<void> {
   await upsertLines(
     store,
     parseLines(
-      [{ lineId: 'crash', phoneNumberId: PHONE_NUMBER_ID, wabaId: '102290129340398', displayPhoneNumber: '15550783881', bird: { transport: 'flow', flowUrl: bird.flowUrl(), flowSecret: BIRD_STANDIN_FLOW_SECRET } }],
+      [{ lineId: 'crash', phoneNumberId: PHONE_NUMBER_ID, wabaId: '102290129340398', displayPhoneNumber: '15550783881', bird: { transport: 'flow', flowUrl: bird.flowUrl(), flowSecret: BIRD_STANDIN_FLOW_SECRET, flowSigningSecret: BIRD_STANDIN_FLOW_SIGNING_SECRET } }],
       { production: false },
     ),
   );

@@ -31,7 +31,7 @@ import { CachedLineRegistry } from '../src/lines/registry';
 import { ReferenceSecretResolver } from '../src/lines/secrets';
 import { DynamoLineStore } from '../src/lines/store';
 import { startAwsStandIns } from '../src/local/aws-standins';
-import { BIRD_STANDIN_FLOW_PATH, BIRD_STANDIN_FLOW_SECRET, startBirdStandIn } from '../src/local/bird-standin';
+import { BIRD_STANDIN_FLOW_PATH, BIRD_STANDIN_FLOW_SECRET, BIRD_STANDIN_FLOW_SIGNING_SECRET, startBirdStandIn } from '../src/local/bird-standin';
 import { envelopeToEvents } from '../src/meta/envelope';
 import { createLogger } from '../src/observability/logger';
 import { createRegistry, type Registry } from '../src/observability/metrics';
@@ -352,12 +352,12 @@ interface FlowRequest {
 /** The exact bytes the worker's Bird client would send for each event (no media), built and signed before timing. */
 function flowRequests(payloads: Buffer[], line: Line): FlowRequest[] {
   if (line.bird.transport !== 'flow') throw new Error('the bench line uses the flow transport');
-  const secret = line.bird.flowSecret;
+  const signingSecret = line.bird.flowSigningSecret ?? '';
   const receivedAt = new Date().toISOString();
   return payloads.flatMap((payload) =>
     envelopeToEvents(JSON.parse(payload.toString('utf8'))).map((event) => {
       const body = encodeFlowBody(buildFlowBody({ lineId: line.lineId, target: line.bird, event, receivedAt }));
-      return { key: event.key, body, signature: signFlowBody(secret, body) };
+      return { key: event.key, body, signature: signFlowBody(signingSecret, body) };
     }),
   );
 }
@@ -448,7 +448,7 @@ async function main(): Promise<void> {
   await ensureResources(clients, { ...TABLES, bucket: BUCKET });
   const line = lineSchema.parse({
     ...LINE,
-    bird: { transport: 'flow', flowUrl: info.birdFlowUrl, flowSecret: BIRD_STANDIN_FLOW_SECRET },
+    bird: { transport: 'flow', flowUrl: info.birdFlowUrl, flowSecret: BIRD_STANDIN_FLOW_SECRET, flowSigningSecret: BIRD_STANDIN_FLOW_SIGNING_SECRET },
   });
   await new DynamoLineStore({ documents: clients.documents, tableName: TABLES.linesTable }).put(line);
 

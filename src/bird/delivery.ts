@@ -20,6 +20,8 @@ export interface BirdDelivery {
   /** When the gateway received the webhook (ISO 8601). */
   receivedAt: string;
   media?: DeliveredMedia;
+  /** Aborts the delivery (shutdown): the call in flight is cut and not retried. */
+  signal?: AbortSignal;
 }
 
 export type BirdTransport = BirdTarget['transport'];

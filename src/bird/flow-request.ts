@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import type { EventContact, EventKind, MediaKind, OutboundRef } from '../meta/event';
 import type { BirdDelivery } from './delivery';
 
-/** The header carrying `sha256=<hex HMAC-SHA256(flowSecret, raw body)>` on flow requests. */
+/** The header carrying `sha256=<hex HMAC-SHA256(flowSigningSecret, raw body)>` on flow requests of lines that have a signing secret. */
 export const FLOW_SIGNATURE_HEADER = 'X-Wa-Ingress-Signature-256';
 
 /**

@@ -12,7 +12,12 @@ function secretFields(line: Line): Array<[string, string]> {
     ...(line.outboundKeys ?? []).map((s, i): [string, string] => [`outboundKeys[${i}]`, s]),
     ['verifyToken', line.verifyToken],
     ['accessToken', line.accessToken],
-    line.bird.transport === 'flow' ? ['bird.flowSecret', line.bird.flowSecret] : ['bird.accessKey', line.bird.accessKey],
+    ...(line.bird.transport === 'flow'
+      ? ([
+          ['bird.flowSecret', line.bird.flowSecret],
+          ['bird.flowSigningSecret', line.bird.flowSigningSecret],
+        ] as Array<[string, string | undefined]>)
+      : ([['bird.accessKey', line.bird.accessKey]] as Array<[string, string | undefined]>)),
   ];
   return fields.filter((f): f is [string, string] => f[1] !== undefined);
 }
@@ -30,7 +35,7 @@ export function parseLines(json: unknown, options: { production: boolean }): Lin
       const literals = secretFields(line).filter(([, v]) => secretRefKind(v) === 'literal');
       if (literals.length > 0) {
         throw new ConfigError(
-          `Line ${line.lineId}: literal secrets are refused when NODE_ENV=production (${literals.map(([p]) => p).join(', ')}); use env:NAME or secretsmanager:ARN`,
+          `Line ${line.lineId}: literal secrets are refused when NODE_ENV=production (${literals.map(([p]) => p).join(', ')}); use env:WA_LINE_SECRET_NAME or secretsmanager:ARN`,
         );
       }
     }
@@ -61,7 +66,7 @@ export async function upsertLines(store: LineStore, lines: Line[]): Promise<void
 export function maskLine(line: Line): Record<string, unknown> {
   const bird =
     line.bird.transport === 'flow'
-      ? { ...line.bird, flowSecret: maskSecretRef(line.bird.flowSecret) }
+      ? { ...line.bird, flowSecret: maskSecretRef(line.bird.flowSecret), flowSigningSecret: maskSecretRef(line.bird.flowSigningSecret) }
       : { ...line.bird, accessKey: maskSecretRef(line.bird.accessKey) };
   return {
     ...line,
@@ -75,7 +80,11 @@ export function maskLine(line: Line): Record<string, unknown> {
 
 /** The line's Bird target with its secret resolved, ready for the Bird client. */
 export async function resolveBirdTarget(line: Line, secrets: SecretResolver): Promise<BirdTarget> {
-  return line.bird.transport === 'flow'
-    ? { ...line.bird, flowSecret: await secrets.resolve(line.bird.flowSecret) }
-    : { ...line.bird, accessKey: await secrets.resolve(line.bird.accessKey) };
+  if (line.bird.transport === 'conversations') return { ...line.bird, accessKey: await secrets.resolve(line.bird.accessKey) };
+  const { flowSecret, flowSigningSecret } = line.bird;
+  return {
+    ...line.bird,
+    flowSecret: await secrets.resolve(flowSecret),
+    ...(flowSigningSecret !== undefined ? { flowSigningSecret: await secrets.resolve(flowSigningSecret) } : {}),
+  };
 }

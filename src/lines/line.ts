@@ -1,12 +1,39 @@
 import { z } from 'zod';
 
-/** A secret field holds a literal, `env:NAME`, or `secretsmanager:ARN`. */
-export const secretRefSchema = z.string().min(1);
+/**
+ * `env:NAME` references reach only variables named with this prefix: a line (written by whoever may
+ * register lines) must not be able to read the gateway's own secrets, such as WHATSAPP_ACCESS_TOKEN,
+ * and send them to a flowUrl of its choosing.
+ */
+export const LINE_SECRET_ENV_PREFIX = 'WA_LINE_SECRET_';
+
+/** Why an `env:` reference is refused, or undefined when it names an allowed variable. */
+export function envReferenceProblem(ref: string): string | undefined {
+  if (!ref.startsWith('env:')) return undefined;
+  const name = ref.slice('env:'.length);
+  if (/^WA_LINE_SECRET_[A-Za-z0-9_]+$/.test(name)) return undefined;
+  return `env: references must name a variable starting with ${LINE_SECRET_ENV_PREFIX} (got env:${name})`;
+}
+
+/** A secret field holds a literal, `env:WA_LINE_SECRET_NAME`, or `secretsmanager:ARN`. */
+export const secretRefSchema = z
+  .string()
+  .min(1)
+  .superRefine((ref, ctx) => {
+    const problem = envReferenceProblem(ref);
+    if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+  });
 
 export const birdFlowSchema = z.object({
   transport: z.literal('flow'),
   flowUrl: z.string().url(),
+  /** Sent as the Bearer: the Flow trigger's own check. */
   flowSecret: secretRefSchema,
+  /**
+   * Optional key for the body's HMAC header (X-Wa-Ingress-Signature-256). It never travels, so the
+   * Flow can verify that the body is ours and unchanged; without it no signature header is sent.
+   */
+  flowSigningSecret: secretRefSchema.optional(),
 });
 
 export const birdConversationsSchema = z.object({

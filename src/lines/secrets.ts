@@ -1,8 +1,9 @@
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { PermanentError, RetryableError } from '../errors';
+import { envReferenceProblem } from './line';
 
 /**
- * Secret fields of a line hold a literal, `env:NAME` or `secretsmanager:ARN`.
+ * Secret fields of a line hold a literal, `env:WA_LINE_SECRET_NAME` or `secretsmanager:ARN`.
  * Literals are refused in production so that no secret sits in the lines table.
  */
 export type SecretRefKind = 'literal' | 'env' | 'secretsmanager';
@@ -43,12 +44,15 @@ export class ReferenceSecretResolver implements SecretResolver {
     const kind = secretRefKind(ref);
     if (kind === 'literal') {
       if (this.options.production) {
-        throw new PermanentError('secret_literal_refused', 'A literal secret is refused when NODE_ENV=production: use env:NAME or secretsmanager:ARN');
+        throw new PermanentError('secret_literal_refused', 'A literal secret is refused when NODE_ENV=production: use env:WA_LINE_SECRET_NAME or secretsmanager:ARN');
       }
       return ref;
     }
     if (kind === 'env') {
       const name = ref.slice('env:'.length);
+      // Checked again here, not only when the line is parsed: a line in the table may predate the rule.
+      const problem = envReferenceProblem(ref);
+      if (problem) throw new PermanentError('secret_env_not_allowed', `Secret reference refused: ${problem}`);
       const value = (this.options.env ?? process.env)[name];
       if (!value) throw new PermanentError('secret_env_missing', `Secret reference env:${name}: the variable is not set`);
       return value;

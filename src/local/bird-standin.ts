@@ -14,6 +14,8 @@ import { createLogger, type Logger } from '../observability/logger';
  */
 
 export const BIRD_STANDIN_FLOW_SECRET = 'local-bird-flow-secret';
+/** The key the stand-in's flows verify the body signature with (a line's `bird.flowSigningSecret`); it never travels. */
+export const BIRD_STANDIN_FLOW_SIGNING_SECRET = 'local-bird-flow-signing-secret';
 export const BIRD_STANDIN_ACCESS_KEY = 'local-bird-access-key';
 export const BIRD_STANDIN_FLOW_PATH = '/flows/wa-ingress';
 
@@ -24,6 +26,11 @@ export interface BirdStandInOptions {
   inboxFile?: string;
   /** One secret for every flow path, or a secret per path (unknown paths answer 404). */
   flowSecrets?: string | Record<string, string>;
+  /**
+   * The HMAC key each flow verifies `X-Wa-Ingress-Signature-256` with (one for all, or per path;
+   * default BIRD_STANDIN_FLOW_SIGNING_SECRET). A path without one accepts requests without the header.
+   */
+  flowSigningSecrets?: string | Record<string, string>;
   accessKey?: string;
   logger?: Logger;
 }
@@ -98,6 +105,7 @@ export async function startBirdStandIn(options: BirdStandInOptions = {}): Promis
   const host = options.host ?? '127.0.0.1';
   const logger = (options.logger ?? createLogger({ level: 'info' })).child({ component: 'bird-standin' });
   const flowSecrets = options.flowSecrets ?? BIRD_STANDIN_FLOW_SECRET;
+  const flowSigningSecrets = options.flowSigningSecrets ?? BIRD_STANDIN_FLOW_SIGNING_SECRET;
   const accessKey = options.accessKey ?? BIRD_STANDIN_ACCESS_KEY;
   if (options.inboxFile) await mkdir(dirname(options.inboxFile), { recursive: true });
 
@@ -129,9 +137,15 @@ export async function startBirdStandIn(options: BirdStandInOptions = {}): Promis
     const secret = typeof flowSecrets === 'string' ? flowSecrets : flowSecrets[path];
     if (secret === undefined) throw new Rejection(404, 'flow_not_found', `No flow at ${path}`);
     if (!sameText(req.headers.authorization, `Bearer ${secret}`)) throw new Rejection(401, 'unauthorized', 'Bearer secret missing or wrong');
-    const expected = `sha256=${createHmac('sha256', secret).update(raw).digest('hex')}`;
-    if (!sameText(header(req, 'x-wa-ingress-signature-256'), expected)) {
-      throw new Rejection(401, 'bad_signature', 'X-Wa-Ingress-Signature-256 does not match the body');
+    const signature = header(req, 'x-wa-ingress-signature-256');
+    const hmac = (key: string) => `sha256=${createHmac('sha256', key).update(raw).digest('hex')}`;
+    // A signature under the Bearer secret proves nothing: whoever saw the request holds that key.
+    if (signature !== undefined && sameText(signature, hmac(secret))) {
+      throw new Rejection(401, 'signature_key_travels', 'X-Wa-Ingress-Signature-256 is keyed with the Bearer secret; sign with a key that never travels');
+    }
+    const signingSecret = typeof flowSigningSecrets === 'string' ? flowSigningSecrets : flowSigningSecrets[path];
+    if (signingSecret !== undefined && !sameText(signature, hmac(signingSecret))) {
+      throw new Rejection(401, 'bad_signature', 'X-Wa-Ingress-Signature-256 is missing or does not match the body under the flow signing secret');
     }
     const idempotencyKey = requireIdempotencyKey(req);
     const body = parseJsonObject(raw);

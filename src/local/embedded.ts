@@ -3,7 +3,7 @@ import type { Config } from '../config/config';
 import type { LineInput } from '../lines/line';
 import type { Logger } from '../observability/logger';
 import { startAwsStandIns, type AwsStandIns } from './aws-standins';
-import { BIRD_STANDIN_FLOW_SECRET, startBirdStandIn, type BirdStandIn } from './bird-standin';
+import { BIRD_STANDIN_FLOW_SECRET, BIRD_STANDIN_FLOW_SIGNING_SECRET, startBirdStandIn, type BirdStandIn } from './bird-standin';
 import { localSecrets, STANDIN_CREDENTIALS, writeEmbeddedState, type LocalSecrets } from '../config/embedded-state';
 import { startGraphStandIn, type GraphStandIn } from './graph-standin';
 
@@ -28,7 +28,7 @@ export function demoLines(birdFlowUrl: string, outboundKey?: string): LineInput[
     phoneNumberId,
     wabaId: '102290129340398',
     displayPhoneNumber,
-    bird: { transport: 'flow', flowUrl: birdFlowUrl, flowSecret: BIRD_STANDIN_FLOW_SECRET },
+    bird: { transport: 'flow', flowUrl: birdFlowUrl, flowSecret: BIRD_STANDIN_FLOW_SECRET, flowSigningSecret: BIRD_STANDIN_FLOW_SIGNING_SECRET },
     ...(outboundKey ? { outboundKeys: [outboundKey] } : {}),
   });
   return [line('demo', '106540352242922', '15550783881'), line('demo-2', '1122334455667', '15551234567')];

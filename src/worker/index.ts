@@ -52,6 +52,7 @@ export function startWorker(deps: {
     registry,
     timeoutMs: config.worker.birdTimeoutMs,
     birdApiBaseUrl: config.worker.birdApiBaseUrl,
+    requireHttps: config.production,
     ...deps.tuning?.bird,
   });
   // Replies: statuses settle their records here; the sender consumes the outbound queue beside the inbound poller.

@@ -7,6 +7,7 @@ import { createLogger } from '../../src/observability/logger';
 import { startBirdStandIn, type BirdStandIn } from '../../src/local/bird-standin';
 
 const SECRET = 'one-secret-for-all-flows';
+const SIGNING = 'signing-key-that-never-travels';
 const logLines: string[] = [];
 const logger = createLogger({
   level: 'info',
@@ -22,7 +23,7 @@ let dir: string;
 let bird: BirdStandIn;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'bird-standin-'));
-  bird = await startBirdStandIn({ flowSecrets: SECRET, accessKey: 'ak', inboxFile: join(dir, 'nested', 'bird-inbox.jsonl'), logger });
+  bird = await startBirdStandIn({ flowSecrets: SECRET, flowSigningSecrets: SIGNING, accessKey: 'ak', inboxFile: join(dir, 'nested', 'bird-inbox.jsonl'), logger });
 });
 afterAll(async () => {
   await bird.stop();
@@ -46,7 +47,7 @@ async function postFlow(body: unknown, headers: Record<string, string | undefine
     'content-type': 'application/json',
     authorization: `Bearer ${SECRET}`,
     'idempotency-key': (body as { reference?: string }).reference,
-    'x-wa-ingress-signature-256': `sha256=${createHmac('sha256', SECRET).update(raw).digest('hex')}`,
+    'x-wa-ingress-signature-256': `sha256=${createHmac('sha256', SIGNING).update(raw).digest('hex')}`,
   };
   const merged = Object.fromEntries(Object.entries({ ...base, ...headers }).filter(([, v]) => v !== undefined)) as Record<string, string>;
   const response = await fetch(bird.flowUrl(path), { method: 'POST', headers: merged, body: raw });
@@ -70,11 +71,26 @@ describe('Bird stand-in, flow transport', () => {
     ['no bearer', { authorization: undefined }, 401, 'unauthorized'],
     ['a wrong bearer', { authorization: 'Bearer nope' }, 401, 'unauthorized'],
     ['a signature over other bytes', { 'x-wa-ingress-signature-256': `sha256=${'0'.repeat(64)}` }, 401, 'bad_signature'],
+    ['no signature where the flow has a signing secret', { 'x-wa-ingress-signature-256': undefined }, 401, 'bad_signature'],
     ['no Idempotency-Key', { 'idempotency-key': undefined }, 400, 'missing_idempotency_key'],
   ])('answers %s with a JSON error', async (_name, headers, status, code) => {
     const answer = await postFlow(flowBody('msg#1#b'), headers);
     expect(answer).toEqual({ status, json: expect.objectContaining({ code }) });
     expect(bird.received()).toHaveLength(0);
+  });
+
+  it('refuses a body signed with the Bearer secret (a key that travels proves nothing); a flow without a signing secret needs no signature', async () => {
+    const body = flowBody('msg#1#c');
+    const underBearer = `sha256=${createHmac('sha256', SECRET).update(Buffer.from(JSON.stringify(body))).digest('hex')}`;
+    expect(await postFlow(body, { 'x-wa-ingress-signature-256': underBearer })).toEqual({ status: 401, json: expect.objectContaining({ code: 'signature_key_travels' }) });
+    const unsigned = await startBirdStandIn({ flowSecrets: SECRET, flowSigningSecrets: {}, logger: createLogger({ level: 'silent' }) });
+    try {
+      const raw = JSON.stringify(body);
+      const headers = { 'content-type': 'application/json', authorization: `Bearer ${SECRET}`, 'idempotency-key': body.reference };
+      expect((await fetch(unsigned.flowUrl('/flows/any'), { method: 'POST', headers, body: raw })).status).toBe(202);
+    } finally {
+      await unsigned.stop();
+    }
   });
 
   it('answers 400 naming the missing fields', async () => {

@@ -9,18 +9,19 @@ import { startBirdStandIn, type BirdStandIn } from '../../src/local/bird-standin
 import { deliveryOf, fixtureEvent, mediaFor } from './events';
 
 const FLOW_SECRET = 'flow-secret-for-tests';
+const SIGNING_SECRET = 'flow-signing-secret-for-tests';
 const ACCESS_KEY = 'access-key-for-tests';
 const silent = createLogger({ level: 'silent' });
 
 let bird: BirdStandIn;
 beforeAll(async () => {
-  bird = await startBirdStandIn({ flowSecrets: { '/flows/demo': FLOW_SECRET }, accessKey: ACCESS_KEY, logger: silent });
+  bird = await startBirdStandIn({ flowSecrets: { '/flows/demo': FLOW_SECRET }, flowSigningSecrets: { '/flows/demo': SIGNING_SECRET }, accessKey: ACCESS_KEY, logger: silent });
 });
 afterAll(async () => bird.stop());
 beforeEach(() => bird.reset());
 
-function flowTarget(secret = FLOW_SECRET): BirdTarget {
-  return { transport: 'flow', flowUrl: bird.flowUrl('/flows/demo'), flowSecret: secret };
+function flowTarget(secret = FLOW_SECRET, signingSecret: string | null = SIGNING_SECRET): BirdTarget {
+  return { transport: 'flow', flowUrl: bird.flowUrl('/flows/demo'), flowSecret: secret, ...(signingSecret !== null ? { flowSigningSecret: signingSecret } : {}) };
 }
 function conversationsTarget(accessKey = ACCESS_KEY): BirdTarget {
   return { transport: 'conversations', workspaceId: 'ws-1', channelId: 'ch-1', accessKey };
@@ -54,7 +55,7 @@ async function failureOf(promise: Promise<unknown>): Promise<unknown> {
 }
 
 describe('flow transport', () => {
-  it('posts the signed event; the stand-in verifies bearer, Idempotency-Key and HMAC over the raw bytes', async () => {
+  it('posts the event signed with the flowSigningSecret (never the Bearer); the stand-in verifies bearer, Idempotency-Key and HMAC over the raw bytes', async () => {
     const { client, registry, requests } = clientWith();
     const event = fixtureEvent('message-text');
     await client.deliver(deliveryOf(event, flowTarget()));
@@ -65,8 +66,9 @@ describe('flow transport', () => {
     expect(call!.headers.authorization).toBe(`Bearer ${FLOW_SECRET}`);
     expect(call!.headers['content-type']).toBe('application/json');
     expect(call!.idempotencyKey).toBe(event.key);
-    const hmac = createHmac('sha256', FLOW_SECRET).update(call!.rawBody).digest('hex');
+    const hmac = createHmac('sha256', SIGNING_SECRET).update(call!.rawBody).digest('hex');
     expect(call!.headers['x-wa-ingress-signature-256']).toBe(`sha256=${hmac}`);
+    expect(call!.headers['x-wa-ingress-signature-256']).not.toBe(`sha256=${createHmac('sha256', FLOW_SECRET).update(call!.rawBody).digest('hex')}`);
     expect(call!.body).toMatchObject({
       reference: event.key,
       kind: 'message',
@@ -89,6 +91,27 @@ describe('flow transport', () => {
       type: 'image',
       media: { url: media.url, mimeType: media.mimeType, sha256: media.sha256, size: media.size, s3Key: media.s3Key },
     });
+  });
+
+  it('without a flowSigningSecret no signature header is sent; a flow that verifies signatures then refuses it', async () => {
+    const { client } = clientWith();
+    const error = await failureOf(client.deliver(deliveryOf(fixtureEvent('message-text'), flowTarget(FLOW_SECRET, null))));
+    expect((error as PermanentError).reason).toBe('bird_rejected_401');
+    const unsigned = await startBirdStandIn({ flowSecrets: FLOW_SECRET, flowSigningSecrets: {}, logger: silent });
+    try {
+      await client.deliver(deliveryOf(fixtureEvent('message-text'), { transport: 'flow', flowUrl: unsigned.flowUrl(), flowSecret: FLOW_SECRET }));
+      expect(unsigned.received()[0]!.headers['x-wa-ingress-signature-256']).toBeUndefined();
+    } finally {
+      await unsigned.stop();
+    }
+  });
+
+  it('production (requireHttps) refuses a plain-http flowUrl before any call: PermanentError bird_target_insecure', async () => {
+    const { client } = clientWith({ requireHttps: true, birdApiBaseUrl: 'https://api.bird.example' });
+    const error = await failureOf(client.deliver(deliveryOf(fixtureEvent('message-text'), flowTarget())));
+    expect((error as PermanentError).reason).toBe('bird_target_insecure');
+    expect(bird.attempts()).toHaveLength(0);
+    expect(() => clientWith({ requireHttps: true, birdApiBaseUrl: 'http://api.bird.example' })).toThrow(/birdApiBaseUrl must be https/);
   });
 
   it('a wrong secret is rejected by the stand-in (401) and is a PermanentError after one attempt', async () => {
@@ -266,7 +289,7 @@ describe('logs', () => {
     const signature = bird.received()[0]!.headers['x-wa-ingress-signature-256'] as string;
     const text = lines.join('');
     expect(lines.length).toBeGreaterThanOrEqual(3);
-    for (const secret of [FLOW_SECRET, 'wrong-secret-value', ACCESS_KEY, signature.slice(7), '16505551234']) expect(text).not.toContain(secret);
+    for (const secret of [FLOW_SECRET, SIGNING_SECRET, 'wrong-secret-value', ACCESS_KEY, signature.slice(7), '16505551234']) expect(text).not.toContain(secret);
     expect(text).toContain(maskWamids(event.key)); // correlatable, yet the wamid (which encodes the number) is cut
     expect(text).not.toContain(event.key);
   });
@@ -310,10 +333,10 @@ describe('circuit breaker', () => {
   });
 
   it('reports the circuit open (pause the worker) only while every Bird host called has an open breaker', async () => {
-    const other = await startBirdStandIn({ flowSecrets: { '/flows/demo': FLOW_SECRET }, logger: silent });
+    const other = await startBirdStandIn({ flowSecrets: { '/flows/demo': FLOW_SECRET }, flowSigningSecrets: { '/flows/demo': SIGNING_SECRET }, logger: silent });
     try {
       const { client } = clientWith({ retry: { maxAttempts: 1 }, breaker: { consecutiveFailures: 1, halfOpenAfterMs: 60_000 } });
-      const healthyLine = deliveryOf(fixtureEvent('message-text'), { transport: 'flow', flowUrl: other.flowUrl('/flows/demo'), flowSecret: FLOW_SECRET });
+      const healthyLine = deliveryOf(fixtureEvent('message-text'), { transport: 'flow', flowUrl: other.flowUrl('/flows/demo'), flowSecret: FLOW_SECRET, flowSigningSecret: SIGNING_SECRET });
       await client.deliver(healthyLine);
       bird.failAlways({ status: 500 });
       await failureOf(client.deliver(deliveryOf(fixtureEvent('message-text'), flowTarget())));

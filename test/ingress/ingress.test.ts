@@ -20,7 +20,7 @@ beforeAll(async () => {
       phoneNumberId: '106540352242922',
       wabaId: '102290129340398',
       displayPhoneNumber: '15550783881',
-      appSecrets: ['env:LINE_A_SECRET'],
+      appSecrets: ['env:WA_LINE_SECRET_LINE_A'],
       verifyToken: 'line-a-verify',
       bird: { transport: 'flow', flowUrl: 'http://127.0.0.1:9/flow', flowSecret: 'flow-secret' },
     },

@@ -16,7 +16,7 @@ const line = (id: string, phoneNumberId: string, extra: object = {}) => ({
   phoneNumberId,
   wabaId: 'waba-1',
   displayPhoneNumber: '15550001111',
-  appSecrets: ['env:APP_SECRET_A'],
+  appSecrets: ['env:WA_LINE_SECRET_APP_A'],
   bird: { transport: 'flow' as const, flowUrl: 'https://flows.example/hook', flowSecret: 'secretsmanager:arn:aws:secretsmanager:us-east-1:1:secret:flow' },
   ...extra,
 });
@@ -120,11 +120,11 @@ describe('line definitions', () => {
   });
 
   it('masks literal secrets but keeps references when printing', () => {
-    const masked = maskLine(parseLines(line('x', '1', { appSecrets: ['plain-secret', 'env:A'], accessToken: 'EAABtoken' }), { production: false })[0]!);
+    const masked = maskLine(parseLines(line('x', '1', { appSecrets: ['plain-secret', 'env:WA_LINE_SECRET_A'], accessToken: 'EAABtoken' }), { production: false })[0]!);
     const text = JSON.stringify(masked);
     expect(text).not.toContain('plain-secret');
     expect(text).not.toContain('EAABtoken');
-    expect(masked.appSecrets).toEqual(['****', 'env:A']);
+    expect(masked.appSecrets).toEqual(['****', 'env:WA_LINE_SECRET_A']);
     expect(text).toContain('secretsmanager:arn:aws:secretsmanager');
   });
 });
@@ -159,9 +159,9 @@ describe('secret references', () => {
   it('resolves env:, secretsmanager: (cached) and refuses literals in production', async () => {
     let now = 0;
     const sm = new SecretsManagerClient({ region: 'us-east-1', endpoint, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
-    const resolver = new ReferenceSecretResolver({ production: true, env: { APP_SECRET_A: 'from-env' }, secretsManager: sm, cacheTtlMs: 60_000, clock: () => now });
-    expect(await resolver.resolve('env:APP_SECRET_A')).toBe('from-env');
-    await expect(resolver.resolve('env:NOPE')).rejects.toMatchObject({ reason: 'secret_env_missing', retryable: false });
+    const resolver = new ReferenceSecretResolver({ production: true, env: { WA_LINE_SECRET_APP_A: 'from-env' }, secretsManager: sm, cacheTtlMs: 60_000, clock: () => now });
+    expect(await resolver.resolve('env:WA_LINE_SECRET_APP_A')).toBe('from-env');
+    await expect(resolver.resolve('env:WA_LINE_SECRET_NOPE')).rejects.toMatchObject({ reason: 'secret_env_missing', retryable: false });
     await expect(resolver.resolve('plain')).rejects.toMatchObject({ reason: 'secret_literal_refused' });
     expect(await resolver.resolve('secretsmanager:arn:aws:secretsmanager:us-east-1:1:secret:flow')).toBe('value-of-flow');
     expect(await resolver.resolve('secretsmanager:arn:aws:secretsmanager:us-east-1:1:secret:flow')).toBe('value-of-flow');

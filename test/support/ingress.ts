@@ -40,7 +40,7 @@ export async function startIngressHarness(
   const logs = capturedLogger('debug');
   const store = new DynamoLineStore({ documents: aws.clients.documents, tableName: aws.names.linesTable });
   const lines = new CachedLineRegistry({ store, ttlMs: 0, negativeTtlMs: 0, registry });
-  const secrets = new ReferenceSecretResolver({ production: false, cacheTtlMs: 0, env: { LINE_A_SECRET: 'line-a-secret-from-env' } });
+  const secrets = new ReferenceSecretResolver({ production: false, cacheTtlMs: 0, env: { WA_LINE_SECRET_LINE_A: 'line-a-secret-from-env' } });
   // The send API on the same listener, as main.ts mounts it, on the harness's outbound queue and table.
   const routes = overrides.outbound ? [sendApiFor(aws, lines, secrets, registry, logs.logger, overrides.sendTimeoutMs ?? 3000)] : [];
   const ingress = await startIngress({

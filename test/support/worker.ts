@@ -8,7 +8,7 @@ import type { LineInput } from '../../src/lines/line';
 import { CachedLineRegistry } from '../../src/lines/registry';
 import { ReferenceSecretResolver } from '../../src/lines/secrets';
 import { DynamoLineStore } from '../../src/lines/store';
-import { BIRD_STANDIN_FLOW_SECRET, startBirdStandIn, type BirdStandIn, type ReceivedCall } from '../../src/local/bird-standin';
+import { BIRD_STANDIN_FLOW_SECRET, BIRD_STANDIN_FLOW_SIGNING_SECRET, startBirdStandIn, type BirdStandIn, type ReceivedCall } from '../../src/local/bird-standin';
 import { startGraphStandIn, type GraphStandIn } from '../../src/local/graph-standin';
 import { createRegistry, type Registry } from '../../src/observability/metrics';
 import { startWorker } from '../../src/worker';
@@ -34,7 +34,7 @@ export type LineName = keyof typeof LINES;
 /** A line whose Bird target is the Bird stand-in's flow, with a literal secret (allowed outside production). */
 export function lineFor(name: LineName | { lineId: string; phoneNumberId: string; wabaId: string; displayPhoneNumber: string }, birdFlowUrl: string): LineInput {
   const base = typeof name === 'string' ? LINES[name] : name;
-  return { ...base, accessToken: GRAPH_TOKEN, bird: { transport: 'flow', flowUrl: birdFlowUrl, flowSecret: BIRD_STANDIN_FLOW_SECRET } };
+  return { ...base, accessToken: GRAPH_TOKEN, bird: { transport: 'flow', flowUrl: birdFlowUrl, flowSecret: BIRD_STANDIN_FLOW_SECRET, flowSigningSecret: BIRD_STANDIN_FLOW_SIGNING_SECRET } };
 }
 
 /** Bird and Graph stand-ins on loopback, shared by a test file and reset between tests. */
