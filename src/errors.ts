@@ -36,6 +36,7 @@ export const FAILURE_REASONS = {
   // Line secrets
   secret_literal_refused: 'permanent',
   secret_env_missing: 'permanent',
+  secret_env_not_allowed: 'permanent',
   secret_store_unconfigured: 'permanent',
   secret_empty: 'permanent',
   secret_store_unavailable: 'retryable',
@@ -53,6 +54,7 @@ export const FAILURE_REASONS = {
   media_sha256_mismatch: 'retryable',
   // Bird
   bird_contact_unaddressable: 'permanent',
+  bird_target_insecure: 'permanent',
   bird_rate_limited: 'retryable',
   bird_unavailable: 'retryable',
   bird_bad_response: 'retryable',
