@@ -22,6 +22,7 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
   const teardown: Array<() => Promise<void>> = [];
   let config = baseConfig;
   let publish: ((gatewayUrl: string) => void) | undefined;
+  let banner: ((webhookUrl: string) => string) | undefined;
   let defaultLines: LineInput[] = [];
   if (config.embedded) {
     // The SDK's notice that it will need Node 22 from 2027 is for deployments (the image runs 22), not for a local run.
@@ -31,6 +32,7 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
     const embedded = await startEmbeddedDefault(config, logger);
     config = embedded.config;
     publish = (url) => embedded.publish(url);
+    banner = (url) => embedded.banner(url);
     defaultLines = embedded.demoLines;
     teardown.push(() => embedded.stop());
   }
@@ -105,12 +107,7 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
     const url = `http://127.0.0.1:${ingress.port}/webhooks/whatsapp`;
     publish?.(url);
     logger.info({ port: ingress.port, webhookUrl: url }, 'ingress listening');
-    if (config.embedded) {
-      // Local, throwaway values: printing them is how a newcomer wires Meta or the simulator.
-      process.stdout.write(
-        `\nwa-ingress embedded default\n  webhook URL:   ${url}\n  verify token:  ${config.whatsapp.verifyToken}\n  app secret:    ${config.whatsapp.appSecrets[0]} (local only, from ${config.dataDir}/local-secrets.json)\n  SQS queue:     ${config.sqs.queueUrl}\n  DLQ:           ${config.sqs.dlqUrl}\n  send API:      POST http://127.0.0.1:${ingress.port}/v1/lines/demo/messages (Authorization: Bearer <outboundKey in ${config.dataDir}/local-secrets.json>)\n  outbox:        ${config.dataDir}/whatsapp-outbox.jsonl\n\n`,
-      );
-    }
+    if (banner) process.stdout.write(banner(url));
   }
 
   return async () => {

@@ -17,10 +17,37 @@ export interface EmbeddedDefault {
   /** Lines registered when no LINES_FILE is given: they match the phone_number_ids most fixtures use. */
   demoLines: LineInput[];
   publish(gatewayUrl: string): void;
+  /** What `npm start` prints for a newcomer: see embeddedBanner. */
+  banner(webhookUrl: string): string;
   stop(): Promise<void>;
 }
 
 const LOCAL_GRAPH_TOKEN = 'local-graph-token';
+
+/**
+ * The embedded default's banner. It shows only values this process generated (kept in
+ * DATA_DIR/local-secrets.json) so a newcomer can wire Meta or the simulator; a verify token or app
+ * secret the operator set is theirs, and is never printed.
+ */
+export function embeddedBanner(input: { webhookUrl: string; operator: Config['whatsapp']; local: LocalSecrets; dataDir: string; queueUrl: string; dlqUrl: string }): string {
+  const { webhookUrl, operator, local, dataDir } = input;
+  const localNote = `(local only, from ${join(dataDir, 'local-secrets.json')})`;
+  const verifyToken = operator.verifyToken !== undefined ? '(from WHATSAPP_VERIFY_TOKEN, not shown)' : `${local.verifyToken} ${localNote}`;
+  const appSecret = operator.appSecrets.length > 0 ? '(from WHATSAPP_APP_SECRETS, not shown)' : `${local.appSecret} ${localNote}`;
+  return [
+    '',
+    'wa-ingress embedded default',
+    `  webhook URL:   ${webhookUrl}`,
+    `  verify token:  ${verifyToken}`,
+    `  app secret:    ${appSecret}`,
+    `  SQS queue:     ${input.queueUrl}`,
+    `  DLQ:           ${input.dlqUrl}`,
+    `  send API:      POST ${new URL(webhookUrl).origin}/v1/lines/demo/messages (Authorization: Bearer <outboundKey in ${join(dataDir, 'local-secrets.json')}>)`,
+    `  outbox:        ${join(dataDir, 'whatsapp-outbox.jsonl')}`,
+    '',
+    '',
+  ].join('\n');
+}
 
 export function demoLines(birdFlowUrl: string, outboundKey?: string): LineInput[] {
   const line = (lineId: string, phoneNumberId: string, displayPhoneNumber: string): LineInput => ({
@@ -82,6 +109,8 @@ export async function startEmbeddedDefault(config: Config, logger: Logger, env: 
     bird,
     graph,
     demoLines: demoLines(bird.flowUrl(), secrets.outboundKey),
+    banner: (webhookUrl) =>
+      embeddedBanner({ webhookUrl, operator: config.whatsapp, local: secrets, dataDir: config.dataDir, queueUrl: standIns.queueUrl, dlqUrl: standIns.dlqUrl }),
     publish(gatewayUrl) {
       graph.messages.setWebhookTarget(gatewayUrl, embedded.whatsapp.appSecrets[0]);
       writeEmbeddedState(dataDir, {

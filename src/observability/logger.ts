@@ -39,6 +39,25 @@ export function maskWamids(line: string): string {
   return line.includes('wamid.') ? line.replace(WAMID, (wamid) => `wamid.…${wamid.slice(-10)}`) : line;
 }
 
+/**
+ * Readable local logs: pino-pretty (a devDependency, so never in the production image) when
+ * stdout is a terminal and the module can be loaded; undefined (pino's JSON on stdout) otherwise.
+ * Redaction and wamid masking happen before the line reaches this stream.
+ */
+export function prettyDestination(
+  options: { isTTY?: boolean; destination?: NodeJS.WritableStream; load?: () => unknown } = {},
+): DestinationStream | undefined {
+  if (!(options.isTTY ?? process.stdout.isTTY)) return undefined;
+  let pretty: (options: Record<string, unknown>) => DestinationStream;
+  try {
+    // A runtime require on purpose: the module is optional, and absent from the production image.
+    pretty = (options.load ?? (() => require('pino-pretty')))() as typeof pretty;
+  } catch {
+    return undefined;
+  }
+  return pretty({ colorize: options.destination === undefined, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name', sync: true, destination: options.destination ?? 1 });
+}
+
 export function createLogger(options: { level: string; name?: string; destination?: DestinationStream }): Logger {
   return pino(
     {
@@ -50,7 +69,7 @@ export function createLogger(options: { level: string; name?: string; destinatio
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    options.destination,
+    options.destination ?? prettyDestination(),
   );
 }
 
