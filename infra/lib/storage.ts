@@ -7,6 +7,9 @@ import { Construct } from 'constructs';
 export const LINES_BY_PHONE_NUMBER_INDEX = 'byPhoneNumberId';
 /** Must match src/aws/resources.ts (LINES_BY_WABA_INDEX): account-level events find their lines by WABA. */
 export const LINES_BY_WABA_INDEX = 'byWabaId';
+/** Main-queue retention (14) + DLQ retention from parking (14) + margin (2): see the lifecycle rule. */
+export const CLAIM_CHECK_EXPIRY_DAYS = 14 + 14 + 2;
+
 /** Object key prefixes the app writes under; IAM and lifecycle rules are scoped to them. */
 export const MEDIA_PREFIX = 'media/';
 export const CLAIM_CHECK_PREFIX = 'claim-check/';
@@ -61,9 +64,11 @@ export class GatewayStorage extends Construct {
       removalPolicy: RemovalPolicy.RETAIN,
       lifecycleRules: [
         { id: 'expire-media', prefix: MEDIA_PREFIX, expiration: Duration.days(props.mediaExpiryDays) },
-        // A claim-checked body is needed until the worker has processed it or it sat in the DLQ,
-        // whose retention is 14 days.
-        { id: 'expire-claim-checks', prefix: CLAIM_CHECK_PREFIX, expiration: Duration.days(14) },
+        // A claim-checked body must outlive every copy of its pointer: the main-queue message (up to
+        // 14 days), then a parked copy, which the parker sends anew, so the DLQ's 14 days start at
+        // parking (≤ 28 days after the object was written), plus 2 days' margin. A redrive copies the
+        // object onto itself first (src/queue/claim-check-writer.ts), which starts a new window.
+        { id: 'expire-claim-checks', prefix: CLAIM_CHECK_PREFIX, expiration: Duration.days(CLAIM_CHECK_EXPIRY_DAYS) },
         // lib-storage multipart uploads of large media that a killed task never completed.
         { id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
       ],

@@ -109,13 +109,13 @@ describe('media bucket', () => {
     });
   });
 
-  it('expires media/ after the parameter and claim-check/ after 14 days', () => {
+  it('expires media/ after the parameter and claim-check/ after 30 days: main-queue + DLQ retention (14 + 14) + margin', () => {
     const [, bucket] = onlyResource(template, 'AWS::S3::Bucket');
     const rules = (bucket.Properties.LifecycleConfiguration as { Rules: Record<string, unknown>[] }).Rules;
     expect(rules).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ Prefix: 'media/', ExpirationInDays: { Ref: 'MediaExpiryDays' }, Status: 'Enabled' }),
-        expect.objectContaining({ Prefix: 'claim-check/', ExpirationInDays: 14, Status: 'Enabled' }),
+        expect.objectContaining({ Prefix: 'claim-check/', ExpirationInDays: 30, Status: 'Enabled' }),
         expect.objectContaining({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } }),
       ]),
     );

@@ -4,6 +4,7 @@ import { ConfigError } from '../errors';
 import { resolve } from 'node:path';
 import { embeddedAwsSettings, readEmbeddedState } from '../config/embedded-state';
 import { parseClaimCheckPointer } from '../queue/message';
+import { S3ClaimCheckRefresher } from '../queue/claim-check-writer';
 import { DeadLetterQueue, type DlqEntry } from '../queue/dlq';
 
 const USAGE = `Usage: npm run dlq -- <command>
@@ -75,7 +76,9 @@ export async function runDlqCli(argv: string[], io: CliIo = defaultIo): Promise<
   }
 
   const clients = createAwsClients(aws);
-  const dlq = new DeadLetterQueue({ sqs: clients.sqs, queueUrl, dlqUrl });
+  // A redrive refreshes each claim-check object, so the redriven pointer resolves for a whole new lifecycle window.
+  const claimChecks = new S3ClaimCheckRefresher({ s3: clients.s3, bucket: config.s3.bucket });
+  const dlq = new DeadLetterQueue({ sqs: clients.sqs, queueUrl, dlqUrl, claimChecks });
   try {
     switch (command) {
       case 'list': {

@@ -11,8 +11,9 @@ export interface ClaimCheckReaderOptions {
 
 /**
  * Resolves the ingress's claim-check pointers to the real body.
- * Nobody deletes the S3 object after use: the bucket's lifecycle rule expires `claim-check/`
- * after 14 days (the DLQ's retention), so a parked or redriven pointer still resolves.
+ * Nobody deletes the S3 object after use: the bucket's lifecycle rule expires `claim-check/` after
+ * 30 days (main-queue retention 14 + DLQ retention from parking 14 + 2), and a DLQ redrive copies
+ * the object onto itself first, so a parked or redriven pointer still resolves.
  */
 export class ClaimCheckReader {
   private readonly s3: S3Client;

@@ -1,4 +1,4 @@
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CopyObjectCommand, NoSuchKey, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 
 /** The SQS body of a claim-checked payload; the real body sits in S3. The worker resolves it. */
 export interface ClaimCheckPointer {
@@ -31,5 +31,48 @@ export class S3ClaimCheckWriter implements ClaimCheckWriter {
       }),
     );
     return { claimCheck: { bucket: this.options.bucket, key, sha256: sha256Hex, size: body.length } };
+  }
+}
+
+/**
+ * Keeps a claim-check object alive for a redriven pointer. S3's lifecycle rule counts days from an
+ * object's creation, and a copy onto itself is a new object: the redriven message gets the whole
+ * window again (main-queue retention + DLQ retention + margin; see infra/lib/storage.ts), however
+ * late in the DLQ's retention the redrive comes.
+ */
+export class S3ClaimCheckRefresher {
+  constructor(private readonly options: { s3: S3Client; bucket: string }) {}
+
+  /** Throws ClaimCheckGoneError when the object no longer exists (or the pointer is not ours): that pointer can never resolve. */
+  async refresh(pointer: ClaimCheckPointer['claimCheck']): Promise<void> {
+    const { s3, bucket } = this.options;
+    if (pointer.bucket !== bucket || !pointer.key.startsWith(CLAIM_CHECK_PREFIX)) {
+      throw new ClaimCheckGoneError(`s3://${pointer.bucket}/${pointer.key} is not a claim check of bucket ${bucket}`);
+    }
+    try {
+      await s3.send(
+        new CopyObjectCommand({
+          Bucket: bucket,
+          Key: pointer.key,
+          CopySource: `${bucket}/${pointer.key}`,
+          // REPLACE: S3 refuses a copy onto itself that changes nothing.
+          MetadataDirective: 'REPLACE',
+          ContentType: 'application/json',
+          Metadata: { sha256: pointer.sha256, refreshed: new Date().toISOString() },
+        }),
+      );
+    } catch (error) {
+      if (error instanceof NoSuchKey || (error as { name?: string }).name === 'NoSuchKey') {
+        throw new ClaimCheckGoneError(`s3://${bucket}/${pointer.key} no longer exists`, { cause: error });
+      }
+      throw error;
+    }
+  }
+}
+
+export class ClaimCheckGoneError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ClaimCheckGoneError';
   }
 }

@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { RetryableError, type PermanentReason } from '../errors';
 import { sharedCounter, type Counter, type Registry } from '../observability/metrics';
-import { INGRESS_ATTRIBUTES, REDRIVE_ATTRIBUTES, sendableAttributes, stringAttribute, type SqsAttributes } from './message';
+import { INGRESS_ATTRIBUTES, REDRIVE_ATTRIBUTES, parseClaimCheckPointer, sendableAttributes, stringAttribute, type ClaimCheckPointer, type SqsAttributes } from './message';
 import { SQS_MAX_BATCH } from './sqs-batcher';
 import { sqsCallsCounter } from './sqs-calls';
 
@@ -191,6 +191,8 @@ export interface DeadLetterQueueOptions {
   waitTimeSeconds?: number;
   /** Stop a scan after this many messages. */
   maxMessages?: number;
+  /** Refreshes the S3 object of a claim-checked message before its redrive (see S3ClaimCheckRefresher). */
+  claimChecks?: { refresh(pointer: ClaimCheckPointer): Promise<void> };
 }
 
 export type RedriveSelector = { id: string } | { all: true };
@@ -210,6 +212,7 @@ export class DeadLetterQueue {
   private readonly holdSeconds: number;
   private readonly waitTimeSeconds: number;
   private readonly maxMessages: number;
+  private readonly claimChecks?: DeadLetterQueueOptions['claimChecks'];
 
   constructor(options: DeadLetterQueueOptions) {
     this.sqs = options.sqs;
@@ -218,6 +221,7 @@ export class DeadLetterQueue {
     this.holdSeconds = options.holdSeconds ?? 30;
     this.waitTimeSeconds = options.waitTimeSeconds ?? 1;
     this.maxMessages = options.maxMessages ?? 1000;
+    this.claimChecks = options.claimChecks;
   }
 
   async list(): Promise<DlqEntry[]> {
@@ -248,6 +252,7 @@ export class DeadLetterQueue {
       // One SendMessage each: bodies reach ~1 MiB, so a 10-entry batch would break SQS's 1 MiB batch cap.
       for (const message of chosen) {
         try {
+          await this.refreshClaimCheck(message);
           await this.sqs.send(
             new SendMessageCommand({
               QueueUrl: this.queueUrl,
@@ -273,6 +278,14 @@ export class DeadLetterQueue {
       return { consumed: [...deleted], stop: 'id' in selector && chosen.length > 0 };
     });
     return result;
+  }
+
+  /** A redriven pointer must resolve for as long as its new copies live: its object starts a new lifecycle window. */
+  private async refreshClaimCheck(message: Message): Promise<void> {
+    if (!this.claimChecks || stringAttribute(message.MessageAttributes, INGRESS_ATTRIBUTES.claimCheck) === undefined) return;
+    const pointer = parseClaimCheckPointer(message.Body ?? '');
+    // Not a pointer: the worker parks it again as claim_check_invalid; nothing to keep alive.
+    if (pointer) await this.claimChecks.refresh(pointer);
   }
 
   /**

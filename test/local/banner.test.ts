@@ -5,7 +5,7 @@ import { embeddedBanner } from '../../src/local/embedded';
 import { freePort, startMain, waitFor } from '../support/child';
 
 const OPERATOR = { verifyToken: 'operator-verify-token-4b1d', appSecrets: ['operator-app-secret-9f2e', 'operator-second-secret-77aa'] };
-const LOCAL = { verifyToken: 'local-0123', appSecret: 'generated-app-secret-5c3d' };
+const LOCAL = { verifyToken: 'local-0123', appSecret: 'generated-app-secret-5c3d', outboundKey: 'local-outbound-key' };
 const base = { webhookUrl: 'http://127.0.0.1:1/webhooks/whatsapp', local: LOCAL, dataDir: '.data', queueUrl: 'q', dlqUrl: 'd' };
 
 describe('embedded default banner', () => {
