@@ -2,7 +2,9 @@ import { createAwsClients } from './aws/clients';
 import { ensureResources } from './aws/resources';
 import { assertServable, loadConfig, type Config, type Role } from './config/config';
 import { ConfigError } from './errors';
+import { startConsoleFromConfig } from './console';
 import { startIngress, type RunningIngress } from './ingress/server';
+import { JournalBus } from './journal/journal-bus';
 import { parseLines, readLinesFile, upsertLines } from './lines/admin';
 import type { LineInput } from './lines/line';
 import { startWorker } from './worker';
@@ -22,7 +24,7 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
   const teardown: Array<() => Promise<void>> = [];
   let config = baseConfig;
   let publish: ((gatewayUrl: string) => void) | undefined;
-  let banner: ((webhookUrl: string) => string) | undefined;
+  let banner: ((webhookUrl: string, consoleUrl?: string) => string) | undefined;
   let defaultLines: LineInput[] = [];
   if (config.embedded) {
     // The SDK's notice that it will need Node 22 from 2027 is for deployments (the image runs 22), not for a local run.
@@ -32,7 +34,7 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
     const embedded = await startEmbeddedDefault(config, logger);
     config = embedded.config;
     publish = (url) => embedded.publish(url);
-    banner = (url) => embedded.banner(url);
+    banner = (url, consoleUrl) => embedded.banner(url, consoleUrl);
     defaultLines = embedded.demoLines;
     teardown.push(() => embedded.stop());
   }
@@ -66,6 +68,8 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
     cacheTtlMs: config.ingress.secretCacheTtlMs,
   });
 
+  // Journey steps the worker writes, for the console's live tail in the same process.
+  const journalBus = new JournalBus();
   if (role === 'worker' || role === 'all') {
     const worker = startWorker({ config, clients, lines, secrets, registry, logger });
     let workerStopping = false;
@@ -78,6 +82,15 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
       const health = await startHealthServer({ port: config.port, registry, isReady: () => !workerStopping });
       teardown.unshift(() => health.close());
     }
+  }
+
+  // The console (CONSOLE_TOKEN set; the embedded default generates one) on its own port.
+  let consoleUrl: string | undefined;
+  if (config.console.token) {
+    const running = await startConsoleFromConfig({ config, clients, lines: lineStore, bus: journalBus, localFeed: role !== 'ingress', logger });
+    teardown.unshift(() => running.close());
+    logger.info({ port: running.port, url: running.url }, 'console listening');
+    consoleUrl = running.url;
   }
 
   let ingress: RunningIngress | undefined;
@@ -107,7 +120,7 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
     const url = `http://127.0.0.1:${ingress.port}/webhooks/whatsapp`;
     publish?.(url);
     logger.info({ port: ingress.port, webhookUrl: url }, 'ingress listening');
-    if (banner) process.stdout.write(banner(url));
+    if (banner) process.stdout.write(banner(url, consoleUrl));
   }
 
   return async () => {

@@ -2,6 +2,7 @@ import {
   CreateTableCommand,
   DescribeTableCommand,
   ResourceNotFoundException,
+  UpdateTableCommand,
   type CreateTableCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
@@ -41,12 +42,31 @@ export function linesTableSchema(tableName: string): CreateTableCommandInput {
   };
 }
 
+/** The journal's lookups over the dedupe records (src/journal): by line and time, by wamid, by contact. Never a Scan. */
+export const JOURNAL_INDEXES = { byLine: 'byLineTime', byWamid: 'byWamid', byContact: 'byContact' } as const;
+/** What the journal's lists read from an index; the journey and the normalised event stay on the item (one GetItem for the detail). */
+export const JOURNAL_PROJECTED = ['status', 'kind', 'type', 'updatedAt', 'contact', 'wamid', 'lineId', 'parkReason', 'retries', 'duplicates'];
+
 export function dedupeTableSchema(tableName: string): CreateTableCommandInput {
+  const index = (IndexName: string, hash: string) => ({
+    IndexName,
+    KeySchema: [
+      { AttributeName: hash, KeyType: 'HASH' as const },
+      { AttributeName: 'receivedAt', KeyType: 'RANGE' as const },
+    ],
+    Projection: { ProjectionType: 'INCLUDE' as const, NonKeyAttributes: JOURNAL_PROJECTED },
+  });
   return {
     TableName: tableName,
     BillingMode: 'PAY_PER_REQUEST',
-    AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+    AttributeDefinitions: ['pk', 'lineId', 'receivedAt', 'wamid', 'contactHash'].map((AttributeName) => ({ AttributeName, AttributeType: 'S' as const })),
     KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+    // Sparse: only records the journal annotated (they have lineId, wamid, contactHash) appear in them.
+    GlobalSecondaryIndexes: [
+      index(JOURNAL_INDEXES.byLine, 'lineId'),
+      index(JOURNAL_INDEXES.byWamid, 'wamid'),
+      index(JOURNAL_INDEXES.byContact, 'contactHash'),
+    ],
   };
 }
 
@@ -93,20 +113,39 @@ export function outboundTableSchema(tableName: string): CreateTableCommandInput 
 
 async function ensureTable(clients: AwsClients, schema: CreateTableCommandInput): Promise<boolean> {
   try {
-    await clients.dynamodb.send(new DescribeTableCommand({ TableName: schema.TableName }));
+    const { Table } = await clients.dynamodb.send(new DescribeTableCommand({ TableName: schema.TableName }));
+    // A table from an older version (an embedded DATA_DIR) gets the indexes it lacks.
+    const present = new Set((Table?.GlobalSecondaryIndexes ?? []).map((i) => i.IndexName));
+    const missing = (schema.GlobalSecondaryIndexes ?? []).filter((i) => !present.has(i.IndexName));
+    for (const index of missing) {
+      const hash = index.KeySchema?.map((k) => k.AttributeName) ?? [];
+      await clients.dynamodb.send(
+        new UpdateTableCommand({
+          TableName: schema.TableName,
+          AttributeDefinitions: schema.AttributeDefinitions?.filter((d) => hash.includes(d.AttributeName)),
+          GlobalSecondaryIndexUpdates: [{ Create: { IndexName: index.IndexName, KeySchema: index.KeySchema, Projection: index.Projection } }],
+        }),
+      );
+      await waitActive(clients, schema.TableName!);
+    }
     return false;
   } catch (error) {
     if (!(error instanceof ResourceNotFoundException)) throw error;
   }
   await clients.dynamodb.send(new CreateTableCommand(schema));
+  await waitActive(clients, schema.TableName!);
+  return true;
+}
+
+async function waitActive(clients: AwsClients, tableName: string): Promise<void> {
   // Wait for ACTIVE: dynalite and DynamoDB both create asynchronously.
   for (let attempt = 0; attempt < 100; attempt++) {
-    const { Table } = await clients.dynamodb.send(new DescribeTableCommand({ TableName: schema.TableName }));
+    const { Table } = await clients.dynamodb.send(new DescribeTableCommand({ TableName: tableName }));
     const indexesActive = (Table?.GlobalSecondaryIndexes ?? []).every((i) => i.IndexStatus === 'ACTIVE');
-    if (Table?.TableStatus === 'ACTIVE' && indexesActive) return true;
+    if (Table?.TableStatus === 'ACTIVE' && indexesActive) return;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`Table ${schema.TableName} did not become ACTIVE`);
+  throw new Error(`Table ${tableName} did not become ACTIVE`);
 }
 
 async function ensureBucket(clients: AwsClients, bucket: string): Promise<boolean> {

@@ -74,6 +74,11 @@ const envSchema = z.object({
   OUTBOUND_UNCERTAIN_GRACE_MS: int(1000, 3_600_000).default(30_000),
   OUTBOUND_SEND_TIMEOUT_MS: int(500, 120_000).default(15_000),
   OUTBOUND_RETENTION_DAYS: int(1, 365).default(30),
+
+  // Operator console (src/console): its own port, off unless a token is set.
+  CONSOLE_PORT: int(0, 65535).default(8081),
+  CONSOLE_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
+  CONSOLE_SESSION_HOURS: int(1, 168).default(12),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -102,6 +107,8 @@ export interface Config {
   createMissingResources: boolean;
   linesFile?: string;
   ingress: { maxBodyBytes: number; shutdownTimeoutMs: number; lineCacheTtlMs: number; secretCacheTtlMs: number };
+  /** Absent token: the console is off (the embedded default generates one). */
+  console: { port: number; token?: string; sessionHours: number };
   worker: {
     concurrency: number;
     waitTimeSeconds: number;
@@ -217,6 +224,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       lineCacheTtlMs: env.LINE_CACHE_TTL_MS,
       secretCacheTtlMs: env.SECRET_CACHE_TTL_MS,
     },
+    console: { port: env.CONSOLE_PORT, token: env.CONSOLE_TOKEN, sessionHours: env.CONSOLE_SESSION_HOURS },
     worker: {
       concurrency: env.WORKER_CONCURRENCY,
       // local-aws-sqs answers concurrent long polls only when their wait ends: keep the wait short locally.

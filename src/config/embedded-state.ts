@@ -25,6 +25,8 @@ export interface LocalSecrets {
   appSecret: string;
   /** The demo lines' send API key (`Authorization: Bearer …`). */
   outboundKey: string;
+  /** The console's token when CONSOLE_TOKEN is not set (added to older files on first use). */
+  consoleToken: string;
 }
 
 export const STANDIN_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
@@ -49,12 +51,13 @@ export function readEmbeddedState(dataDir: string): EmbeddedState {
 export function localSecrets(dataDir: string): LocalSecrets {
   const file = secretsFile(dataDir);
   const existing = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Partial<LocalSecrets>) : {};
-  if (existing.verifyToken && existing.appSecret && existing.outboundKey) return existing as LocalSecrets;
+  if (existing.verifyToken && existing.appSecret && existing.outboundKey && existing.consoleToken) return existing as LocalSecrets;
   // Files written before a field existed keep their values and gain the new one.
   const secrets: LocalSecrets = {
     verifyToken: existing.verifyToken ?? `local-${randomBytes(8).toString('hex')}`,
     appSecret: existing.appSecret ?? randomBytes(16).toString('hex'),
     outboundKey: existing.outboundKey ?? `local-out-${randomBytes(12).toString('hex')}`,
+    consoleToken: existing.consoleToken ?? `wac_${randomBytes(24).toString('base64url')}`,
   };
   mkdirSync(dataDir, { recursive: true });
   writeFileSync(file, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });

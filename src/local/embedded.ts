@@ -18,7 +18,7 @@ export interface EmbeddedDefault {
   demoLines: LineInput[];
   publish(gatewayUrl: string): void;
   /** What `npm start` prints for a newcomer: see embeddedBanner. */
-  banner(webhookUrl: string): string;
+  banner(webhookUrl: string, consoleUrl?: string): string;
   stop(): Promise<void>;
 }
 
@@ -29,7 +29,16 @@ const LOCAL_GRAPH_TOKEN = 'local-graph-token';
  * DATA_DIR/local-secrets.json) so a newcomer can wire Meta or the simulator; a verify token or app
  * secret the operator set is theirs, and is never printed.
  */
-export function embeddedBanner(input: { webhookUrl: string; operator: Config['whatsapp']; local: LocalSecrets; dataDir: string; queueUrl: string; dlqUrl: string }): string {
+export function embeddedBanner(input: {
+  webhookUrl: string;
+  operator: Config['whatsapp'];
+  local: LocalSecrets;
+  dataDir: string;
+  queueUrl: string;
+  dlqUrl: string;
+  /** The console's URL when it runs, and whether CONSOLE_TOKEN was the operator's (then not shown). */
+  console?: { url: string; operatorToken: boolean };
+}): string {
   const { webhookUrl, operator, local, dataDir } = input;
   const localNote = `(local only, from ${join(dataDir, 'local-secrets.json')})`;
   const verifyToken = operator.verifyToken !== undefined ? '(from WHATSAPP_VERIFY_TOKEN, not shown)' : `${local.verifyToken} ${localNote}`;
@@ -44,6 +53,12 @@ export function embeddedBanner(input: { webhookUrl: string; operator: Config['wh
     `  DLQ:           ${input.dlqUrl}`,
     `  send API:      POST ${new URL(webhookUrl).origin}/v1/lines/demo/messages (Authorization: Bearer <outboundKey in ${join(dataDir, 'local-secrets.json')}>)`,
     `  outbox:        ${join(dataDir, 'whatsapp-outbox.jsonl')}`,
+    ...(input.console
+      ? [
+          `  console:       ${input.console.url}`,
+          `  console token: ${input.console.operatorToken ? '(from CONSOLE_TOKEN, not shown)' : `${local.consoleToken} ${localNote}`}`,
+        ]
+      : []),
     '',
     '',
   ].join('\n');
@@ -83,6 +98,7 @@ export async function startEmbeddedDefault(config: Config, logger: Logger, env: 
   const graphApiBaseUrl = env.GRAPH_API_BASE_URL ? config.worker.graphApiBaseUrl : graph.baseUrl;
   const embedded: Config = {
     ...config,
+    console: { ...config.console, token: config.console.token ?? secrets.consoleToken },
     whatsapp: {
       verifyToken: config.whatsapp.verifyToken ?? secrets.verifyToken,
       appSecrets: config.whatsapp.appSecrets.length > 0 ? config.whatsapp.appSecrets : [secrets.appSecret],
@@ -109,8 +125,16 @@ export async function startEmbeddedDefault(config: Config, logger: Logger, env: 
     bird,
     graph,
     demoLines: demoLines(bird.flowUrl(), secrets.outboundKey),
-    banner: (webhookUrl) =>
-      embeddedBanner({ webhookUrl, operator: config.whatsapp, local: secrets, dataDir: config.dataDir, queueUrl: standIns.queueUrl, dlqUrl: standIns.dlqUrl }),
+    banner: (webhookUrl, consoleUrl) =>
+      embeddedBanner({
+        webhookUrl,
+        operator: config.whatsapp,
+        local: secrets,
+        dataDir: config.dataDir,
+        queueUrl: standIns.queueUrl,
+        dlqUrl: standIns.dlqUrl,
+        console: consoleUrl ? { url: consoleUrl, operatorToken: config.console.token !== undefined } : undefined,
+      }),
     publish(gatewayUrl) {
       graph.messages.setWebhookTarget(gatewayUrl, embedded.whatsapp.appSecrets[0]);
       writeEmbeddedState(dataDir, {

@@ -1,0 +1,80 @@
+import type { InboundJournal } from '../journal/inbound-journal';
+import type { JournalBus } from '../journal/journal-bus';
+import type { Logger } from '../observability/logger';
+
+/**
+ * The live tail in a process without a worker (the `ingress` role serving the console while
+ * workers run elsewhere): while at least one stream is open, poll each line's line+time index for
+ * records updated since the last poll, read those records, and publish their new steps on the bus.
+ * Bounded: only records received within `windowMinutes` are looked at.
+ */
+export class IndexTail {
+  private subscribers = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private since = new Date().toISOString();
+  /** Steps already published, per key: the newest step time seen. */
+  private readonly seen = new Map<string, string>();
+  private polling = false;
+
+  constructor(
+    private readonly options: {
+      journal: InboundJournal;
+      bus: JournalBus;
+      lineIds: () => Promise<string[]>;
+      intervalMs?: number;
+      windowMinutes?: number;
+      logger: Logger;
+    },
+  ) {}
+
+  /** A stream opened; the returned function closes it. */
+  subscribe(): () => void {
+    this.subscribers++;
+    if (!this.timer) {
+      this.since = new Date().toISOString();
+      this.timer = setInterval(() => void this.poll(), this.options.intervalMs ?? 1000);
+      this.timer.unref();
+    }
+    let closed = false;
+    return () => {
+      if (closed) return;
+      closed = true;
+      this.subscribers--;
+      if (this.subscribers === 0) this.stop();
+    };
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.seen.clear();
+  }
+
+  private async poll(): Promise<void> {
+    if (this.polling) return;
+    this.polling = true;
+    try {
+      const from = this.since;
+      let newest = from;
+      for (const lineId of await this.options.lineIds()) {
+        const changed = await this.options.journal.changedSince(lineId, from, this.options.windowMinutes ?? 15);
+        for (const { key, updatedAt } of changed) {
+          if (updatedAt > newest) newest = updatedAt;
+          const detail = await this.options.journal.get(key);
+          if (!detail) continue;
+          const last = this.seen.get(key) ?? from;
+          for (const step of detail.journey.filter((s) => s.at > last)) this.options.bus.publish({ key, lineId: detail.lineId, step: step.step, at: step.at });
+          const latest = detail.journey.at(-1)?.at;
+          if (latest) this.seen.set(key, latest);
+        }
+      }
+      // A second of overlap: writes landing in the same instant are read again, and `seen` drops their known steps.
+      this.since = new Date(Math.max(Date.parse(from), Date.parse(newest) - 1000)).toISOString();
+      if (this.seen.size > 10_000) this.seen.clear();
+    } catch (error) {
+      this.options.logger.warn({ err: error }, 'live tail: polling the journal index failed; trying again');
+    } finally {
+      this.polling = false;
+    }
+  }
+}

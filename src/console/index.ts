@@ -1,0 +1,42 @@
+import type { AwsClients } from '../aws/clients';
+import type { Config } from '../config/config';
+import { InboundJournal } from '../journal/inbound-journal';
+import type { JournalBus } from '../journal/journal-bus';
+import { JournalNotes } from '../journal/journal-notes';
+import type { Logger } from '../observability/logger';
+import { DeadLetterQueue } from '../queue/dlq';
+import type { LineSource } from './journal-routes';
+import { startConsole, type RunningConsole } from './server';
+
+export { startConsole, type RunningConsole } from './server';
+
+/** Wires the console from the configuration: the journal over the dedupe table, the DLQs this process knows, the media bucket. */
+export function startConsoleFromConfig(deps: {
+  config: Config;
+  clients: AwsClients;
+  lines: LineSource;
+  bus: JournalBus;
+  localFeed: boolean;
+  logger: Logger;
+}): Promise<RunningConsole> {
+  const { config, clients } = deps;
+  if (!config.console.token) throw new Error('CONSOLE_TOKEN is required to start the console');
+  const tableName = config.dynamodb.dedupeTable;
+  const inbound =
+    config.sqs.queueUrl && config.sqs.dlqUrl
+      ? new DeadLetterQueue({ sqs: clients.sqs, queueUrl: config.sqs.queueUrl, dlqUrl: config.sqs.dlqUrl, waitTimeSeconds: 0, holdSeconds: 20 })
+      : undefined;
+  return startConsole({
+    port: config.console.port,
+    token: config.console.token,
+    sessionHours: config.console.sessionHours,
+    journal: new InboundJournal({ documents: clients.documents, tableName }),
+    notes: new JournalNotes({ documents: clients.documents, tableName, bus: deps.bus }),
+    lines: deps.lines,
+    queues: { inbound },
+    bus: deps.bus,
+    localFeed: deps.localFeed,
+    media: { s3: clients.s3, bucket: config.s3.bucket },
+    logger: deps.logger,
+  });
+}

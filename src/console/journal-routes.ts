@@ -1,0 +1,155 @@
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import express, { type Request, type Response, type Router } from 'express';
+import { Readable } from 'node:stream';
+import { z } from 'zod';
+import { EVENT_OUTCOME_FILTERS, type InboundJournal } from '../journal/inbound-journal';
+import { perMinute } from '../journal/journey';
+import { InvalidQueryError } from '../journal/query-error';
+import type { Line } from '../lines/line';
+import { maskPhone, type Logger } from '../observability/logger';
+
+export interface LineSource {
+  list(): Promise<Line[]>;
+}
+
+export interface JournalRoutesOptions {
+  journal: InboundJournal;
+  lines: LineSource;
+  /** Media objects are streamed through the console: the page never holds a presigned URL. */
+  media?: { s3: S3Client; bucket: string };
+  logger: Logger;
+}
+
+const limit = z.coerce.number().int().min(1).max(200).default(50);
+const isoTime = z.string().refine((v) => !Number.isNaN(Date.parse(v)), 'an ISO 8601 time').transform((v) => new Date(v).toISOString());
+
+const eventsQuery = z.object({
+  lineId: z.string().min(1).max(128).optional(),
+  wamid: z.string().min(1).max(256).optional(),
+  contact: z.string().min(3).max(64).optional(),
+  kind: z.enum(['message', 'status', 'error', 'account', 'unknown']).optional(),
+  outcome: z.enum(EVENT_OUTCOME_FILTERS).optional(),
+  since: isoTime.optional(),
+  limit,
+  cursor: z.string().max(8192).optional(),
+});
+
+const statsQuery = z.object({ lineId: z.string().min(1).max(128).optional(), minutes: z.coerce.number().int().min(5).max(180).default(60) });
+const pageQuery = z.object({ limit, cursor: z.string().max(64).optional() });
+
+/** zod's verdict as the API's 400: the first offending field by name. */
+export function parseQuery<T extends z.ZodTypeAny>(schema: T, query: unknown): z.infer<T> {
+  const parsed = schema.safeParse(query);
+  if (parsed.success) return parsed.data as z.infer<T>;
+  const issue = parsed.error.issues[0]!;
+  throw new InvalidQueryError(issue.path.join('.') || 'query', issue.message);
+}
+
+/** Offset paging for lists read whole (lines, DLQ entries): the cursor is the next offset. */
+export function offsetPage<T>(all: T[], query: { limit: number; cursor?: string }): { items: T[]; cursor?: string } {
+  const start = query.cursor === undefined ? 0 : Number.parseInt(query.cursor, 10);
+  if (!Number.isInteger(start) || start < 0) throw new InvalidQueryError('cursor', 'not a cursor this API returned');
+  const items = all.slice(start, start + query.limit);
+  return start + query.limit < all.length ? { items, cursor: String(start + query.limit) } : { items };
+}
+
+/** Async handlers with the API's error mapping: a bad query is a 400 naming the field; anything else a logged 500. */
+export function handler(logger: Logger, fn: (req: Request, res: Response) => Promise<void>) {
+  return (req: Request, res: Response) => {
+    fn(req, res).catch((error: unknown) => {
+      if (error instanceof InvalidQueryError) {
+        logger.info({ event: 'console_bad_request', path: req.path, field: error.field }, 'console request refused');
+        res.status(400).json({ error: 'invalid_request', field: error.field, message: error.message });
+        return;
+      }
+      logger.error({ err: error, path: req.path }, 'console request failed');
+      if (!res.headersSent) res.status(500).json({ error: 'internal', message: 'The console could not answer; see the gateway logs' });
+    });
+  };
+}
+
+/** GET lines, stats, events, events/:key, events/:key/media. */
+export function journalRoutes(options: JournalRoutesOptions): Router {
+  const { journal, lines, logger } = options;
+  const router = express.Router();
+
+  router.get(
+    '/lines',
+    handler(logger, async (req, res) => {
+      const page = parseQuery(pageQuery, req.query);
+      const all = await lines.list();
+      const now = new Date();
+      const rows = await Promise.all(
+        all.map(async (line) => {
+          const activity = await journal.activity(line.lineId, now);
+          return {
+            lineId: line.lineId,
+            active: line.active,
+            transport: line.bird.transport,
+            displayPhoneNumber: maskPhone(line.displayPhoneNumber),
+            lastEventAt: activity.lastEventAt ?? null,
+            lastHour: { ...activity.counts, sent: 0, failed: 0 },
+            truncated: activity.truncated,
+          };
+        }),
+      );
+      res.json(offsetPage(rows, page));
+    }),
+  );
+
+  router.get(
+    '/stats',
+    handler(logger, async (req, res) => {
+      const query = parseQuery(statsQuery, req.query);
+      const now = new Date();
+      const lineIds = query.lineId ? [query.lineId] : (await lines.list()).map((l) => l.lineId);
+      const activities = await Promise.all(lineIds.map((id) => journal.activity(id, now, query.minutes)));
+      res.json({ minutes: query.minutes, buckets: perMinute(activities.flatMap((a) => a.events), now, query.minutes) });
+    }),
+  );
+
+  router.get(
+    '/events',
+    handler(logger, async (req, res) => {
+      const query = parseQuery(eventsQuery, req.query);
+      const lineIds = query.lineId || query.wamid || query.contact ? [] : (await lines.list()).map((l) => l.lineId);
+      res.json(await journal.list(query, lineIds));
+    }),
+  );
+
+  router.get(
+    '/events/:key',
+    handler(logger, async (req, res) => {
+      const detail = await journal.get(req.params.key!);
+      if (!detail) {
+        res.status(404).json({ error: 'not_found', field: 'key', message: 'No journal for this event key (never received, or past its retention)' });
+        return;
+      }
+      const media = [...detail.journey].reverse().find((s) => s.step === 'media_stored')?.detail;
+      res.json({ ...detail, media: media ? { type: media.type, size: media.size, href: `events/${encodeURIComponent(detail.key)}/media` } : undefined });
+    }),
+  );
+
+  router.get(
+    '/events/:key/media',
+    handler(logger, async (req, res) => {
+      const detail = await journal.get(req.params.key!);
+      const key = [...(detail?.journey ?? [])].reverse().find((s) => s.step === 'media_stored')?.detail?.key;
+      if (!options.media || typeof key !== 'string') {
+        res.status(404).json({ error: 'not_found', field: 'key', message: 'This event has no stored media' });
+        return;
+      }
+      const object = await options.media.s3.send(new GetObjectCommand({ Bucket: options.media.bucket, Key: key }));
+      res.set({
+        'Content-Type': object.ContentType ?? 'application/octet-stream',
+        // Never rendered inline as HTML from the console's origin.
+        'Content-Disposition': 'attachment',
+        'X-Content-Type-Options': 'nosniff',
+        ...(object.ContentLength !== undefined ? { 'Content-Length': String(object.ContentLength) } : {}),
+      });
+      (object.Body as Readable).pipe(res);
+    }),
+  );
+
+  return router;
+}

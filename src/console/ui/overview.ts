@@ -1,0 +1,61 @@
+import { api, query, type Line, type Page } from './api.js';
+import { perMinuteChart, type Bucket } from './charts.js';
+import { ago, clear, code, empty, h } from './dom.js';
+
+/** Health of a line from its last hour: what an operator should look at first. */
+function health(line: Line): { level: 'ok' | 'warn' | 'bad' | 'idle'; text: string } {
+  if (!line.active) return { level: 'idle', text: 'Disabled' };
+  if ((line.lastHour.parked ?? 0) > 0) return { level: 'bad', text: `${line.lastHour.parked} parked in the last hour` };
+  if ((line.lastHour.retried ?? 0) > 0 || (line.lastHour.failed ?? 0) > 0) return { level: 'warn', text: 'Retries or failures in the last hour' };
+  if (!line.lastEventAt) return { level: 'idle', text: 'No events yet' };
+  return { level: 'ok', text: 'Healthy' };
+}
+
+export async function renderOverview(main: HTMLElement): Promise<void> {
+  const [lines, stats] = await Promise.all([api.get<Page<Line>>(`lines${query({ limit: 200 })}`), api.get<{ buckets: Bucket[] }>('stats?minutes=60')]);
+  clear(main);
+  main.append(h('header', { class: 'page-head' }, h('h1', {}, 'Overview'), h('p', { class: 'sub' }, 'Every line, its health, and the last hour of events.')));
+  const total = stats.buckets.reduce((n, b) => n + Object.values(b.counts).reduce((a, c) => a + c, 0), 0);
+  main.append(
+    h(
+      'section',
+      { class: 'card', 'aria-labelledby': 'chart-title' },
+      h('h2', { id: 'chart-title' }, 'Events per minute, last hour'),
+      total === 0
+        ? empty('No events in the last hour.', ['Send one with ', code('npm run simulate -- message-text'), ', or point Meta at the webhook URL the gateway printed.'])
+        : perMinuteChart(stats.buckets),
+    ),
+  );
+  if (lines.items.length === 0) {
+    main.append(h('section', { class: 'card' }, empty('No lines registered.', ['Register one with ', code('npm run lines -- put lines.json'), '.'])));
+    return;
+  }
+  main.append(
+    h(
+      'section',
+      { class: 'lines', 'aria-label': 'Lines' },
+      lines.items.map((line) => {
+        const state = health(line);
+        const c = line.lastHour;
+        return h(
+          'article',
+          { class: `card line line-${state.level}` },
+          h(
+            'header',
+            {},
+            h('span', { class: `dot dot-${state.level}`, 'aria-hidden': 'true' }),
+            h('h2', {}, h('a', { href: `#/events?lineId=${encodeURIComponent(line.lineId)}` }, line.lineId)),
+            h('span', { class: 'muted' }, `${line.transport}${line.displayPhoneNumber ? ` · ${line.displayPhoneNumber}` : ''}`),
+          ),
+          h('p', { class: `health health-${state.level}` }, state.text),
+          h('p', { class: 'muted' }, 'Last event: ', h('time', { datetime: line.lastEventAt ?? '' }, ago(line.lastEventAt))),
+          h(
+            'dl',
+            { class: 'counts' },
+            (['delivered', 'duplicate', 'retried', 'parked', 'sent', 'failed'] as const).map((k) => h('div', { class: `count count-${k}` }, h('dt', {}, k), h('dd', {}, String(c[k] ?? 0)))),
+          ),
+        );
+      }),
+    ),
+  );
+}

@@ -1,0 +1,135 @@
+import { createHash } from 'node:crypto';
+import type { WhatsAppEvent } from '../meta/event';
+import { maskPhone } from '../observability/logger';
+
+/**
+ * The journal: what happened to each inbound event (and, in src/outbound, to each reply), as a list
+ * of timestamped steps riding on the record the pipeline already writes. Pure functions only; the
+ * store adapters put these values into their own UpdateItems.
+ */
+
+export const INBOUND_STEPS = ['received', 'claimed', 'media_stored', 'delivered', 'completed', 'duplicate', 'retried', 'parked', 'redriven'] as const;
+export type InboundStep = (typeof INBOUND_STEPS)[number];
+
+export const OUTBOUND_STEPS = ['queued', 'sending', 'sent', 'delivered', 'read', 'failed'] as const;
+export type OutboundStep = (typeof OUTBOUND_STEPS)[number];
+
+/** One step of a journey. `detail` is short and never holds message text, a secret or a whole phone number. */
+export interface JourneyStep {
+  /** ISO 8601 with milliseconds. */
+  at: string;
+  step: string;
+  detail?: Record<string, string | number | boolean>;
+}
+
+/** What the live tail receives for every step written (SSE `event: journal`). */
+export interface JournalNotice {
+  key: string;
+  lineId: string;
+  step: string;
+  at: string;
+}
+
+/** A journey grows by at most this many steps; past it, steps are counted (duplicates, retries) but not listed. */
+export const MAX_JOURNEY_STEPS = 40;
+/** The normalised event stored for the detail view, as JSON; larger ones are cut (the DLQ keeps the payload). */
+export const MAX_STORED_EVENT_BYTES = 16 * 1024;
+
+export function step(name: string, detail?: JourneyStep['detail'], at: Date = new Date()): JourneyStep {
+  const clean = detail && Object.fromEntries(Object.entries(detail).filter(([, v]) => v !== undefined && v !== ''));
+  return clean && Object.keys(clean).length > 0 ? { at: at.toISOString(), step: name, detail: clean } : { at: at.toISOString(), step: name };
+}
+
+/**
+ * A contact's index value: a keyed digest, so the index finds a contact's events without the
+ * number being an index key. Lookups hash what the operator typed the same way.
+ */
+export function contactHash(contact: string): string {
+  const digits = contact.replace(/[^0-9A-Za-z.]/g, '');
+  return createHash('sha256').update(`wa-ingress/contact/${digits}`).digest('hex').slice(0, 32);
+}
+
+/** The message id an inbound event is known by at Meta (messages: its wamid; statuses: the wamid they are about). */
+export function eventWamid(event: WhatsAppEvent): string | undefined {
+  return event.message?.id ?? event.status?.id;
+}
+
+/** The person on the other side: the sender of a message, the recipient of a status. */
+export function eventContact(event: WhatsAppEvent): string | undefined {
+  return event.contact?.userKey ?? event.contact?.waId ?? event.status?.recipientId;
+}
+
+/** The message type, the status value, or the change's field: what a list shows in its "type" column. */
+export function eventType(event: WhatsAppEvent): string {
+  return event.message?.type ?? event.status?.status ?? event.field;
+}
+
+/** The attributes the journal indexes and lists read; written once, with the claim. */
+export interface JournalFacts {
+  lineId: string;
+  kind: string;
+  type: string;
+  receivedAt: string;
+  wamid?: string;
+  contactHash?: string;
+  /** Masked as in the logs: what lists show. */
+  contact?: string;
+  /** The normalised event (text included, `raw` left out) as JSON, for the detail view. */
+  event: string;
+}
+
+export function journalFacts(event: WhatsAppEvent, lineId: string, receivedAt: string): JournalFacts {
+  const contact = eventContact(event);
+  const { raw: _raw, ...normalised } = event;
+  let json = JSON.stringify(normalised);
+  if (Buffer.byteLength(json, 'utf8') > MAX_STORED_EVENT_BYTES) {
+    json = JSON.stringify({ ...normalised, message: normalised.message && { ...normalised.message, text: '[cut: see the DLQ or Bird for the full text]' } });
+  }
+  return {
+    lineId,
+    kind: event.kind,
+    type: eventType(event),
+    receivedAt: new Date(receivedAt).toISOString(),
+    wamid: eventWamid(event),
+    contactHash: contact ? contactHash(contact) : undefined,
+    contact: contact ? maskPhone(contact) : undefined,
+    event: json,
+  };
+}
+
+/** The outcome a list shows, from the record's state and counters. */
+export type InboundOutcome = 'delivered' | 'parked' | 'in_progress' | 'retrying';
+
+export function inboundOutcome(record: { status?: string; retries?: number; journey?: JourneyStep[] }): InboundOutcome {
+  if (record.status === 'COMPLETED') return 'delivered';
+  if (record.status === 'PARKED') return 'parked';
+  const last = record.journey?.at(-1)?.step;
+  return last === 'retried' ? 'retrying' : 'in_progress';
+}
+
+/** A wamid is base64 of a protobuf that starts with the phone number: lists show only its tail. */
+export function maskWamid(wamid: string | undefined): string | undefined {
+  if (!wamid) return undefined;
+  return wamid.length > 16 ? `wamid.…${wamid.slice(-10)}` : wamid;
+}
+
+export interface MinuteBucket {
+  /** ISO minute start. */
+  minute: string;
+  counts: Record<string, number>;
+}
+
+/** Events per minute by outcome over the last `minutes`, oldest first, every minute present (zeros included). */
+export function perMinute(items: { at: string; outcome: string }[], now: Date, minutes: number): MinuteBucket[] {
+  const end = Math.floor(now.getTime() / 60_000) * 60_000;
+  const start = end - (minutes - 1) * 60_000;
+  const buckets: MinuteBucket[] = [];
+  for (let t = start; t <= end; t += 60_000) buckets.push({ minute: new Date(t).toISOString(), counts: {} });
+  for (const item of items) {
+    const t = Math.floor(Date.parse(item.at) / 60_000) * 60_000;
+    if (!(t >= start && t <= end)) continue;
+    const bucket = buckets[(t - start) / 60_000]!;
+    bucket.counts[item.outcome] = (bucket.counts[item.outcome] ?? 0) + 1;
+  }
+  return buckets;
+}
