@@ -71,7 +71,7 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
   // Journey steps the worker writes, for the console's live tail in the same process.
   const journalBus = new JournalBus();
   if (role === 'worker' || role === 'all') {
-    const worker = startWorker({ config, clients, lines, secrets, registry, logger });
+    const worker = startWorker({ config, clients, lines, secrets, registry, logger, journalBus });
     let workerStopping = false;
     drains.push(() => {
       workerStopping = true;

@@ -83,7 +83,8 @@ export function createConsoleApp(options: ConsoleOptions): { app: Express; tail?
   const assets = options.assetsDir ?? defaultAssetsDir();
   if (!existsSync(join(assets, 'index.html'))) logger.warn({ assets }, 'console page assets missing: run `npm run build`');
   app.get('/', (_req, res) => res.redirect(302, `${CONSOLE_PATH}/`));
-  app.get(CONSOLE_PATH, (_req, res) => res.redirect(302, `${CONSOLE_PATH}/`));
+  // Relative asset and API URLs need the trailing slash (express matches /console and /console/ alike).
+  app.get(CONSOLE_PATH, (req, res, next) => (req.originalUrl.split('?')[0] === CONSOLE_PATH ? res.redirect(302, `${CONSOLE_PATH}/`) : next()));
   app.use(
     CONSOLE_PATH,
     express.static(assets, {

@@ -1,7 +1,7 @@
 import { GetCommand, QueryCommand, type DynamoDBDocumentClient, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import { JOURNAL_INDEXES } from '../aws/resources';
 import { InvalidQueryError } from './query-error';
-import { contactHash, inboundOutcome, maskWamid, type InboundOutcome, type JourneyStep } from './journey';
+import { contactHash, displayEvent, inboundOutcome, receivedStep, maskWamid, type InboundOutcome, type JourneyStep } from './journey';
 
 /** One row of the events list: no message text, the contact masked. */
 export interface EventSummary {
@@ -82,13 +82,15 @@ export class InboundJournal {
     } catch {
       event = undefined;
     }
+    const stored = Array.isArray(item.journey) ? (item.journey as JourneyStep[]) : [];
+    const received = receivedStep(item);
     return {
       ...summary(item),
       status: String(item.status ?? ''),
       attempts: typeof item.attempts === 'number' ? item.attempts : undefined,
       // In time order: a step noted from outside the pipeline (a redrive) may land after later ones.
-      journey: Array.isArray(item.journey) ? [...(item.journey as JourneyStep[])].sort((a, b) => a.at.localeCompare(b.at)) : [],
-      event,
+      journey: [...(received ? [received] : []), ...stored].sort((a, b) => a.at.localeCompare(b.at)),
+      event: displayEvent(event),
     };
   }
 

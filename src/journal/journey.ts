@@ -133,3 +133,30 @@ export function perMinute(items: { at: string; outcome: string }[], now: Date, m
   }
   return buckets;
 }
+
+/**
+ * The normalised event as the detail view shows it: text included, phone numbers and user ids
+ * masked like the logs (the page never holds a whole number).
+ */
+export function displayEvent(stored: unknown): unknown {
+  if (!stored || typeof stored !== 'object') return stored;
+  const event = stored as Partial<WhatsAppEvent>;
+  const contact = event.contact && {
+    ...event.contact,
+    userKey: maskPhone(event.contact.userKey),
+    waId: maskPhone(event.contact.waId),
+    userId: maskPhone(event.contact.userId),
+  };
+  const status = event.status && { ...event.status, recipientId: maskPhone(event.status.recipientId), participant: maskPhone(event.status.participant) };
+  return { ...event, displayPhoneNumber: maskPhone(event.displayPhoneNumber), ...(contact ? { contact } : {}), ...(status ? { status } : {}) };
+}
+
+/** The `received` step, derived from what the first claim stored: it costs no list entry. */
+export function receivedStep(record: { receivedAt?: unknown; requestId?: unknown; bytes?: unknown; lineId?: unknown }): JourneyStep | undefined {
+  if (typeof record.receivedAt !== 'string') return undefined;
+  const detail: JourneyStep['detail'] = {};
+  if (typeof record.requestId === 'string') detail.requestId = record.requestId;
+  if (typeof record.bytes === 'number') detail.bytes = record.bytes;
+  if (typeof record.lineId === 'string') detail.line = record.lineId;
+  return { at: record.receivedAt, step: 'received', detail };
+}

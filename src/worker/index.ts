@@ -1,6 +1,7 @@
 import type { AwsClients } from '../aws/clients';
 import { createBirdClient, type BirdBreakerOptions, type BirdRetryOptions } from '../bird';
 import type { Config } from '../config/config';
+import type { JournalBus } from '../journal/journal-bus';
 import { DynamoDedupeStore } from '../dedupe/dynamo-dedupe-store';
 import type { LineRegistry } from '../lines/registry';
 import type { SecretResolver } from '../lines/secrets';
@@ -30,6 +31,8 @@ export function startWorker(deps: {
   secrets: SecretResolver;
   registry: Registry;
   logger: Logger;
+  /** Where the worker's journey steps are published for a console in the same process. */
+  journalBus?: JournalBus;
   /** Knobs no environment variable reaches (tests shorten Bird's retries and the poller's backoff). */
   tuning?: {
     bird?: { retry?: BirdRetryOptions; breaker?: BirdBreakerOptions };

@@ -11,6 +11,7 @@ import { DynamoLineStore } from '../../src/lines/store';
 import { BIRD_STANDIN_FLOW_SECRET, BIRD_STANDIN_FLOW_SIGNING_SECRET, startBirdStandIn, type BirdStandIn, type ReceivedCall } from '../../src/local/bird-standin';
 import { startGraphStandIn, type GraphStandIn } from '../../src/local/graph-standin';
 import { createRegistry, type Registry } from '../../src/observability/metrics';
+import type { JournalBus } from '../../src/journal/journal-bus';
 import { startWorker } from '../../src/worker';
 import { DeadLetterQueue, type DlqEntry } from '../../src/queue/dlq';
 import { startAwsHarness, type AwsHarness } from './aws';
@@ -119,6 +120,8 @@ export interface WorkerRigOptions {
   lines?: LineInput[];
   /** The send API on the ingress, and the sender in the worker (outbound queue, table, short grace). */
   outbound?: boolean;
+  /** The worker publishes its journey steps here (the console's live tail). */
+  journalBus?: JournalBus;
 }
 
 /** A fresh AWS harness, a real ingress and a worker on it, wired to the shared Bird and Graph stand-ins. */
@@ -163,6 +166,7 @@ export async function startWorkerRig(remote: RemoteStandIns, options: WorkerRigO
   const { custom } = options;
   const stopWorker = startWorker({
     ...deps,
+    journalBus: options.journalBus,
     tuning: custom && { bird: custom.bird, poller: { retryBaseSeconds: custom.retryBaseSeconds, retryMaxSeconds: custom.retryMaxSeconds } },
   }).stop;
   const dlq = new DeadLetterQueue({ sqs: aws.clients.sqs, queueUrl: aws.standIns.queueUrl, dlqUrl: aws.standIns.dlqUrl, waitTimeSeconds: 0, holdSeconds: 5 });

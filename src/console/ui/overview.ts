@@ -52,7 +52,7 @@ export async function renderOverview(main: HTMLElement): Promise<void> {
           h(
             'dl',
             { class: 'counts' },
-            (['delivered', 'duplicate', 'retried', 'parked', 'sent', 'failed'] as const).map((k) => h('div', { class: `count count-${k}` }, h('dt', {}, k), h('dd', {}, String(c[k] ?? 0)))),
+            (['delivered', 'duplicate', 'retried', 'parked', 'sent', 'failed'] as const).map((k) => h('div', { class: `count count-${k}${(c[k] ?? 0) > 0 ? ' nonzero' : ''}` }, h('dt', {}, k), h('dd', {}, String(c[k] ?? 0)))),
           ),
         );
       }),

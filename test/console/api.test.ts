@@ -1,0 +1,268 @@
+import http from 'node:http';
+import { CONSOLE_TOKEN, startConsoleRig, type ConsoleRig } from '../support/console';
+import { waitFor } from '../support/child';
+import { LINES, mediaMessage, startRemoteStandIns, textMessage, webhookPayload, type RemoteStandIns } from '../support/worker';
+
+/**
+ * The console API over the real stand-ins: a webhook goes through ingress, SQS and the worker, and
+ * its journey is read back from the dedupe records through the console's own port.
+ */
+let remote: RemoteStandIns;
+let c: ConsoleRig;
+const SENDER = '16505551234';
+
+beforeAll(async () => {
+  remote = await startRemoteStandIns();
+  c = await startConsoleRig(remote, { heartbeatMs: 300 });
+});
+afterAll(async () => {
+  await c?.stop();
+  await remote?.stop();
+});
+afterEach(() => remote.reset());
+
+interface Detail {
+  key: string;
+  lineId: string;
+  outcome: string;
+  duplicates: number;
+  contact?: string;
+  reason?: string;
+  journey: { at: string; step: string; detail?: Record<string, unknown> }[];
+  event?: { message?: { text?: string }; contact?: { waId?: string } };
+  media?: { href: string; type: string; size: number };
+}
+
+const json = async <T>(res: Response): Promise<T> => (await res.json()) as T;
+const steps = (d: Detail) => d.journey.map((s) => s.step);
+const keyOf = (wamid: string) => `msg#${LINES.doc.phoneNumberId}#${wamid}`;
+
+async function post(wamid: string, message = textMessage(wamid)): Promise<void> {
+  expect(await c.rig.post(webhookPayload([{ changes: [{ phoneNumberId: LINES.doc.phoneNumberId, messages: [message] }] }]))).toBe(200);
+}
+
+async function detailWhen(key: string, done: (d: Detail) => boolean, what: string): Promise<Detail> {
+  let last: Detail | undefined;
+  await waitFor(
+    async () => {
+      const res = await c.api(`events/${encodeURIComponent(key)}`);
+      if (res.status !== 200) return false;
+      last = await json<Detail>(res);
+      return done(last);
+    },
+    10_000,
+    what,
+  );
+  return last!;
+}
+
+/** Opens the SSE stream and collects `event: journal` data and comments until closed. */
+function openStream(path: string, headers: Record<string, string>) {
+  const events: { key: string; lineId: string; step: string; at: string }[] = [];
+  let comments = 0;
+  let status = 0;
+  let contentType = '';
+  const url = new URL(`${c.console.url}api/${path}`);
+  const req = http.get(url, { headers }, (res) => {
+    status = res.statusCode ?? 0;
+    contentType = String(res.headers['content-type']);
+    let buffer = '';
+    res.setEncoding('utf8');
+    res.on('data', (chunk: string) => {
+      buffer += chunk;
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        if (block.split('\n').some((l) => l.startsWith(': heartbeat'))) comments++;
+        const data = block.split('\n').find((l) => l.startsWith('data: '));
+        if (block.includes('event: journal') && data) events.push(JSON.parse(data.slice(6)));
+      }
+    });
+  });
+  req.on('error', () => undefined);
+  return { events, comments: () => comments, status: () => status, contentType: () => contentType, close: () => req.destroy() };
+}
+
+describe('access', () => {
+  it('answers 401 without credentials or with a wrong bearer, and never on the webhook port', async () => {
+    expect((await c.api('lines', { bearer: false })).status).toBe(401);
+    const wrong = await c.api('lines', { headers: { authorization: 'Bearer not-the-token-at-all' } });
+    expect(wrong.status).toBe(401);
+    expect(await wrong.json()).toMatchObject({ error: 'unauthorized' });
+    expect((await c.api('lines')).status).toBe(200);
+    const onIngress = await fetch(`${c.rig.ingress.url}/console/api/lines`, { headers: { authorization: `Bearer ${CONSOLE_TOKEN}` } });
+    expect(onIngress.status).toBe(404);
+  });
+
+  it('logs in into an HttpOnly SameSite=Strict cookie; a state change with it needs the CSRF token (403 without)', async () => {
+    expect((await c.api('session', { method: 'POST', bearer: false, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: 'wrong' }) })).status).toBe(401);
+    const login = await c.api('session', { method: 'POST', bearer: false, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: CONSOLE_TOKEN }) });
+    expect(login.status).toBe(200);
+    const setCookie = login.headers.get('set-cookie') ?? '';
+    expect(setCookie).toMatch(/^wa_console_session=[^;]+; Path=\/console; HttpOnly; SameSite=Strict; Max-Age=3600$/);
+    expect(setCookie).not.toContain(CONSOLE_TOKEN);
+    const { csrf } = await json<{ csrf: string }>(login);
+    const cookie = setCookie.split(';')[0]!;
+
+    expect((await c.api('lines', { bearer: false, headers: { cookie } })).status).toBe(200);
+    expect(await json(await c.api('session', { bearer: false, headers: { cookie } }))).toMatchObject({ via: 'session', csrf });
+    const noCsrf = await c.api('dlq/redrive?queue=inbound', { method: 'POST', bearer: false, headers: { cookie } });
+    expect(noCsrf.status).toBe(403);
+    expect(await noCsrf.json()).toMatchObject({ error: 'csrf_required', field: 'x-csrf-token' });
+    expect((await c.api('dlq/purge', { method: 'POST', bearer: false, headers: { cookie, 'x-csrf-token': `${csrf}x` } })).status).toBe(403);
+    expect((await c.api('dlq/redrive?queue=inbound&reason=none_such', { method: 'POST', bearer: false, headers: { cookie, 'x-csrf-token': csrf } })).status).toBe(202);
+    // The bearer needs no CSRF token; a forged cookie is no credential.
+    expect((await c.api('dlq/redrive?queue=inbound&reason=none_such', { method: 'POST' })).status).toBe(202);
+    expect((await c.api('lines', { bearer: false, headers: { cookie: `${cookie.slice(0, -3)}abc` } })).status).toBe(401);
+  });
+
+  it('serves the page without credentials, with a strict CSP and no token in it', async () => {
+    const page = await fetch(c.console.url);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+    const html = await page.text();
+    expect(html).toContain('<script type="module" src="app.js">');
+    expect(html).not.toContain(CONSOLE_TOKEN);
+  });
+
+  it('names the field of a bad query with a 400', async () => {
+    const res = await c.api('events?limit=5000');
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: 'invalid_request', field: 'limit' });
+    expect(await json(await c.api('events?lineId=line-doc&cursor=bogus'))).toMatchObject({ field: 'cursor' });
+  });
+});
+
+describe('journeys', () => {
+  it('a delivered event: received → claimed → delivered → completed, streamed over SSE within 2 s of the POST', async () => {
+    const stream = openStream(`stream?lineId=${LINES.doc.lineId}`, { authorization: `Bearer ${CONSOLE_TOKEN}` });
+    await waitFor(async () => stream.status() === 200, 2000, 'the stream to open');
+    expect(stream.contentType()).toMatch(/^text\/event-stream/);
+    const wamid = 'wamid.console-delivered-0001';
+    const posted = Date.now();
+    await post(wamid, textMessage(wamid, 'where is my order?'));
+    await waitFor(async () => stream.events.some((e) => e.key === keyOf(wamid)), 2000, 'a journal step on the stream within 2 s');
+    expect(Date.now() - posted).toBeLessThan(2000);
+    const d = await detailWhen(keyOf(wamid), (x) => x.outcome === 'delivered', 'the event delivered');
+    expect(steps(d)).toEqual(['received', 'claimed', 'delivered', 'completed']);
+    expect(d.journey[0]!.detail).toMatchObject({ line: LINES.doc.lineId, bytes: expect.any(Number), requestId: expect.any(String) });
+    expect(d.journey[2]!.detail).toMatchObject({ transport: 'flow', ms: expect.any(Number) });
+    // The detail has the text; the contact is masked there as in the lists.
+    expect(d.event?.message?.text).toBe('where is my order?');
+    expect(JSON.stringify(d)).not.toContain(SENDER);
+    await waitFor(async () => stream.events.filter((e) => e.key === keyOf(wamid)).map((e) => e.step).includes('completed'), 2000, 'completed on the stream');
+    expect(stream.events.filter((e) => e.key === keyOf(wamid)).map((e) => e.step)).toEqual(['received', 'claimed', 'delivered', 'completed']);
+    await waitFor(async () => stream.comments() > 0, 2000, 'a heartbeat comment');
+    stream.close();
+  });
+
+  it('finds events by wamid and by contact through the indexes; lists mask the contact and carry no text', async () => {
+    const wamid = 'wamid.console-lookup-0002';
+    await post(wamid, textMessage(wamid, 'secret plans'));
+    await detailWhen(keyOf(wamid), (x) => x.outcome === 'delivered', 'delivered');
+    const byWamid = await json<{ items: { key: string; contact: string }[] }>(await c.api(`events?wamid=${encodeURIComponent(wamid)}`));
+    expect(byWamid.items.map((i) => i.key)).toEqual([keyOf(wamid)]);
+    const byContact = await json<{ items: { key: string; contact: string }[] }>(await c.api(`events?contact=${SENDER}&limit=200`));
+    expect(byContact.items.map((i) => i.key)).toContain(keyOf(wamid));
+    expect(byContact.items.every((i) => i.contact === '1650*****34')).toBe(true);
+    const text = JSON.stringify(byContact);
+    expect(text).not.toContain(SENDER);
+    expect(text).not.toContain('secret plans');
+    expect((await json<{ items: unknown[] }>(await c.api('events?contact=15550000000'))).items).toEqual([]);
+  });
+
+  it('a duplicate: the same message again adds a duplicate step and count, and Bird hears it once', async () => {
+    const wamid = 'wamid.console-duplicate-0003';
+    await post(wamid);
+    await detailWhen(keyOf(wamid), (x) => x.outcome === 'delivered', 'delivered');
+    await post(wamid);
+    const d = await detailWhen(keyOf(wamid), (x) => x.duplicates === 1, 'the duplicate recorded');
+    expect(steps(d)).toEqual(['received', 'claimed', 'delivered', 'completed', 'duplicate']);
+    expect(remote.bird.received().filter((call) => call.idempotencyKey === keyOf(wamid))).toHaveLength(1);
+    const dupes = await json<{ items: { key: string }[] }>(await c.api(`events?lineId=${LINES.doc.lineId}&outcome=duplicate`));
+    expect(dupes.items.map((i) => i.key)).toContain(keyOf(wamid));
+  });
+
+  it('media: a media_stored step with key, size and type, and the object streamed through the console', async () => {
+    const wamid = 'wamid.console-media-0004';
+    await post(wamid, mediaMessage('image', wamid, 'media-console-1', 'image/jpeg'));
+    const d = await detailWhen(keyOf(wamid), (x) => x.outcome === 'delivered', 'delivered');
+    expect(steps(d)).toEqual(['received', 'claimed', 'media_stored', 'delivered', 'completed']);
+    const media = d.journey[2]!.detail!;
+    expect(media).toMatchObject({ key: expect.stringMatching(/^media\//), size: expect.any(Number), type: 'image/jpeg' });
+    const res = await c.api(d.media!.href);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('image/jpeg');
+    expect((await res.arrayBuffer()).byteLength).toBe(media.size);
+  });
+
+  it('a parked event and its redrive: parked (reason) → redriven → claimed → delivered → completed', async () => {
+    const wamid = 'wamid.console-parked-0005';
+    remote.bird.failNext(1, { status: 400 });
+    await post(wamid);
+    const parked = await detailWhen(keyOf(wamid), (x) => x.outcome === 'parked', 'parked');
+    expect(steps(parked)).toEqual(['received', 'claimed', 'parked']);
+    expect(parked.reason).toBe('bird_rejected_400');
+    expect(parked.journey[2]!.detail).toMatchObject({ reason: 'bird_rejected_400' });
+
+    const dlq = await json<{ items: { id: string; eventKey: string; reason: string; lineId: string }[]; reasons: string[] }>(await c.api('dlq?queue=inbound&reason=bird_rejected_400'));
+    const entry = dlq.items.find((i) => i.eventKey === keyOf(wamid));
+    expect(entry).toMatchObject({ reason: 'bird_rejected_400', lineId: LINES.doc.lineId });
+    expect(JSON.stringify(dlq)).not.toContain(SENDER);
+
+    const redrive = await c.api(`dlq/${encodeURIComponent(entry!.id)}/redrive?queue=inbound`, { method: 'POST' });
+    expect(redrive.status).toBe(202);
+    expect(await redrive.json()).toMatchObject({ redriven: 1 });
+    const done = await detailWhen(keyOf(wamid), (x) => x.outcome === 'delivered' && steps(x).includes('redriven'), 'delivered after the redrive');
+    expect(steps(done)).toEqual(['received', 'claimed', 'parked', 'redriven', 'claimed', 'delivered', 'completed']);
+    expect((await c.api(`dlq/${encodeURIComponent(entry!.id)}/redrive?queue=inbound`, { method: 'POST' })).status).toBe(404);
+  });
+
+  it('pages a line newest first with a cursor, and merges every line when none is named', async () => {
+    const wamids = [1, 2, 3, 4, 5].map((i) => `wamid.console-page-00${i}`);
+    for (const wamid of wamids) {
+      await post(wamid);
+      await detailWhen(keyOf(wamid), (x) => x.outcome === 'delivered', 'delivered');
+    }
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const page = await json<{ items: { key: string; receivedAt: string }[]; cursor?: string }>(
+        await c.api(`events?lineId=${LINES.doc.lineId}&limit=2${cursor ? `&cursor=${cursor}` : ''}`),
+      );
+      expect(page.items.length).toBeLessThanOrEqual(2);
+      seen.push(...page.items.map((i) => i.key));
+      cursor = page.cursor;
+      pages++;
+    } while (cursor && pages < 50);
+    expect(new Set(seen).size).toBe(seen.length);
+    const newestFive = seen.slice(0, 5);
+    expect(newestFive).toEqual([...wamids].reverse().map(keyOf));
+
+    const merged: string[] = [];
+    cursor = undefined;
+    do {
+      const page = await json<{ items: { key: string }[]; cursor?: string }>(await c.api(`events?limit=3${cursor ? `&cursor=${cursor}` : ''}`));
+      merged.push(...page.items.map((i) => i.key));
+      cursor = page.cursor;
+    } while (cursor);
+    expect(merged.sort()).toEqual([...seen].sort());
+  });
+
+  it('lines: each with its transport, last event and last hour by outcome; stats per minute', async () => {
+    const lines = await json<{ items: { lineId: string; active: boolean; transport: string; lastEventAt: string | null; lastHour: Record<string, number> }[] }>(await c.api('lines'));
+    const doc = lines.items.find((l) => l.lineId === LINES.doc.lineId)!;
+    expect(doc).toMatchObject({ active: true, transport: 'flow', lastEventAt: expect.any(String) });
+    expect(doc.lastHour.delivered).toBeGreaterThanOrEqual(4);
+    expect(doc.lastHour.duplicate).toBeGreaterThanOrEqual(1);
+    expect(Object.keys(doc.lastHour).sort()).toEqual(['delivered', 'duplicate', 'failed', 'parked', 'retried', 'sent']);
+    const third = lines.items.find((l) => l.lineId === LINES.third.lineId)!;
+    expect(third.lastEventAt).toBeNull();
+    const stats = await json<{ buckets: { minute: string; counts: Record<string, number> }[] }>(await c.api('stats?minutes=60'));
+    expect(stats.buckets).toHaveLength(60);
+    const total = stats.buckets.reduce((n, b) => n + (b.counts.delivered ?? 0), 0);
+    expect(total).toBe(doc.lastHour.delivered + lines.items.filter((l) => l !== doc).reduce((n, l) => n + l.lastHour.delivered, 0));
+  });
+});

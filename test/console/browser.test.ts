@@ -1,0 +1,150 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { BIRD_STANDIN_FLOW_SECRET } from '../../src/local/bird-standin';
+import { CONSOLE_TOKEN, startConsoleRig, type ConsoleRig } from '../support/console';
+import { APP_SECRET } from '../support/ingress';
+import { GRAPH_TOKEN, LINES, startRemoteStandIns, textMessage, webhookPayload, type RemoteStandIns } from '../support/worker';
+
+/**
+ * The console page in a real browser (Debian's Chromium through playwright-core; `.ci/run` installs
+ * it with apt): log in, watch a message arrive in the live tail, open its journey, redrive a parked
+ * event from the DLQ page. Screenshots of each page go to test-results/console/.
+ */
+const CHROMIUM = '/usr/bin/chromium';
+const SHOTS = join(__dirname, '../../test-results/console');
+const SENDER = '16505551234';
+const SECRETS = [CONSOLE_TOKEN, APP_SECRET, BIRD_STANDIN_FLOW_SECRET, GRAPH_TOKEN, SENDER];
+
+let remote: RemoteStandIns;
+let c: ConsoleRig;
+let context: BrowserContext;
+let page: Page;
+let profile: string;
+const pagesSeen: string[] = [];
+
+const keyOf = (wamid: string) => `msg#${LINES.doc.phoneNumberId}#${wamid}`;
+const post = async (wamid: string, text?: string) =>
+  expect(await c.rig.post(webhookPayload([{ changes: [{ phoneNumberId: LINES.doc.phoneNumberId, messages: [textMessage(wamid, text)] }] }]))).toBe(200);
+
+/** Keep every page's HTML for the secret check, and a screenshot. */
+async function snapshot(name: string): Promise<void> {
+  pagesSeen.push(await page.content());
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does this)`);
+  mkdirSync(SHOTS, { recursive: true });
+  remote = await startRemoteStandIns();
+  c = await startConsoleRig(remote);
+  profile = mkdtempSync(join(tmpdir(), 'wa-console-chromium-'));
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1280, height: 800 },
+  });
+  page = context.pages()[0] ?? (await context.newPage());
+}, 60_000);
+
+afterAll(async () => {
+  await context?.close();
+  if (profile) rmSync(profile, { recursive: true, force: true });
+  await c?.stop();
+  await remote?.stop();
+});
+
+describe('console page', () => {
+  it('refuses a wrong token, then logs in with the right one into a cookie the page cannot read', async () => {
+    await page.goto(c.console.url);
+    await page.getByLabel('Console token').fill('not-the-token');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByText('That is not the console token.').waitFor();
+    await snapshot('login');
+    await page.getByLabel('Console token').fill(CONSOLE_TOKEN);
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
+    const cookies = await context.cookies();
+    const session = cookies.find((k) => k.name === 'wa_console_session');
+    expect(session).toMatchObject({ httpOnly: true, sameSite: 'Strict', path: '/console' });
+    expect(await page.evaluate(() => document.cookie)).toBe('');
+    await snapshot('overview-empty');
+  });
+
+  it('shows a simulated message in the live tail within 2 s, and opens its journey', async () => {
+    await page.goto(`${c.console.url}#/events`);
+    await page.getByRole('heading', { name: 'Events' }).waitFor();
+    const wamid = 'wamid.browser-tail-0001';
+    const posted = Date.now();
+    await post(wamid, 'hello from the browser test');
+    const row = page.locator(`tr[data-key="${keyOf(wamid)}"]`);
+    await row.waitFor({ timeout: 2000 });
+    expect(Date.now() - posted).toBeLessThan(2000);
+    await row.locator('.badge', { hasText: 'Delivered' }).waitFor({ timeout: 5000 });
+    await snapshot('events');
+    await row.getByRole('link').click();
+    await page.getByText('Delivered to Bird').waitFor();
+    await page.getByText('Completed').waitFor();
+    expect(await page.locator('.timeline .step').count()).toBe(4);
+    await page.getByText('hello from the browser test').waitFor();
+    await snapshot('event-detail');
+  });
+
+  it('redrives a parked event from the DLQ page and sees it delivered', async () => {
+    const wamid = 'wamid.browser-parked-0002';
+    remote.bird.failNext(1, { status: 422 });
+    await post(wamid);
+    await page.goto(`${c.console.url}#/dlq`);
+    const row = page.locator('tr', { hasText: 'bird_rejected_422' });
+    for (let i = 0; i < 20 && (await row.count()) === 0; i++) {
+      await page.waitForTimeout(250);
+      await page.reload();
+    }
+    await row.first().waitFor({ timeout: 5000 });
+    await snapshot('dlq');
+    await row.first().getByRole('button', { name: /Redrive/ }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByRole('button', { name: 'Redrive' }).click();
+    await page.getByText('Redriven.').waitFor();
+    await page.goto(`${c.console.url}#/events/${encodeURIComponent(keyOf(wamid))}`);
+    for (let i = 0; i < 40; i++) {
+      if ((await page.locator('h1 .badge', { hasText: 'Delivered' }).count()) > 0) break;
+      await page.waitForTimeout(250);
+      await page.reload();
+    }
+    await page.locator('h1 .badge', { hasText: 'Delivered' }).waitFor({ timeout: 1000 });
+    await page.getByText('Redriven from the DLQ').waitFor();
+    await snapshot('event-redriven');
+  });
+
+  it('shows the overview chart, the outbound page, and fits a phone-width screen; keyboard reaches the navigation', async () => {
+    await page.goto(c.console.url);
+    await page.locator('svg.chart').waitFor();
+    await snapshot('overview');
+    await page.goto(`${c.console.url}#/outbound`);
+    await page.getByRole('heading', { name: 'Outbound' }).waitFor();
+    await snapshot('outbound');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(c.console.url);
+    await page.locator('svg.chart').waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow).toBeLessThanOrEqual(0);
+    await snapshot('overview-phone');
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Overview');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Events' }).waitFor();
+    await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  it('never puts a secret, a token or a whole phone number in the page', () => {
+    expect(pagesSeen.length).toBeGreaterThanOrEqual(7);
+    for (const html of pagesSeen) for (const secret of SECRETS) expect(html).not.toContain(secret);
+  });
+});
