@@ -3,7 +3,7 @@ import express, { type Request, type Response, type Router } from 'express';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { EVENT_OUTCOME_FILTERS, type InboundJournal } from '../journal/inbound-journal';
-import { perMinute } from '../journal/journey';
+import { perMinute, UNROUTED_LINE } from '../journal/journey';
 import { InvalidQueryError } from '../journal/query-error';
 import type { Line } from '../lines/line';
 import { maskPhone, type Logger } from '../observability/logger';
@@ -112,7 +112,8 @@ export function journalRoutes(options: JournalRoutesOptions): Router {
     '/events',
     handler(logger, async (req, res) => {
       const query = parseQuery(eventsQuery, req.query);
-      const lineIds = query.lineId || query.wamid || query.contact ? [] : (await lines.list()).map((l) => l.lineId);
+      // Unrouted events (no line took them) are listed with every line's.
+      const lineIds = query.lineId || query.wamid || query.contact ? [] : [...(await lines.list()).map((l) => l.lineId), UNROUTED_LINE];
       res.json(await journal.list(query, lineIds));
     }),
   );

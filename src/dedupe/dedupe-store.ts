@@ -1,4 +1,6 @@
 import type { FailureReason } from '../errors';
+import type { JournalFacts, JourneyStep } from '../journal/journey';
+import type { ReceivedFacts } from '../journal/journal-update';
 
 /**
  * Idempotency for worker events: each event key is claimed before its side effects and then
@@ -43,6 +45,11 @@ export interface ClaimOptions {
    * other message finds a PARKED event already parked and leaves it (it is parked once).
    */
   redrive?: boolean;
+  /**
+   * The journal (src/journal) rides on this claim's write: the index attributes and the normalised
+   * event (kept from the first claim), and the `claimed` step.
+   */
+  journal?: { facts: JournalFacts & ReceivedFacts; steps: JourneyStep[] };
 }
 
 /** Told about the lease while `keepAlive` renews it. */
@@ -69,15 +76,15 @@ export interface EventLease {
    * Mark COMPLETED: Bird has the event. Idempotent, and succeeds even if the lease lapsed and
    * someone else took or finished the key (Bird deduplicates by the same Idempotency-Key).
    */
-  complete(): Promise<void>;
+  complete(steps?: JourneyStep[]): Promise<void>;
   /**
    * Mark PARKED with its reason, after the event was put in the DLQ: messages that bring it back
    * skip it, and only a redrive may claim it again. Expiry moves to now + the dedupe window, so the
    * record outlives the DLQ copy. A no-op when the lease is no longer ours.
    */
-  park(reason: FailureReason): Promise<void>;
-  /** Give the lease up now so a retry can claim at once. A no-op when it is no longer ours. */
-  release(): Promise<void>;
+  park(reason: FailureReason, steps?: JourneyStep[]): Promise<void>;
+  /** Give the lease up now so a retry can claim at once. A no-op when it is no longer ours. `steps` (with a `retried` one) count a retry. */
+  release(steps?: JourneyStep[]): Promise<void>;
 }
 
 export type ClaimResult =
@@ -97,4 +104,9 @@ export interface DedupeStore {
   claim(key: string, options?: ClaimOptions): Promise<ClaimResult>;
   /** The lease a claim gets by default. */
   readonly leaseMs: number;
+  /**
+   * A journey step outside the lease's own writes (a duplicate that arrived): one UpdateItem on the
+   * existing record, counted in `counter`. Resolves false when there is no record.
+   */
+  note?(key: string, step: JourneyStep, counter: 'duplicates'): Promise<boolean>;
 }

@@ -3,7 +3,11 @@ import { GetCommand, UpdateCommand, type DynamoDBDocumentClient, type UpdateComm
 import { ConfigError, PermanentError, RetryableError, type FailureReason, type GatewayError } from '../errors';
 import { Counter, type Registry } from '../observability/metrics';
 import { DEDUPE_STATUS, type ClaimOptions, type ClaimOutcome, type ClaimResult, type DedupeRecord, type DedupeStore } from './dedupe-store';
-import { RecordLease, type LeaseWrites } from './event-lease';
+import { RecordLease, type LeaseJournal, type LeaseWrites } from './event-lease';
+import type { JournalBus } from '../journal/journal-bus';
+import { JournalNotes } from '../journal/journal-notes';
+import { claimJournal, mergeUpdateExpression, stepsJournal, type JournalUpdate } from '../journal/journal-update';
+import type { JourneyStep } from '../journal/journey';
 
 // Written by hand: Powertools' idempotency cannot expire an in-progress claim outside Lambda, so a crash would block the key for the whole window.
 
@@ -30,6 +34,8 @@ export interface DynamoDedupeStoreOptions {
   /** Epoch ms; injected so tests can move time. */
   clock?: () => number;
   registry?: Registry;
+  /** Journey steps are published here once written (the console's live tail in this process). */
+  journalBus?: JournalBus;
 }
 
 type CompletionPrevious = 'own_lease' | 'lost_lease' | 'completed' | 'parked' | 'absent';
@@ -51,6 +57,8 @@ export class DynamoDedupeStore implements DedupeStore, LeaseWrites {
   private readonly completions: Counter<'previous'>;
   private readonly releases: Counter<'outcome'>;
   private readonly parks: Counter<'outcome'>;
+  private readonly notes: JournalNotes;
+  private readonly journalBus?: JournalBus;
 
   constructor(options: DynamoDedupeStoreOptions) {
     if (!options.tableName) throw new ConfigError('DYNAMODB_DEDUPE_TABLE must name the dedupe table');
@@ -69,6 +77,8 @@ export class DynamoDedupeStore implements DedupeStore, LeaseWrites {
     this.ttlSeconds = Math.round(options.ttlDays * DAY_SECONDS);
     this.leaseMs = options.leaseMs;
     this.clock = options.clock ?? Date.now;
+    this.journalBus = options.journalBus;
+    this.notes = new JournalNotes({ documents: options.documents, tableName: options.tableName, bus: options.journalBus });
     const registers = options.registry ? [options.registry] : [];
     this.claims = new Counter({
       name: 'wa_ingress_dedupe_claims_total',
@@ -104,8 +114,8 @@ export class DynamoDedupeStore implements DedupeStore, LeaseWrites {
     const redrive = options.redrive === true;
     // A refused claim whose record then reads as claimable changed in between (released, lapsed or
     // expired): claim once more. Should that race repeat, report busy until now and let the caller retry.
-    const result = (await this.claimOnce(key, leaseMs, redrive)) ??
-      (await this.claimOnce(key, leaseMs, redrive)) ?? { outcome: 'busy', leaseUntil: this.clock() };
+    const result = (await this.claimOnce(key, leaseMs, redrive, options.journal)) ??
+      (await this.claimOnce(key, leaseMs, redrive, options.journal)) ?? { outcome: 'busy', leaseUntil: this.clock() };
     this.claims.inc({ outcome: result.outcome });
     return result;
   }
@@ -113,7 +123,7 @@ export class DynamoDedupeStore implements DedupeStore, LeaseWrites {
   /** LeaseWrites, for RecordLease only. Bird has already accepted the event under the same Idempotency-Key when this is called, so COMPLETED is
    * the truth whoever holds the lease: the token is not required to match, and a worker whose lease lapsed
    * does not fail. A later release by the new lease holder cannot undo it (release never touches COMPLETED). */
-  async complete(key: string, token: string): Promise<void> {
+  async complete(key: string, token: string, journal?: LeaseJournal): Promise<void> {
     const now = this.clock();
     let before: Partial<DedupeRecord> | undefined;
     try {
@@ -128,16 +138,17 @@ export class DynamoDedupeStore implements DedupeStore, LeaseWrites {
         },
         // Free with the write; tells the lease-lapse rate apart in metrics.
         ReturnValues: 'ALL_OLD',
-      });
+      }, journal && stepsJournal(journal.steps));
       before = answer.Attributes as Partial<DedupeRecord> | undefined;
     } catch (error) {
       throw storeFailure('complete', key, error);
     }
     this.completions.inc({ previous: previousState(before, token) });
+    this.published(key, journal);
   }
 
   /** LeaseWrites: PARKED, with a fresh expiry so the record outlives the DLQ copy (DLQ_RETENTION_DAYS). */
-  async park(key: string, token: string, reason: FailureReason): Promise<void> {
+  async park(key: string, token: string, reason: FailureReason, journal?: LeaseJournal): Promise<void> {
     const now = this.clock();
     try {
       await this.update(key, {
@@ -151,8 +162,9 @@ export class DynamoDedupeStore implements DedupeStore, LeaseWrites {
           ':token': token,
           ':inProgress': DEDUPE_STATUS.inProgress,
         },
-      });
+      }, journal && stepsJournal(journal.steps));
       this.parks.inc({ outcome: 'parked' });
+      this.published(key, journal);
     } catch (error) {
       // Lost to another worker, which handles the event from here (it may park it a second time).
       if (isConditionFailure(error)) {
@@ -164,15 +176,17 @@ export class DynamoDedupeStore implements DedupeStore, LeaseWrites {
   }
 
   /** LeaseWrites: give the lease up (only the holder's token can). */
-  async release(key: string, token: string): Promise<void> {
+  async release(key: string, token: string, journal?: LeaseJournal): Promise<void> {
     try {
+      const retries = journal?.steps.some((s) => s.step === 'retried') ? 1 : 0;
       await this.update(key, {
         // Lease 0 rather than a delete: the next claim succeeds at once and the attempts count survives.
         UpdateExpression: 'SET #leaseUntil = :released REMOVE #owner',
         ConditionExpression: '#owner = :token AND #status = :inProgress',
         ExpressionAttributeValues: { ':released': 0, ':token': token, ':inProgress': DEDUPE_STATUS.inProgress },
-      });
+      }, journal && stepsJournal(journal.steps, { retries }));
       this.releases.inc({ outcome: 'released' });
+      this.published(key, journal);
     } catch (error) {
       // Not ours any more (lapsed and re-claimed, or completed): nothing to give up, and the caller
       // is already on a failure path that must not be masked.
@@ -200,7 +214,17 @@ export class DynamoDedupeStore implements DedupeStore, LeaseWrites {
   }
 
   /** One conditional upsert; undefined when refused but the record no longer explains why. */
-  private async claimOnce(key: string, leaseMs: number, redrive: boolean): Promise<ClaimResult | undefined> {
+  /** DedupeStore.note: a duplicate's step on the existing record (one extra write, duplicates only). */
+  note(key: string, step: JourneyStep, counter: 'duplicates'): Promise<boolean> {
+    return this.notes.note(key, step, counter);
+  }
+
+  /** After a write that carried the journal: its steps on the bus, for a live tail in this process. */
+  private published(key: string, journal: LeaseJournal | undefined): void {
+    for (const step of journal?.steps ?? []) this.journalBus?.publish({ key, lineId: journal!.lineId, step: step.step, at: step.at });
+  }
+
+  private async claimOnce(key: string, leaseMs: number, redrive: boolean, journal: ClaimOptions['journal']): Promise<ClaimResult | undefined> {
     const now = this.clock();
     const token = randomUUID();
     // An expired record counts as absent: TTL deletes up to days late. A PARKED one is claimable only by its redrive.
@@ -222,9 +246,15 @@ export class DynamoDedupeStore implements DedupeStore, LeaseWrites {
           ...(redrive ? { ':parked': DEDUPE_STATUS.parked } : {}),
         },
         ReturnValues: 'UPDATED_NEW',
-      });
+      }, journal && claimJournal(journal.facts, journal.steps, new Date(now)));
       const attempt = Number(answer.Attributes?.attempts ?? 1);
-      return { outcome: 'claimed', lease: new RecordLease(key, attempt, token, this, leaseMs) };
+      if (journal) {
+        // `received` is derived from the first claim's attributes (no list entry); the live tail hears it once.
+        const lineId = journal.facts.lineId;
+        if (attempt === 1) this.journalBus?.publish({ key, lineId, step: 'received', at: journal.facts.receivedAt });
+        this.published(key, { lineId, steps: journal.steps });
+      }
+      return { outcome: 'claimed', lease: new RecordLease(key, attempt, token, this, leaseMs, journal?.facts.lineId) };
     } catch (error) {
       if (!isConditionFailure(error)) throw storeFailure('claim', key, error);
     }
@@ -238,11 +268,19 @@ export class DynamoDedupeStore implements DedupeStore, LeaseWrites {
   }
 
   /** An UpdateItem on `key`'s record; every `#name` in the expressions stands for the attribute `name`. */
-  private update(key: string, input: Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ExpressionAttributeNames'>) {
+  private update(key: string, input: Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ExpressionAttributeNames'>, journal?: JournalUpdate) {
     const expressions = `${input.UpdateExpression ?? ''} ${input.ConditionExpression ?? ''}`;
     const names = Object.fromEntries([...expressions.matchAll(/#\w+/g)].map(([placeholder]) => [placeholder, placeholder.slice(1)]));
+    // The journal's clauses join this write (src/journal/journal-update.ts): no extra request.
     return this.documents.send(
-      new UpdateCommand({ TableName: this.tableName, Key: { pk: key }, ExpressionAttributeNames: names, ...input }),
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: { pk: key },
+        ...input,
+        UpdateExpression: mergeUpdateExpression(input.UpdateExpression ?? '', journal),
+        ExpressionAttributeNames: { ...names, ...journal?.names },
+        ExpressionAttributeValues: { ...input.ExpressionAttributeValues, ...journal?.values },
+      }),
     );
   }
 

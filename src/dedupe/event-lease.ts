@@ -1,13 +1,21 @@
 import type { FailureReason } from '../errors';
+import type { JourneyStep } from '../journal/journey';
 import type { EventLease, LeaseListener } from './dedupe-store';
 
 /** The record writes a lease needs; the token never leaves the store's side. */
 export interface LeaseWrites {
   /** Push the lease `leaseMs` past now; false when it is no longer held by `token`. */
   extend(key: string, token: string, leaseMs: number): Promise<boolean>;
-  complete(key: string, token: string): Promise<void>;
-  park(key: string, token: string, reason: FailureReason): Promise<void>;
-  release(key: string, token: string): Promise<void>;
+  /** `journal`: the lease's line and the steps to append in the same write (src/journal). */
+  complete(key: string, token: string, journal?: LeaseJournal): Promise<void>;
+  park(key: string, token: string, reason: FailureReason, journal?: LeaseJournal): Promise<void>;
+  release(key: string, token: string, journal?: LeaseJournal): Promise<void>;
+}
+
+/** The journey steps a lease's final write carries, and the line they are published under. */
+export interface LeaseJournal {
+  lineId: string;
+  steps: JourneyStep[];
 }
 
 /**
@@ -25,6 +33,8 @@ export class RecordLease implements EventLease {
     private readonly token: string,
     private readonly writes: LeaseWrites,
     private readonly leaseMs: number,
+    /** The claim's line when it carried a journal: the final write appends its steps. */
+    private readonly journalLineId?: string,
   ) {}
 
   get lost(): boolean {
@@ -48,16 +58,20 @@ export class RecordLease implements EventLease {
     this.timer.unref();
   }
 
-  complete(): Promise<void> {
-    return this.end(() => this.writes.complete(this.key, this.token));
+  complete(steps?: JourneyStep[]): Promise<void> {
+    return this.end(() => this.writes.complete(this.key, this.token, this.journal(steps)));
   }
 
-  park(reason: FailureReason): Promise<void> {
-    return this.end(() => this.writes.park(this.key, this.token, reason));
+  park(reason: FailureReason, steps?: JourneyStep[]): Promise<void> {
+    return this.end(() => this.writes.park(this.key, this.token, reason, this.journal(steps)));
   }
 
-  release(): Promise<void> {
-    return this.end(() => this.writes.release(this.key, this.token));
+  release(steps?: JourneyStep[]): Promise<void> {
+    return this.end(() => this.writes.release(this.key, this.token, this.journal(steps)));
+  }
+
+  private journal(steps: JourneyStep[] | undefined): LeaseJournal | undefined {
+    return this.journalLineId !== undefined && steps && steps.length > 0 ? { lineId: this.journalLineId, steps } : undefined;
   }
 
   /**

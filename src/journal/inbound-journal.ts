@@ -198,11 +198,11 @@ export class InboundJournal {
       values[':kind'] = query.kind;
     }
     if (query.outcome) {
-      names['#status'] = 'status';
       if (query.outcome === 'duplicate') {
         filters.push('duplicates > :zero');
         values[':zero'] = 0;
       } else {
+        names['#status'] = 'status';
         filters.push('#status = :status');
         values[':status'] = { delivered: 'COMPLETED', parked: 'PARKED', in_progress: 'INPROGRESS', retrying: 'INPROGRESS' }[query.outcome];
         if (query.outcome === 'retrying') filters.push('retries > :zero');

@@ -30,6 +30,9 @@ export interface JournalNotice {
   at: string;
 }
 
+/** The journal's line for events no line took (unrouted): not a valid lineId, so never a real line's. */
+export const UNROUTED_LINE = '~unrouted';
+
 /** A journey grows by at most this many steps; past it, steps are counted (duplicates, retries) but not listed. */
 export const MAX_JOURNEY_STEPS = 40;
 /** The normalised event stored for the detail view, as JSON; larger ones are cut (the DLQ keeps the payload). */

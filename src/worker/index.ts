@@ -74,6 +74,7 @@ export function startWorker(deps: {
       leaseMs,
       visibilityTimeoutSeconds,
       registry,
+      journalBus: deps.journalBus,
     }),
     media: new S3MediaStore({
       s3: clients.s3,

@@ -8,6 +8,7 @@ import type { Line } from '../lines/line';
 import type { LineRegistry } from '../lines/registry';
 import type { SecretResolver } from '../lines/secrets';
 import type { MediaStore } from '../media';
+import { journalFacts, step, UNROUTED_LINE, type JourneyStep } from '../journal/journey';
 import { envelopeToEvents } from '../meta/envelope';
 import type { WhatsAppEvent } from '../meta/event';
 import { maskPhone, type Logger } from '../observability/logger';
@@ -127,9 +128,11 @@ export class EventPipeline {
 
   private async deliverToLine(turn: Turn, { event, line }: Route): Promise<EventOutcome> {
     const log = turn.log.child({ eventKey: event.key, kind: event.kind, phoneNumberId: maskPhone(event.phoneNumberId), lineId: line.lineId });
-    const claimed = await this.claim(turn, event, log);
+    const claimed = await this.claim(turn, event, log, line);
     if (!('lease' in claimed)) return claimed;
     const { lease } = claimed;
+    // The journey of this attempt, written with the lease's final write (complete, park or release).
+    const steps: JourneyStep[] = [];
     lease.keepAlive({
       onLost: () => log.warn('dedupe lease lost while working on the event'),
       onError: (error) => log.warn({ err: error }, 'could not extend the dedupe lease'),
@@ -140,21 +143,41 @@ export class EventPipeline {
         const outbound = event.kind === 'status' ? await this.options.outboundStatuses?.settle(line.lineId, event) : undefined;
         const delivered = outbound ? { ...event, outbound } : event;
         const media = await this.fetchMedia(delivered, line, turn.receivedAt);
+        if (media) steps.push(step('media_stored', { key: media.s3Key, size: media.size, type: media.mimeType }));
         // Another worker may own the event now: let it deliver, and look again later.
         if (lease.lost) throw new RetryableError('dedupe_lease_lost', 'The claim lapsed while fetching media; the event was not delivered');
+        const started = Date.now();
         await this.deliver(delivered, line, turn.receivedAt, media);
+        steps.push(step('delivered', { transport: line.bird.transport, ms: Date.now() - started }));
       });
     } catch (error) {
-      return this.failClaimed(turn, event, line, lease, error, log);
+      return this.failClaimed(turn, event, line, lease, error, log, steps);
     }
-    return this.complete(lease, line, log);
+    return this.complete(lease, line, log, [...steps, step('completed')]);
+  }
+
+  /** What the journal keeps with the claim: the index attributes, the normalised event, and the `claimed` step. */
+  private journalFor(turn: Turn, event: WhatsAppEvent, line: Line | undefined) {
+    return {
+      facts: {
+        ...journalFacts(event, line?.lineId ?? UNROUTED_LINE, turn.receivedAt),
+        requestId: turn.message.attributes.requestId,
+        bytes: turn.message.body.length,
+      },
+      steps: [step('claimed', { receive: turn.message.receiveCount, ...(turn.redriveKey !== undefined ? { redrive: true } : {}) })],
+    };
+  }
+
+  /** A duplicate costs no claim write (the claim was refused): one note on the record, duplicates only. */
+  private async noteDuplicate(key: string, log: Logger, detail?: JourneyStep['detail']): Promise<void> {
+    await this.options.dedupe.note?.(key, step('duplicate', detail), 'duplicates').catch((error: unknown) => log.warn({ err: error }, 'could not record the duplicate on the journey'));
   }
 
   /** The lease, or the outcome when the event is not ours to handle now. */
-  private async claim(turn: Turn, event: WhatsAppEvent, log: Logger): Promise<{ lease: EventLease } | EventOutcome> {
+  private async claim(turn: Turn, event: WhatsAppEvent, log: Logger, line?: Line): Promise<{ lease: EventLease } | EventOutcome> {
     let claim;
     try {
-      claim = await this.options.dedupe.claim(event.key, { redrive: turn.redriveKey !== undefined });
+      claim = await this.options.dedupe.claim(event.key, { redrive: turn.redriveKey !== undefined, journal: this.journalFor(turn, event, line) });
     } catch (error) {
       return this.retryFor(error, log);
     }
@@ -163,9 +186,11 @@ export class EventPipeline {
         return { lease: claim.lease };
       case 'duplicate':
         log.debug('duplicate event skipped');
+        await this.noteDuplicate(event.key, log);
         return { result: 'duplicate' };
       case 'parked':
         log.debug({ reason: claim.reason }, 'event already parked in the DLQ; not parked again');
+        await this.noteDuplicate(event.key, log, { while: 'parked' });
         return { result: 'skipped' };
       case 'busy':
         // Another worker holds it (Meta sent the payload twice at once): look again once its lease ends.
@@ -174,9 +199,9 @@ export class EventPipeline {
   }
 
   /** Bird has the event: from here on the claim is never given back, or a retry would deliver it again. */
-  private async complete(lease: EventLease, line: Line, log: Logger): Promise<EventOutcome> {
+  private async complete(lease: EventLease, line: Line, log: Logger, steps: JourneyStep[]): Promise<EventOutcome> {
     try {
-      await this.completion.execute(() => lease.complete());
+      await this.completion.execute(() => lease.complete(steps));
     } catch (error) {
       if (isRetryable(error)) {
         // The lease lapses by itself; only then may the message's next receive take the event again.
@@ -199,21 +224,31 @@ export class EventPipeline {
   }
 
   /** Retryable: give the claim back at once. Permanent: to the DLQ, then PARKED, so it is parked once. */
-  private async failClaimed(turn: Turn, event: WhatsAppEvent, line: Line | undefined, lease: EventLease, error: unknown, log: Logger): Promise<EventOutcome> {
-    const release = () => lease.release().catch((e: unknown) => log.warn({ err: e }, 'could not release the claim; its lease will lapse'));
+  private async failClaimed(
+    turn: Turn,
+    event: WhatsAppEvent,
+    line: Line | undefined,
+    lease: EventLease,
+    error: unknown,
+    log: Logger,
+    steps: JourneyStep[] = [],
+  ): Promise<EventOutcome> {
+    const release = (reason: FailureReason) =>
+      lease.release([...steps, step('retried', { reason })]).catch((e: unknown) => log.warn({ err: e }, 'could not release the claim; its lease will lapse'));
     if (isRetryable(error)) {
-      await release();
+      await release(reasonOf(error));
       return this.retryFor(error, log);
     }
+    const { reason } = error as PermanentError;
     try {
       await this.parkInDlq(turn.message, event.key, error as PermanentError, log, line);
     } catch (parkError) {
-      await release();
+      await release('dlq_unavailable');
       log.error({ err: parkError }, 'could not park the event; the message will be retried');
       return { result: 'retry', reason: 'dlq_unavailable' };
     }
     await lease
-      .park((error as PermanentError).reason)
+      .park(reason, [...steps, step('parked', { reason })])
       .catch((e: unknown) => log.error({ err: e }, 'parked in the DLQ but not marked PARKED: if the message comes back, the event is parked again'));
     return { result: 'parked' };
   }

@@ -88,7 +88,6 @@ function shell(): HTMLElement {
       ),
     ),
     main,
-    h('div', { id: 'toasts', class: 'toasts', 'aria-live': 'polite' }),
   );
   return main;
 }

@@ -43,10 +43,10 @@ export function perMinuteChart(buckets: Bucket[], series = Object.keys(OUTCOME_C
       chart.append(rect);
       base += v;
     }
-    if (i % 10 === 0 || i === buckets.length - 1) {
-      chart.append(
-        svg('text', { x: pad.left + i * slot + slot / 2, y: height - 6, 'text-anchor': 'middle', class: 'axis' }, new Date(bucket.minute).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })),
-      );
+    const last = i === buckets.length - 1;
+    if ((i % 15 === 0 && buckets.length - i > 8) || last) {
+      const label = new Date(bucket.minute).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+      chart.append(svg('text', { x: last ? width - pad.right : pad.left + i * slot, y: height - 6, 'text-anchor': last ? 'end' : 'start', class: 'axis' }, label));
     }
   });
   const sums = series.map((s) => [s, buckets.reduce((n, b) => n + (b.counts[s] ?? 0), 0)] as const);
