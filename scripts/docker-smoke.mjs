@@ -316,6 +316,7 @@ async function waitFor(probe, timeoutMs) {
 let running;
 
 const APP_SECRET = 'smoke-app-secret';
+const SMOKE_CONSOLE_TOKEN = 'smoke-console-token-0123456789';
 const SMOKE_RESOURCES = { linesTable: 'wa-ingress-smoke-lines', dedupeTable: 'wa-ingress-smoke-dedupe', bucket: 'wa-ingress-smoke' };
 const SHUTDOWN_BOUND_MS = 10_000;
 
@@ -323,6 +324,8 @@ const SHUTDOWN_BOUND_MS = 10_000;
 async function smokeRole(role, { entrypoint, dir, image, root, standIns, clients, GetQueueAttributesCommand }) {
   // The environment an operator gives the task (infra/lib/services.ts), pointed at the stand-ins.
   const port = await freePort();
+  // The ingress task as infra/ runs it with the console route configured: the console on its own port.
+  const consolePort = role === 'ingress' ? await freePort() : undefined;
   const env = {
     PATH: process.env.PATH,
     HOME: join(root, 'home'),
@@ -351,6 +354,7 @@ async function smokeRole(role, { entrypoint, dir, image, root, standIns, clients
     WHATSAPP_APP_SECRETS: APP_SECRET,
     WHATSAPP_ACCESS_TOKEN: 'smoke-access-token',
     SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_BOUND_MS),
+    ...(consolePort ? { CONSOLE_PORT: String(consolePort), CONSOLE_TOKEN: SMOKE_CONSOLE_TOKEN } : {}),
   };
   const argv = [...entrypoint, role];
   const logFile = join(root, `${role}.log`);
@@ -401,6 +405,17 @@ async function smokeRole(role, { entrypoint, dir, image, root, standIns, clients
     );
     const depth = Number(attrs.Attributes?.ApproximateNumberOfMessages ?? 0);
     check(res.status === 200 && depth === 1, `${role}: signed webhook answered ${res.status} and is on SQS (${depth} message)`);
+  }
+
+  if (consolePort) {
+    // The image carries the console's built page (npm run build) and serves it on CONSOLE_PORT.
+    const consoleBase = `http://127.0.0.1:${consolePort}/console`;
+    const page = await fetch(`${consoleBase}/`);
+    const script = await fetch(`${consoleBase}/app.js`);
+    check(page.status === 200 && (await page.text()).includes('app.js') && script.status === 200, `${role}: console page and assets served on CONSOLE_PORT (${page.status}, app.js ${script.status})`);
+    const unauthorized = await fetch(`${consoleBase}/api/lines`);
+    const lines = await fetch(`${consoleBase}/api/lines`, { headers: { authorization: `Bearer ${SMOKE_CONSOLE_TOKEN}` } });
+    check(unauthorized.status === 401 && lines.status === 200, `${role}: console API 401 without the token, ${lines.status} with it`);
   }
 
   const termAt = Date.now();

@@ -54,6 +54,37 @@ export function ingressStatements(r: GatewayResources): iam.PolicyStatement[] {
   ];
 }
 
+/**
+ * The console (src/console) in the ingress task, when its route exists: journal lookups (GetItem,
+ * Query on the journal indexes) and the `redriven` note (UpdateItem) on the dedupe table, the line
+ * list (Scan of the small lines table), the DLQ's list/redrive/purge (receive, delete, release; the
+ * redrive's SendMessage to the main queue is the ingress's own grant), and media streamed to the page.
+ */
+export function consoleStatements(r: GatewayResources): iam.PolicyStatement[] {
+  return [
+    new iam.PolicyStatement({
+      sid: 'ReadJournal',
+      actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
+      resources: [r.dedupeTable.tableArn, `${r.dedupeTable.tableArn}/index/*`],
+    }),
+    new iam.PolicyStatement({
+      sid: 'ListLines',
+      actions: ['dynamodb:Scan'],
+      resources: [r.linesTable.tableArn],
+    }),
+    new iam.PolicyStatement({
+      sid: 'OperateDeadLetterQueue',
+      actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility'],
+      resources: [r.deadLetterQueue.queueArn],
+    }),
+    new iam.PolicyStatement({
+      sid: 'ShowMedia',
+      actions: ['s3:GetObject'],
+      resources: [r.bucket.arnForObjects(`${MEDIA_PREFIX}*`)],
+    }),
+  ];
+}
+
 export function workerStatements(r: GatewayResources): iam.PolicyStatement[] {
   return [
     new iam.PolicyStatement({

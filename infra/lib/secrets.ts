@@ -19,8 +19,10 @@ export class GatewaySecrets extends Construct {
   readonly verifyToken: secretsmanager.Secret;
   /** Default Graph token for lines whose record names none. */
   readonly accessToken: secretsmanager.Secret;
+  /** The console's own token (CONSOLE_TOKEN), generated; only when the console route exists. */
+  readonly consoleToken?: secretsmanager.Secret;
 
-  constructor(scope: Construct, id: string) {
+  constructor(scope: Construct, id: string, options: { console?: boolean } = {}) {
     super(scope, id);
     const secret = (cid: string, name: string, description: string) =>
       new secretsmanager.Secret(this, cid, {
@@ -31,6 +33,14 @@ export class GatewaySecrets extends Construct {
     this.appSecrets = secret('AppSecrets', 'WHATSAPP_APP_SECRETS', 'Meta app secret(s), comma-separated, for X-Hub-Signature-256');
     this.verifyToken = secret('VerifyToken', 'WHATSAPP_VERIFY_TOKEN', 'Token Meta echoes in the webhook verification GET');
     this.accessToken = secret('AccessToken', 'WHATSAPP_ACCESS_TOKEN', 'Default Graph API token for media downloads');
+    if (options.console) {
+      this.consoleToken = new secretsmanager.Secret(this, 'ConsoleToken', {
+        secretName: `${GATEWAY_SECRETS_PREFIX}CONSOLE_TOKEN`,
+        description: 'The operator console token (after the ALB OIDC login, the console asks for it)',
+        removalPolicy: RemovalPolicy.RETAIN,
+        generateSecretString: { passwordLength: 40, excludePunctuation: true },
+      });
+    }
   }
 }
 

@@ -9,7 +9,8 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { ingressStatements, workerStatements, type GatewayResources } from './permissions';
+import { CONSOLE_PORT, ConsoleRoute, type ConsoleOidc } from './console';
+import { consoleStatements, ingressStatements, workerStatements, type GatewayResources } from './permissions';
 import type { GatewaySecrets } from './secrets';
 
 export const CONTAINER_PORT = 8080;
@@ -58,6 +59,8 @@ export interface GatewayServicesProps {
   backlogSteps: [number, number, number];
   /** Age in seconds of the oldest message at which the worker adds 1, then 2 more tasks. */
   oldestMessageSteps: [number, number];
+  /** The console behind the ALB's OIDC login; without it no console route (and no console) exists. */
+  consoleOidc?: ConsoleOidc;
 }
 
 /** The ALB, the ECS cluster and the two services that run the one image in two roles. */
@@ -108,15 +111,18 @@ export class GatewayServices extends Construct {
       WHATSAPP_VERIFY_TOKEN: ecs.Secret.fromSecretsManager(props.secrets.verifyToken),
     };
 
+    // The console runs in the ingress tasks, on its own port, only when its route is configured.
+    const consoleToken = props.consoleOidc && props.secrets.consoleToken;
     const ingress = this.taskDefinition('Ingress', {
       role: 'ingress',
       image,
       imageRepositoryName: props.imageRepositoryName,
-      environment: commonEnvironment,
-      secrets: signatureSecrets,
-      statements: ingressStatements(resources),
+      environment: consoleToken ? { ...commonEnvironment, CONSOLE_PORT: String(CONSOLE_PORT) } : commonEnvironment,
+      secrets: consoleToken ? { ...signatureSecrets, CONSOLE_TOKEN: ecs.Secret.fromSecretsManager(consoleToken) } : signatureSecrets,
+      statements: [...ingressStatements(resources), ...(consoleToken ? consoleStatements(resources) : [])],
       logRetention: props.logRetention,
       portMapping: true,
+      extraPorts: consoleToken ? [CONSOLE_PORT] : [],
     });
     this.ingressLogGroup = ingress.logGroup;
 
@@ -196,6 +202,9 @@ export class GatewayServices extends Construct {
       healthCheckGracePeriod: Duration.seconds(30),
     });
     this.ingressService.attachToApplicationTargetGroup(this.targetGroup);
+    if (props.consoleOidc && consoleToken) {
+      new ConsoleRoute(this, 'Console', { vpc: props.vpc, listener: https, service: this.ingressService, containerName: 'ingress', oidc: props.consoleOidc });
+    }
     const ingressScaling = this.ingressService.autoScaleTaskCount({
       minCapacity: props.ingressScaling.min,
       maxCapacity: props.ingressScaling.max,
@@ -266,6 +275,7 @@ export class GatewayServices extends Construct {
       statements: iam.PolicyStatement[];
       logRetention: logs.RetentionDays;
       portMapping: boolean;
+      extraPorts?: number[];
     },
   ): { taskDefinition: ecs.FargateTaskDefinition; logGroup: logs.LogGroup } {
     const logGroup = new logs.LogGroup(this, `${id}Logs`, {
@@ -289,7 +299,9 @@ export class GatewayServices extends Construct {
       environment: opts.environment,
       secrets: opts.secrets,
       essential: true,
-      portMappings: opts.portMapping ? [{ containerPort: CONTAINER_PORT, protocol: ecs.Protocol.TCP }] : undefined,
+      portMappings: opts.portMapping
+        ? [CONTAINER_PORT, ...(opts.extraPorts ?? [])].map((containerPort) => ({ containerPort, protocol: ecs.Protocol.TCP }))
+        : undefined,
       logging: ecs.LogDrivers.awsLogs({ logGroup, streamPrefix: opts.role }),
       healthCheck: {
         command: ['CMD-SHELL', CONTAINER_HEALTH_COMMAND],

@@ -12,6 +12,9 @@ export const CLAIM_CHECK_EXPIRY_DAYS = 14 + 14 + 2;
 
 /** Object key prefixes the app writes under; IAM and lifecycle rules are scoped to them. */
 export const MEDIA_PREFIX = 'media/';
+/** Must match src/aws/resources.ts (JOURNAL_INDEXES, JOURNAL_PROJECTED): the console's lookups over the dedupe records. */
+export const JOURNAL_INDEXES = { byLine: 'byLineTime', byWamid: 'byWamid', byContact: 'byContact' } as const;
+export const JOURNAL_PROJECTED = ['status', 'kind', 'type', 'updatedAt', 'contact', 'wamid', 'lineId', 'parkReason', 'retries', 'duplicates'];
 export const CLAIM_CHECK_PREFIX = 'claim-check/';
 
 export interface GatewayStorageProps {
@@ -54,6 +57,21 @@ export class GatewayStorage extends Construct {
       timeToLiveAttribute: 'expiresAt',
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    // The journal (the console's event log) rides on these records: sparse indexes by line and
+    // time, by wamid and by contact hash, so no lookup scans.
+    for (const [indexName, hash] of [
+      [JOURNAL_INDEXES.byLine, 'lineId'],
+      [JOURNAL_INDEXES.byWamid, 'wamid'],
+      [JOURNAL_INDEXES.byContact, 'contactHash'],
+    ] as const) {
+      this.dedupeTable.addGlobalSecondaryIndex({
+        indexName,
+        partitionKey: { name: hash, type: dynamodb.AttributeType.STRING },
+        sortKey: { name: 'receivedAt', type: dynamodb.AttributeType.STRING },
+        projectionType: dynamodb.ProjectionType.INCLUDE,
+        nonKeyAttributes: JOURNAL_PROJECTED,
+      });
+    }
 
     this.bucket = new s3.Bucket(this, 'MediaBucket', {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,

@@ -3,6 +3,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { GatewayAlarms } from './alarms';
+import type { ConsoleOidc } from './console';
 import { DeployParameters } from './parameters';
 import { WebhookQueues } from './queues';
 import { GatewaySecrets, lineSecretsArn } from './secrets';
@@ -22,6 +23,8 @@ export interface WaIngressStackProps extends StackProps {
   http5xxThreshold?: number;
   signatureRejectedThreshold?: number;
   logRetention?: logs.RetentionDays;
+  /** The operator console behind the ALB's OIDC login (bin/ reads it from `-c consoleOidc…` context); absent: no console route. */
+  consoleOidc?: ConsoleOidc;
 }
 
 export class WaIngressStack extends Stack {
@@ -49,7 +52,7 @@ export class WaIngressStack extends Stack {
       maxReceiveCount: p.maxReceiveCount.valueAsNumber,
     });
     const storage = new GatewayStorage(this, 'Storage', { mediaExpiryDays: p.mediaExpiryDays.valueAsNumber });
-    const secrets = new GatewaySecrets(this, 'Secrets');
+    const secrets = new GatewaySecrets(this, 'Secrets', { console: props.consoleOidc !== undefined });
 
     const services = new GatewayServices(this, 'Services', {
       vpc,
@@ -70,6 +73,7 @@ export class WaIngressStack extends Stack {
       requestsPerTarget: props.requestsPerTarget ?? 3000,
       backlogSteps: props.backlogSteps ?? [100, 1000, 5000],
       oldestMessageSteps: props.oldestMessageSteps ?? [60, 300],
+      consoleOidc: props.consoleOidc,
     });
 
     const alarms = new GatewayAlarms(this, 'Alarms', {
@@ -97,5 +101,8 @@ export class WaIngressStack extends Stack {
     output('AppSecretsArn', secrets.appSecrets.secretArn, 'put-secret-value: comma-separated Meta app secrets');
     output('VerifyTokenArn', secrets.verifyToken.secretArn, 'put-secret-value: the webhook verify token');
     output('AccessTokenArn', secrets.accessToken.secretArn, 'put-secret-value: the default Graph token');
+    if (secrets.consoleToken) {
+      output('ConsoleTokenArn', secrets.consoleToken.secretArn, 'get-secret-value: the console token (generated)');
+    }
   }
 }

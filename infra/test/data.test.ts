@@ -77,13 +77,13 @@ describe('DynamoDB', () => {
     });
   });
 
-  it('dedupe table: on-demand, pk key, TTL on expiresAt', () => {
+  it('dedupe table: on-demand, pk key, TTL on expiresAt, the journal index keys', () => {
     template.hasResource('AWS::DynamoDB::Table', {
       DeletionPolicy: 'Retain',
       Properties: Match.objectLike({
         BillingMode: 'PAY_PER_REQUEST',
         KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
-        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+        AttributeDefinitions: ['pk', 'lineId', 'receivedAt', 'wamid', 'contactHash'].map((AttributeName) => ({ AttributeName, AttributeType: 'S' })),
         TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
       }),
     });

@@ -24,7 +24,14 @@ describe('embedded default (npm start)', () => {
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'wa-ingress-embedded-'));
-    env = { PATH: process.env.PATH, DATA_DIR: dataDir, PORT: String(await freePort()), LOG_LEVEL: 'info', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+    env = {
+      PATH: process.env.PATH,
+      DATA_DIR: dataDir,
+      PORT: String(await freePort()),
+      CONSOLE_PORT: String(await freePort()),
+      LOG_LEVEL: 'info',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    };
     gateway = startMain('all', env);
     await waitFor(async () => existsSync(join(dataDir, 'embedded.json')) && (await fetch(`http://127.0.0.1:${env.PORT}/readyz`)).ok, 20_000, 'the embedded gateway');
   });
@@ -41,6 +48,22 @@ describe('embedded default (npm start)', () => {
     expect(gateway.output()).toContain(`webhook URL:   http://127.0.0.1:${env.PORT}/webhooks/whatsapp`);
     const res = await fetch(`http://127.0.0.1:${env.PORT}/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=42&hub.verify_token=${secrets.verifyToken}`);
     expect(await res.text()).toBe('42');
+  });
+
+  it('starts the console on its own port with a generated token, printed in the banner', async () => {
+    const secrets = JSON.parse(readFileSync(join(dataDir, 'local-secrets.json'), 'utf8')) as { consoleToken: string };
+    expect(secrets.consoleToken).toMatch(/^wac_[\w-]{32}$/);
+    expect(gateway.output()).toContain(`console:       http://127.0.0.1:${env.CONSOLE_PORT}/console/`);
+    expect(gateway.output()).toContain(`console token: ${secrets.consoleToken}`);
+    const base = `http://127.0.0.1:${env.CONSOLE_PORT}/console`;
+    expect((await fetch(`${base}/api/lines`)).status).toBe(401);
+    const lines = await fetch(`${base}/api/lines`, { headers: { authorization: `Bearer ${secrets.consoleToken}` } });
+    expect(((await lines.json()) as { items: { lineId: string }[] }).items.map((l) => l.lineId)).toEqual(['demo', 'demo-2']);
+    const page = await fetch(`${base}/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('app.js');
+    expect((await fetch(`${base}/app.js`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${env.PORT}/console/`)).status).toBe(404);
   });
 
   it('takes a simulated image all the way to the Bird inbox, media stored in S3 and linked', async () => {
