@@ -8,7 +8,7 @@ import { JournalBus } from './journal/journal-bus';
 import { parseLines, readLinesFile, upsertLines } from './lines/admin';
 import type { LineInput } from './lines/line';
 import { startWorker } from './worker';
-import { createSendApi } from './outbound';
+import { createOutboundRoutes } from './outbound';
 import { startHealthServer } from './observability/health';
 import { CachedLineRegistry } from './lines/registry';
 import { ReferenceSecretResolver } from './lines/secrets';
@@ -95,8 +95,8 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
 
   let ingress: RunningIngress | undefined;
   if (role === 'ingress' || role === 'all') {
-    // The send API rides on the webhook listener when the outbound queue is configured.
-    const routes = config.outbound.queueUrl ? [createSendApi({ config, clients, lines, secrets, registry, logger })] : [];
+    // The send API and Bird's webhooks ride on the webhook listener when the outbound queue is configured.
+    const routes = config.outbound.queueUrl ? createOutboundRoutes({ config, clients, lines, secrets, registry, logger }) : [];
     ingress = await startIngress({
       port: config.port,
       verifyToken: config.whatsapp.verifyToken,

@@ -28,8 +28,11 @@ export const STOP_TIMEOUT_SECONDS = SHUTDOWN_TIMEOUT_MS / 1000 + 5;
  */
 export const CONTAINER_HEALTH_COMMAND =
   "node -e \"fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))\"";
-/** Meta's callback paths; the only ones the load balancer forwards (metrics and probes stay private). */
-export const WEBHOOK_PATHS = ['/webhooks/whatsapp', '/webhooks/whatsapp/*'];
+/**
+ * The public paths, the only ones the load balancer forwards (metrics and probes stay private):
+ * Meta's callbacks, the send API, and Bird's webhook subscriptions. An ALB condition takes 5 at most.
+ */
+export const WEBHOOK_PATHS = ['/webhooks/whatsapp', '/webhooks/whatsapp/*', '/v1/*', '/bird/webhooks/*'];
 
 export interface ScalingLimits {
   min: number;

@@ -6,6 +6,7 @@ import { GatewayAlarms } from './alarms';
 import type { ConsoleOidc } from './console';
 import { DeployParameters } from './parameters';
 import { WebhookQueues } from './queues';
+import { OutboundPipeline } from './outbound';
 import { GatewaySecrets, lineSecretsArn } from './secrets';
 import { GatewayServices, type ScalingLimits } from './services';
 import { GatewayStorage } from './storage';
@@ -90,6 +91,15 @@ export class WaIngressStack extends Stack {
       signatureRejectedThreshold: props.signatureRejectedThreshold ?? 10,
     });
 
+    const outbound = new OutboundPipeline(this, 'Outbound', {
+      visibilityTimeoutSeconds: p.visibilityTimeoutSeconds.valueAsNumber,
+      maxReceiveCount: p.maxReceiveCount.valueAsNumber,
+      ingressTask: services.ingressService.taskDefinition,
+      workerTask: services.workerService.taskDefinition,
+      workerLogGroup: services.workerLogGroup,
+      topic: alarms.topic,
+    });
+
     const output = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });
     output('LoadBalancerDnsName', services.loadBalancer.loadBalancerDnsName, 'Point the certificate host (CNAME or alias) here');
     output('QueueUrl', queues.queue.queueUrl, 'SQS_QUEUE_URL for the dlq tool');
@@ -97,6 +107,9 @@ export class WaIngressStack extends Stack {
     output('LinesTableName', storage.linesTable.tableName, 'DYNAMODB_LINES_TABLE for the lines CLI');
     output('DedupeTableName', storage.dedupeTable.tableName, 'DYNAMODB_DEDUPE_TABLE');
     output('MediaBucketName', storage.bucket.bucketName, 'S3_BUCKET');
+    output('OutboundQueueUrl', outbound.queue.queueUrl, 'SQS_OUTBOUND_QUEUE_URL for the outbound CLI');
+    output('OutboundDeadLetterQueueUrl', outbound.deadLetterQueue.queueUrl, 'SQS_OUTBOUND_DLQ_URL for the dlq tool');
+    output('OutboundTableName', outbound.table.tableName, 'DYNAMODB_OUTBOUND_TABLE for the outbound CLI');
     output('AlarmTopicArn', alarms.topic.topicArn, 'Subscribe pagers or chat here');
     output('AppSecretsArn', secrets.appSecrets.secretArn, 'put-secret-value: comma-separated Meta app secrets');
     output('VerifyTokenArn', secrets.verifyToken.secretArn, 'put-secret-value: the webhook verify token');

@@ -1,5 +1,5 @@
 import type { Template } from 'aws-cdk-lib/assertions';
-import { logicalIdOf, onlyResource, resourcesOfType, defaultTemplate, taskDefinitionFor, type CfnResource } from './template';
+import { isInboundDlq, isInboundQueue, logicalIdOf, onlyResource, resourcesOfType, defaultTemplate, taskDefinitionFor, type CfnResource } from './template';
 
 let template: Template;
 let topic: string;
@@ -14,8 +14,13 @@ beforeAll(() => {
   );
 });
 
-function alarmOn(metricName: string, namespace: string): CfnResource['Properties'] {
-  const found = operatorAlarms.filter((a) => a.Properties.MetricName === metricName && a.Properties.Namespace === namespace);
+function alarmOn(metricName: string, namespace: string, queueId?: string): CfnResource['Properties'] {
+  const found = operatorAlarms.filter(
+    (a) =>
+      a.Properties.MetricName === metricName &&
+      a.Properties.Namespace === namespace &&
+      (queueId === undefined || JSON.stringify(a.Properties.Dimensions).includes(`"${queueId}"`)),
+  );
   if (found.length !== 1) throw new Error(`expected one alarm on ${namespace}/${metricName}, found ${found.length}`);
   return found[0]!.Properties;
 }
@@ -28,7 +33,8 @@ function logGroupOf(role: string): string {
 describe('alarm topic', () => {
   it('every operator alarm notifies the one topic on ALARM and on OK', () => {
     template.resourceCountIs('AWS::SNS::Topic', 1);
-    expect(operatorAlarms).toHaveLength(6);
+    // Six for the inbound path, two for the outbound one (test/outbound.test.ts).
+    expect(operatorAlarms).toHaveLength(8);
     for (const alarm of operatorAlarms) {
       expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topic }]);
       expect(alarm.Properties.OKActions).toEqual([{ Ref: topic }]);
@@ -48,8 +54,8 @@ describe('alarm topic', () => {
 
 describe('queue alarms', () => {
   it('DLQ: any visible message', () => {
-    const dlq = logicalIdOf(template, 'AWS::SQS::Queue', (q) => q.Properties.RedrivePolicy === undefined);
-    const alarm = alarmOn('ApproximateNumberOfMessagesVisible', 'AWS/SQS');
+    const dlq = logicalIdOf(template, 'AWS::SQS::Queue', isInboundDlq);
+    const alarm = alarmOn('ApproximateNumberOfMessagesVisible', 'AWS/SQS', dlq);
     expect(alarm).toEqual(
       expect.objectContaining({
         ComparisonOperator: 'GreaterThanThreshold',
@@ -60,7 +66,7 @@ describe('queue alarms', () => {
   });
 
   it('main queue: oldest message older than the threshold', () => {
-    const main = logicalIdOf(template, 'AWS::SQS::Queue', (q) => q.Properties.RedrivePolicy !== undefined);
+    const main = logicalIdOf(template, 'AWS::SQS::Queue', isInboundQueue);
     const alarm = alarmOn('ApproximateAgeOfOldestMessage', 'AWS/SQS');
     expect(alarm).toEqual(
       expect.objectContaining({

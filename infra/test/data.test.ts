@@ -1,5 +1,5 @@
 import { Match, type Template } from 'aws-cdk-lib/assertions';
-import { onlyResource, resourcesOfType, defaultTemplate } from './template';
+import { isInboundDlq, isInboundQueue, onlyResource, resourcesOfType, defaultTemplate } from './template';
 
 let template: Template;
 beforeAll(() => {
@@ -8,7 +8,7 @@ beforeAll(() => {
 
 function queue(kind: 'main' | 'dlq') {
   const queues = Object.entries(resourcesOfType(template, 'AWS::SQS::Queue'));
-  const found = queues.find(([, q]) => (kind === 'main') === (q.Properties.RedrivePolicy !== undefined));
+  const found = queues.find(([id, q]) => (kind === 'main' ? isInboundQueue : isInboundDlq)(q, id));
   if (!found) throw new Error(`no ${kind} queue`);
   return { id: found[0], props: found[1].Properties, deletionPolicy: (template.toJSON().Resources[found[0]] as { DeletionPolicy?: string }).DeletionPolicy };
 }
@@ -35,9 +35,9 @@ describe('queues', () => {
     template.hasParameter('MaxReceiveCount', { Type: 'Number', Default: 20, MinValue: 1 });
   });
 
-  it('refuses plain-HTTP access to both queues', () => {
+  it('refuses plain-HTTP access to every queue (inbound and outbound, each with its DLQ)', () => {
     const policies = Object.values(resourcesOfType(template, 'AWS::SQS::QueuePolicy'));
-    expect(policies).toHaveLength(2);
+    expect(policies).toHaveLength(4);
     for (const p of policies) {
       expect(p.Properties.PolicyDocument).toEqual(
         expect.objectContaining({
@@ -87,7 +87,8 @@ describe('DynamoDB', () => {
         TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
       }),
     });
-    template.resourceCountIs('AWS::DynamoDB::Table', 2);
+    // Lines, dedupe and the outbound records (test/outbound.test.ts).
+    template.resourceCountIs('AWS::DynamoDB::Table', 3);
   });
 });
 

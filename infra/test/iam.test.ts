@@ -6,7 +6,9 @@ import {
   resourcesOfType,
   roleIdOf,
   statementsOfRole,
-  defaultTemplate, 
+  defaultTemplate,
+  isInboundDlq,
+  isInboundQueue,
   taskDefinitionFor,
   type Statement,
 } from './template';
@@ -17,14 +19,20 @@ let dlq: string;
 let lines: string;
 let dedupe: string;
 let bucket: string;
+let outQueue: string;
+let outDlq: string;
+let outTable: string;
 
 beforeAll(() => {
   template = defaultTemplate();
-  queue = logicalIdOf(template, 'AWS::SQS::Queue', (q) => q.Properties.RedrivePolicy !== undefined);
-  dlq = logicalIdOf(template, 'AWS::SQS::Queue', (q) => q.Properties.RedrivePolicy === undefined);
+  queue = logicalIdOf(template, 'AWS::SQS::Queue', isInboundQueue);
+  dlq = logicalIdOf(template, 'AWS::SQS::Queue', isInboundDlq);
   lines = logicalIdOf(template, 'AWS::DynamoDB::Table', (t) => JSON.stringify(t.Properties.KeySchema).includes('lineId'));
-  dedupe = logicalIdOf(template, 'AWS::DynamoDB::Table', (t) => JSON.stringify(t.Properties.KeySchema).includes('"pk"'));
+  dedupe = logicalIdOf(template, 'AWS::DynamoDB::Table', (_t, id) => id.startsWith('StorageDedupeTable'));
   bucket = logicalIdOf(template, 'AWS::S3::Bucket');
+  outQueue = logicalIdOf(template, 'AWS::SQS::Queue', (_q, id) => id.startsWith('OutboundQueue'));
+  outDlq = logicalIdOf(template, 'AWS::SQS::Queue', (_q, id) => id.startsWith('OutboundDeadLetterQueue'));
+  outTable = logicalIdOf(template, 'AWS::DynamoDB::Table', (_t, id) => id.startsWith('OutboundRecordsTable'));
 });
 
 const arn = (id: string) => ({ 'Fn::GetAtt': [id, 'Arn'] });
@@ -61,6 +69,9 @@ describe('task roles: least privilege', () => {
         grant(['s3:PutObject'], [objects(bucket, 'claim-check/')]),
         grant(['dynamodb:GetItem', 'dynamodb:Query'], [arn(lines), index(lines)]),
         grant(['secretsmanager:GetSecretValue'], [lineSecrets]),
+        // Replies: the send API and Bird webhooks put the record and queue the job; the API reads it back.
+        grant(['sqs:SendMessage'], [arn(outQueue)]),
+        grant(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [arn(outTable)]),
       ]),
     );
   });
@@ -77,6 +88,11 @@ describe('task roles: least privilege', () => {
         grant(['s3:PutObject', 's3:GetObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'], [objects(bucket, 'media/')]),
         grant(['s3:GetObject'], [objects(bucket, 'claim-check/')]),
         grant(['secretsmanager:GetSecretValue'], [lineSecrets]),
+        // Replies: accept a Flow's replies, send them, park what Meta refuses, settle by wamid.
+        grant(['sqs:SendMessage', 'sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes'], [arn(outQueue)]),
+        grant(['sqs:SendMessage'], [arn(outDlq)]),
+        grant(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [arn(outTable)]),
+        grant(['dynamodb:Query'], [index(outTable, 'byWamid')]),
       ]),
     );
   });

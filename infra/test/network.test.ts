@@ -42,7 +42,7 @@ describe('load balancer', () => {
     });
   });
 
-  it('terminates HTTPS with the certificate parameter and forwards only the webhook paths', () => {
+  it('terminates HTTPS with the certificate parameter and forwards only the public paths (webhooks, send API, Bird webhooks)', () => {
     template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', {
       Port: 443,
       Protocol: 'HTTPS',
@@ -53,7 +53,7 @@ describe('load balancer', () => {
     template.hasParameter('CertificateArn', { Type: 'String', AllowedPattern: Match.stringLikeRegexp('acm') });
     const [, rule] = onlyResource(template, 'AWS::ElasticLoadBalancingV2::ListenerRule');
     expect(rule.Properties.Conditions).toEqual([
-      { Field: 'path-pattern', PathPatternConfig: { Values: ['/webhooks/whatsapp', '/webhooks/whatsapp/*'] } },
+      { Field: 'path-pattern', PathPatternConfig: { Values: ['/webhooks/whatsapp', '/webhooks/whatsapp/*', '/v1/*', '/bird/webhooks/*'] } },
     ]);
     expect(rule.Properties.Actions).toEqual([
       expect.objectContaining({ Type: 'forward', TargetGroupArn: { Ref: expect.stringMatching(/IngressTargets/) } }),

@@ -108,10 +108,14 @@ export function resourcesOf(statement: Statement): unknown[] {
   return Array.isArray(statement.Resource) ? statement.Resource : [statement.Resource];
 }
 
+/** The inbound (webhook) queues, told from the outbound ones by their construct path. */
+export const isInboundQueue = (_r: CfnResource, id: string): boolean => id.startsWith('QueuesQueue');
+export const isInboundDlq = (_r: CfnResource, id: string): boolean => id.startsWith('QueuesDeadLetterQueue');
+
 /** `{ "Fn::GetAtt": [id, attr] }` for the only resource of a type matching a predicate. */
-export function logicalIdOf(template: Template, type: string, match: (r: CfnResource) => boolean = () => true): string {
+export function logicalIdOf(template: Template, type: string, match: (r: CfnResource, id: string) => boolean = () => true): string {
   const ids = Object.entries(resourcesOfType(template, type))
-    .filter(([, r]) => match(r))
+    .filter(([id, r]) => match(r, id))
     .map(([id]) => id);
   if (ids.length !== 1) throw new Error(`expected one matching ${type}, found ${ids.length}`);
   return ids[0]!;

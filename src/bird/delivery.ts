@@ -34,12 +34,21 @@ export interface CircuitStateChange {
   state: CircuitStateName;
 }
 
+/** What Bird answered an accepted delivery. */
+export interface BirdAnswer {
+  /**
+   * The JSON body of a flow trigger's 2xx, parsed (undefined when empty or not JSON). A synchronous
+   * Flow puts its `replies` here; the conversations transport answers nothing to act on.
+   */
+  flowResponse?: unknown;
+}
+
 /**
  * Hands events to Bird. `deliver` resolves when Bird accepted the event (or the transport has
  * nothing to say for it), and otherwise throws a RetryableError or a PermanentError.
  */
 export interface BirdClient {
-  deliver(delivery: BirdDelivery): Promise<void>;
+  deliver(delivery: BirdDelivery): Promise<BirdAnswer>;
   /**
    * True while every Bird host called so far has an open breaker whose half-open probe is not yet
    * due: the worker should stop pulling new messages. One host's open breaker fails only its own

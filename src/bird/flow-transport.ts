@@ -1,5 +1,5 @@
 import type { BirdFlowTarget } from '../lines/line';
-import type { BirdDelivery } from './delivery';
+import type { BirdAnswer, BirdDelivery } from './delivery';
 import { FLOW_SIGNATURE_HEADER, buildFlowBody, encodeFlowBody, signFlowBody } from './flow-request';
 import type { HostBreakers } from './host-breakers';
 import type { HttpCallPolicy } from './http-call-policy';
@@ -19,7 +19,8 @@ export class FlowTransport {
     private readonly breakers: HostBreakers,
   ) {}
 
-  async deliver(delivery: BirdDelivery, target: ResolvedFlowTarget): Promise<void> {
+  /** A synchronous Flow answers with its `replies`: the parsed body goes back to the pipeline. */
+  async deliver(delivery: BirdDelivery, target: ResolvedFlowTarget): Promise<BirdAnswer> {
     const raw = encodeFlowBody(buildFlowBody(delivery));
     const headers: Record<string, string> = {
       'Content-Type': 'application/json',
@@ -28,8 +29,9 @@ export class FlowTransport {
       'Idempotency-Key': delivery.event.key,
     };
     if (target.flowSigningSecret !== undefined) headers[FLOW_SIGNATURE_HEADER] = signFlowBody(target.flowSigningSecret, raw);
-    await this.breakers.run(new URL(target.flowUrl).host, () =>
+    const flowResponse = await this.breakers.run(new URL(target.flowUrl).host, () =>
       this.policy.send({ transport: 'flow', method: 'POST', url: target.flowUrl, headers, body: raw, signal: delivery.signal }),
     );
+    return { flowResponse };
   }
 }

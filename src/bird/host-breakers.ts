@@ -31,9 +31,9 @@ export class HostBreakers {
   }
 
   /** Runs `work` through `host`'s breaker; an open breaker throws RetryableError('bird_circuit_open') with the wait until its probe. */
-  async run(host: string, work: () => Promise<unknown>): Promise<void> {
+  async run<T>(host: string, work: () => Promise<T>): Promise<T> {
     try {
-      await this.breakerFor(host).policy.execute(work);
+      return await this.breakerFor(host).policy.execute(work);
     } catch (error) {
       if (error instanceof BrokenCircuitError) {
         throw new RetryableError('bird_circuit_open', `Circuit to ${host} is open after repeated failures; not calling Bird`, {

@@ -2,7 +2,7 @@ import { GatewayError, PermanentError, RetryableError } from '../errors';
 import type { Logger } from '../observability/logger';
 import { Counter, Histogram, type Registry } from '../observability/metrics';
 import { ConversationsTransport } from './conversations-transport';
-import type { BirdClient, BirdDelivery, CircuitStateChange } from './delivery';
+import type { BirdAnswer, BirdClient, BirdDelivery, CircuitStateChange } from './delivery';
 import { FlowTransport } from './flow-transport';
 import { HostBreakers } from './host-breakers';
 import { HttpCallPolicy, errorSummary } from './http-call-policy';
@@ -122,17 +122,18 @@ export class HttpBirdClient implements BirdClient {
     return this.breakers.onChange(listener);
   }
 
-  async deliver(delivery: BirdDelivery): Promise<void> {
+  async deliver(delivery: BirdDelivery): Promise<BirdAnswer> {
     const { target } = delivery;
     const transport = target.transport;
     const started = process.hrtime.bigint();
     let outcome: Outcome = 'delivered';
+    let answer: BirdAnswer = {};
     try {
       if (target.transport === 'flow') {
         if (this.requireHttps && !target.flowUrl.startsWith('https://')) {
           throw new PermanentError('bird_target_insecure', `Line ${delivery.lineId}: flowUrl must be https in production (its Bearer secret travels with every call)`);
         }
-        await this.flow.deliver(delivery, target);
+        answer = await this.flow.deliver(delivery, target);
       } else if (!(await this.conversations.deliver(delivery, target))) {
         outcome = 'skipped';
       }
@@ -149,6 +150,7 @@ export class HttpBirdClient implements BirdClient {
       this.deliveryDuration.observe({ transport, outcome }, seconds);
     }
     this.logger.debug({ lineId: delivery.lineId, transport, kind: delivery.event.kind, reference: delivery.event.key, outcome }, 'bird delivery done');
+    return answer;
   }
 }
 

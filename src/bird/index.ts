@@ -1,4 +1,4 @@
-export type { BirdClient, BirdDelivery, BirdTransport, CircuitStateChange, CircuitStateName, DeliveredMedia } from './delivery';
+export type { BirdAnswer, BirdClient, BirdDelivery, BirdTransport, CircuitStateChange, CircuitStateName, DeliveredMedia } from './delivery';
 export { FLOW_SIGNATURE_HEADER, buildFlowBody, encodeFlowBody, signFlowBody, type FlowBody } from './flow-request';
 export {
   PHONE_IDENTIFIER_KEY,

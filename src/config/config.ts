@@ -54,6 +54,13 @@ const envSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: int(2000, 115_000).default(25_000),
   LINE_CACHE_TTL_MS: int(0, 3_600_000).default(30_000),
   SECRET_CACHE_TTL_MS: int(0, 86_400_000).default(300_000),
+  /** The scheme and host Bird (and Meta) call, e.g. https://wa.example.com: Bird signs this URL. */
+  PUBLIC_BASE_URL: z
+    .string()
+    .url()
+    .refine((v) => /^https?:\/\//.test(v), 'must be an http(s) URL')
+    .transform((v) => v.replace(/\/+$/, ''))
+    .optional(),
 
   // Worker tuning.
   WORKER_CONCURRENCY: int(1, 1024).default(32),
@@ -106,7 +113,7 @@ export interface Config {
   aws: AwsSettings;
   createMissingResources: boolean;
   linesFile?: string;
-  ingress: { maxBodyBytes: number; shutdownTimeoutMs: number; lineCacheTtlMs: number; secretCacheTtlMs: number };
+  ingress: { maxBodyBytes: number; shutdownTimeoutMs: number; lineCacheTtlMs: number; secretCacheTtlMs: number; publicBaseUrl?: string };
   /** Absent token: the console is off (the embedded default generates one). */
   console: { port: number; token?: string; sessionHours: number };
   worker: {
@@ -223,6 +230,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
       lineCacheTtlMs: env.LINE_CACHE_TTL_MS,
       secretCacheTtlMs: env.SECRET_CACHE_TTL_MS,
+      publicBaseUrl: env.PUBLIC_BASE_URL,
     },
     console: { port: env.CONSOLE_PORT, token: env.CONSOLE_TOKEN, sessionHours: env.CONSOLE_SESSION_HOURS },
     worker: {

@@ -19,7 +19,7 @@ export interface IngressDependencies {
   readiness: ReadinessProbe;
   registry: Registry;
   logger: Logger;
-  /** More routes on this listener (the send API), mounted before the 404. */
+  /** More routes on this listener (the send API, Bird webhooks), mounted before the 404. */
   routes?: express.Router[];
   /** True once SIGTERM arrived: /readyz answers 503 and connections are closed after each response. */
   isDraining: () => boolean;

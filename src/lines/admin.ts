@@ -17,7 +17,10 @@ function secretFields(line: Line): Array<[string, string]> {
           ['bird.flowSecret', line.bird.flowSecret],
           ['bird.flowSigningSecret', line.bird.flowSigningSecret],
         ] as Array<[string, string | undefined]>)
-      : ([['bird.accessKey', line.bird.accessKey]] as Array<[string, string | undefined]>)),
+      : ([
+          ['bird.accessKey', line.bird.accessKey],
+          ['bird.webhookSigningKey', line.bird.webhookSigningKey],
+        ] as Array<[string, string | undefined]>)),
   ];
   return fields.filter((f): f is [string, string] => f[1] !== undefined);
 }
@@ -67,7 +70,7 @@ export function maskLine(line: Line): Record<string, unknown> {
   const bird =
     line.bird.transport === 'flow'
       ? { ...line.bird, flowSecret: maskSecretRef(line.bird.flowSecret), flowSigningSecret: maskSecretRef(line.bird.flowSigningSecret) }
-      : { ...line.bird, accessKey: maskSecretRef(line.bird.accessKey) };
+      : { ...line.bird, accessKey: maskSecretRef(line.bird.accessKey), webhookSigningKey: maskSecretRef(line.bird.webhookSigningKey) };
   return {
     ...line,
     appSecrets: line.appSecrets.map((s) => maskSecretRef(s)),

@@ -41,6 +41,11 @@ export const birdConversationsSchema = z.object({
   workspaceId: z.string().min(1),
   channelId: z.string().min(1),
   accessKey: secretRefSchema,
+  /**
+   * The signing key of the Bird webhook subscription that posts this line's conversation events to
+   * `POST /bird/webhooks/:lineId`; without it that URL refuses every call.
+   */
+  webhookSigningKey: secretRefSchema.optional(),
 });
 
 export const birdTargetSchema = z.discriminatedUnion('transport', [birdFlowSchema, birdConversationsSchema]);
@@ -58,6 +63,13 @@ export const lineSchema = z.object({
   outboundKeys: z.array(secretRefSchema).default([]),
   /** Graph sends per second for this number, per worker process (Meta's default is 80/s). */
   sendRateLimit: z.number().positive().max(1000).optional(),
+  /**
+   * When an inbound message is handed to Bird: mark it read (blue ticks) and show the typing
+   * indicator until the reply (or 25 s). Best effort; both on unless turned off.
+   */
+  presence: z
+    .object({ markRead: z.boolean().default(true), typing: z.boolean().default(true) })
+    .default({}),
   active: z.boolean().default(true),
 });
 

@@ -1,4 +1,4 @@
-import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { appendFile, mkdir } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -32,7 +32,32 @@ export interface BirdStandInOptions {
    */
   flowSigningSecrets?: string | Record<string, string>;
   accessKey?: string;
+  /**
+   * Echo AI: a flow answers each message event with `{replies: [{type: "text", text: {body: "echo: <text>"}}]}`
+   * (zero think time), and a conversation message from a contact gets a bot reply in its
+   * conversation, announced by a signed webhook to the subscription (see `subscribe`).
+   */
+  echo?: boolean;
   logger?: Logger;
+}
+
+/** What a flow answers: the JSON body of its 2xx, replacing the default acknowledgement. */
+export type FlowResponder = (body: Record<string, unknown>, call: { duplicate: boolean; count: number }) => Record<string, unknown> | undefined;
+
+/** A Bird webhook subscription for the conversations service. */
+export interface BirdWebhookSubscription {
+  /** The URL Bird calls, and signs. */
+  url: string;
+  signingKey: string;
+  /** Where the request really goes when `url` is a load balancer in front of the gateway (tests). */
+  via?: string;
+}
+
+export interface EmittedWebhook {
+  url: string;
+  event: string;
+  status: number | 'unreachable';
+  body: Record<string, unknown>;
 }
 
 export interface BirdFault {
@@ -73,6 +98,16 @@ export interface BirdStandIn {
   received(): ReceivedCall[];
   /** Every request that reached the stand-in, failed ones included. */
   attempts(): StandInAttempt[];
+  /** Replace the flow's answer (e.g. replies that differ per call); undefined restores the default. */
+  respondWith(responder: FlowResponder | undefined): void;
+  /** Subscribe a webhook to conversation events (conversation.created / conversation.updated). */
+  subscribe(subscription: BirdWebhookSubscription | undefined): void;
+  /** Webhooks the stand-in posted, with the answer it got. */
+  emitted(): EmittedWebhook[];
+  /** Say something in a conversation as a participant (bot, user, flow) and announce it like Bird. */
+  postAsParticipant(conversationId: string, text: string, participantType?: string): Promise<Record<string, unknown>>;
+  /** The stand-in's conversations, for tests. */
+  conversationIds(): string[];
   failNext(count: number, fault: BirdFault): void;
   failAlways(fault: BirdFault): void;
   recover(): void;
@@ -113,6 +148,13 @@ export async function startBirdStandIn(options: BirdStandInOptions = {}): Promis
   const attempts: StandInAttempt[] = [];
   const acceptedKeys = new Set<string>();
   const conversations = new Map<string, Conversation>();
+  /** Messages said in conversations, by id: served by "Get conversation message". */
+  const conversationMessages = new Map<string, Record<string, unknown>>();
+  const emitted: EmittedWebhook[] = [];
+  let subscription: BirdWebhookSubscription | undefined;
+  let responder: FlowResponder | undefined = options.echo ? echoResponder : undefined;
+  const flowCalls = new Map<string, number>();
+  let pendingEmits: Promise<unknown> = Promise.resolve();
   let queuedFaults: BirdFault[] = [];
   let standingFault: BirdFault | undefined;
   let inboxWrites: Promise<void> = Promise.resolve();
@@ -165,7 +207,10 @@ export async function startBirdStandIn(options: BirdStandInOptions = {}): Promis
       { transport: 'flow', idempotencyKey, body, rawBody: raw, headers: req.headers, path },
       { kind: body.kind, reference: body.reference, lineId: line?.lineId },
     );
-    return [duplicate ? 200 : 202, { status: 'accepted', reference: body.reference }];
+    const count = (flowCalls.get(idempotencyKey) ?? 0) + 1;
+    flowCalls.set(idempotencyKey, count);
+    const answer = responder?.(body, { duplicate, count });
+    return [duplicate ? 200 : 202, { status: 'accepted', reference: body.reference, ...answer }];
   }
 
   async function handleConversations(req: IncomingMessage, url: URL, raw: Buffer): Promise<[number, unknown]> {
@@ -218,9 +263,87 @@ export async function startBirdStandIn(options: BirdStandInOptions = {}): Promis
         { transport: 'conversations', idempotencyKey, body, rawBody: raw, headers: req.headers, path: url.pathname },
         { kind: 'message', type: messageBody.type, reference: body.reference, conversationId: conversation.id },
       );
-      return [duplicate ? 200 : 201, { id: randomUUID(), conversationId: conversation.id, reference: body.reference, status: 'accepted' }];
+      const said = say(conversation, 'contact', messageBody, body.reference as string);
+      if (!duplicate && options.echo) {
+        const text = messageBody.type === 'text' ? (asObject(messageBody.text)?.text as string) : `[${String(messageBody.type)}]`;
+        // Like an AI Employee: it answers after the contact's message was accepted, never inside that call.
+        setImmediate(() => void postAsParticipant(conversation.id, `echo: ${text}`, 'bot').catch(() => undefined));
+      }
+      return [duplicate ? 200 : 201, { id: said.id, conversationId: conversation.id, reference: body.reference, status: 'accepted' }];
+    }
+
+    // GET /workspaces/{ws}/conversations/{id}/messages/{messageId}
+    if (req.method === 'GET' && parts[2] === 'conversations' && parts[4] === 'messages' && parts.length === 6) {
+      const message = conversationMessages.get(parts[5]!);
+      if (!message || message.conversationId !== parts[3]) throw new Rejection(404, 'not_found', 'No such message');
+      return [200, message];
     }
     throw new Rejection(404, 'not_found', `No route for ${req.method} ${url.pathname}`);
+  }
+
+  /** Records a message said in a conversation, shaped like Bird's conversation message object. */
+  function say(conversation: Conversation, participantType: string, body: Record<string, unknown>, reference?: string): Record<string, unknown> {
+    const fromContact = participantType === 'contact';
+    const message: Record<string, unknown> = {
+      id: randomUUID(),
+      conversationId: conversation.id,
+      reference,
+      sender: fromContact
+        ? { id: conversation.contactParticipantId, type: 'contact', contact: { identifierKey: conversation.identifierKey, identifierValue: conversation.identifierValue } }
+        : { id: `${participantType}-standin`, type: participantType, displayName: 'Echo AI' },
+      recipients: fromContact
+        ? []
+        : [{ type: 'to', id: conversation.contactParticipantId, identifierKey: conversation.identifierKey, identifierValue: conversation.identifierValue }],
+      draft: false,
+      status: 'accepted',
+      source: 'conversations',
+      body,
+      createdAt: new Date().toISOString(),
+      updatedAt: new Date().toISOString(),
+    };
+    conversationMessages.set(message.id as string, message);
+    return message;
+  }
+
+  async function postAsParticipant(conversationId: string, text: string, participantType = 'bot'): Promise<Record<string, unknown>> {
+    const conversation = conversations.get(conversationId);
+    if (!conversation) throw new Error(`No conversation ${conversationId}`);
+    const message = say(conversation, participantType, { type: 'text', text: { text } });
+    const { body, ...summary } = message;
+    void body;
+    // conversation.updated carries the conversation with only a preview of its last message (Bird's "Events" page).
+    const lastMessage = { ...summary, type: 'text', preview: { text: text.slice(0, 100) } };
+    const payload = { ...conversationJson(conversation), lastMessage };
+    const emit = emitWebhook('conversation.updated', payload);
+    pendingEmits = pendingEmits.then(() => emit);
+    await emit;
+    return message;
+  }
+
+  async function emitWebhook(event: string, payload: Record<string, unknown>): Promise<void> {
+    if (!subscription) return;
+    const { url: target, signingKey, via } = subscription;
+    const body = { service: 'conversations', event, payload };
+    const raw = Buffer.from(JSON.stringify(body), 'utf8');
+    const timestamp = String(Math.floor(Date.now() / 1000));
+    const record: EmittedWebhook = { url: target, event, status: 'unreachable', body };
+    emitted.push(record);
+    try {
+      const response = await fetch(via ?? target, {
+        method: 'POST',
+        headers: {
+          'Content-Type': 'application/json',
+          'messagebird-signature': signBirdWebhook(signingKey, timestamp, target, raw),
+          'messagebird-request-timestamp': timestamp,
+        },
+        body: raw,
+        signal: AbortSignal.timeout(10_000),
+      });
+      record.status = response.status;
+      await response.arrayBuffer();
+    } catch (error) {
+      logger.warn({ err: error, event }, 'bird stand-in could not deliver a webhook');
+    }
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -280,6 +403,15 @@ export async function startBirdStandIn(options: BirdStandInOptions = {}): Promis
     conversationsBaseUrl: url,
     received: () => [...received],
     attempts: () => attempts.map((a) => ({ ...a })),
+    respondWith(next) {
+      responder = next;
+    },
+    subscribe(next) {
+      subscription = next;
+    },
+    emitted: () => emitted.map((e) => ({ ...e })),
+    postAsParticipant,
+    conversationIds: () => [...conversations.keys()],
     failNext(count, fault) {
       queuedFaults.push(...Array.from({ length: count }, () => fault));
     },
@@ -297,13 +429,35 @@ export async function startBirdStandIn(options: BirdStandInOptions = {}): Promis
       attempts.length = 0;
       acceptedKeys.clear();
       conversations.clear();
+      conversationMessages.clear();
+      emitted.length = 0;
+      flowCalls.clear();
     },
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await inboxWrites.catch(() => undefined);
+      await Promise.allSettled([inboxWrites, pendingEmits]);
     },
   };
+}
+
+/** The echo AI: every message event with something to echo gets one text reply. */
+export const echoResponder: FlowResponder = (body) => {
+  if (body.kind !== 'message') return undefined;
+  const message = asObject(body.message);
+  const text = typeof message?.text === 'string' && message.text !== '' ? message.text : `[${String(message?.type)}]`;
+  return { replies: [{ type: 'text', text: { body: `echo: ${text}` } }] };
+};
+
+/**
+ * Bird's webhook signature, written here independently of src/bird: base64 HMAC-SHA256 of
+ * timestamp + "\n" + URL + "\n" + the raw SHA-256 digest of the body.
+ */
+export function signBirdWebhook(signingKey: string, timestamp: string, url: string, raw: Buffer): string {
+  const digest = createHash('sha256').update(raw).digest();
+  return createHmac('sha256', signingKey)
+    .update(Buffer.concat([Buffer.from(`${timestamp}\n${url}\n`), digest]))
+    .digest('base64');
 }
 
 /** What Bird's message `body` schema requires, per type (docs.bird.com/api/channels-api/message-types). */

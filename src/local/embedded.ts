@@ -86,7 +86,8 @@ export function demoLines(birdFlowUrl: string, outboundKey?: string): LineInput[
 export async function startEmbeddedDefault(config: Config, logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<EmbeddedDefault> {
   const dataDir = resolve(config.dataDir);
   const standIns = await startAwsStandIns({ dataDir, visibilityTimeoutSeconds: config.worker.visibilityTimeoutSeconds });
-  const bird = await startBirdStandIn({ inboxFile: join(dataDir, 'bird-inbox.jsonl'), logger: logger.child({ standIn: 'bird' }) });
+  // The echo AI answers every message with a synchronous `replies`, so a local run shows the whole loop.
+  const bird = await startBirdStandIn({ inboxFile: join(dataDir, 'bird-inbox.jsonl'), echo: true, logger: logger.child({ standIn: 'bird' }) });
   const secrets = localSecrets(dataDir);
   const graph = await startGraphStandIn({
     token: LOCAL_GRAPH_TOKEN,

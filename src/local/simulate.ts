@@ -5,6 +5,7 @@ import { sign } from '../ingress/signature';
 import { envelopeToEvents } from '../meta/envelope';
 import { localSecrets, readEmbeddedState } from '../config/embedded-state';
 import { isWebhookPayloadFile } from './fixture-files';
+import { followReplies, type FollowedMessage } from './follow-replies';
 
 const USAGE = `usage: npm run simulate -- <fixture name or file> [...] | --all  [--as-is] [--url <webhook url>] [--wait <seconds>]
   Signs Meta webhook fixtures with the gateway's app secret and POSTs them to the running gateway.
@@ -62,6 +63,7 @@ async function main(argv: string[]): Promise<number> {
   const inboxStart = existsSync(inbox) ? readFileSync(inbox).length : 0;
 
   const expected = new Map<string, string>();
+  const messages: FollowedMessage[] = [];
   const run = Date.now().toString(36);
   for (const [n, file] of fixtureFiles(names, all).entries()) {
     const raw = readFileSync(file);
@@ -69,7 +71,12 @@ async function main(argv: string[]): Promise<number> {
     const res = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/json', 'x-hub-signature-256': sign(secret, body) } });
     const name = basename(file, '.json');
     process.stdout.write(`${String(res.status).padEnd(4)} ${name}\n`);
-    if (res.status === 200) for (const event of envelopeToEvents(JSON.parse(body.toString('utf8')))) expected.set(event.key, name);
+    if (res.status === 200) {
+      for (const event of envelopeToEvents(JSON.parse(body.toString('utf8')))) {
+        expected.set(event.key, name);
+        if (event.kind === 'message' && event.phoneNumberId) messages.push({ key: event.key, phoneNumberId: event.phoneNumberId, name });
+      }
+    }
   }
   if (!existsSync(join(dataDir, 'embedded.json')) || urlIndex >= 0) return 0;
 
@@ -88,6 +95,17 @@ async function main(argv: string[]): Promise<number> {
   process.stdout.write(`\n${arrived.size} of ${expected.size} events reached the Bird inbox (${inbox}) within ${waitSeconds}s\n`);
   const missing = [...expected].filter(([key]) => !arrived.has(key));
   for (const [key, name] of missing) process.stdout.write(`  not in the inbox: ${key} (${name}) — parked or duplicate? see \`npm run dlq -- list\` and the gateway log\n`);
+
+  // The other half: the echo AI's reply to each message, out through Graph, and its statuses back.
+  const answered = messages.filter((m) => arrived.has(m.key));
+  if (answered.length === 0) return 0;
+  const replies = await followReplies({ ...config, dataDir }, answered, Date.now() + waitSeconds * 1000);
+  for (const reply of replies) {
+    const where = reply.text === undefined ? 'not in the outbox yet' : `"${reply.text}" in the outbox (${join(dataDir, 'whatsapp-outbox.jsonl')})`;
+    process.stdout.write(`reply to ${reply.name}: ${where}\n  journey: ${reply.steps.join(' → ') || '(no record)'}; record ${reply.id} ends ${reply.status ?? 'missing'}\n`);
+  }
+  const read = replies.filter((r) => r.status === 'read').length;
+  process.stdout.write(`${read} of ${replies.length} replies reached the user and came back read within ${waitSeconds}s\n`);
   return 0;
 }
 

@@ -12,6 +12,8 @@ import { QueueOutboundAcceptor } from './acceptor';
 import { DynamoOutboundStore } from './dynamo-outbound-store';
 import { OutboundFailureReporter } from './failure-reporter';
 import { createSendApiRouter } from './send-api';
+import { birdWebhookRouter } from './bird-webhook-receiver';
+import { HttpConversationMessageReader } from '../bird/conversation-message-reader';
 import { GraphSendClient } from './graph-send-client';
 import type { OutboundStore } from './outbound-store';
 import { LineRateLimiter } from './rate-limiter';
@@ -22,14 +24,33 @@ export { QueueOutboundAcceptor, InvalidOutboundError } from './acceptor';
 export { DynamoOutboundStore } from './dynamo-outbound-store';
 export { createSendApiRouter } from './send-api';
 
-/** The send API (Entry 1) wired for the ingress role: records in DynamoDB, jobs on the outbound FIFO queue. */
-export function createSendApi(deps: { config: Config; clients: AwsClients; lines: LineRegistry; secrets: SecretResolver; registry: Registry; logger: Logger }): Router {
+type OutboundDeps = { config: Config; clients: AwsClients; lines: LineRegistry; secrets: SecretResolver; registry: Registry; logger: Logger };
+
+/** The one acceptor of a process: records in DynamoDB, jobs on the outbound FIFO queue. */
+export function createOutboundAcceptor(deps: Omit<OutboundDeps, 'lines' | 'secrets'>, store?: OutboundStore): { acceptor: QueueOutboundAcceptor; store: OutboundStore } {
   const { config, clients, registry, logger } = deps;
   const queueUrl = config.outbound.queueUrl;
-  if (!queueUrl) throw new Error('SQS_OUTBOUND_QUEUE_URL is required for the send API');
-  const store = new DynamoOutboundStore({ documents: clients.documents, tableName: config.dynamodb.outboundTable, retentionDays: config.outbound.retentionDays, registry });
-  const acceptor = new QueueOutboundAcceptor({ store, sqs: clients.sqs, queueUrl, timeoutMs: config.sqs.sendTimeoutMs, registry, logger });
-  return createSendApiRouter({ lines: deps.lines, secrets: deps.secrets, acceptor, store, registry, logger });
+  if (!queueUrl) throw new Error('SQS_OUTBOUND_QUEUE_URL is required to accept replies');
+  const records = store ?? new DynamoOutboundStore({ documents: clients.documents, tableName: config.dynamodb.outboundTable, retentionDays: config.outbound.retentionDays, registry });
+  return { store: records, acceptor: new QueueOutboundAcceptor({ store: records, sqs: clients.sqs, queueUrl, timeoutMs: config.sqs.sendTimeoutMs, registry, logger }) };
+}
+
+/** The ingress role's outbound entries on one acceptor: the send API (Entry 1) and Bird webhooks (Entry 3). */
+export function createOutboundRoutes(deps: OutboundDeps): Router[] {
+  const { config, registry, logger } = deps;
+  const { acceptor, store } = createOutboundAcceptor(deps);
+  return [
+    createSendApiRouter({ lines: deps.lines, secrets: deps.secrets, acceptor, store, registry, logger }),
+    birdWebhookRouter({
+      lines: deps.lines,
+      secrets: deps.secrets,
+      acceptor,
+      messages: new HttpConversationMessageReader({ birdApiBaseUrl: config.worker.birdApiBaseUrl, timeoutMs: config.worker.birdTimeoutMs }),
+      publicBaseUrl: config.ingress.publicBaseUrl,
+      registry,
+      logger,
+    }),
+  ];
 }
 
 /**

@@ -11,8 +11,10 @@ import type { Registry } from '../observability/metrics';
 import { ClaimCheckReader } from '../queue/claim-check-reader';
 import { DlqParker } from '../queue/dlq';
 import { EventPipeline } from './pipeline';
+import { GraphPresence } from '../outbound/presence';
 import { SqsPoller } from '../queue/poller';
-import { startSender } from '../outbound';
+import { createOutboundAcceptor, startSender } from '../outbound';
+import { FlowReplyScheduler } from '../outbound/flow-replies';
 import { DynamoOutboundStore } from '../outbound/dynamo-outbound-store';
 import { StoreStatusSettler } from '../outbound/status-settler';
 
@@ -65,6 +67,8 @@ export function startWorker(deps: {
   const parker = new DlqParker({ sqs: clients.sqs, dlqUrl: config.sqs.dlqUrl, registry });
   const pipeline = new EventPipeline({
     outboundStatuses: outboundStore && new StoreStatusSettler(outboundStore, registry),
+    // A Flow's synchronous replies are accepted here, before the inbound event is COMPLETED.
+    replies: outboundStore && new FlowReplyScheduler({ acceptor: createOutboundAcceptor({ config, clients, registry, logger }, outboundStore).acceptor, registry, logger }),
     lines: deps.lines,
     secrets: deps.secrets,
     dedupe: new DynamoDedupeStore({
@@ -90,6 +94,14 @@ export function startWorker(deps: {
     bird,
     parker,
     defaultAccessToken: config.whatsapp.accessToken,
+    presence: new GraphPresence({
+      graphApiBaseUrl: config.worker.graphApiBaseUrl,
+      graphApiVersion: config.worker.graphApiVersion,
+      secrets: deps.secrets,
+      defaultAccessToken: config.whatsapp.accessToken,
+      registry,
+      logger,
+    }),
     logger,
     registry,
   });

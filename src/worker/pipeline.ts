@@ -1,6 +1,6 @@
 import { ExponentialBackoff, handleWhen, retry } from 'cockatiel';
 import { Counter, type Registry } from 'prom-client';
-import type { BirdClient } from '../bird';
+import type { BirdAnswer, BirdClient } from '../bird';
 import type { DedupeStore, EventLease } from '../dedupe/dedupe-store';
 import { PermanentError, RetryableError, isRetryable, reasonOf, type FailureReason, type RetryableReason } from '../errors';
 import { resolveBirdTarget } from '../lines/admin';
@@ -15,6 +15,8 @@ import { maskPhone, type Logger } from '../observability/logger';
 import type { DlqParker } from '../queue/dlq';
 import type { ReceivedMessage } from '../queue/message';
 import type { HandlerContext, HandlerOutcome } from '../queue/poller';
+import type { PresenceSignal } from '../outbound/presence';
+import type { ReplyScheduler } from '../outbound/flow-replies';
 import { LineRouter, type Route } from './router';
 import type { OutboundStatusSettler } from '../outbound/status-settler';
 
@@ -29,6 +31,10 @@ export interface PipelineOptions {
   outboundStatuses?: OutboundStatusSettler;
   /** Global Graph token (WHATSAPP_ACCESS_TOKEN) for lines without their own. */
   defaultAccessToken?: string;
+  /** Read receipt and typing indicator once Bird has a message (best effort, never fails the event). */
+  presence?: PresenceSignal;
+  /** A Flow's synchronous `replies`, made durable before the event is COMPLETED. */
+  replies?: ReplyScheduler;
   logger: Logger;
   registry: Registry;
 }
@@ -147,8 +153,12 @@ export class EventPipeline {
         // Another worker may own the event now: let it deliver, and look again later.
         if (lease.lost) throw new RetryableError('dedupe_lease_lost', 'The claim lapsed while fetching media; the event was not delivered');
         const started = Date.now();
-        await this.deliver(delivered, line, turn.receivedAt, media);
+        const answer = await this.deliver(delivered, line, turn.receivedAt, media);
         steps.push(step('delivered', { transport: line.bird.transport, ms: Date.now() - started }));
+        // Read and typing go out before the replies are queued, so the indicator does not outlive them.
+        this.options.presence?.messageHandedToBird(line, event);
+        // Before COMPLETED: if this fails the event is retried, and the same keys dedupe what was queued.
+        await this.options.replies?.schedule({ line, event, answer });
       });
     } catch (error) {
       return this.failClaimed(turn, event, line, lease, error, log, steps);
@@ -287,8 +297,8 @@ export class EventPipeline {
   }
 
   /** Hands the event to the line's Bird target; a later step (durable flow replies) takes what it returns. */
-  private async deliver(event: WhatsAppEvent, line: Line, receivedAt: string, media: Awaited<ReturnType<EventPipeline['fetchMedia']>>): Promise<void> {
-    await this.options.bird.deliver({ lineId: line.lineId, target: await resolveBirdTarget(line, this.options.secrets), event, receivedAt, media });
+  private async deliver(event: WhatsAppEvent, line: Line, receivedAt: string, media: Awaited<ReturnType<EventPipeline['fetchMedia']>>): Promise<BirdAnswer> {
+    return this.options.bird.deliver({ lineId: line.lineId, target: await resolveBirdTarget(line, this.options.secrets), event, receivedAt, media });
   }
 
   private async parkInDlq(message: ReceivedMessage, eventKey: string | undefined, error: PermanentError, log: Logger, line?: Line): Promise<void> {

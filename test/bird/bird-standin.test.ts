@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger } from '../../src/observability/logger';
-import { startBirdStandIn, type BirdStandIn } from '../../src/local/bird-standin';
+import { echoResponder, startBirdStandIn, type BirdStandIn } from '../../src/local/bird-standin';
 
 const SECRET = 'one-secret-for-all-flows';
 const SIGNING = 'signing-key-that-never-travels';
@@ -141,5 +141,23 @@ describe('Bird stand-in, conversations transport', () => {
     const listed = await call('GET', '/workspaces/w/participants/phonenumber/%2B1555/conversations?channelId=c');
     expect(listed.json.results).toEqual([expect.objectContaining({ id })]);
     expect(bird.received()).toHaveLength(1);
+  });
+});
+
+describe('Bird stand-in, echo AI', () => {
+  it('answers a message event with replies (the synchronous Flow answer), statuses with none, and a custom responder wins', async () => {
+    bird.respondWith(echoResponder);
+    expect((await postFlow(flowBody('msg#1#echo'))).json).toEqual({
+      status: 'accepted',
+      reference: 'msg#1#echo',
+      replies: [{ type: 'text', text: { body: 'echo: hi' } }],
+    });
+    const status = { ...flowBody('status#wamid.1#read'), kind: 'status', message: undefined, status: { id: 'wamid.1', status: 'read' } };
+    expect((await postFlow(status)).json).toEqual({ status: 'accepted', reference: 'status#wamid.1#read' });
+    bird.respondWith((_body, call) => ({ replies: [{ type: 'text', text: { body: `call ${call.count}` } }] }));
+    expect((await postFlow(flowBody('msg#1#again'))).json).toEqual(expect.objectContaining({ replies: [{ type: 'text', text: { body: 'call 1' } }] }));
+    expect((await postFlow(flowBody('msg#1#again'))).json).toEqual(expect.objectContaining({ replies: [{ type: 'text', text: { body: 'call 2' } }] }));
+    bird.respondWith(undefined);
+    expect((await postFlow(flowBody('msg#1#plain'))).json).toEqual({ status: 'accepted', reference: 'msg#1#plain' });
   });
 });

@@ -5,7 +5,7 @@ import { PermanentError, RetryableError } from '../../src/errors';
 import type { BirdTarget } from '../../src/lines/line';
 import { createLogger, maskWamids } from '../../src/observability/logger';
 import { createRegistry } from '../../src/observability/metrics';
-import { startBirdStandIn, type BirdStandIn } from '../../src/local/bird-standin';
+import { echoResponder, startBirdStandIn, type BirdStandIn } from '../../src/local/bird-standin';
 import { deliveryOf, fixtureEvent, mediaFor } from './events';
 
 const FLOW_SECRET = 'flow-secret-for-tests';
@@ -122,6 +122,19 @@ describe('flow transport', () => {
     expect(bird.attempts().map((a) => a.status)).toEqual([401]);
     expect(bird.received()).toHaveLength(0);
     expect(await requests('flow', 'rejected')).toBe(1);
+  });
+});
+
+describe("a Flow's synchronous answer", () => {
+  it('comes back parsed, replies included, for the pipeline to queue; the conversations transport answers nothing', async () => {
+    const { client } = clientWith();
+    bird.respondWith(echoResponder);
+    const answer = await client.deliver(deliveryOf(fixtureEvent('message-text'), flowTarget()));
+    expect(answer).toEqual({
+      flowResponse: { status: 'accepted', reference: expect.any(String), replies: [{ type: 'text', text: { body: 'echo: Does it come in another color?' } }] },
+    });
+    bird.respondWith(undefined);
+    expect(await client.deliver(deliveryOf(fixtureEvent('message-text'), conversationsTarget()))).toEqual({});
   });
 });
 

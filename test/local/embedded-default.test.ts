@@ -79,6 +79,21 @@ describe('embedded default (npm start)', () => {
     expect((await download.arrayBuffer()).byteLength).toBe(image.body.message.media.size);
   });
 
+  it('the whole loop: simulate message-text shows the message at Bird, the echo reply in the outbox, its statuses back and its record read', async () => {
+    const run = await runCli('local/simulate.js', ['message-text', '--wait', '20'], env);
+    expect(run.stdout).toMatch(/^200 +message-text$/m);
+    expect(run.stdout).toContain('1 of 1 events reached the Bird inbox');
+    expect(run.stdout).toContain(`reply to message-text: "echo: Does it come in another color?" in the outbox (${join(dataDir, 'whatsapp-outbox.jsonl')})`);
+    expect(run.stdout).toMatch(/journey: queued → sending → sent → delivered → read; record ob_[A-Za-z0-9_-]{32} ends read/);
+    expect(run.stdout).toContain('1 of 1 replies reached the user and came back read');
+    // What the simulator printed is what happened: one send to the contact in the outbox, and Bird heard the statuses.
+    const outbox = readFileSync(join(dataDir, 'whatsapp-outbox.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(outbox.filter((s) => s.text?.body === 'echo: Does it come in another color?').map((s) => [s.to, s.type])).toEqual([['16505551234', 'text']]);
+    const inbox = readFileSync(join(dataDir, 'bird-inbox.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const statuses = inbox.filter((e) => e.body.kind === 'status' && e.body.outbound).map((e) => e.body.status.status);
+    expect(statuses.sort()).toEqual(expect.arrayContaining(['delivered', 'read', 'sent']));
+  });
+
   it('parks an unroutable event, lists it with the DLQ CLI, and registers lines with the lines CLI', async () => {
     await runCli('local/simulate.js', ['odd-message-type-unknown', '--wait', '2'], env);
     await waitFor(async () => (await runCli('cli/dlq.js', ['list'], env)).stdout.includes('unrouted'), 15_000, 'the parked event');

@@ -1,3 +1,4 @@
+import type { Router } from 'express';
 import type { Registry } from 'prom-client';
 import { startIngress, type RunningIngress } from '../../src/ingress/server';
 import type { LineInput } from '../../src/lines/line';
@@ -34,7 +35,7 @@ export interface IngressHarness {
 
 export async function startIngressHarness(
   aws: AwsHarness,
-  overrides: { sendTimeoutMs?: number; batchWindowMs?: number; maxBodyBytes?: number; outbound?: boolean } = {},
+  overrides: { sendTimeoutMs?: number; batchWindowMs?: number; maxBodyBytes?: number; outbound?: boolean; routes?: Router[] } = {},
 ): Promise<IngressHarness> {
   const registry = createRegistry({ defaultMetrics: false });
   const logs = capturedLogger('debug');
@@ -42,7 +43,7 @@ export async function startIngressHarness(
   const lines = new CachedLineRegistry({ store, ttlMs: 0, negativeTtlMs: 0, registry });
   const secrets = new ReferenceSecretResolver({ production: false, cacheTtlMs: 0, env: { WA_LINE_SECRET_LINE_A: 'line-a-secret-from-env' } });
   // The send API on the same listener, as main.ts mounts it, on the harness's outbound queue and table.
-  const routes = overrides.outbound ? [sendApiFor(aws, lines, secrets, registry, logs.logger, overrides.sendTimeoutMs ?? 3000)] : [];
+  const routes = [...(overrides.outbound ? [sendApiFor(aws, lines, secrets, registry, logs.logger, overrides.sendTimeoutMs ?? 3000)] : []), ...(overrides.routes ?? [])];
   const ingress = await startIngress({
     port: 0,
     host: '127.0.0.1',

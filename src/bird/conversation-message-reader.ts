@@ -1,0 +1,54 @@
+import { PermanentError, RetryableError } from '../errors';
+import { objectOrUndefined, type JsonObject } from '../meta/untrusted-json';
+import { conversationMessagePath } from './webhook-events';
+
+export interface ConversationMessageLookup {
+  workspaceId: string;
+  /** The line's Bird access key, already resolved. */
+  accessKey: string;
+  conversationId: string;
+  messageId: string;
+}
+
+/** Reads one conversation message ("Get conversation message"); the webhook's lastMessage is only a preview. */
+export interface ConversationMessageReader {
+  get(lookup: ConversationMessageLookup): Promise<JsonObject>;
+}
+
+/** `GET {BIRD_API_BASE_URL}/workspaces/{ws}/conversations/{id}/messages/{messageId}` with `AccessKey`. */
+export class HttpConversationMessageReader implements ConversationMessageReader {
+  private readonly baseUrl: string;
+
+  constructor(private readonly options: { birdApiBaseUrl: string; timeoutMs: number }) {
+    this.baseUrl = options.birdApiBaseUrl.replace(/\/+$/, '');
+  }
+
+  async get(lookup: ConversationMessageLookup): Promise<JsonObject> {
+    let response: Response;
+    try {
+      response = await fetch(this.baseUrl + conversationMessagePath(lookup.workspaceId, lookup.conversationId, lookup.messageId), {
+        headers: { Authorization: `AccessKey ${lookup.accessKey}`, Accept: 'application/json' },
+        redirect: 'manual',
+        signal: AbortSignal.timeout(this.options.timeoutMs),
+      });
+    } catch (error) {
+      throw new RetryableError('bird_unavailable', `Bird could not be reached to read message ${lookup.messageId}`, { cause: error });
+    }
+    const text = await response.text().catch(() => '');
+    if (response.status === 408 || response.status === 429 || response.status >= 500) {
+      throw new RetryableError('bird_unavailable', `Bird answered ${response.status} reading message ${lookup.messageId}`);
+    }
+    if (!response.ok) {
+      throw new PermanentError(`bird_rejected_${response.status}`, `Bird answered ${response.status} reading message ${lookup.messageId}`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    const message = objectOrUndefined(parsed);
+    if (!message) throw new RetryableError('bird_bad_response', `Bird's answer for message ${lookup.messageId} is not a JSON object`);
+    return message;
+  }
+}
