@@ -28,7 +28,10 @@ afterAll(async () => {
   await rig?.stop();
   await remote?.stop();
 });
-beforeEach(() => remote.reset());
+beforeEach(() => {
+  remote.reset();
+  remote.graph.messages.reset();
+});
 
 const reads = () => remote.graph.messages.readCalls();
 
