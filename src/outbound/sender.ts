@@ -27,6 +27,12 @@ export interface OutboundSenderOptions {
   defaultAccessToken?: string;
   /** OUTBOUND_UNCERTAIN_GRACE_MS: how long an ambiguous send waits for a status before it is sent again. */
   uncertainGraceMs: number;
+  /**
+   * After a sender died mid-send: its statuses may sit in inbound messages that died with it and
+   * come back only when their visibility lapses (and their dedupe lease with it). Default: the grace
+   * plus the visibility timeout.
+   */
+  lapsedGraceMs?: number;
   /** OUTBOUND_SEND_TIMEOUT_MS: one Graph attempt. */
   sendTimeoutMs: number;
   /** Retry delays for clean refusals: base · 2^(attempt-1), capped. */
@@ -71,7 +77,7 @@ export class OutboundSender {
       }),
       resends: new Counter({
         name: 'wa_ingress_outbound_uncertain_resends_total',
-        help: 'Sends repeated after an ambiguous attempt (uncertain) or a crashed sender (lapsed_claim) with no status within the grace period: the one way a reply can reach the user twice',
+        help: 'Sends repeated after an ambiguous attempt (a lost response, a timeout, a 5xx, a sender that died mid-send) with no status within the grace period: the one way a reply can reach the user twice',
         labelNames: ['cause'],
         registers,
       }),
@@ -111,6 +117,14 @@ export class OutboundSender {
     await this.options.rate.acquire(line.lineId, line.sendRateLimit);
     const claim = await this.options.store.claim(job.id, this.options.sendTimeoutMs + this.options.uncertainGraceMs);
     if (!claim.claimed) return this.notClaimed(job, line, claim.record, message, log);
+    if (claim.resend === 'lapsed_claim') {
+      // A sender died mid-send. Its statuses may be stuck in inbound messages that died with it:
+      // give them time to come back and settle the record before sending again.
+      const graceMs = this.options.lapsedGraceMs ?? this.options.uncertainGraceMs;
+      await this.options.store.markUncertain(job.id, graceMs, 'claim lapsed: the sender stopped mid-send');
+      log.warn({ event: 'outbound_claim_lapsed', graceMs }, 'a sender stopped mid-send: waiting for a status before any resend');
+      return { action: 'retry', delaySeconds: Math.ceil(graceMs / 1000), reason: 'send_uncertain' };
+    }
     if (claim.resend) {
       this.metrics.resends.inc({ cause: claim.resend });
       log.warn({ event: 'outbound_uncertain_resend', cause: claim.resend, attempts: claim.record.attempts }, 'no status came for an ambiguous send: sending again');
