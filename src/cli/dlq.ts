@@ -14,8 +14,10 @@ const USAGE = `Usage: npm run dlq -- <command>
   purge --yes          delete every message in the DLQ
 Reading the DLQ receives its messages: they turn invisible for up to 30 s (released when the command ends),
 and each read adds one to their receive count.
-Needs SQS_QUEUE_URL and SQS_DLQ_URL (and the AWS credentials of the deployment); without them it works on the
-running embedded default (npm start).`;
+  --queue outbound     any command on the outbound (replies) FIFO queue and its DLQ instead; a redriven reply is
+                       sent unless its record is already sent or failed
+Needs SQS_QUEUE_URL and SQS_DLQ_URL (SQS_OUTBOUND_QUEUE_URL and SQS_OUTBOUND_DLQ_URL with --queue outbound, and the
+AWS credentials of the deployment); without them it works on the running embedded default (npm start).`;
 
 export interface CliIo {
   env: NodeJS.ProcessEnv;
@@ -31,7 +33,13 @@ const defaultIo: CliIo = {
 
 /** Returns the exit code: 0 done, 1 the operation failed or found nothing, 2 bad usage or configuration. */
 export async function runDlqCli(argv: string[], io: CliIo = defaultIo): Promise<number> {
-  const [command, ...args] = argv;
+  const queueAt = argv.indexOf('--queue');
+  const which = queueAt >= 0 ? argv[queueAt + 1] : 'inbound';
+  if (which !== 'inbound' && which !== 'outbound') {
+    io.err(`--queue takes inbound or outbound (got ${which ?? 'nothing'}).\n${USAGE}`);
+    return 2;
+  }
+  const [command, ...args] = queueAt >= 0 ? [...argv.slice(0, queueAt), ...argv.slice(queueAt + 2)] : argv;
   if (!command || command === 'help' || command === '--help' || command === '-h') {
     io.out(USAGE);
     return command ? 0 : 2;
@@ -57,20 +65,21 @@ export async function runDlqCli(argv: string[], io: CliIo = defaultIo): Promise<
     return 2;
   }
   let aws = config.aws;
-  let { queueUrl, dlqUrl } = config.sqs;
+  let { queueUrl, dlqUrl } = which === 'outbound' ? config.outbound : config.sqs;
   if (config.embedded) {
     // No SQS_QUEUE_URL: work on the running embedded default (npm start).
     try {
       const state = readEmbeddedState(resolve(config.dataDir));
       aws = embeddedAwsSettings(config);
-      ({ queueUrl, dlqUrl } = state);
+      ({ queueUrl, dlqUrl } = which === 'outbound' ? { queueUrl: state.outboundQueueUrl, dlqUrl: state.outboundDlqUrl } : state);
     } catch (error) {
       io.err((error as Error).message);
       return 2;
     }
   }
   if (!queueUrl || !dlqUrl) {
-    const missing = [!queueUrl && 'SQS_QUEUE_URL', !dlqUrl && 'SQS_DLQ_URL'].filter(Boolean).join(' and ');
+    const names = which === 'outbound' ? ['SQS_OUTBOUND_QUEUE_URL', 'SQS_OUTBOUND_DLQ_URL'] : ['SQS_QUEUE_URL', 'SQS_DLQ_URL'];
+    const missing = [!queueUrl && names[0], !dlqUrl && names[1]].filter(Boolean).join(' and ');
     io.err(`${missing} not set: the DLQ tool works on the deployed queues (set both, e.g. from the stack outputs).`);
     return 2;
   }

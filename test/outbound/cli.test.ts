@@ -1,0 +1,92 @@
+import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { runDlqCli } from '../../src/cli/dlq';
+import { runOutboundCli } from '../../src/cli/outbound';
+import { createRegistry } from '../../src/observability/metrics';
+import { DlqParker } from '../../src/queue/dlq';
+import { encodeJob } from '../../src/outbound/job-message';
+import { outboundId } from '../../src/outbound/record';
+import { startAwsHarness, type AwsHarness } from '../support/aws';
+
+let aws: AwsHarness;
+let env: NodeJS.ProcessEnv;
+const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+
+beforeAll(async () => {
+  aws = await startAwsHarness();
+  process.env.AWS_ACCESS_KEY_ID = aws.standIns.credentials.accessKeyId;
+  process.env.AWS_SECRET_ACCESS_KEY = aws.standIns.credentials.secretAccessKey;
+  env = {
+    SQS_QUEUE_URL: aws.standIns.queueUrl,
+    SQS_DLQ_URL: aws.standIns.dlqUrl,
+    SQS_OUTBOUND_QUEUE_URL: aws.standIns.outboundQueueUrl,
+    SQS_OUTBOUND_DLQ_URL: aws.standIns.outboundDlqUrl,
+    DYNAMODB_OUTBOUND_TABLE: aws.names.outboundTable,
+    AWS_ENDPOINT_URL_SQS: aws.standIns.endpoints.sqs,
+    AWS_ENDPOINT_URL_DYNAMODB: aws.standIns.endpoints.dynamodb,
+    AWS_REGION: 'us-east-1',
+  };
+});
+
+afterAll(async () => {
+  process.env.AWS_ACCESS_KEY_ID = saved.id;
+  process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
+  if (saved.id === undefined) delete process.env.AWS_ACCESS_KEY_ID;
+  if (saved.secret === undefined) delete process.env.AWS_SECRET_ACCESS_KEY;
+  await aws.stop();
+});
+
+function io() {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { out, err, io: { env, out: (l: string) => out.push(l), err: (l: string) => err.push(l) } };
+}
+
+const receive = async (queueUrl: string) =>
+  (await aws.clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, AttributeNames: ['All'], MessageAttributeNames: ['All'] }))).Messages ?? [];
+
+describe('npm run outbound', () => {
+  it('send queues a text reply; get shows its status; the same --key is the same reply', async () => {
+    const send = io();
+    expect(await runOutboundCli(['send', 'line-cli', '16505551234', 'hello', 'from', 'the', 'cli', '--key', 'cli-1'], send.io)).toBe(0);
+    const sent = JSON.parse(send.out[0]!) as { id: string; status: string };
+    expect(sent).toEqual({ id: outboundId('line-cli', 'cli-1'), status: 'queued', duplicate: false });
+    const [job] = await aws.drainQueue(aws.standIns.outboundQueueUrl);
+    expect(JSON.parse(job!.Body!)).toMatchObject({ lineId: 'line-cli', to: '16505551234', source: 'cli', body: { type: 'text', text: { body: 'hello from the cli' } } });
+
+    const get = io();
+    expect(await runOutboundCli(['get', 'line-cli', sent.id], get.io)).toBe(0);
+    expect(JSON.parse(get.out.join('\n'))).toMatchObject({ id: sent.id, status: 'queued', to: '16505551234' });
+    const journey = io();
+    expect(await runOutboundCli(['journey', 'line-cli', sent.id], journey.io)).toBe(0);
+    expect(JSON.parse(journey.out.join('\n')).journey.map((j: { step: string }) => j.step)).toEqual(['queued']);
+
+    const other = io();
+    expect(await runOutboundCli(['send', 'line-cli', '16505551234', 'different', '--key', 'cli-1'], other.io)).toBe(1);
+    expect(other.err.join('\n')).toMatch(/Idempotency key already used/);
+    const missing = io();
+    expect(await runOutboundCli(['get', 'other-line', sent.id], missing.io)).toBe(1);
+    expect(await runOutboundCli(['send', 'line-cli'], io().io)).toBe(2);
+  });
+
+  it('dlq --queue outbound lists a parked reply and redrives it to the outbound FIFO queue in its group', async () => {
+    const id = outboundId('line-cli', 'parked-1');
+    const body = encodeJob(id, { lineId: 'line-cli', to: '16505550000', idempotencyKey: 'parked-1', source: 'api', body: { type: 'text', text: { body: 'x' } } });
+    const parker = new DlqParker({ sqs: aws.clients.sqs, dlqUrl: aws.standIns.outboundDlqUrl, registry: createRegistry({ defaultMetrics: false }) });
+    const dlqId = await parker.park({ body, attributes: {}, reason: 'outside_customer_service_window', eventKey: id, lineId: 'line-cli', fifo: { groupId: 'line-cli:16505550000', deduplicationId: 'park-1' } });
+
+    const list = io();
+    expect(await runDlqCli(['list', '--queue', 'outbound'], list.io)).toBe(0);
+    expect(list.out.find((l) => l.startsWith(dlqId))?.split('\t').slice(0, 4)).toEqual([dlqId, 'outside_customer_service_window', id, 'line-cli']);
+    const inbound = io();
+    expect(await runDlqCli(['list'], inbound.io)).toBe(0);
+    expect(inbound.out.some((l) => l.startsWith(dlqId))).toBe(false);
+
+    const redrive = io();
+    expect(await runDlqCli(['redrive', '--all', '--queue', 'outbound'], redrive.io)).toBe(0);
+    expect(redrive.out).toContain(`redriven ${dlqId}`);
+    const [back] = await receive(aws.standIns.outboundQueueUrl);
+    expect(back?.Body).toBe(body);
+    expect(back?.Attributes?.MessageGroupId).toBe('line-cli:16505550000');
+    expect(await runDlqCli(['list', '--queue', 'sideways'], io().io)).toBe(2);
+  });
+});
