@@ -15,7 +15,7 @@ const USAGE = `Usage: npm run dlq -- <command>
 Reading the DLQ receives its messages: they turn invisible for up to 30 s (released when the command ends),
 and each read adds one to their receive count.
   --queue outbound     any command on the outbound (replies) FIFO queue and its DLQ instead; a redriven reply is
-                       sent unless its record is already sent or failed
+                       sent if its record is still queued (a failed one is parked again)
 Needs SQS_QUEUE_URL and SQS_DLQ_URL (SQS_OUTBOUND_QUEUE_URL and SQS_OUTBOUND_DLQ_URL with --queue outbound, and the
 AWS credentials of the deployment); without them it works on the running embedded default (npm start).`;
 
