@@ -3,6 +3,7 @@ import type { Config } from '../config/config';
 import { InboundJournal } from '../journal/inbound-journal';
 import type { JournalBus } from '../journal/journal-bus';
 import { JournalNotes } from '../journal/journal-notes';
+import { OutboundJournal } from '../journal/outbound-journal';
 import type { Logger } from '../observability/logger';
 import { DeadLetterQueue } from '../queue/dlq';
 import type { LineSource } from './journal-routes';
@@ -26,14 +27,20 @@ export function startConsoleFromConfig(deps: {
     config.sqs.queueUrl && config.sqs.dlqUrl
       ? new DeadLetterQueue({ sqs: clients.sqs, queueUrl: config.sqs.queueUrl, dlqUrl: config.sqs.dlqUrl, waitTimeSeconds: 0, holdSeconds: 20 })
       : undefined;
+  const { queueUrl: outboundQueueUrl, dlqUrl: outboundDlqUrl } = config.outbound;
+  const outbound =
+    outboundQueueUrl && outboundDlqUrl
+      ? new DeadLetterQueue({ sqs: clients.sqs, queueUrl: outboundQueueUrl, dlqUrl: outboundDlqUrl, waitTimeSeconds: 0, holdSeconds: 20 })
+      : undefined;
   return startConsole({
     port: config.console.port,
     token: config.console.token,
     sessionHours: config.console.sessionHours,
     journal: new InboundJournal({ documents: clients.documents, tableName }),
+    outbound: outboundQueueUrl ? new OutboundJournal({ documents: clients.documents, tableName: config.dynamodb.outboundTable }) : undefined,
     notes: new JournalNotes({ documents: clients.documents, tableName, bus: deps.bus }),
     lines: deps.lines,
-    queues: { inbound },
+    queues: { inbound, outbound },
     bus: deps.bus,
     localFeed: deps.localFeed,
     media: { s3: clients.s3, bucket: config.s3.bucket },

@@ -3,6 +3,7 @@ import express, { type Request, type Response, type Router } from 'express';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { EVENT_OUTCOME_FILTERS, type InboundJournal } from '../journal/inbound-journal';
+import type { OutboundJournal } from '../journal/outbound-journal';
 import { perMinute, UNROUTED_LINE } from '../journal/journey';
 import { InvalidQueryError } from '../journal/query-error';
 import type { Line } from '../lines/line';
@@ -14,6 +15,8 @@ export interface LineSource {
 
 export interface JournalRoutesOptions {
   journal: InboundJournal;
+  /** The replies' records: their sent and failed counts join the lines and the chart. */
+  outbound?: OutboundJournal;
   lines: LineSource;
   /** Media objects are streamed through the console: the page never holds a presigned URL. */
   media?: { s3: S3Client; bucket: string };
@@ -72,6 +75,8 @@ export function handler(logger: Logger, fn: (req: Request, res: Response) => Pro
 export function journalRoutes(options: JournalRoutesOptions): Router {
   const { journal, lines, logger } = options;
   const router = express.Router();
+  const replies = (lineId: string, now: Date, minutes: number) =>
+    options.outbound?.activity(lineId, new Date(now.getTime() - minutes * 60_000).toISOString()) ?? Promise.resolve({ sent: 0, failed: 0, events: [] });
 
   router.get(
     '/lines',
@@ -81,14 +86,14 @@ export function journalRoutes(options: JournalRoutesOptions): Router {
       const now = new Date();
       const rows = await Promise.all(
         all.map(async (line) => {
-          const activity = await journal.activity(line.lineId, now);
+          const [activity, outbound] = await Promise.all([journal.activity(line.lineId, now), replies(line.lineId, now, 60)]);
           return {
             lineId: line.lineId,
             active: line.active,
             transport: line.bird.transport,
             displayPhoneNumber: maskPhone(line.displayPhoneNumber),
             lastEventAt: activity.lastEventAt ?? null,
-            lastHour: { ...activity.counts, sent: 0, failed: 0 },
+            lastHour: { ...activity.counts, sent: outbound.sent, failed: outbound.failed },
             truncated: activity.truncated,
           };
         }),
@@ -104,7 +109,9 @@ export function journalRoutes(options: JournalRoutesOptions): Router {
       const now = new Date();
       const lineIds = query.lineId ? [query.lineId] : (await lines.list()).map((l) => l.lineId);
       const activities = await Promise.all(lineIds.map((id) => journal.activity(id, now, query.minutes)));
-      res.json({ minutes: query.minutes, buckets: perMinute(activities.flatMap((a) => a.events), now, query.minutes) });
+      const outbound = await Promise.all(lineIds.map((id) => replies(id, now, query.minutes)));
+      const events = [...activities.flatMap((a) => a.events), ...outbound.flatMap((o) => o.events)];
+      res.json({ minutes: query.minutes, buckets: perMinute(events, now, query.minutes) });
     }),
   );
 

@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { InboundJournal } from '../journal/inbound-journal';
+import type { OutboundJournal } from '../journal/outbound-journal';
 import type { JournalBus } from '../journal/journal-bus';
 import type { JournalNotes } from '../journal/journal-notes';
 import type { Logger } from '../observability/logger';
@@ -14,6 +15,7 @@ import { ConsoleAuth } from './auth';
 import { dlqRoutes, type QueueName } from './dlq-routes';
 import { IndexTail } from './index-tail';
 import { journalRoutes, type LineSource } from './journal-routes';
+import { outboundRoutes } from './outbound-routes';
 import { streamRoutes } from './stream-routes';
 
 export interface ConsoleOptions {
@@ -22,6 +24,8 @@ export interface ConsoleOptions {
   token: string;
   sessionHours: number;
   journal: InboundJournal;
+  /** The replies' journal, when this gateway sends replies (SQS_OUTBOUND_QUEUE_URL). */
+  outbound?: OutboundJournal;
   lines: LineSource;
   queues: Partial<Record<QueueName, DeadLetterQueue>>;
   notes?: JournalNotes;
@@ -74,7 +78,8 @@ export function createConsoleApp(options: ConsoleOptions): { app: Express; tail?
   });
   api.use(sessionRoutes(auth, logger));
   api.use(requireCredential(auth, logger));
-  api.use(journalRoutes({ journal: options.journal, lines: options.lines, media: options.media, logger }));
+  api.use(journalRoutes({ journal: options.journal, outbound: options.outbound, lines: options.lines, media: options.media, logger }));
+  if (options.outbound) api.use(outboundRoutes({ outbound: options.outbound, lines: options.lines, logger }));
   api.use(dlqRoutes({ queues: options.queues, notes: options.notes, logger }));
   api.use(streamRoutes({ bus: options.bus, heartbeatMs: options.heartbeatMs, onSubscribe: tail && (() => tail.subscribe()), logger }));
   api.use((req, res) => res.status(404).json({ error: 'not_found', message: `No console API ${req.method} ${req.path}` }));

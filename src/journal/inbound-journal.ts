@@ -1,6 +1,6 @@
 import { GetCommand, QueryCommand, type DynamoDBDocumentClient, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import { JOURNAL_INDEXES } from '../aws/resources';
-import { InvalidQueryError } from './query-error';
+import { mergedPage, type Item, type Page, type PageSource } from './index-pages';
 import { contactHash, displayEvent, inboundOutcome, receivedStep, maskWamid, type InboundOutcome, type JourneyStep } from './journey';
 
 /** One row of the events list: no message text, the contact masked. */
@@ -44,10 +44,7 @@ export interface EventQuery {
   cursor?: string;
 }
 
-export interface Page<T> {
-  items: T[];
-  cursor?: string;
-}
+export type { Page } from './index-pages';
 
 /** A line's last hour, counted from the line+time index. */
 export interface LineActivity {
@@ -59,7 +56,6 @@ export interface LineActivity {
   truncated: boolean;
 }
 
-type Item = Record<string, unknown>;
 type StartKey = Record<string, unknown>;
 
 /** Reads the journal from the dedupe records through their indexes. Never scans. */
@@ -99,17 +95,20 @@ export class InboundJournal {
    * index. Neither: every line in `allLineIds`, merged by time, the cursor holding each line's place.
    */
   async list(query: EventQuery, allLineIds: string[]): Promise<Page<EventSummary>> {
-    const cursor = decodeCursor(query.cursor);
-    let sources: { id: string; input: QueryCommandInput }[];
-    if (query.wamid) sources = [{ id: 'wamid', input: this.keyQuery(JOURNAL_INDEXES.byWamid, 'wamid', query.wamid, query) }];
-    else if (query.contact) sources = [{ id: 'contact', input: this.keyQuery(JOURNAL_INDEXES.byContact, 'contactHash', contactHash(query.contact), query) }];
-    else {
-      const lineIds = query.lineId ? [query.lineId] : allLineIds;
-      sources = lineIds.map((lineId) => ({ id: `line:${lineId}`, input: this.keyQuery(JOURNAL_INDEXES.byLine, 'lineId', lineId, query) }));
-    }
+    const source = (id: string, index: string, hashName: string, hashValue: string): PageSource => ({
+      id,
+      input: this.keyQuery(index, hashName, hashValue, query),
+      hashName,
+      rangeName: 'receivedAt',
+    });
+    let sources: PageSource[];
+    if (query.wamid) sources = [source('wamid', JOURNAL_INDEXES.byWamid, 'wamid', query.wamid)];
+    else if (query.contact) sources = [source('contact', JOURNAL_INDEXES.byContact, 'contactHash', contactHash(query.contact))];
+    else sources = (query.lineId ? [query.lineId] : allLineIds).map((lineId) => source(`line:${lineId}`, JOURNAL_INDEXES.byLine, 'lineId', lineId));
+    const page = await mergedPage(this.options.documents, sources, query.cursor, query.limit);
     // A line filter on a wamid/contact lookup narrows, it does not change the index.
-    const narrow = (query.wamid || query.contact) && query.lineId ? (s: EventSummary) => s.lineId === query.lineId : () => true;
-    return this.merged(sources, cursor, query.limit, narrow);
+    const items = page.items.filter((i) => typeof i.lineId === 'string' && (!(query.wamid || query.contact) || !query.lineId || i.lineId === query.lineId)).map(summary);
+    return page.cursor ? { items, cursor: page.cursor } : { items };
   }
 
   /** The last hour of one line: counts by outcome, and each event's time for the chart. */
@@ -216,54 +215,8 @@ export class InboundJournal {
       ...(filters.length > 0 ? { FilterExpression: filters.join(' AND ') } : {}),
       ExpressionAttributeNames: names,
       ExpressionAttributeValues: values,
-      ScanIndexForward: false,
-      Limit: query.limit,
     };
   }
-
-  /**
-   * Newest-first merge of several index queries. Each source reads up to `limit` past its place;
-   * the page takes the newest `limit`; a source's new place is the last item the page took from
-   * it (or where it was), and a source with nothing left is dropped from the cursor.
-   */
-  private async merged(
-    sources: { id: string; input: QueryCommandInput }[],
-    cursor: Record<string, StartKey | null> | undefined,
-    limit: number,
-    keep: (s: EventSummary) => boolean,
-  ): Promise<Page<EventSummary>> {
-    const active = sources.filter((s) => !cursor || cursor[s.id] !== undefined);
-    const read = await Promise.all(
-      active.map(async (source) => {
-        const out = await this.options.documents.send(
-          new QueryCommand({ ...source.input, ExclusiveStartKey: cursor?.[source.id] ?? undefined }),
-        );
-        const items = (out.Items ?? []).filter((i) => typeof i.lineId === 'string');
-        return { source, items, more: out.LastEvaluatedKey as StartKey | undefined };
-      }),
-    );
-    const all = read.flatMap((r) => r.items.map((item) => ({ id: r.source.id, item })));
-    all.sort((a, b) => String(b.item.receivedAt).localeCompare(String(a.item.receivedAt)));
-    const taken = all.slice(0, limit);
-    const next: Record<string, StartKey | null> = {};
-    for (const r of read) {
-      const mine = taken.filter((t) => t.id === r.source.id);
-      const last = mine.at(-1)?.item;
-      if (mine.length === r.items.length) {
-        if (r.more) next[r.source.id] = r.more;
-      } else {
-        next[r.source.id] = last ? indexKey(r.source.input, last) : (cursor?.[r.source.id] ?? null);
-      }
-    }
-    const items = taken.map((t) => summary(t.item)).filter(keep);
-    return Object.keys(next).length > 0 ? { items, cursor: encodeCursor(next) } : { items };
-  }
-}
-
-/** The ExclusiveStartKey of an index item: the table key and the index key. */
-function indexKey(input: QueryCommandInput, item: Item): StartKey {
-  const hashName = input.ExpressionAttributeNames?.['#h'] ?? 'lineId';
-  return { pk: item.pk, [hashName]: item[hashName], receivedAt: item.receivedAt };
 }
 
 function summary(item: Item): EventSummary {
@@ -282,19 +235,4 @@ function summary(item: Item): EventSummary {
     duplicates: Number(item.duplicates ?? 0),
     retries: Number(item.retries ?? 0),
   };
-}
-
-export function encodeCursor(value: unknown): string {
-  return Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
-}
-
-export function decodeCursor(cursor: string | undefined): Record<string, StartKey | null> | undefined {
-  if (!cursor) return undefined;
-  try {
-    const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Record<string, StartKey | null>;
-  } catch {
-    // fall through
-  }
-  throw new InvalidQueryError('cursor', 'not a cursor this API returned');
 }

@@ -1,6 +1,7 @@
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
 import { ConfigError, PermanentError, RetryableError, type GatewayError } from '../errors';
 import { OUTBOUND_BY_WAMID_INDEX } from '../aws/resources';
+import type { JournalBus } from '../journal/journal-bus';
 import { Counter, sharedCounter, type Registry } from '../observability/metrics';
 import type { ClaimResult, CreateResult, NewOutbound, OutboundStore, StatusUpdate } from './outbound-store';
 import { STATE_RANK, contactKey, type JourneyStep, type OutboundError, type OutboundRecord } from './record';
@@ -12,6 +13,8 @@ export interface DynamoOutboundStoreOptions {
   retentionDays: number;
   registry?: Registry;
   clock?: () => number;
+  /** Each journey step written is published here (the console's live tail in this process). */
+  journalBus?: JournalBus;
 }
 
 export const OUTBOUND_WRITES_METRIC = 'wa_ingress_outbound_store_writes_total';
@@ -27,6 +30,7 @@ export class DynamoOutboundStore implements OutboundStore {
   private readonly retentionSeconds: number;
   private readonly clock: () => number;
   private readonly writes: Counter<'operation' | 'result'>;
+  private readonly journalBus?: JournalBus;
 
   constructor(options: DynamoOutboundStoreOptions) {
     if (!options.tableName) throw new ConfigError('DYNAMODB_OUTBOUND_TABLE must name the outbound table');
@@ -34,6 +38,7 @@ export class DynamoOutboundStore implements OutboundStore {
     this.tableName = options.tableName;
     this.retentionSeconds = Math.round(options.retentionDays * 86_400);
     this.clock = options.clock ?? Date.now;
+    this.journalBus = options.journalBus;
     const counter = { name: OUTBOUND_WRITES_METRIC, help: 'DynamoDB writes to outbound records, by operation and result (applied, refused: the condition did not hold)', labelNames: ['operation', 'result'] as const };
     this.writes = options.registry ? sharedCounter(options.registry, counter) : new Counter({ ...counter, registers: [] });
   }
@@ -58,6 +63,7 @@ export class DynamoOutboundStore implements OutboundStore {
         new PutCommand({ TableName: this.tableName, Item: record, ConditionExpression: 'attribute_not_exists(pk)' }),
       );
       this.writes.inc({ operation: 'create', result: 'applied' });
+      this.journalBus?.publish({ key: record.id, lineId: record.lineId, step: 'queued', at });
       return { created: true, record };
     } catch (error) {
       if (!isConditionFailure(error)) throw storeFailure('create', error);
@@ -243,9 +249,13 @@ export class DynamoOutboundStore implements OutboundStore {
     const names = Object.fromEntries([...expressions.matchAll(/#\w+/g)].map(([p]) => [p, p.slice(1)]));
     try {
       const out = await this.documents.send(
-        new UpdateCommand({ TableName: this.tableName, Key: { pk: id }, ExpressionAttributeNames: names, ...input }),
+        // ALL_NEW unless told: the record's line, for the live tail, comes with the write.
+        new UpdateCommand({ TableName: this.tableName, Key: { pk: id }, ExpressionAttributeNames: names, ReturnValues: 'ALL_NEW', ...input }),
       );
       this.writes.inc({ operation, result: 'applied' });
+      const lineId = out.Attributes?.lineId;
+      const steps = (input.ExpressionAttributeValues?.[':step'] ?? []) as JourneyStep[];
+      if (typeof lineId === 'string') for (const step of steps) this.journalBus?.publish({ key: id, lineId, step: step.step === 'uncertain' ? 'sending' : step.step, at: step.at });
       return out.Attributes ?? {};
     } catch (error) {
       if (isConditionFailure(error)) {

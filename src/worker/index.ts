@@ -62,7 +62,13 @@ export function startWorker(deps: {
   });
   // Replies: statuses settle their records here; the sender consumes the outbound queue beside the inbound poller.
   const outboundStore = config.outbound.queueUrl
-    ? new DynamoOutboundStore({ documents: clients.documents, tableName: config.dynamodb.outboundTable, retentionDays: config.outbound.retentionDays, registry })
+    ? new DynamoOutboundStore({
+        documents: clients.documents,
+        tableName: config.dynamodb.outboundTable,
+        retentionDays: config.outbound.retentionDays,
+        registry,
+        journalBus: deps.journalBus,
+      })
     : undefined;
   const parker = new DlqParker({ sqs: clients.sqs, dlqUrl: config.sqs.dlqUrl, registry });
   const pipeline = new EventPipeline({

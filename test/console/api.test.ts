@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { CONSOLE_TOKEN, startConsoleRig, type ConsoleRig } from '../support/console';
+import { CONSOLE_TOKEN, OUTBOUND_KEY, startConsoleRig, type ConsoleRig } from '../support/console';
 import { waitFor } from '../support/child';
 import { LINES, mediaMessage, startRemoteStandIns, textMessage, webhookPayload, type RemoteStandIns } from '../support/worker';
 
@@ -13,13 +13,16 @@ const SENDER = '16505551234';
 
 beforeAll(async () => {
   remote = await startRemoteStandIns();
-  c = await startConsoleRig(remote, { heartbeatMs: 300 });
+  c = await startConsoleRig(remote, { heartbeatMs: 300, outbound: true });
 });
 afterAll(async () => {
   await c?.stop();
   await remote?.stop();
 });
-afterEach(() => remote.reset());
+afterEach(() => {
+  remote.reset();
+  remote.graph.messages.reset();
+});
 
 interface Detail {
   key: string;
@@ -267,5 +270,79 @@ describe('journeys', () => {
     expect(stats.buckets).toHaveLength(60);
     const total = stats.buckets.reduce((n, b) => n + (b.counts.delivered ?? 0), 0);
     expect(total).toBe(lines.items.reduce((n, l) => n + (l.lastHour.delivered ?? 0), 0));
+  });
+});
+
+describe('outbound replies', () => {
+  async function reply(text: string, key: string, to = SENDER): Promise<string> {
+    const res = await fetch(`${c.rig.ingress.url}/v1/lines/${LINES.doc.lineId}/messages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${OUTBOUND_KEY}`, 'content-type': 'application/json', 'idempotency-key': key },
+      body: JSON.stringify({ to, type: 'text', text: { body: text } }),
+    });
+    expect(res.status).toBe(202);
+    return ((await res.json()) as { id: string }).id;
+  }
+
+  interface OutboundDetail {
+    id: string;
+    status: string;
+    to: string;
+    lineId: string;
+    journey: { at: string; step: string; detail?: string }[];
+  }
+
+  it('a reply through to read: queued → sending → sent → delivered → read, streamed, listed by line, recipient and status', async () => {
+    const stream = openStream(`stream?lineId=${LINES.doc.lineId}`, { authorization: `Bearer ${CONSOLE_TOKEN}` });
+    await waitFor(async () => stream.status() === 200, 2000, 'the stream to open');
+    const id = await reply('your order ships today', 'console-reply-1');
+    let detail: OutboundDetail | undefined;
+    await waitFor(
+      async () => {
+        const res = await c.api(`outbound/${id}`);
+        detail = res.status === 200 ? await json<OutboundDetail>(res) : undefined;
+        return detail?.status === 'read';
+      },
+      15_000,
+      'the reply read',
+    );
+    expect(detail!.journey.map((s) => s.step)).toEqual(['queued', 'sending', 'sent', 'delivered', 'read']);
+    expect(detail).toMatchObject({ id, lineId: LINES.doc.lineId, to: '1650*****34' });
+    expect(JSON.stringify(detail)).not.toContain(SENDER);
+    expect(JSON.stringify(detail)).not.toContain('your order ships today');
+    await waitFor(async () => stream.events.filter((e) => e.key === id).some((e) => e.step === 'read'), 5000, 'read on the stream');
+    expect(stream.events.filter((e) => e.key === id).map((e) => e.step)).toEqual(expect.arrayContaining(['sending', 'sent', 'delivered', 'read']));
+    stream.close();
+
+    const byLine = await json<{ items: { id: string; status: string }[] }>(await c.api(`outbound?lineId=${LINES.doc.lineId}`));
+    expect(byLine.items.find((i) => i.id === id)).toMatchObject({ status: 'read' });
+    const byTo = await json<{ items: { id: string }[] }>(await c.api(`outbound?to=${SENDER}`));
+    expect(byTo.items.map((i) => i.id)).toContain(id);
+    expect((await json<{ items: unknown[] }>(await c.api('outbound?to=15550000000'))).items).toEqual([]);
+    expect((await json<{ items: { id: string }[] }>(await c.api('outbound?status=failed'))).items.map((i) => i.id)).not.toContain(id);
+    const lines = await json<{ items: { lineId: string; lastHour: Record<string, number> }[] }>(await c.api('lines'));
+    expect(lines.items.find((l) => l.lineId === LINES.doc.lineId)!.lastHour.sent).toBeGreaterThanOrEqual(1);
+    expect((await c.api('outbound/ob_nothing')).status).toBe(404);
+  });
+
+  it('a failed reply: failed with Meta\'s code and title, counted in the line', async () => {
+    remote.graph.messages.failNextSends(1, { code: 131047, message: 'Re-engagement message' });
+    const id = await reply('too late', 'console-reply-2');
+    let detail: OutboundDetail | undefined;
+    await waitFor(
+      async () => {
+        detail = await json<OutboundDetail>(await c.api(`outbound/${id}`));
+        return detail.status === 'failed';
+      },
+      15_000,
+      'the reply failed',
+    );
+    expect(detail!.journey.map((s) => s.step)).toEqual(['queued', 'sending', 'failed']);
+    expect(detail!.journey[2]!.detail).toContain('131047');
+    const failed = await json<{ items: { id: string }[] }>(await c.api(`outbound?lineId=${LINES.doc.lineId}&status=failed`));
+    expect(failed.items.map((i) => i.id)).toEqual([id]);
+    const lines = await json<{ items: { lineId: string; lastHour: Record<string, number> }[] }>(await c.api('lines'));
+    expect(lines.items.find((l) => l.lineId === LINES.doc.lineId)!.lastHour.failed).toBe(1);
+    expect((await c.api('dlq?queue=outbound')).status).toBe(200);
   });
 });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { BIRD_STANDIN_FLOW_SECRET } from '../../src/local/bird-standin';
-import { CONSOLE_TOKEN, startConsoleRig, type ConsoleRig } from '../support/console';
+import { CONSOLE_TOKEN, OUTBOUND_KEY, startConsoleRig, type ConsoleRig } from '../support/console';
 import { APP_SECRET } from '../support/ingress';
 import { GRAPH_TOKEN, LINES, startRemoteStandIns, textMessage, webhookPayload, type RemoteStandIns } from '../support/worker';
 
@@ -15,7 +15,7 @@ import { GRAPH_TOKEN, LINES, startRemoteStandIns, textMessage, webhookPayload, t
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(__dirname, '../../test-results/console');
 const SENDER = '16505551234';
-const SECRETS = [CONSOLE_TOKEN, APP_SECRET, BIRD_STANDIN_FLOW_SECRET, GRAPH_TOKEN, SENDER];
+const SECRETS = [CONSOLE_TOKEN, APP_SECRET, BIRD_STANDIN_FLOW_SECRET, GRAPH_TOKEN, OUTBOUND_KEY, SENDER];
 
 let remote: RemoteStandIns;
 let c: ConsoleRig;
@@ -38,7 +38,7 @@ beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does this)`);
   mkdirSync(SHOTS, { recursive: true });
   remote = await startRemoteStandIns();
-  c = await startConsoleRig(remote);
+  c = await startConsoleRig(remote, { outbound: true });
   profile = mkdtempSync(join(tmpdir(), 'wa-console-chromium-'));
   context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -127,9 +127,22 @@ describe('console page', () => {
     await page.goto(c.console.url);
     await page.locator('svg.chart').waitFor();
     await snapshot('overview');
+    const res = await fetch(`${c.rig.ingress.url}/v1/lines/${LINES.doc.lineId}/messages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${OUTBOUND_KEY}`, 'content-type': 'application/json', 'idempotency-key': 'browser-reply-1' },
+      body: JSON.stringify({ to: SENDER, type: 'text', text: { body: 'your order ships today' } }),
+    });
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
     await page.goto(`${c.console.url}#/outbound`);
     await page.getByRole('heading', { name: 'Outbound' }).waitFor();
+    // The live tail refreshes the row as statuses arrive.
+    await page.locator(`tr[data-id="${id}"] .badge`, { hasText: 'Read' }).waitFor({ timeout: 10_000 });
     await snapshot('outbound');
+    await page.locator(`tr[data-id="${id}"]`).getByRole('link').click();
+    await page.getByRole('heading', { name: 'Status timeline' }).waitFor();
+    expect(await page.locator('.timeline .step').count()).toBe(5);
+    await snapshot('outbound-detail');
     await page.setViewportSize({ width: 390, height: 844 });
     await page.goto(c.console.url);
     await page.locator('svg.chart').waitFor();
@@ -148,7 +161,7 @@ describe('console page', () => {
   });
 
   it('never puts a secret, a token or a whole phone number in the page', () => {
-    expect(pagesSeen.length).toBeGreaterThanOrEqual(7);
+    expect(pagesSeen.length).toBeGreaterThanOrEqual(8);
     for (const html of pagesSeen) for (const secret of SECRETS) expect(html).not.toContain(secret);
   });
 });

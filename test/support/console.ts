@@ -3,9 +3,15 @@ import { startConsole, type RunningConsole } from '../../src/console/server';
 import { InboundJournal } from '../../src/journal/inbound-journal';
 import { JournalBus } from '../../src/journal/journal-bus';
 import { JournalNotes } from '../../src/journal/journal-notes';
+import { OutboundJournal } from '../../src/journal/outbound-journal';
+import { DeadLetterQueue } from '../../src/queue/dlq';
 import { DynamoLineStore } from '../../src/lines/store';
 import { capturedLogger } from './logs';
-import { startWorkerRig, type RemoteStandIns, type WorkerRig, type WorkerRigOptions } from './worker';
+import { APP_SECRET } from './ingress';
+import { lineFor, startWorkerRig, type RemoteStandIns, type WorkerRig, type WorkerRigOptions } from './worker';
+
+/** The send API key of line-doc in a console rig with replies. */
+export const OUTBOUND_KEY = 'console-outbound-key-0123456789';
 
 export const CONSOLE_TOKEN = 'console-token-under-test-0123456789';
 /** The page as `npm run build` leaves it: `npm test` builds before jest. */
@@ -21,10 +27,19 @@ export interface ConsoleRig {
   stop(): Promise<void>;
 }
 
-/** A worker rig (ingress, worker, real stand-ins) with the console on its own port, sharing the worker's journal bus. */
+/**
+ * A worker rig (ingress, worker, real stand-ins) with the console on its own port, sharing the
+ * worker's journal bus; with `outbound`, also the send API, the sender and the outbound journal
+ * (line-doc takes OUTBOUND_KEY, and the Graph stand-in posts its status webhooks to the ingress).
+ */
 export async function startConsoleRig(remote: RemoteStandIns, options: WorkerRigOptions & { heartbeatMs?: number } = {}): Promise<ConsoleRig> {
   const bus = new JournalBus();
-  const rig = await startWorkerRig(remote, { ...options, journalBus: bus });
+  const lines = options.outbound
+    ? [{ ...lineFor('doc', remote.bird.flowUrl()), outboundKeys: [OUTBOUND_KEY] }, lineFor('pywa', remote.bird.flowUrl()), lineFor('third', remote.bird.flowUrl())]
+    : options.lines;
+  const rig = await startWorkerRig(remote, { ...options, lines, journalBus: bus });
+  if (options.outbound) remote.graph.messages.setWebhookTarget(`${rig.ingress.url}/webhooks/whatsapp`, APP_SECRET);
+  const { standIns } = rig.aws;
   const logs = capturedLogger('info');
   const { documents } = rig.aws.clients;
   const tableName = rig.config.dynamodb.dedupeTable;
@@ -34,9 +49,15 @@ export async function startConsoleRig(remote: RemoteStandIns, options: WorkerRig
     token: CONSOLE_TOKEN,
     sessionHours: 1,
     journal: new InboundJournal({ documents, tableName }),
+    outbound: options.outbound ? new OutboundJournal({ documents, tableName: rig.aws.names.outboundTable }) : undefined,
     notes: new JournalNotes({ documents, tableName, bus }),
     lines: new DynamoLineStore({ documents, tableName: rig.config.dynamodb.linesTable }),
-    queues: { inbound: rig.dlq },
+    queues: {
+      inbound: rig.dlq,
+      outbound: options.outbound
+        ? new DeadLetterQueue({ sqs: rig.aws.clients.sqs, queueUrl: standIns.outboundQueueUrl, dlqUrl: standIns.outboundDlqUrl, waitTimeSeconds: 0, holdSeconds: 5 })
+        : undefined,
+    },
     bus,
     localFeed: true,
     media: { s3: rig.aws.clients.s3, bucket: rig.config.s3.bucket },

@@ -4,7 +4,7 @@ import { renderDlq, type DlqParams } from './dlq.js';
 import { clear, empty, h } from './dom.js';
 import { renderEvents, type EventsParams } from './events.js';
 import { renderLogin } from './login.js';
-import { renderOutbound } from './outbound.js';
+import { renderOutbound, type OutboundParams } from './outbound.js';
 import { renderOverview } from './overview.js';
 
 /**
@@ -111,7 +111,11 @@ async function route(): Promise<void> {
         if (location.hash === hash) void route();
         else location.hash = hash;
       });
-    } else if (path === '/outbound' || path.startsWith('/outbound/')) await renderOutbound(main, path.slice('/outbound/'.length) || undefined);
+    } else if (path === '/outbound' || path.startsWith('/outbound/')) {
+      const p: OutboundParams = { lineId: params.get('lineId') ?? undefined, status: params.get('status') ?? undefined, to: params.get('to') ?? undefined };
+      const id = path.startsWith('/outbound/') ? decodeURIComponent(path.slice('/outbound/'.length)) : undefined;
+      await renderOutbound(main, id, p, (next) => (location.hash = toHash('/outbound', { ...next })), (listener) => (tailListener = listener));
+    }
     else {
       clear(main);
       main.append(empty('No such page.', h('a', { href: '#/' }, 'Back to the overview')));

@@ -7,6 +7,8 @@ export const OUTCOME_COLOURS: Record<string, string> = {
   retrying: '#d97706',
   in_progress: '#3b82f6',
   parked: '#dc2626',
+  sent: '#7c3aed',
+  failed: '#be185d',
 };
 
 export interface Bucket {
@@ -18,9 +20,11 @@ export interface Bucket {
  * Events per minute, stacked by outcome: an SVG that scales with its container, with a legend and a
  * text summary for screen readers.
  */
-export function perMinuteChart(buckets: Bucket[], series = Object.keys(OUTCOME_COLOURS)): HTMLElement {
-  const width = 720;
+export function perMinuteChart(buckets: Bucket[], pixelWidth: number, series = Object.keys(OUTCOME_COLOURS)): HTMLElement {
+  // Drawn at the container's pixel width, so the axis text keeps its size from phone to desktop.
+  const width = Math.max(280, Math.round(pixelWidth));
   const height = 180;
+  const labelEvery = width < 500 ? 30 : 15;
   const pad = { left: 34, right: 8, top: 10, bottom: 22 };
   const totals = buckets.map((b) => series.reduce((sum, s) => sum + (b.counts[s] ?? 0), 0));
   const max = Math.max(1, ...totals);
@@ -44,7 +48,7 @@ export function perMinuteChart(buckets: Bucket[], series = Object.keys(OUTCOME_C
       base += v;
     }
     const last = i === buckets.length - 1;
-    if ((i % 15 === 0 && buckets.length - i > 8) || last) {
+    if ((i % labelEvery === 0 && buckets.length - i > labelEvery / 2) || last) {
       const label = new Date(bucket.minute).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
       chart.append(svg('text', { x: last ? width - pad.right : pad.left + i * slot, y: height - 6, 'text-anchor': last ? 'end' : 'start', class: 'axis' }, label));
     }

@@ -2,7 +2,7 @@ import { api, type DlqRow, type EventDetail, type Page } from './api.js';
 import { ago, badge, clear, duration, h, time } from './dom.js';
 import { confirmDialog, toast } from './shell.js';
 
-const STEP_LABEL: Record<string, string> = {
+export const INBOUND_LABELS: Record<string, string> = {
   received: 'Received from Meta',
   claimed: 'Claimed by a worker',
   media_stored: 'Media stored in S3',
@@ -12,15 +12,20 @@ const STEP_LABEL: Record<string, string> = {
   retried: 'Will be retried',
   parked: 'Parked in the DLQ',
   redriven: 'Redriven from the DLQ',
+};
+
+export const OUTBOUND_LABELS: Record<string, string> = {
   queued: 'Queued',
   sending: 'Sending to Meta',
+  retry: 'Will be retried',
   sent: 'Accepted by Meta',
-  read: 'Read',
+  delivered: 'Delivered to the phone',
+  read: 'Read by the user',
   failed: 'Failed',
 };
 
 /** The journey as a vertical timeline, each step with the time since the first. */
-export function timeline(steps: { at: string; step: string; detail?: Record<string, unknown> }[]): HTMLElement {
+export function timeline(steps: { at: string; step: string; detail?: Record<string, unknown> }[], labels = INBOUND_LABELS): HTMLElement {
   const start = steps.length > 0 ? Date.parse(steps[0]!.at) : 0;
   return h(
     'ol',
@@ -30,7 +35,7 @@ export function timeline(steps: { at: string; step: string; detail?: Record<stri
         'li',
         { class: `step step-${s.step}` },
         h('span', { class: 'step-dot', 'aria-hidden': 'true' }),
-        h('div', { class: 'step-body' }, h('strong', {}, STEP_LABEL[s.step] ?? s.step), h('span', { class: 'muted' }, ` +${duration(Date.parse(s.at) - start)} · `, h('time', { datetime: s.at }, time(s.at)))),
+        h('div', { class: 'step-body' }, h('strong', {}, labels[s.step] ?? s.step), h('span', { class: 'muted' }, ` +${duration(Date.parse(s.at) - start)} · `, h('time', { datetime: s.at }, time(s.at)))),
         s.detail && Object.keys(s.detail).length > 0
           ? h('dl', { class: 'step-detail' }, Object.entries(s.detail).map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, String(v)))))
           : null,

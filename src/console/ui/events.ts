@@ -102,7 +102,7 @@ export async function renderEvents(main: HTMLElement, params: EventsParams, navi
     searching
       ? undefined
       : async (key) => {
-          if (!liveToggle.checked) return;
+          if (!liveToggle.checked || key.startsWith('ob_')) return;
           const e = await api.get<EventDetail>(`events/${encodeURIComponent(key)}`).catch(() => undefined);
           if (!e || (filters.lineId && e.lineId !== filters.lineId) || (filters.kind && e.kind !== filters.kind) || (filters.outcome && e.outcome !== filters.outcome)) return;
           const existing = body.querySelector(`tr[data-key="${CSS.escape(key)}"]`);

@@ -16,15 +16,13 @@ export async function renderOverview(main: HTMLElement): Promise<void> {
   clear(main);
   main.append(h('header', { class: 'page-head' }, h('h1', {}, 'Overview'), h('p', { class: 'sub' }, 'Every line, its health, and the last hour of events.')));
   const total = stats.buckets.reduce((n, b) => n + Object.values(b.counts).reduce((a, c) => a + c, 0), 0);
-  main.append(
-    h(
-      'section',
-      { class: 'card', 'aria-labelledby': 'chart-title' },
-      h('h2', { id: 'chart-title' }, 'Events per minute, last hour'),
-      total === 0
-        ? empty('No events in the last hour.', ['Send one with ', code('npm run simulate -- message-text'), ', or point Meta at the webhook URL the gateway printed.'])
-        : perMinuteChart(stats.buckets),
-    ),
+  const chartCard = h('section', { class: 'card', 'aria-labelledby': 'chart-title' }, h('h2', { id: 'chart-title' }, 'Events per minute, last hour'));
+  main.append(chartCard);
+  chartCard.append(
+    total === 0
+      ? empty('No events in the last hour.', ['Send one with ', code('npm run simulate -- message-text'), ', or point Meta at the webhook URL the gateway printed.'])
+      : // The card's inner width: its padding is 18 px each side.
+        perMinuteChart(stats.buckets, chartCard.clientWidth - 36),
   );
   if (lines.items.length === 0) {
     main.append(h('section', { class: 'card' }, empty('No lines registered.', ['Register one with ', code('npm run lines -- put lines.json'), '.'])));

@@ -1,0 +1,141 @@
+import { GetCommand, QueryCommand, type DynamoDBDocumentClient, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
+import { OUTBOUND_BY_CONTACT_INDEX, OUTBOUND_BY_LINE_INDEX } from '../aws/resources';
+import { maskPhone, maskWamids } from '../observability/logger';
+import { apiStatus, contactKey, type OutboundRecord, type OutboundState } from '../outbound/record';
+import { mergedPage, type Item, type Page, type PageSource } from './index-pages';
+import { maskWamid } from './journey';
+
+/** One reply as the console lists it: the recipient masked, never the message body. */
+export interface OutboundSummary {
+  id: string;
+  lineId: string;
+  to: string;
+  type: string;
+  source: string;
+  status: string;
+  wamid?: string;
+  error?: { code?: number; title: string };
+  attempts: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface OutboundDetail extends OutboundSummary {
+  journey: { at: string; step: string; detail?: string }[];
+}
+
+export const OUTBOUND_STATUS_FILTERS = ['queued', 'sending', 'sent', 'delivered', 'read', 'failed'] as const;
+
+export interface OutboundQuery {
+  lineId?: string;
+  /** The whole recipient number as typed: looked up through the line's contact index. */
+  to?: string;
+  status?: (typeof OUTBOUND_STATUS_FILTERS)[number];
+  limit: number;
+  cursor?: string;
+}
+
+/** What `sent` counts in a line's last hour: accepted by Meta, whatever happened after. */
+const SENT_STATES: OutboundState[] = ['sent', 'delivered', 'read'];
+
+/** Reads the outbound records (src/outbound) for the console, through their line and contact indexes. */
+export class OutboundJournal {
+  constructor(private readonly options: { documents: DynamoDBDocumentClient; tableName: string }) {}
+
+  async get(id: string): Promise<OutboundDetail | undefined> {
+    const { Item: item } = await this.options.documents.send(new GetCommand({ TableName: this.options.tableName, Key: { pk: id }, ConsistentRead: true }));
+    if (!item) return undefined;
+    const record = item as OutboundRecord;
+    // A wamid is base64 of a protobuf that starts with the phone number: only its tail, as in the logs.
+    const journey = (record.journey ?? []).map((s) => ({
+      at: s.at,
+      step: s.step === 'uncertain' ? 'sending' : s.step,
+      ...(s.detail ? { detail: maskWamids(s.detail) } : {}),
+    }));
+    return { ...summary(item), journey };
+  }
+
+  /** Newest first. By `to`: the contact index of the line (or of every line); else the line index (or every line's, merged). */
+  async list(query: OutboundQuery, allLineIds: string[]): Promise<Page<OutboundSummary>> {
+    const lineIds = query.lineId ? [query.lineId] : allLineIds;
+    const sources: PageSource[] = lineIds.map((lineId) =>
+      query.to
+        ? { id: `to:${lineId}`, input: this.keyQuery(OUTBOUND_BY_CONTACT_INDEX, 'contactKey', contactKey(lineId, query.to), query), hashName: 'contactKey', rangeName: 'createdAt' }
+        : { id: `line:${lineId}`, input: this.keyQuery(OUTBOUND_BY_LINE_INDEX, 'lineId', lineId, query), hashName: 'lineId', rangeName: 'createdAt' },
+    );
+    const page = await mergedPage(this.options.documents, sources, query.cursor, query.limit);
+    const items = page.items.map(summary);
+    return page.cursor ? { items, cursor: page.cursor } : { items };
+  }
+
+  /** A line's replies created in the window: sent (accepted by Meta) and failed, and each one's time for the chart. */
+  async activity(lineId: string, since: string, max = 5000): Promise<{ sent: number; failed: number; events: { at: string; outcome: string }[] }> {
+    let sent = 0;
+    let failed = 0;
+    const events: { at: string; outcome: string }[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const out = await this.options.documents.send(
+        new QueryCommand({
+          TableName: this.options.tableName,
+          IndexName: OUTBOUND_BY_LINE_INDEX,
+          KeyConditionExpression: 'lineId = :lineId AND createdAt >= :since',
+          ExpressionAttributeValues: { ':lineId': lineId, ':since': since },
+          ProjectionExpression: 'createdAt, #status',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ScanIndexForward: false,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of out.Items ?? []) {
+        const status = item.status as OutboundState;
+        if (SENT_STATES.includes(status)) sent++;
+        if (status === 'failed') failed++;
+        if (SENT_STATES.includes(status) || status === 'failed') events.push({ at: String(item.createdAt), outcome: status === 'failed' ? 'failed' : 'sent' });
+      }
+      startKey = events.length < max ? (out.LastEvaluatedKey as Record<string, unknown> | undefined) : undefined;
+    } while (startKey);
+    return { sent, failed, events };
+  }
+
+  private keyQuery(indexName: string, hashName: string, hashValue: string, query: OutboundQuery): QueryCommandInput {
+    const names: Record<string, string> = { '#h': hashName };
+    const values: Record<string, unknown> = { ':h': hashValue };
+    let filter: string | undefined;
+    if (query.status) {
+      names['#status'] = 'status';
+      values[':status'] = query.status;
+      filter = '#status = :status';
+      // The API shows an uncertain send as sending.
+      if (query.status === 'sending') {
+        values[':uncertain'] = 'uncertain';
+        filter = '(#status = :status OR #status = :uncertain)';
+      }
+    }
+    return {
+      TableName: this.options.tableName,
+      IndexName: indexName,
+      KeyConditionExpression: '#h = :h',
+      ...(filter ? { FilterExpression: filter } : {}),
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+    };
+  }
+}
+
+function summary(item: Item): OutboundSummary {
+  const record = item as unknown as OutboundRecord;
+  return {
+    id: record.id ?? record.pk,
+    lineId: record.lineId,
+    to: maskPhone(record.to) ?? '',
+    type: record.type,
+    source: record.source,
+    status: apiStatus(record.status),
+    ...(record.wamid ? { wamid: maskWamid(record.wamid) } : {}),
+    ...(record.error ? { error: record.error } : {}),
+    attempts: record.attempts ?? 0,
+    createdAt: record.createdAt,
+    updatedAt: record.updatedAt,
+  };
+}
