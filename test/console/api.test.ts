@@ -1,4 +1,8 @@
 import http from 'node:http';
+import { startConsole } from '../../src/console/server';
+import { InboundJournal } from '../../src/journal/inbound-journal';
+import { JournalBus } from '../../src/journal/journal-bus';
+import { DynamoLineStore } from '../../src/lines/store';
 import { CONSOLE_TOKEN, OUTBOUND_KEY, startConsoleRig, type ConsoleRig } from '../support/console';
 import { waitFor } from '../support/child';
 import { LINES, mediaMessage, startRemoteStandIns, textMessage, webhookPayload, type RemoteStandIns } from '../support/worker';
@@ -60,12 +64,12 @@ async function detailWhen(key: string, done: (d: Detail) => boolean, what: strin
 }
 
 /** Opens the SSE stream and collects `event: journal` data and comments until closed. */
-function openStream(path: string, headers: Record<string, string>) {
+function openStream(path: string, headers: Record<string, string>, base = c.console.url) {
   const events: { key: string; lineId: string; step: string; at: string }[] = [];
   let comments = 0;
   let status = 0;
   let contentType = '';
-  const url = new URL(`${c.console.url}api/${path}`);
+  const url = new URL(`${base}api/${path}`);
   const req = http.get(url, { headers }, (res) => {
     status = res.statusCode ?? 0;
     contentType = String(res.headers['content-type']);
@@ -158,6 +162,37 @@ describe('journeys', () => {
     expect(stream.events.filter((e) => e.key === keyOf(wamid)).map((e) => e.step)).toEqual(['received', 'claimed', 'delivered', 'completed']);
     await waitFor(async () => stream.comments() > 0, 2000, 'a heartbeat comment');
     stream.close();
+  });
+
+  it('a console without a worker in its process (the ingress role) tails the line+time index instead', async () => {
+    const { documents } = c.rig.aws.clients;
+    const apart = await startConsole({
+      port: 0,
+      host: '127.0.0.1',
+      token: CONSOLE_TOKEN,
+      sessionHours: 1,
+      journal: new InboundJournal({ documents, tableName: c.rig.config.dynamodb.dedupeTable }),
+      lines: new DynamoLineStore({ documents, tableName: c.rig.config.dynamodb.linesTable }),
+      queues: {},
+      // Nothing publishes on this bus but the console's own index tail.
+      bus: new JournalBus(),
+      localFeed: false,
+      tailIntervalMs: 250,
+      logger: c.logs.logger,
+    });
+    try {
+      const stream = openStream(`stream?lineId=${LINES.doc.lineId}`, { authorization: `Bearer ${CONSOLE_TOKEN}` }, apart.url);
+      await waitFor(async () => stream.status() === 200, 2000, 'the stream to open');
+      const wamid = 'wamid.console-tail-apart-0009';
+      await post(wamid);
+      await waitFor(async () => stream.events.filter((e) => e.key === keyOf(wamid)).some((e) => e.step === 'completed'), 5000, 'completed through the index tail');
+      const seen = stream.events.filter((e) => e.key === keyOf(wamid)).map((e) => e.step);
+      expect(new Set(seen).size).toBe(seen.length);
+      expect(seen).toEqual(expect.arrayContaining(['claimed', 'delivered', 'completed']));
+      stream.close();
+    } finally {
+      await apart.close();
+    }
   });
 
   it('finds events by wamid and by contact through the indexes; lists mask the contact and carry no text', async () => {
