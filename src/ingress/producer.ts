@@ -3,6 +3,8 @@ import { SendMessageBatchCommand, type MessageAttributeValue, type SQSClient } f
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { RetryableError, type RetryableReason } from '../errors';
 import type { Logger } from '../observability/logger';
+import { exponentialBackoff } from '../resilience/backoff';
+import { withDeadline } from '../resilience/deadline';
 import type { ClaimCheckWriter } from '../queue/claim-check-writer';
 
 /** What the ingress hands to the queue: the POST body byte for byte, and its attributes. */
@@ -229,7 +231,7 @@ export class SqsBatchProducer implements PayloadQueue {
 
   private retryLater(entry: PendingEntry): void {
     if (entry.settled) return;
-    const backoff = Math.min(500, 25 * 2 ** Math.min(entry.attempts, 5));
+    const backoff = Math.round(exponentialBackoff(entry.attempts + 1, 25, 500));
     if (Date.now() + backoff >= entry.deadline) return; // its timer answers 503
     setTimeout(() => {
       if (!entry.settled) this.add(entry);
@@ -237,17 +239,13 @@ export class SqsBatchProducer implements PayloadQueue {
   }
 
   private async withDeadline<T>(work: Promise<T>, deadline: number, reason: RetryableReason): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new RetryableError(reason, `${reason} did not finish in time`)), Math.max(0, deadline - Date.now()));
-    });
     try {
-      return await Promise.race([work, timeout]);
+      return await withDeadline(work, deadline - Date.now(), () => {
+        throw new RetryableError(reason, `${reason} did not finish in time`);
+      });
     } catch (error) {
       if (error instanceof RetryableError) throw error;
       throw new RetryableError(reason, `${reason} failed`, { cause: error });
-    } finally {
-      clearTimeout(timer);
     }
   }
 }

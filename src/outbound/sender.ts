@@ -1,4 +1,4 @@
-import { ExponentialBackoff, handleWhen, retry } from 'cockatiel';
+import { handleWhen, retry } from 'cockatiel';
 import { isRetryable } from '../errors';
 import type { Line } from '../lines/line';
 import type { LineRegistry } from '../lines/registry';
@@ -9,7 +9,7 @@ import { Counter, type Registry } from '../observability/metrics';
 import { GroupSequencer } from '../queue/group-sequencer';
 import type { ReceivedMessage } from '../queue/message';
 import type { HandlerOutcome } from '../queue/poller';
-import { exponentialBackoff } from '../resilience/backoff';
+import { EqualJitterBackoff, exponentialBackoff } from '../resilience/backoff';
 import type { OutboundFailureReporter } from './failure-reporter';
 import type { GraphSendClient } from './graph-send-client';
 import { decodeJob, groupIdOf, type OutboundJob } from './job-message';
@@ -57,7 +57,7 @@ export class OutboundSender {
   private readonly retryBase: number;
   private readonly retryMax: number;
   /** Recording the accept is retried in place: giving up there means waiting for a status, or a resend. */
-  private readonly recording = retry(handleWhen(isRetryable), { maxAttempts: 4, backoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 500 }) });
+  private readonly recording = retry(handleWhen(isRetryable), { maxAttempts: 4, backoff: new EqualJitterBackoff({ initialDelayMs: 50, maxDelayMs: 500 }) });
   private readonly metrics: {
     sends: Counter<'outcome'>;
     resends: Counter<'cause'>;

@@ -1,3 +1,6 @@
+import { exponentialBackoff } from '../resilience/backoff';
+import { sleep } from '../resilience/deadline';
+
 /** SQS takes at most 10 entries per batch call. */
 export const SQS_MAX_BATCH = 10;
 
@@ -116,7 +119,7 @@ export class SqsBatcher<E extends object> {
 
   private async retryLater(retry: PendingEntry<E>[]): Promise<void> {
     if (retry.length === 0) return;
-    await new Promise((r) => setTimeout(r, this.retryDelayMs * (retry[0]?.attempt ?? 1)));
+    await sleep(exponentialBackoff(retry[0]?.attempt ?? 1, this.retryDelayMs, this.retryDelayMs * 8));
     await this.sendBatch(retry);
   }
 }

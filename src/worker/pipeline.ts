@@ -1,4 +1,5 @@
-import { ExponentialBackoff, handleWhen, retry } from 'cockatiel';
+import { handleWhen, retry } from 'cockatiel';
+import { EqualJitterBackoff } from '../resilience/backoff';
 import { Counter, type Registry } from 'prom-client';
 import type { BirdAnswer, BirdClient } from '../bird';
 import type { DedupeStore, EventLease } from '../dedupe/dedupe-store';
@@ -71,7 +72,7 @@ export class EventPipeline {
   private readonly events: Counter<'kind' | 'outcome'>;
   private readonly router: LineRouter;
   /** Marking COMPLETED after Bird accepted is retried in place: giving up there means a second delivery later. */
-  private readonly completion = retry(handleWhen(isRetryable), { maxAttempts: 3, backoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 1000 }) });
+  private readonly completion = retry(handleWhen(isRetryable), { maxAttempts: 3, backoff: new EqualJitterBackoff({ initialDelayMs: 100, maxDelayMs: 1000 }) });
 
   constructor(private readonly options: PipelineOptions) {
     this.router = new LineRouter(options.lines);

@@ -1,4 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { sign } from '../../src/ingress/signature';
 import { startBirdStandIn, type BirdStandIn } from '../../src/local/bird-standin';
 import { startAwsHarness, type AwsHarness } from '../support/aws';
@@ -110,4 +112,42 @@ describe('worker process killed with SIGKILL mid-work', () => {
     expect([...counts.entries()].filter(([, n]) => n !== 1)).toEqual([]);
     expect(await queueDepth(aws, aws.standIns.dlqUrl)).toBe(0);
   }, 120_000);
+});
+
+describe('worker process stopped with SIGTERM mid-work', () => {
+  it('leaves nothing hidden: handlers still on Bird at the bound are aborted, their claims released and their messages handed back', async () => {
+    await aws.purge();
+    bird.reset();
+    const wamids = Array.from({ length: CONCURRENCY }, (_, m) => `wamid.sigterm-${m}`);
+    for (const wamid of wamids) {
+      const body = webhookPayload([{ changes: [{ phoneNumberId: LINES.doc.phoneNumberId, messages: [textMessage(wamid)] }] }]);
+      const res = await fetch(`${ingress.url}/webhooks/whatsapp`, { method: 'POST', body, headers: { 'x-hub-signature-256': sign(APP_SECRET, body) } });
+      expect(res.status).toBe(200);
+    }
+    bird.failAlways({ delayMs: 120_000 }); // every handler waits on Bird past the shutdown bound
+    const env = await workerEnv();
+    const worker = startWorkerChild(env);
+    await waitFor(async () => pendingAtBird() >= CONCURRENCY, 20_000, 'every handler to be on Bird');
+
+    const signalledAt = Date.now();
+    worker.process.kill('SIGTERM');
+    expect(await worker.exited).toEqual({ code: 0, signal: null });
+    expect(Date.now() - signalledAt).toBeLessThanOrEqual(Number(env.SHUTDOWN_TIMEOUT_MS) + 500);
+
+    // Visible at once: not hidden for the visibility timeout (30 s), so another worker takes them now.
+    const counts = await aws.clients.sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: aws.standIns.queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+    );
+    expect(counts.Attributes).toMatchObject({ ApproximateNumberOfMessages: String(CONCURRENCY), ApproximateNumberOfMessagesNotVisible: '0' });
+    // And their claims were given back: the next worker claims at once instead of waiting out a lease.
+    for (const wamid of wamids) {
+      const record = await aws.clients.documents.send(
+        new GetCommand({ TableName: aws.names.dedupeTable, Key: { pk: `msg#${LINES.doc.phoneNumberId}#${wamid}` }, ConsistentRead: true }),
+      );
+      expect(record.Item).toMatchObject({ status: 'INPROGRESS' });
+      expect(Number(record.Item?.leaseUntil ?? 0)).toBeLessThanOrEqual(Date.now());
+    }
+    expect(worker.output()).toContain('Shutdown bound: aborting unfinished handlers');
+    bird.recover();
+  }, 60_000);
 });
