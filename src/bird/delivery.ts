@@ -41,6 +41,8 @@ export interface BirdAnswer {
    * Flow puts its `replies` here; the conversations transport answers nothing to act on.
    */
   flowResponse?: unknown;
+  /** The 2xx status the flow trigger accepted with (the conversations transport makes several calls: none). */
+  status?: number;
 }
 
 /**

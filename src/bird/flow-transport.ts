@@ -29,9 +29,9 @@ export class FlowTransport {
       'Idempotency-Key': delivery.event.key,
     };
     if (target.flowSigningSecret !== undefined) headers[FLOW_SIGNATURE_HEADER] = signFlowBody(target.flowSigningSecret, raw);
-    const flowResponse = await this.breakers.run(new URL(target.flowUrl).host, () =>
-      this.policy.send({ transport: 'flow', method: 'POST', url: target.flowUrl, headers, body: raw, signal: delivery.signal }),
+    const { status, body } = await this.breakers.run(new URL(target.flowUrl).host, () =>
+      this.policy.call({ transport: 'flow', method: 'POST', url: target.flowUrl, headers, body: raw, signal: delivery.signal }),
     );
-    return { flowResponse };
+    return { flowResponse: body, status };
   }
 }

@@ -95,6 +95,11 @@ export class HttpCallPolicy {
 
   /** The parsed JSON answer (undefined when empty or not JSON); throws PermanentError or RetryableError. */
   async send(request: HttpRequest): Promise<unknown> {
+    return (await this.call(request)).body;
+  }
+
+  /** As `send`, with the 2xx status Bird accepted with (the journal's `delivered` step shows it). */
+  async call(request: HttpRequest): Promise<{ status: number; body: unknown }> {
     try {
       return await this.retryPolicy.execute(() => this.attempt(request), request.signal);
     } catch (error) {
@@ -102,7 +107,7 @@ export class HttpCallPolicy {
     }
   }
 
-  private async attempt(request: HttpRequest): Promise<unknown> {
+  private async attempt(request: HttpRequest): Promise<{ status: number; body: unknown }> {
     const endTimer = this.attemptDuration.startTimer({ transport: request.transport });
     try {
       const answer = await this.timeoutPolicy.execute(async ({ signal }) => {
@@ -117,7 +122,7 @@ export class HttpCallPolicy {
         return { status: response.status, headers: response.headers, text: await response.text() };
       }, request.signal);
       this.attempts.inc({ transport: request.transport, result: resultOfStatus(answer.status) });
-      if (answer.status >= 200 && answer.status < 300) return parseJsonOrUndefined(answer.text);
+      if (answer.status >= 200 && answer.status < 300) return { status: answer.status, body: parseJsonOrUndefined(answer.text) };
       throw this.failureOf(answer.status, answer.headers, answer.text);
     } catch (error) {
       if (error instanceof AttemptFailure) throw error;

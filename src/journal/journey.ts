@@ -38,8 +38,9 @@ export const MAX_JOURNEY_STEPS = 40;
 /** The normalised event stored for the detail view, as JSON; larger ones are cut (the DLQ keeps the payload). */
 export const MAX_STORED_EVENT_BYTES = 16 * 1024;
 
-export function step(name: string, detail?: JourneyStep['detail'], at: Date = new Date()): JourneyStep {
-  const clean = detail && Object.fromEntries(Object.entries(detail).filter(([, v]) => v !== undefined && v !== ''));
+/** A step at `at` (now); detail values that are undefined or empty are left out. */
+export function step(name: string, detail?: Record<string, string | number | boolean | undefined>, at: Date = new Date()): JourneyStep {
+  const clean = detail && (Object.fromEntries(Object.entries(detail).filter(([, v]) => v !== undefined && v !== '')) as JourneyStep['detail']);
   return clean && Object.keys(clean).length > 0 ? { at: at.toISOString(), step: name, detail: clean } : { at: at.toISOString(), step: name };
 }
 

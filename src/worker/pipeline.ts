@@ -155,7 +155,7 @@ export class EventPipeline {
         if (lease.lost) throw new RetryableError('dedupe_lease_lost', 'The claim lapsed while fetching media; the event was not delivered');
         const started = Date.now();
         const answer = await this.deliver(delivered, line, turn.receivedAt, media);
-        steps.push(step('delivered', { transport: line.bird.transport, ms: Date.now() - started }));
+        steps.push(step('delivered', { transport: line.bird.transport, status: answer.status, ms: Date.now() - started }));
         // Read and typing go out before the replies are queued, so the indicator does not outlive them.
         this.options.presence?.messageHandedToBird(line, event);
         // Before COMPLETED: if this fails the event is retried, and the same keys dedupe what was queued.

@@ -132,6 +132,7 @@ describe("a Flow's synchronous answer", () => {
     const answer = await client.deliver(deliveryOf(fixtureEvent('message-text'), flowTarget()));
     expect(answer).toEqual({
       flowResponse: { status: 'accepted', reference: expect.any(String), replies: [{ type: 'text', text: { body: 'echo: Does it come in another color?' } }] },
+      status: 202,
     });
     bird.respondWith(undefined);
     expect(await client.deliver(deliveryOf(fixtureEvent('message-text'), conversationsTarget()))).toEqual({});

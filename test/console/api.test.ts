@@ -154,7 +154,7 @@ describe('journeys', () => {
     const d = await detailWhen(keyOf(wamid), (x) => x.outcome === 'delivered', 'the event delivered');
     expect(steps(d)).toEqual(['received', 'claimed', 'delivered', 'completed']);
     expect(d.journey[0]!.detail).toMatchObject({ line: LINES.doc.lineId, bytes: expect.any(Number), requestId: expect.any(String) });
-    expect(d.journey[2]!.detail).toMatchObject({ transport: 'flow', ms: expect.any(Number) });
+    expect(d.journey[2]!.detail).toMatchObject({ transport: 'flow', status: 202, ms: expect.any(Number) });
     // The detail has the text; the contact is masked there as in the lists.
     expect(d.event?.message?.text).toBe('where is my order?');
     expect(JSON.stringify(d)).not.toContain(SENDER);
