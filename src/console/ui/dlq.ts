@@ -77,7 +77,7 @@ export async function renderDlq(main: HTMLElement, params: DlqParams, navigate: 
       h(
         'table',
         { class: 'dlq' },
-        h('thead', {}, h('tr', {}, ['Parked', 'Reason', 'Line', 'Event', 'Received', ''].map((t) => h('th', { scope: 'col' }, t)))),
+        h('thead', {}, h('tr', {}, ['Parked', 'Reason', 'Line', params.queue === 'outbound' ? 'Reply' : 'Event', 'Received', ''].map((t) => h('th', { scope: 'col' }, t)))),
         h(
           'tbody',
           {},
@@ -88,7 +88,17 @@ export async function renderDlq(main: HTMLElement, params: DlqParams, navigate: 
               h('td', {}, h('time', { datetime: r.parkedAt ?? '' }, ago(r.parkedAt))),
               h('td', {}, h('span', { class: 'chip chip-reason' }, r.reason)),
               h('td', {}, r.lineId ?? '—'),
-              h('td', { class: 'mono' }, r.eventKey ? h('a', { href: `#/events/${encodeURIComponent(r.eventKey)}` }, r.eventKey.length > 34 ? `${r.eventKey.slice(0, 14)}…${r.eventKey.slice(-14)}` : r.eventKey) : 'whole message'),
+              h(
+                'td',
+                { class: 'mono' },
+                r.eventKey
+                  ? h(
+                      'a',
+                      { href: `#/${params.queue === 'outbound' ? 'outbound' : 'events'}/${encodeURIComponent(r.eventKey)}` },
+                      r.eventKey.length > 34 ? `${r.eventKey.slice(0, 14)}…${r.eventKey.slice(-14)}` : r.eventKey,
+                    )
+                  : 'whole message',
+              ),
               h('td', {}, time(r.receivedAt)),
               h('td', {}, h('button', { type: 'button', class: 'small', onclick: redriveOne(r), 'aria-label': `Redrive ${r.eventKey ?? r.id}` }, 'Redrive')),
             ),

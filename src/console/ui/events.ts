@@ -58,9 +58,11 @@ export async function renderEvents(main: HTMLElement, params: EventsParams, navi
     select('lineId', 'Line', [['', 'All lines'], ...lines.items.map((l): [string, string] => [l.lineId, l.lineId])]),
     select('kind', 'Kind', [['', 'Any kind'], ['message', 'Messages'], ['status', 'Statuses'], ['account', 'Account'], ['error', 'Errors'], ['unknown', 'Unknown']]),
     select('outcome', 'Outcome', [['', 'Any outcome'], ['delivered', 'Delivered'], ['parked', 'Parked'], ['retrying', 'Retrying'], ['in_progress', 'In progress'], ['duplicate', 'Had duplicates']]),
-    h('label', { class: 'grow' }, 'Search', h('input', { name: 'search', type: 'search', placeholder: 'wamid.… or the whole phone number', value: params.search ?? '', autocomplete: 'off' })),
+    h('label', { class: 'grow' }, 'Search', h('input', { name: 'search', type: 'search', placeholder: 'wamid.… or the whole phone number', autocomplete: 'off' })),
     h('button', { type: 'submit' }, 'Search'),
   );
+  // The property, not the attribute: a searched number never lands in the page's HTML.
+  (form.querySelector('input[name=search]') as HTMLInputElement).value = params.search ?? '';
   const liveToggle = h('input', { type: 'checkbox', id: 'live', checked: true }) as HTMLInputElement;
   const status = h('span', { class: 'live-status', 'aria-live': 'polite' }, 'Live');
   main.append(
