@@ -34,7 +34,15 @@ export type BirdIgnoreReason =
   | 'from_contact'
   | 'draft'
   | 'no_contact'
-  | 'unsupported_type';
+  | 'unsupported_type'
+  | 'stale_message';
+
+/**
+ * Older messages are not sent: a conversation is also updated for other reasons (status, participants)
+ * while its lastMessage is an old answer. Longer than Bird's 8 hours of retries; WhatsApp's customer
+ * service window is 24 hours anyway.
+ */
+export const MAX_MESSAGE_AGE_MS = 24 * 3600_000;
 
 /** WhatsApp contacts are `phonenumber` identifiers in +E.164; Meta's `to` is the same digits without `+`. */
 function waIdOf(identifierKey: unknown, identifierValue: unknown): string | undefined {
@@ -70,7 +78,7 @@ function senderType(message: JsonObject): string | undefined {
 }
 
 /** What to do with one Bird webhook for a line whose conversations live on `channelId`. */
-export function birdWebhookAction(raw: Buffer, channelId: string): BirdWebhookAction {
+export function birdWebhookAction(raw: Buffer, channelId: string, nowMs = Date.now()): BirdWebhookAction {
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw.toString('utf8'));
@@ -99,17 +107,19 @@ export function birdWebhookAction(raw: Buffer, channelId: string): BirdWebhookAc
 
   // A message event: the payload is the message itself.
   if (!/message/i.test(event) || !/created/i.test(event)) return { action: 'ignore', reason: 'other_event' };
-  return messageAction(payload);
+  return messageAction(payload, undefined, nowMs);
 }
 
 /** A conversation message object (from a message event or "Get conversation message"). */
-export function messageAction(message: JsonObject, knownContact?: string): BirdWebhookAction {
+export function messageAction(message: JsonObject, knownContact?: string, nowMs = Date.now()): BirdWebhookAction {
   const messageId = textOrUndefined(message.id);
   const conversationId = textOrUndefined(message.conversationId);
   if (!messageId || !conversationId || !objectOrUndefined(message.body)) return { action: 'ignore', reason: 'no_message' };
   const sender = senderType(message);
   if (sender === undefined || sender === 'contact') return { action: 'ignore', reason: 'from_contact' };
   if (message.draft === true) return { action: 'ignore', reason: 'draft' };
+  const createdAt = Date.parse(textOrUndefined(message.createdAt) ?? '');
+  if (Number.isFinite(createdAt) && nowMs - createdAt > MAX_MESSAGE_AGE_MS) return { action: 'ignore', reason: 'stale_message' };
   const to = contactOfMessage(message) ?? knownContact;
   if (!to) return { action: 'ignore', reason: 'no_contact' };
   return { action: 'send', messageId, conversationId, to, message };

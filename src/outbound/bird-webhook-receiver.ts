@@ -84,7 +84,7 @@ export function birdWebhookRouter(options: BirdWebhookReceiverOptions): express.
       return { status: 401, body: { error: 'invalid_signature', message: `messagebird-signature: ${check.reason}` } };
     }
 
-    let action: BirdWebhookAction = birdWebhookAction(raw, line.bird.channelId);
+    let action: BirdWebhookAction = birdWebhookAction(raw, line.bird.channelId, now());
     if (action.action === 'fetch') {
       const message = await options.messages.get({
         workspaceId: line.bird.workspaceId,
@@ -92,7 +92,7 @@ export function birdWebhookRouter(options: BirdWebhookReceiverOptions): express.
         conversationId: action.conversationId,
         messageId: action.messageId,
       });
-      action = messageAction(message, action.to);
+      action = messageAction(message, action.to, now());
     }
     if (action.action !== 'send') {
       const reason = action.action === 'ignore' ? action.reason : 'no_message';

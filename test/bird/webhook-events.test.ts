@@ -87,7 +87,7 @@ describe('birdWebhookAction', () => {
 
   it('a message event carries the whole message: sent as it is', () => {
     const said = message('bot', { type: 'text', text: { text: 'Hello from the AI' } });
-    expect(birdWebhookAction(raw({ service: 'conversations', event: 'conversation.message.created', payload: said }), CHANNEL)).toEqual({
+    expect(birdWebhookAction(raw({ service: 'conversations', event: 'conversation.message.created', payload: said }), CHANNEL, Date.parse('2024-01-01T01:00:00Z'))).toEqual({
       action: 'send',
       messageId: said.id,
       conversationId: said.conversationId,
@@ -98,17 +98,20 @@ describe('birdWebhookAction', () => {
 });
 
 describe('messageAction (a fetched message)', () => {
+  const NOW = Date.parse('2024-01-01T12:00:00Z');
   it.each([
     ['an accessKey integration', message('accessKey', { type: 'text', text: { text: 'x' } }), 'send'],
     ['a draft', message('user', { type: 'text', text: { text: 'x' } }, { draft: true }), 'draft'],
     ['from the contact', message('contact', { type: 'text', text: { text: 'x' } }), 'from_contact'],
+    ['said 23 hours ago', message('bot', { type: 'text', text: { text: 'x' } }, { createdAt: '2023-12-31T13:00:00Z' }), 'send'],
+    ['said 25 hours ago (a conversation updated for another reason)', message('bot', { type: 'text', text: { text: 'x' } }, { createdAt: '2023-12-31T11:00:00Z' }), 'stale_message'],
   ])('%s', (_name, said, expected) => {
-    const action = messageAction(said);
+    const action = messageAction(said, undefined, NOW);
     expect(action.action === 'send' ? 'send' : action.action === 'ignore' ? action.reason : action.action).toBe(expected);
   });
 
   it('takes the contact from the conversation when the message lists no recipients', () => {
-    expect(messageAction(message('bot', { type: 'text', text: { text: 'x' } }, { recipients: [] }), '4915112345678')).toEqual(
+    expect(messageAction(message('bot', { type: 'text', text: { text: 'x' } }, { recipients: [] }), '4915112345678', NOW)).toEqual(
       expect.objectContaining({ action: 'send', to: '4915112345678' }),
     );
   });
