@@ -14,6 +14,7 @@
  */
 import { DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { fork, type ChildProcess } from 'node:child_process';
+import { ask, nextMessage, type Message } from './ipc';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -83,37 +84,6 @@ interface WorkerResult {
   calls: AwsCallFigures;
   /** Label values joined by `,` → counter value, per metric. */
   metrics: Record<string, Record<string, number>>;
-}
-
-type Message = { type: string } & Record<string, unknown>;
-
-/** The next IPC message of type `type` from `source` (a child, or this process's parent). */
-function nextMessage<T>(source: NodeJS.EventEmitter, type: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (m: Message) => {
-      if (m?.type !== type) return;
-      cleanup();
-      resolve(m as unknown as T);
-    };
-    const onGone = () => {
-      cleanup();
-      reject(new Error(`the other process went away before sending ${type}`));
-    };
-    const cleanup = () => {
-      source.off('message', onMessage);
-      source.off('exit', onGone);
-      source.off('disconnect', onGone);
-    };
-    source.on('message', onMessage);
-    source.once('exit', onGone);
-    source.once('disconnect', onGone);
-  });
-}
-
-function ask<T>(child: ChildProcess, message: Message, replyType: string): Promise<T> {
-  const answer = nextMessage<T>(child, replyType);
-  child.send(message);
-  return answer;
 }
 
 // ---------------------------------------------------------------- child: stand-ins
