@@ -84,7 +84,8 @@ describe('embedded default (npm start)', () => {
     expect(run.stdout).toMatch(/^200 +message-text$/m);
     expect(run.stdout).toContain('1 of 1 events reached the Bird inbox');
     expect(run.stdout).toContain(`reply to message-text: "echo: Does it come in another color?" in the outbox (${join(dataDir, 'whatsapp-outbox.jsonl')})`);
-    expect(run.stdout).toMatch(/journey: queued → sending → sent → delivered → read; record ob_[A-Za-z0-9_-]{32} ends read/);
+    // Meta does not promise status order: a `delivered` that arrives after `read` changes nothing (forward only).
+    expect(run.stdout).toMatch(/journey: queued → sending → sent( → delivered)? → read; record ob_[A-Za-z0-9_-]{32} ends read/);
     expect(run.stdout).toContain('1 of 1 replies reached the user and came back read');
     // What the simulator printed is what happened: one send to the contact in the outbox, and Bird heard the statuses.
     const outbox = readFileSync(join(dataDir, 'whatsapp-outbox.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
