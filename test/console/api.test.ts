@@ -17,7 +17,8 @@ const SENDER = '16505551234';
 
 beforeAll(async () => {
   remote = await startRemoteStandIns();
-  c = await startConsoleRig(remote, { heartbeatMs: 300, outbound: true });
+  // One Bird attempt per delivery and a 1 s retry delay: a 503 becomes a `retried` step at once.
+  c = await startConsoleRig(remote, { heartbeatMs: 300, outbound: true, custom: { bird: { retry: { maxAttempts: 1 } }, retryBaseSeconds: 1, retryMaxSeconds: 1 } });
 });
 afterAll(async () => {
   await c?.stop();
@@ -220,6 +221,17 @@ describe('journeys', () => {
     expect(remote.bird.received().filter((call) => call.idempotencyKey === keyOf(wamid))).toHaveLength(1);
     const dupes = await json<{ items: { key: string }[] }>(await c.api(`events?lineId=${LINES.doc.lineId}&outcome=duplicate`));
     expect(dupes.items.map((i) => i.key)).toContain(keyOf(wamid));
+  });
+
+  it('a retried event: retried (reason) when Bird is unavailable, then claimed again and delivered', async () => {
+    const wamid = 'wamid.console-retried-0006';
+    remote.bird.failNext(1, { status: 503 });
+    await post(wamid);
+    const d = await detailWhen(keyOf(wamid), (x) => x.outcome === 'delivered', 'delivered after the retry');
+    expect(steps(d)).toEqual(['received', 'claimed', 'retried', 'claimed', 'delivered', 'completed']);
+    expect(d.journey[2]!.detail).toEqual({ reason: 'bird_unavailable' });
+    expect(Number(d.journey[3]!.detail!.receive)).toBeGreaterThan(Number(d.journey[1]!.detail!.receive));
+    expect((d as unknown as { retries: number }).retries).toBe(1);
   });
 
   it('media: a media_stored step with key, size and type, and the object streamed through the console', async () => {
