@@ -1,4 +1,5 @@
 import type { InboundJournal } from '../journal/inbound-journal';
+import type { OutboundJournal } from '../journal/outbound-journal';
 import type { JournalBus } from '../journal/journal-bus';
 import type { Logger } from '../observability/logger';
 
@@ -19,6 +20,8 @@ export class IndexTail {
   constructor(
     private readonly options: {
       journal: InboundJournal;
+      /** Replies, when this gateway sends them: their steps are tailed the same way. */
+      outbound?: OutboundJournal;
       bus: JournalBus;
       lineIds: () => Promise<string[]>;
       intervalMs?: number;
@@ -50,6 +53,18 @@ export class IndexTail {
     this.seen.clear();
   }
 
+  /** The steps of `key` newer than the last one published (or than `from`), then remember the newest. */
+  private published(key: string, lineId: string, journey: { at: string; step: string }[], from: string): void {
+    const last = this.seen.get(key) ?? from;
+    let newest = last;
+    for (const step of [...journey].sort((a, b) => a.at.localeCompare(b.at))) {
+      if (step.at <= last) continue;
+      this.options.bus.publish({ key, lineId, step: step.step, at: step.at });
+      if (step.at > newest) newest = step.at;
+    }
+    this.seen.set(key, newest);
+  }
+
   private async poll(): Promise<void> {
     if (this.polling) return;
     this.polling = true;
@@ -62,14 +77,16 @@ export class IndexTail {
           if (updatedAt > newest) newest = updatedAt;
           const detail = await this.options.journal.get(key);
           if (!detail) continue;
-          const last = this.seen.get(key) ?? from;
-          for (const step of detail.journey.filter((s) => s.at > last)) this.options.bus.publish({ key, lineId: detail.lineId, step: step.step, at: step.at });
-          const latest = detail.journey.at(-1)?.at;
-          if (latest) this.seen.set(key, latest);
+          this.published(key, detail.lineId, detail.journey, from);
+        }
+        for (const reply of (await this.options.outbound?.changedSince(lineId, from, this.options.windowMinutes ?? 15)) ?? []) {
+          if (reply.updatedAt > newest) newest = reply.updatedAt;
+          this.published(reply.key, reply.lineId, reply.journey, from);
         }
       }
-      // A second of overlap: writes landing in the same instant are read again, and `seen` drops their known steps.
-      this.since = new Date(Math.max(Date.parse(from), Date.parse(newest) - 1000)).toISOString();
+      // Five seconds of overlap (index propagation, writes stamped before they land): they are read
+      // again, and `seen` drops the steps already published.
+      this.since = new Date(Math.max(Date.parse(from), Date.parse(newest) - 5000)).toISOString();
       if (this.seen.size > 10_000) this.seen.clear();
     } catch (error) {
       this.options.logger.warn({ err: error }, 'live tail: polling the journal index failed; trying again');

@@ -69,7 +69,7 @@ export function createConsoleApp(options: ConsoleOptions): { app: Express; tail?
 
   const tail = options.localFeed
     ? undefined
-    : new IndexTail({ journal: options.journal, bus: options.bus, lineIds: async () => (await options.lines.list()).map((l) => l.lineId), intervalMs: options.tailIntervalMs, logger });
+    : new IndexTail({ journal: options.journal, outbound: options.outbound, bus: options.bus, lineIds: async () => (await options.lines.list()).map((l) => l.lineId), intervalMs: options.tailIntervalMs, logger });
 
   const api = express.Router();
   api.use((_req, res, next) => {

@@ -98,6 +98,28 @@ export class OutboundJournal {
     return { sent, failed, events };
   }
 
+  /** Replies of a line created within `windowMinutes` and changed since `sinceIso`, with their journeys (the index projects them): the live tail of a process without the sender. */
+  async changedSince(lineId: string, sinceIso: string, windowMinutes: number, now: Date = new Date()): Promise<{ key: string; lineId: string; updatedAt: string; journey: { at: string; step: string }[] }[]> {
+    const out = await this.options.documents.send(
+      new QueryCommand({
+        TableName: this.options.tableName,
+        IndexName: OUTBOUND_BY_LINE_INDEX,
+        KeyConditionExpression: 'lineId = :lineId AND createdAt >= :window',
+        FilterExpression: 'updatedAt > :since',
+        ExpressionAttributeValues: { ':lineId': lineId, ':window': new Date(now.getTime() - windowMinutes * 60_000).toISOString(), ':since': sinceIso },
+        ProjectionExpression: 'pk, lineId, updatedAt, journey',
+        ScanIndexForward: false,
+        Limit: 200,
+      }),
+    );
+    return (out.Items ?? []).map((i) => ({
+      key: String(i.pk),
+      lineId: String(i.lineId),
+      updatedAt: String(i.updatedAt),
+      journey: ((i.journey ?? []) as { at: string; step: string }[]).map((s) => ({ at: s.at, step: s.step === 'uncertain' ? 'sending' : s.step })),
+    }));
+  }
+
   private keyQuery(indexName: string, hashName: string, hashValue: string, query: OutboundQuery): QueryCommandInput {
     const names: Record<string, string> = { '#h': hashName };
     const values: Record<string, unknown> = { ':h': hashValue };

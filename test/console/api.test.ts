@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { startConsole } from '../../src/console/server';
 import { InboundJournal } from '../../src/journal/inbound-journal';
+import { OutboundJournal } from '../../src/journal/outbound-journal';
 import { JournalBus } from '../../src/journal/journal-bus';
 import { DynamoLineStore } from '../../src/lines/store';
 import { CONSOLE_TOKEN, OUTBOUND_KEY, startConsoleRig, type ConsoleRig } from '../support/console';
@@ -62,6 +63,17 @@ async function detailWhen(key: string, done: (d: Detail) => boolean, what: strin
     what,
   );
   return last!;
+}
+
+/** A reply through the send API of line-doc; its outbound id. */
+async function reply(text: string, key: string, to = SENDER): Promise<string> {
+  const res = await fetch(`${c.rig.ingress.url}/v1/lines/${LINES.doc.lineId}/messages`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${OUTBOUND_KEY}`, 'content-type': 'application/json', 'idempotency-key': key },
+    body: JSON.stringify({ to, type: 'text', text: { body: text } }),
+  });
+  expect(res.status).toBe(202);
+  return ((await res.json()) as { id: string }).id;
 }
 
 /** Opens the SSE stream and collects `event: journal` data and comments until closed. */
@@ -173,6 +185,7 @@ describe('journeys', () => {
       token: CONSOLE_TOKEN,
       sessionHours: 1,
       journal: new InboundJournal({ documents, tableName: c.rig.config.dynamodb.dedupeTable }),
+      outbound: new OutboundJournal({ documents, tableName: c.rig.aws.names.outboundTable }),
       lines: new DynamoLineStore({ documents, tableName: c.rig.config.dynamodb.linesTable }),
       queues: {},
       // Nothing publishes on this bus but the console's own index tail.
@@ -190,6 +203,11 @@ describe('journeys', () => {
       const seen = stream.events.filter((e) => e.key === keyOf(wamid)).map((e) => e.step);
       expect(new Set(seen).size).toBe(seen.length);
       expect(seen).toEqual(expect.arrayContaining(['claimed', 'delivered', 'completed']));
+      // Replies too, from the outbound records' line index.
+      const id = await reply('tailed apart', 'console-reply-apart');
+      await waitFor(async () => stream.events.filter((e) => e.key === id).some((e) => e.step === 'read'), 10_000, 'the reply read, through the index tail');
+      const replySteps = stream.events.filter((e) => e.key === id).map((e) => e.step);
+      expect(new Set(replySteps).size).toBe(replySteps.length);
       stream.close();
     } finally {
       await apart.close();
@@ -321,16 +339,6 @@ describe('journeys', () => {
 });
 
 describe('outbound replies', () => {
-  async function reply(text: string, key: string, to = SENDER): Promise<string> {
-    const res = await fetch(`${c.rig.ingress.url}/v1/lines/${LINES.doc.lineId}/messages`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${OUTBOUND_KEY}`, 'content-type': 'application/json', 'idempotency-key': key },
-      body: JSON.stringify({ to, type: 'text', text: { body: text } }),
-    });
-    expect(res.status).toBe(202);
-    return ((await res.json()) as { id: string }).id;
-  }
-
   interface OutboundDetail {
     id: string;
     status: string;
