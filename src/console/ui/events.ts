@@ -63,8 +63,9 @@ export async function renderEvents(main: HTMLElement, params: EventsParams, navi
   );
   // The property, not the attribute: a searched number never lands in the page's HTML.
   (form.querySelector('input[name=search]') as HTMLInputElement).value = params.search ?? '';
-  const liveToggle = h('input', { type: 'checkbox', id: 'live', checked: true }) as HTMLInputElement;
-  const status = h('span', { class: 'live-status', 'aria-live': 'polite' }, 'Live');
+  // A search is a lookup, not a tail: the tail resumes when the search is cleared.
+  const liveToggle = h('input', { type: 'checkbox', id: 'live', checked: !params.search, disabled: Boolean(params.search) }) as HTMLInputElement;
+  const status = h('span', { class: params.search ? 'live-status muted' : 'live-status', 'aria-live': 'polite' }, params.search ? 'Off while searching' : 'Live');
   main.append(
     h('header', { class: 'page-head' }, h('h1', {}, 'Events'), h('p', { class: 'sub' }, 'Every inbound event with its outcome. Contacts are masked; open an event for its journey and text.')),
     form,
