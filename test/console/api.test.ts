@@ -290,6 +290,30 @@ describe('journeys', () => {
     expect((await c.api(`dlq/${encodeURIComponent(entry!.id)}/redrive?queue=inbound`, { method: 'POST' })).status).toBe(404);
   });
 
+  it('redrives by reason (202 with how many) and purges the DLQ', async () => {
+    remote.bird.failNext(2, { status: 403 });
+    const wamids = ['wamid.console-bulk-0010', 'wamid.console-bulk-0011'];
+    for (const wamid of wamids) {
+      await post(wamid);
+      await detailWhen(keyOf(wamid), (x) => x.outcome === 'parked', 'parked');
+    }
+    const listed = await json<{ items: { reason: string }[]; reasons: string[]; total: number }>(await c.api('dlq?queue=inbound&reason=bird_rejected_403'));
+    expect(listed.total).toBe(2);
+    expect(listed.reasons).toEqual(['bird_rejected_403']);
+    const redrive = await c.api('dlq/redrive?queue=inbound&reason=bird_rejected_403', { method: 'POST' });
+    expect(redrive.status).toBe(202);
+    expect(await redrive.json()).toMatchObject({ redriven: 2, failed: 0 });
+    for (const wamid of wamids) await detailWhen(keyOf(wamid), (x) => x.outcome === 'delivered', 'delivered after the bulk redrive');
+
+    remote.bird.failNext(1, { status: 403 });
+    await post('wamid.console-bulk-0012');
+    await detailWhen(keyOf('wamid.console-bulk-0012'), (x) => x.outcome === 'parked', 'parked');
+    const purge = await c.api('dlq/purge?queue=inbound', { method: 'POST' });
+    expect(purge.status).toBe(200);
+    expect(((await purge.json()) as { purged: number }).purged).toBeGreaterThanOrEqual(1);
+    expect((await json<{ total: number }>(await c.api('dlq?queue=inbound'))).total).toBe(0);
+  });
+
   it('pages a line newest first with a cursor, and merges every line when none is named', async () => {
     const wamids = [1, 2, 3, 4, 5].map((i) => `wamid.console-page-00${i}`);
     for (const wamid of wamids) {
