@@ -26,6 +26,8 @@ export interface OutboundProps {
   workerLogGroup: logs.ILogGroup;
   /** The operators' alarm topic (GatewayAlarms). */
   topic: sns.ITopic;
+  /** The console runs in the ingress tasks (its route is configured): it reads the replies and works their DLQ. */
+  console?: boolean;
 }
 
 /**
@@ -110,6 +112,7 @@ export class OutboundPipeline extends Construct {
     }
     for (const statement of outboundIngressStatements(this)) props.ingressTask.addToTaskRolePolicy(statement);
     for (const statement of outboundWorkerStatements(this)) props.workerTask.addToTaskRolePolicy(statement);
+    if (props.console) for (const statement of outboundConsoleStatements(this)) props.ingressTask.addToTaskRolePolicy(statement);
 
     this.alarm(props.topic, 'OutboundDeadLetters', {
       alarmDescription:
@@ -156,6 +159,26 @@ function outboundIngressStatements(o: OutboundPipeline): iam.PolicyStatement[] {
       sid: 'RecordReplies',
       actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
       resources: [o.table.tableArn],
+    }),
+  ];
+}
+
+/**
+ * The console (src/console) in the ingress task: replies listed by line and by recipient (the
+ * records themselves are read with the ingress's GetItem), and the outbound DLQ's list, redrive and
+ * purge (the redrive's SendMessage to the queue is the ingress's AcceptReplies).
+ */
+function outboundConsoleStatements(o: OutboundPipeline): iam.PolicyStatement[] {
+  return [
+    new iam.PolicyStatement({
+      sid: 'ListReplies',
+      actions: ['dynamodb:Query'],
+      resources: [`${o.table.tableArn}/index/${OUTBOUND_BY_LINE_INDEX}`, `${o.table.tableArn}/index/${OUTBOUND_BY_CONTACT_INDEX}`],
+    }),
+    new iam.PolicyStatement({
+      sid: 'OperateOutboundDeadLetterQueue',
+      actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility'],
+      resources: [o.deadLetterQueue.queueArn],
     }),
   ];
 }

@@ -98,6 +98,7 @@ export class WaIngressStack extends Stack {
       workerTask: services.workerService.taskDefinition,
       workerLogGroup: services.workerLogGroup,
       topic: alarms.topic,
+      console: props.consoleOidc !== undefined,
     });
 
     const output = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });

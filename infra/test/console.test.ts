@@ -88,6 +88,14 @@ describe('console route with OIDC settings', () => {
     const journal = statementsOfRole(template, roleId).find((s) => s.Sid === 'ReadJournal')!;
     expect(journal.Action).toEqual(['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem']);
     expect(JSON.stringify(statementsOfRole(template, roleId))).not.toContain('dynamodb:DeleteItem');
+    // Replies: their line and recipient indexes, and the outbound DLQ.
+    expect(sids).toEqual(expect.arrayContaining(['ListReplies', 'OperateOutboundDeadLetterQueue']));
+  });
+
+  it('gives the ingress task no console grant without the route', () => {
+    const roleId = roleIdOf(taskDefinitionFor(defaultTemplate(), 'ingress').props.TaskRoleArn);
+    const sids = statementsOfRole(defaultTemplate(), roleId).map((s) => s.Sid);
+    for (const sid of ['ReadJournal', 'ListLines', 'OperateDeadLetterQueue', 'ShowMedia', 'ListReplies', 'OperateOutboundDeadLetterQueue']) expect(sids).not.toContain(sid);
   });
 });
 
