@@ -20,7 +20,9 @@ export function requireCredential(auth: ConsoleAuth, logger: Logger) {
   return (req: Request, res: Response, next: NextFunction) => {
     const credential = auth.authenticate(req.headers.authorization, req.headers.cookie);
     if (!credential) {
-      logger.warn({ event: 'console_unauthorized', method: req.method, path: req.path }, 'console request without valid credentials');
+      // The page asks GET /session on load to learn whether to show the login: not worth a warning.
+      const level = req.method === 'GET' && req.path === '/session' ? 'debug' : 'warn';
+      logger[level]({ event: 'console_unauthorized', method: req.method, path: req.path }, 'console request without valid credentials');
       res.status(401).set('WWW-Authenticate', 'Bearer realm="wa-ingress console"').json({ error: 'unauthorized', message: 'Log in with the console token, or send Authorization: Bearer <CONSOLE_TOKEN>' });
       return;
     }
