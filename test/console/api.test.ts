@@ -227,6 +227,14 @@ describe('journeys', () => {
     expect(text).not.toContain(SENDER);
     expect(text).not.toContain('secret plans');
     expect((await json<{ items: unknown[] }>(await c.api('events?contact=15550000000'))).items).toEqual([]);
+    // Filters: kind, and since (by the index's time key).
+    const messages = await json<{ items: { kind: string }[] }>(await c.api(`events?lineId=${LINES.doc.lineId}&kind=message`));
+    expect(messages.items.length).toBeGreaterThan(0);
+    expect(messages.items.every((i) => i.kind === 'message')).toBe(true);
+    const statuses = await json<{ items: { kind: string }[] }>(await c.api(`events?lineId=${LINES.doc.lineId}&kind=status`));
+    expect(statuses.items.every((i) => i.kind === 'status')).toBe(true);
+    expect((await json<{ items: unknown[] }>(await c.api(`events?lineId=${LINES.doc.lineId}&since=${new Date(Date.now() + 60_000).toISOString()}`))).items).toEqual([]);
+    expect((await c.api('events?since=yesterday')).status).toBe(400);
   });
 
   it('a duplicate: the same message again adds a duplicate step and count, and Bird hears it once', async () => {
