@@ -54,6 +54,8 @@ const envSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: int(2000, 115_000).default(25_000),
   LINE_CACHE_TTL_MS: int(0, 3_600_000).default(30_000),
   SECRET_CACHE_TTL_MS: int(0, 86_400_000).default(300_000),
+  /** How far a Bird webhook's messagebird-request-timestamp may be from now (5 minutes, as Bird's webhooks are checked by default). */
+  BIRD_WEBHOOK_MAX_SKEW_SECONDS: int(30, 86_400).default(300),
   /** The scheme and host Bird (and Meta) call, e.g. https://wa.example.com: Bird signs this URL. */
   PUBLIC_BASE_URL: z
     .string()
@@ -113,7 +115,7 @@ export interface Config {
   aws: AwsSettings;
   createMissingResources: boolean;
   linesFile?: string;
-  ingress: { maxBodyBytes: number; shutdownTimeoutMs: number; lineCacheTtlMs: number; secretCacheTtlMs: number; publicBaseUrl?: string };
+  ingress: { maxBodyBytes: number; shutdownTimeoutMs: number; lineCacheTtlMs: number; secretCacheTtlMs: number; publicBaseUrl?: string; birdWebhookMaxSkewMs: number };
   /** Absent token: the console is off (the embedded default generates one). */
   console: { port: number; token?: string; sessionHours: number };
   worker: {
@@ -231,6 +233,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       lineCacheTtlMs: env.LINE_CACHE_TTL_MS,
       secretCacheTtlMs: env.SECRET_CACHE_TTL_MS,
       publicBaseUrl: env.PUBLIC_BASE_URL,
+      birdWebhookMaxSkewMs: env.BIRD_WEBHOOK_MAX_SKEW_SECONDS * 1000,
     },
     console: { port: env.CONSOLE_PORT, token: env.CONSOLE_TOKEN, sessionHours: env.CONSOLE_SESSION_HOURS },
     worker: {

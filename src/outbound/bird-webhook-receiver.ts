@@ -17,6 +17,8 @@ export interface BirdWebhookReceiverOptions {
   messages: ConversationMessageReader;
   /** PUBLIC_BASE_URL: the scheme and host Bird calls; the signature covers it. */
   publicBaseUrl?: string;
+  /** BIRD_WEBHOOK_MAX_SKEW_SECONDS in ms: a timestamp further from now is refused (default 5 minutes). */
+  maxSkewMs?: number;
   registry: Registry;
   logger: Logger;
   /** Clock for the timestamp check (tests). */
@@ -75,7 +77,7 @@ export function birdWebhookRouter(options: BirdWebhookReceiverOptions): express.
         rawBody: raw,
       },
       await options.secrets.resolve(line.bird.webhookSigningKey!),
-      { nowMs: now() },
+      { nowMs: now(), toleranceMs: options.maxSkewMs },
     );
     if (!check.ok) {
       signatureFailures.inc({ reason: check.reason });

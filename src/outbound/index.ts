@@ -47,6 +47,7 @@ export function createOutboundRoutes(deps: OutboundDeps): Router[] {
       acceptor,
       messages: new HttpConversationMessageReader({ birdApiBaseUrl: config.worker.birdApiBaseUrl, timeoutMs: config.worker.birdTimeoutMs }),
       publicBaseUrl: config.ingress.publicBaseUrl,
+      maxSkewMs: config.ingress.birdWebhookMaxSkewMs,
       registry,
       logger,
     }),

@@ -78,6 +78,11 @@ export class GraphPresence implements PresenceSignal {
       if (response.ok) return this.count('sent', '');
       const code = graphErrorCode(text);
       this.count('failed', code === undefined ? `http_${response.status}` : `code_${code}`);
+      if (code === 190 || code === 10 || code === 200) {
+        // The same line token sends the replies: this line's event drives the GraphTokenFailures alarm (infra/).
+        this.logger.error({ event: 'graph_token_rejected', source: 'presence', lineId: line.lineId, code }, "Graph refused the line's token on the read receipt; fix the line accessToken");
+        return;
+      }
       this.logger.warn({ lineId: line.lineId, status: response.status, code }, 'graph refused the read receipt / typing indicator');
     } catch (error) {
       this.count('failed', error instanceof Error && error.name === 'TimeoutError' ? 'timeout' : 'network');

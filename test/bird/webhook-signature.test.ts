@@ -54,6 +54,14 @@ describe('Bird webhook signature', () => {
     expect(check).toEqual(accepted ? { ok: true } : { ok: false, reason: 'stale' });
   });
 
+  it('a wider window (BIRD_WEBHOOK_MAX_SKEW_SECONDS) accepts an older timestamp, still not an older one than it', () => {
+    const timestamp = String(NOW_S - 3600);
+    const signature = docRecipe(KEY, timestamp, URL_CALLED, BODY);
+    const request = { signature, timestamp, url: URL_CALLED, rawBody: BODY };
+    expect(verifyBirdSignature(request, KEY, { nowMs: NOW_MS, toleranceMs: 3600_000 })).toEqual({ ok: true });
+    expect(verifyBirdSignature(request, KEY, { nowMs: NOW_MS, toleranceMs: 3599_000 })).toEqual({ ok: false, reason: 'stale' });
+  });
+
   it.each([
     ['PUBLIC_BASE_URL wins over the socket view', 'https://wa.example.com', '/bird/webhooks/a?x=1', 'internal:8080', 'https://wa.example.com/bird/webhooks/a?x=1'],
     ['a trailing slash on PUBLIC_BASE_URL is dropped', 'https://wa.example.com/', '/bird/webhooks/a', 'internal:8080', 'https://wa.example.com/bird/webhooks/a'],

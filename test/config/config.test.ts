@@ -12,6 +12,14 @@ describe('configuration', () => {
     expect(config.worker.visibilityTimeoutSeconds).toBe(30);
   });
 
+  it('Bird webhooks: PUBLIC_BASE_URL without its trailing slash, an http(s) URL only; the timestamp window 5 minutes unless told', () => {
+    expect(loadConfig({ PUBLIC_BASE_URL: 'https://wa.example.com/' }).ingress).toMatchObject({ publicBaseUrl: 'https://wa.example.com', birdWebhookMaxSkewMs: 300_000 });
+    expect(loadConfig({}).ingress.publicBaseUrl).toBeUndefined();
+    expect(loadConfig({ BIRD_WEBHOOK_MAX_SKEW_SECONDS: '3600' }).ingress.birdWebhookMaxSkewMs).toBe(3_600_000);
+    expect(() => loadConfig({ PUBLIC_BASE_URL: 'ftp://wa.example.com' })).toThrow(/PUBLIC_BASE_URL/);
+    expect(() => loadConfig({ BIRD_WEBHOOK_MAX_SKEW_SECONDS: '5' })).toThrow(/BIRD_WEBHOOK_MAX_SKEW_SECONDS/);
+  });
+
   it('names the variable that is wrong', () => {
     expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/PORT/);
     expect(() => loadConfig({ DEDUPE_TTL_DAYS: '14' })).toThrow(/DEDUPE_TTL_DAYS/);

@@ -11,6 +11,8 @@ import {
   type WorkerRig,
 } from '../support/worker';
 
+const BAD_TOKEN_LINE = { lineId: 'line-bad-token', phoneNumberId: '19995550000', wabaId: 'w-bad', displayPhoneNumber: '19995550000' };
+
 let remote: RemoteStandIns;
 let rig: WorkerRig;
 
@@ -21,6 +23,7 @@ beforeAll(async () => {
       lineFor('doc', remote.bird.flowUrl()),
       { ...lineFor('pywa', remote.bird.flowUrl()), presence: { markRead: true, typing: false } },
       { ...lineFor('third', remote.bird.flowUrl()), presence: { markRead: false, typing: true } },
+      { ...lineFor(BAD_TOKEN_LINE, remote.bird.flowUrl()), accessToken: 'a-revoked-token' },
     ],
   });
 });
@@ -72,5 +75,15 @@ describe('presence: read receipt and typing indicator once Bird has the message'
     expect(countByKey(remote.bird.received()).get(`msg#${LINES.doc.phoneNumberId}#wamid.presence-4`)).toBe(1);
     // The poller deletes in batches: the message leaves the queue without a retry.
     await waitFor(async () => (await rig.queueDepth()) === 0, 5000, 'the message deleted');
+  });
+
+  it("Graph refusing the line's token on the read call: logged as graph_token_rejected (the token alarm), the delivery unharmed", async () => {
+    await deliver(BAD_TOKEN_LINE.phoneNumberId, 'wamid.presence-5');
+    await waitFor(async () => (await rig.metric('wa_ingress_presence_calls_total', { outcome: 'failed', reason: 'code_190' })) === 1, 5000, 'the refused read');
+    const line = rig.logs.lines.find((l) => l.includes('"event":"graph_token_rejected"'));
+    expect(line).toBeDefined();
+    expect(JSON.parse(line!)).toMatchObject({ source: 'presence', lineId: 'line-bad-token', code: 190 });
+    expect(line).not.toContain('a-revoked-token');
+    expect(countByKey(remote.bird.received()).get(`msg#${BAD_TOKEN_LINE.phoneNumberId}#wamid.presence-5`)).toBe(1);
   });
 });
