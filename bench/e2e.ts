@@ -10,8 +10,8 @@
  * as a message arrives, as SQS does (local-aws-sqs answers concurrent long polls only when their
  * wait ends and has no option for it). DynamoDB is dynalite and S3 s3rver, as in the embedded default.
  *
- * Processes: the stand-ins in one child, the gateway as `node dist/main.js all` (what runs in
- * production, the role `all`) in another, the loader here.
+ * Processes: the stand-ins in three children (AWS, SQS, Bird + Graph), the gateway as
+ * `node dist/main.js all` (the embedded default's role; production splits it) in another, the loader here.
  * Run: `npm run bench:e2e`. Env: BENCH_RATES (`50,200`), BENCH_SECONDS (15 per rate).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -47,49 +47,53 @@ interface StandIns {
   graphUrl: string;
 }
 
-// ---------------------------------------------------------------- child: stand-ins
+// ---------------------------------------------------------------- children: stand-ins
 
-async function serveStandIns(): Promise<void> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'wa-ingress-bench-e2e-'));
+/**
+ * Three children, so no stand-in's event loop queues another's requests: DynamoDB and S3
+ * (dynalite in memory, s3rver), SQS (bench/fast-sqs.ts), and the Bird and Graph stand-ins.
+ */
+type StandInKind = 'aws' | 'sqs' | 'http';
+
+async function serveStandIns(kind: StandInKind): Promise<void> {
   const quiet = createLogger({ level: 'warn' });
-  const [aws, sqs, bird, graph] = await Promise.all([
+  let close: () => Promise<unknown>;
+  let info: Partial<StandIns>;
+  if (kind === 'aws') {
     // No dataDir: dynalite in memory (LevelDB on disk would make the store, not the gateway, the bottleneck).
-    startAwsStandIns({ visibilityTimeoutSeconds: 30 }),
-    startFastSqs(Object.values(QUEUES), { visibilityTimeoutSeconds: 30 }),
-    startBirdStandIn({ echo: true, logger: quiet }),
-    startGraphStandIn({ token: GRAPH_TOKEN, logger: quiet }),
-  ]);
-  // Only the reply's arrival is measured; Meta's status webhooks would be extra inbound load.
-  graph.messages.setStatuses(false);
-  process.on('message', (m: Message) => {
-    if (m.type === 'arrivals') {
-      // The reply's text is "echo: <the inbound text>", and the inbound text names the event.
-      const arrivals = graph.messages
-        .sends()
-        .filter((s) => s.outcome === 'accepted')
-        .map((s) => [String((s.body.text as { body?: string } | undefined)?.body ?? '').replace(/^echo: /, ''), s.at] as const);
-      process.send?.({ type: 'arrivals', arrivals, dwell: sqs.dwell() });
-    } else if (m.type === 'reset') {
-      graph.messages.reset();
-      graph.messages.setStatuses(false);
-      bird.reset();
-      process.send?.({ type: 'reset-done' });
-    }
-  });
-  process.on('disconnect', () => {
-    void Promise.allSettled([bird.stop(), graph.stop(), sqs.close(), aws.stop()]).finally(() => {
-      rmSync(dataDir, { recursive: true, force: true });
-      process.exit(0);
+    const aws = await startAwsStandIns({ visibilityTimeoutSeconds: 30 });
+    info = { dynamodb: aws.endpoints.dynamodb, s3: aws.endpoints.s3, credentials: aws.credentials };
+    close = () => aws.stop();
+  } else if (kind === 'sqs') {
+    const sqs = await startFastSqs(Object.values(QUEUES), { visibilityTimeoutSeconds: 30 });
+    info = { sqs: sqs.endpoint };
+    close = () => sqs.close();
+    process.on('message', (m: Message) => {
+      if (m.type === 'dwell') process.send?.({ type: 'dwell', dwell: sqs.dwell() });
     });
-  });
-  const info: StandIns = {
-    sqs: sqs.endpoint,
-    dynamodb: aws.endpoints.dynamodb,
-    s3: aws.endpoints.s3,
-    credentials: aws.credentials,
-    birdFlowUrl: bird.flowUrl(),
-    graphUrl: graph.baseUrl,
-  };
+  } else {
+    const [bird, graph] = await Promise.all([startBirdStandIn({ echo: true, logger: quiet }), startGraphStandIn({ token: GRAPH_TOKEN, logger: quiet })]);
+    // Only the reply's arrival is measured; Meta's status webhooks would be extra inbound load.
+    graph.messages.setStatuses(false);
+    info = { birdFlowUrl: bird.flowUrl(), graphUrl: graph.baseUrl };
+    close = () => Promise.allSettled([bird.stop(), graph.stop()]);
+    process.on('message', (m: Message) => {
+      if (m.type === 'arrivals') {
+        // The reply's text is "echo: <the inbound text>", and the inbound text names the event.
+        const arrivals = graph.messages
+          .sends()
+          .filter((s) => s.outcome === 'accepted')
+          .map((s) => [String((s.body.text as { body?: string } | undefined)?.body ?? '').replace(/^echo: /, ''), s.at] as const);
+        process.send?.({ type: 'arrivals', arrivals });
+      } else if (m.type === 'reset') {
+        graph.messages.reset();
+        graph.messages.setStatuses(false);
+        bird.reset();
+        process.send?.({ type: 'reset-done' });
+      }
+    });
+  }
+  process.on('disconnect', () => void close().finally(() => process.exit(0)));
   process.send?.({ type: 'ready', ...info });
 }
 
@@ -174,6 +178,7 @@ function cpuSecondsOf(pid: number | undefined): number {
 interface RateResult {
   /** Gateway CPU milliseconds per event, and the machine's 1-minute load average at the end. */
   cpuMsPerEvent: number;
+  standInsCpuMsPerEvent: Record<string, number>;
   load: number;
   /** Per queue: send → first receive, p50 and p99 (ms). */
   queueWait: Record<string, { p50: number; p99: number }>;
@@ -187,9 +192,17 @@ interface RateResult {
   max: number;
 }
 
-async function runRate(standIns: ChildProcess, gatewayPid: number | undefined, webhookUrl: string, rate: number, run: string): Promise<RateResult> {
-  await ask(standIns, { type: 'reset' }, 'reset-done');
+interface Children {
+  aws: ChildProcess;
+  sqs: ChildProcess;
+  http: ChildProcess;
+}
+
+async function runRate(children: Children, gatewayPid: number | undefined, webhookUrl: string, rate: number, run: string): Promise<RateResult> {
+  await ask(children.http, { type: 'reset' }, 'reset-done');
+  await ask(children.sqs, { type: 'dwell' }, 'dwell');
   const cpuBefore = cpuSecondsOf(gatewayPid);
+  const standInsBefore = [children.aws, children.sqs, children.http].map((c) => cpuSecondsOf(c.pid));
   const total = Math.round(rate * SECONDS);
   const sentAt = new Map<string, number>();
   let refused = 0;
@@ -222,9 +235,9 @@ async function runRate(standIns: ChildProcess, gatewayPid: number | undefined, w
   const tailDeadline = Date.now() + 120_000;
   for (let quiet = 0; quiet < 20 && Date.now() < tailDeadline; ) {
     await sleep(500);
-    const answer = await ask<{ arrivals: Array<readonly [string, number]>; dwell: Record<string, number[]> }>(standIns, { type: 'arrivals' }, 'arrivals');
-    arrivals = answer.arrivals;
-    for (const [queue, waits] of Object.entries(answer.dwell)) (dwell[queue] ??= []).push(...waits);
+    arrivals = (await ask<{ arrivals: Array<readonly [string, number]> }>(children.http, { type: 'arrivals' }, 'arrivals')).arrivals;
+    const waited = await ask<{ dwell: Record<string, number[]> }>(children.sqs, { type: 'dwell' }, 'dwell');
+    for (const [queue, waits] of Object.entries(waited.dwell)) (dwell[queue] ??= []).push(...waits);
     const mine = arrivals.filter(([text]) => sentAt.has(text)).length;
     if (mine >= total - refused) break;
     quiet = mine === last ? quiet + 1 : 0;
@@ -244,6 +257,9 @@ async function runRate(standIns: ChildProcess, gatewayPid: number | undefined, w
   );
   return {
     cpuMsPerEvent: ((cpuSecondsOf(gatewayPid) - cpuBefore) * 1000) / total,
+    standInsCpuMsPerEvent: Object.fromEntries(
+      (['aws', 'sqs', 'http'] as const).map((k, i) => [k, ((cpuSecondsOf(children[k].pid) - standInsBefore[i]!) * 1000) / total]),
+    ),
     load: loadavg()[0]!,
     queueWait,
     rate,
@@ -276,8 +292,10 @@ async function standInRoundTrips(info: StandIns, n = 200): Promise<{ p50: number
 }
 
 async function main(): Promise<void> {
-  const standIns = fork(__filename, ['--stand-ins'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const info = await nextMessage<StandIns>(standIns, 'ready');
+  const child = (kind: StandInKind) => fork(__filename, ['--stand-ins', kind], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const children: Children = { aws: child('aws'), sqs: child('sqs'), http: child('http') };
+  const parts = await Promise.all(Object.values(children).map((c) => nextMessage<Partial<StandIns>>(c, 'ready')));
+  const info = Object.assign({}, ...parts) as StandIns;
   const dir = mkdtempSync(join(tmpdir(), 'wa-ingress-bench-e2e-gw-'));
   const linesFile = join(dir, 'lines.json');
   writeFileSync(
@@ -343,7 +361,7 @@ async function main(): Promise<void> {
     // The gateway drains first (its last writes need the stand-ins), then the stand-ins go.
     gateway.kill('SIGTERM');
     await exited;
-    standIns.disconnect();
+    for (const c of Object.values(children)) c.disconnect();
     rmSync(dir, { recursive: true, force: true });
   };
   try {
@@ -353,10 +371,10 @@ async function main(): Promise<void> {
     const webhookUrl = `http://127.0.0.1:${port}/webhooks/whatsapp`;
     const run = Date.now().toString(36);
     // Warm up (JIT, sockets, table and line caches), not measured.
-    await runRate(standIns, gateway.pid, webhookUrl, 20, `${run}w`);
+    await runRate(children, gateway.pid, webhookUrl, 20, `${run}w`);
     const baseline = await standInRoundTrips(info);
     const results: RateResult[] = [];
-    for (const rate of RATES) results.push(await runRate(standIns, gateway.pid, webhookUrl, rate, run));
+    for (const rate of RATES) results.push(await runRate(children, gateway.pid, webhookUrl, rate, run));
 
     const ms = (v: number) => (Number.isFinite(v) ? `${v.toFixed(0)} ms` : 'n/a');
     process.stdout.write(
@@ -372,7 +390,9 @@ async function main(): Promise<void> {
     for (const r of results) {
       const waits = Object.entries(r.queueWait).map(([q, w]) => `${q} p50 ${w.p50} ms / p99 ${w.p99} ms`);
       process.stdout.write(
-        `  at ${r.rate}/s: gateway CPU ${r.cpuMsPerEvent.toFixed(1)} ms per event, load average ${r.load.toFixed(1)}; time on the queues (send → first receive): ${waits.join('; ')}\n`,
+        `  at ${r.rate}/s: CPU ms per event: gateway ${r.cpuMsPerEvent.toFixed(1)}, stand-ins ${Object.entries(r.standInsCpuMsPerEvent)
+          .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+          .join(' / ')}; load average ${r.load.toFixed(1)}; time on the queues (send → first receive): ${waits.join('; ')}\n`,
       );
     }
     if (process.env.BENCH_DEBUG) process.stdout.write(`gateway log lines: ${gatewayLogLines}; last:\n${gatewayLog.slice(-3000)}\n`);
@@ -387,8 +407,9 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv.includes('--stand-ins')) {
-  void serveStandIns();
+const standInIndex = process.argv.indexOf('--stand-ins');
+if (standInIndex >= 0) {
+  void serveStandIns(process.argv[standInIndex + 1] as StandInKind);
 } else {
   main().then(
     () => process.exit(0),
