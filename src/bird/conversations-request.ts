@@ -107,7 +107,9 @@ export function buildConversationMessageBody(delivery: BirdDelivery): Conversati
 
   // Everything else (buttons, lists, reactions, contacts, orders, media we could not fetch) is
   // told as text, so the AI Employee still learns that the contact did something.
-  return { type: 'text', text: { text: caption ?? `[${message.type}]` } };
+  // A file we could not fetch for good is named, so the AI can ask for it again.
+  const missing = delivery.mediaError && `[${message.type} not received: ${delivery.mediaError}]`;
+  return { type: 'text', text: { text: [caption, missing].filter(Boolean).join(' ') || `[${message.type}]` } };
 }
 
 export function buildCreateConversationMessage(

@@ -1,3 +1,4 @@
+import type { UnfixableMediaReason } from '../errors';
 import type { BirdTarget } from '../lines/line';
 import type { WhatsAppEvent } from '../meta/event';
 
@@ -22,6 +23,12 @@ export interface BirdDelivery {
   media?: DeliveredMedia;
   /** Aborts the delivery (shutdown): the call in flight is cut and not retried. */
   signal?: AbortSignal;
+  /**
+   * Set instead of `media` when the file could not be fetched and no redrive could fix it (too
+   * large, expired, no sha256 to check it by): the event still goes to Bird, with its text or
+   * caption, so the AI can ask the contact to send the file again.
+   */
+  mediaError?: UnfixableMediaReason;
 }
 
 export type BirdTransport = BirdTarget['transport'];

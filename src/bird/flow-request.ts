@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import type { UnfixableMediaReason } from '../errors';
 import type { EventContact, EventKind, MediaKind, OutboundRef } from '../meta/event';
 import type { BirdDelivery } from './delivery';
 
@@ -26,16 +27,13 @@ export interface FlowBody {
     text?: string;
     replyToId?: string;
     targetMessageId?: string;
+    /** The stored file, or (no url) `error`: why the file could not be fetched; ask the contact to send it again. */
     media?: {
       kind?: MediaKind;
-      url: string;
       mimeType?: string;
-      sha256: string;
-      size: number;
-      s3Key: string;
       filename?: string;
       caption?: string;
-    };
+    } & ({ url: string; sha256: string; size: number; s3Key: string } | { error: UnfixableMediaReason });
   };
   status?: { id: string; status: string; recipientId?: string };
   error?: { code?: number; title?: string };
@@ -45,7 +43,7 @@ export interface FlowBody {
 }
 
 export function buildFlowBody(delivery: BirdDelivery): FlowBody {
-  const { event, media } = delivery;
+  const { event, media, mediaError } = delivery;
   const body: FlowBody = {
     reference: event.key,
     kind: event.kind,
@@ -65,16 +63,18 @@ export function buildFlowBody(delivery: BirdDelivery): FlowBody {
       text: event.message.text ?? ref?.caption,
       replyToId: event.message.replyToId,
       targetMessageId: event.message.targetMessageId,
-      media: media && {
-        kind: ref?.kind,
-        url: media.url,
-        mimeType: media.mimeType ?? ref?.mimeType,
-        sha256: media.sha256,
-        size: media.size,
-        s3Key: media.s3Key,
-        filename: ref?.filename,
-        caption: ref?.caption,
-      },
+      media: media
+        ? {
+            kind: ref?.kind,
+            url: media.url,
+            mimeType: media.mimeType ?? ref?.mimeType,
+            sha256: media.sha256,
+            size: media.size,
+            s3Key: media.s3Key,
+            filename: ref?.filename,
+            caption: ref?.caption,
+          }
+        : mediaError && { kind: ref?.kind, mimeType: ref?.mimeType, filename: ref?.filename, caption: ref?.caption, error: mediaError },
     };
   }
   if (event.status) body.status = { ...event.status };

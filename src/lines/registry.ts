@@ -1,4 +1,5 @@
 import { Counter, type Registry } from 'prom-client';
+import { PermanentError } from '../errors';
 import type { Line } from './line';
 import type { LineStore } from './store';
 
@@ -17,12 +18,17 @@ interface CacheEntry<T> {
   expiresAt: number;
 }
 
-// A Map with expiry is all this needs; an LRU library would add a dependency for one bounded map.
+/**
+ * A Map kept in least-recently-used order (a hit moves its entry to the end; the first entry goes
+ * when the map is full), with expiry: all this needs, where an LRU library would add a dependency.
+ * Misses ("no such line") and invalid items (`line_invalid`) are cached for the negative TTL, so an
+ * unknown or broken id costs at most one table read per id per negative TTL.
+ */
 export class CachedLineRegistry implements LineRegistry {
   private readonly cache = new Map<string, CacheEntry<unknown>>();
   private readonly clock: () => number;
   private readonly lookups: Counter<'index' | 'result'>;
-  private static readonly MAX_ENTRIES = 10_000;
+  private readonly maxEntries: number;
 
   constructor(
     private readonly options: {
@@ -30,14 +36,17 @@ export class CachedLineRegistry implements LineRegistry {
       ttlMs: number;
       /** Unknown lines are cached for less time, so a new registration is seen quickly. */
       negativeTtlMs?: number;
+      /** Entries kept before the least recently used one is evicted; default 10,000. */
+      maxEntries?: number;
       registry?: Registry;
       clock?: () => number;
     },
   ) {
     this.clock = options.clock ?? Date.now;
+    this.maxEntries = options.maxEntries ?? 10_000;
     this.lookups = new Counter({
       name: 'wa_ingress_line_store_lookups_total',
-      help: 'Line lookups that reached the lines table (cache misses), by index and result',
+      help: 'Line lookups that reached the lines table (cache misses), by index and result (found, missing, invalid, error)',
       labelNames: ['index', 'result'],
       registers: options.registry ? [options.registry] : [],
     });
@@ -66,19 +75,30 @@ export class CachedLineRegistry implements LineRegistry {
   private cached<T>(key: string, index: 'lineId' | 'phoneNumberId' | 'wabaId', load: () => Promise<T | undefined>): Promise<T | undefined> {
     const now = this.clock();
     const hit = this.cache.get(key) as CacheEntry<T> | undefined;
-    if (hit && hit.expiresAt > now) return hit.value;
-    if (this.cache.size >= CachedLineRegistry.MAX_ENTRIES) this.cache.clear();
+    if (hit) this.cache.delete(key); // re-inserted below (a hit) or replaced (expired): either way, now the most recent
+    if (hit && hit.expiresAt > now) {
+      this.cache.set(key, hit);
+      return hit.value;
+    }
+    while (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value as string);
     const value = load();
     const entry: CacheEntry<T> = { value, expiresAt: now + this.options.ttlMs };
     this.cache.set(key, entry);
+    const negativeUntil = () => now + (this.options.negativeTtlMs ?? Math.min(this.options.ttlMs, 5000));
     value.then(
       (found) => {
         this.lookups.inc({ index, result: found ? 'found' : 'missing' });
-        if (!found) entry.expiresAt = now + (this.options.negativeTtlMs ?? Math.min(this.options.ttlMs, 5000));
+        if (!found) entry.expiresAt = negativeUntil();
       },
-      () => {
+      (error: unknown) => {
+        // A broken item stays broken until someone fixes it: remember that like a miss.
+        if (error instanceof PermanentError) {
+          this.lookups.inc({ index, result: 'invalid' });
+          entry.expiresAt = negativeUntil();
+          return;
+        }
         this.lookups.inc({ index, result: 'error' });
-        // Errors are not cached: the next request tries the table again.
+        // Other errors are not cached: the next request tries the table again.
         if (this.cache.get(key) === entry) this.cache.delete(key);
       },
     );

@@ -1,6 +1,20 @@
 import { GetCommand, PutCommand, QueryCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { LINES_BY_PHONE_NUMBER_INDEX, LINES_BY_WABA_INDEX } from '../aws/resources';
+import { PermanentError } from '../errors';
 import { lineSchema, type Line } from './line';
+
+/**
+ * A stored item that is not a valid line (edited by hand, or written by an older version) is
+ * PermanentError('line_invalid'): its events are parked with that reason at once, instead of
+ * retrying for hours. The message names the fields, never their values (they may hold secrets).
+ */
+export function parseStoredLine(item: Record<string, unknown>): Line {
+  const parsed = lineSchema.safeParse(item);
+  if (parsed.success) return parsed.data;
+  const fields = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(item)'}: ${issue.message}`).join('; ');
+  const lineId = typeof item.lineId === 'string' ? item.lineId : '(no lineId)';
+  throw new PermanentError('line_invalid', `Line ${lineId} in the lines table is not valid (${fields}); fix it with the lines CLI`);
+}
 
 /** Persistence of lines. Lookups by lineId and by phoneNumberId never scan; only `list` does (operator CLI). */
 export interface LineStore {
@@ -18,7 +32,7 @@ export class DynamoLineStore implements LineStore {
 
   async getById(lineId: string): Promise<Line | undefined> {
     const out = await this.options.documents.send(new GetCommand({ TableName: this.options.tableName, Key: { lineId } }));
-    return out.Item ? lineSchema.parse(out.Item) : undefined;
+    return out.Item ? parseStoredLine(out.Item) : undefined;
   }
 
   async getByPhoneNumberId(phoneNumberId: string): Promise<Line | undefined> {
@@ -31,7 +45,7 @@ export class DynamoLineStore implements LineStore {
         Limit: 2,
       }),
     );
-    const items = (out.Items ?? []).map((i) => lineSchema.parse(i));
+    const items = (out.Items ?? []).map(parseStoredLine);
     // Two lines on one number is an operator mistake; prefer the active one so traffic keeps flowing.
     return items.find((l) => l.active) ?? items[0];
   }
@@ -68,7 +82,7 @@ export class DynamoLineStore implements LineStore {
     let startKey: Record<string, unknown> | undefined;
     do {
       const out = await page(startKey);
-      for (const item of out.Items ?? []) lines.push(lineSchema.parse(item));
+      for (const item of out.Items ?? []) lines.push(parseStoredLine(item));
       startKey = out.LastEvaluatedKey;
     } while (startKey);
     return lines.sort((a, b) => a.lineId.localeCompare(b.lineId));

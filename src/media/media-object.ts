@@ -43,6 +43,22 @@ export function extensionFor(mimeType: string | undefined): string {
   return EXTENSIONS[essence] ?? 'bin';
 }
 
+const GENERIC_MIME_TYPES = new Set(['application/octet-stream', 'binary/octet-stream', 'application/unknown']);
+export const FALLBACK_MIME_TYPE = 'application/octet-stream';
+
+/**
+ * The media's type: the first candidate that says something (Graph's lookup, then the webhook's
+ * `mime_type`). A generic one (`application/octet-stream`, or none) never beats a specific one, so
+ * a JPEG served as octet-stream is stored, keyed (`.jpg`) and handed to Bird as `image/jpeg`.
+ */
+export function chooseMimeType(...candidates: Array<string | undefined>): string {
+  for (const candidate of candidates) {
+    const essence = candidate?.split(';')[0]?.trim().toLowerCase();
+    if (essence && !GENERIC_MIME_TYPES.has(essence)) return candidate!.trim();
+  }
+  return FALLBACK_MIME_TYPE;
+}
+
 /** Keeps a caller-supplied id from adding path segments or odd characters to the key. */
 function keySegment(value: string, what: string): string {
   const segment = value.replace(/[^A-Za-z0-9._=-]/g, '_');

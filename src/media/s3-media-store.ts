@@ -8,7 +8,7 @@ import { Counter, type Registry } from '../observability/metrics';
 import { AllowedHosts } from './allowed-hosts';
 import { GraphMediaClient, type GraphMediaInfo } from './graph-media-client';
 import { MediaDigest } from './media-digest';
-import { MEDIA_SIZE_CAPS, mediaObjectKey, sha256ToHex } from './media-object';
+import { MEDIA_SIZE_CAPS, chooseMimeType, mediaObjectKey, sha256ToHex } from './media-object';
 import type { MediaStore, StoredMedia, StoreMediaInput } from './media-store';
 
 export interface S3MediaStoreOptions {
@@ -144,7 +144,7 @@ export class S3MediaStore implements MediaStore {
       // Without Meta's hash nothing proves the bytes are the user's file; refuse rather than store unchecked.
       throw new PermanentError('media_sha256_missing', `${what}: neither Graph nor the webhook gave a usable sha256`);
     }
-    const mimeType = info.mimeType ?? media.mimeType ?? 'application/octet-stream';
+    const mimeType = chooseMimeType(info.mimeType, media.mimeType);
     const s3Key = mediaObjectKey({ ...input, mediaId: media.id, mimeType });
 
     const existing = await this.existingObject(s3Key);

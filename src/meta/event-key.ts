@@ -51,6 +51,17 @@ export function contentKey(kind: EventKind, parts: ContentKeyParts): string {
 }
 
 /**
+ * The key of a Meta error notification (`value.errors`) as delivered: its content hash plus the
+ * ingress request that carried it. Meta sends the same error again days later with the same body,
+ * and each is news for Bird; only SQS's redeliveries of one request (same requestId) are repeats.
+ * Meta's own retries of a POST the ingress did not acknowledge get a new requestId: an error is
+ * then delivered twice, which is harmless, where dropping a real repeat is not.
+ */
+export function errorEventKey(contentKey: string, request: string): string {
+  return `${contentKey}#req:${request}`;
+}
+
+/**
  * The key of an event, chosen by the ids it carries. A message keeps its `msg#` key even when its
  * type is unknown to us (kind `unknown`): otherwise a deploy that learns the type while Meta is
  * still retrying would key the same message twice and deliver it twice.

@@ -1,5 +1,5 @@
 import { ReceiveMessageCommand, type Message } from '@aws-sdk/client-sqs';
-import { GatewayError, PermanentError, RetryableError } from '../errors';
+import { PermanentError, RetryableError, reasonOf } from '../errors';
 import type { Logger } from '../observability/logger';
 import { within } from '../resilience/deadline';
 import { INGRESS_ATTRIBUTES, parseIngressAttributes, type ReceivedMessage } from './message';
@@ -257,9 +257,4 @@ export class SqsPoller {
     log.info({ delaySeconds, reason: outcome.reason }, 'Message left for a retry');
     await this.keeper.retryAfter(held, delaySeconds, log);
   }
-}
-
-function reasonOf(error: unknown): string {
-  if (error instanceof GatewayError) return error.reason;
-  return error instanceof Error ? error.name : 'unknown';
 }

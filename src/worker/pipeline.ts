@@ -3,7 +3,16 @@ import { EqualJitterBackoff } from '../resilience/backoff';
 import { Counter, type Registry } from 'prom-client';
 import type { BirdAnswer, BirdClient } from '../bird';
 import type { DedupeStore, EventLease } from '../dedupe/dedupe-store';
-import { PermanentError, RetryableError, isRetryable, reasonOf, type FailureReason, type RetryableReason } from '../errors';
+import {
+  PermanentError,
+  RetryableError,
+  isRetryable,
+  reasonOf,
+  type FailureReason,
+  type RetryableReason,
+  type UnfixableMediaReason,
+} from '../errors';
+import type { DeliveredMedia } from '../bird';
 import { resolveBirdTarget } from '../lines/admin';
 import type { Line } from '../lines/line';
 import type { LineRegistry } from '../lines/registry';
@@ -11,6 +20,7 @@ import type { SecretResolver } from '../lines/secrets';
 import type { MediaStore } from '../media';
 import { journalFacts, step, UNROUTED_LINE, type JourneyStep } from '../journal/journey';
 import { envelopeToEvents } from '../meta/envelope';
+import { errorEventKey } from '../meta/event-key';
 import type { WhatsAppEvent } from '../meta/event';
 import { maskPhone, type Logger } from '../observability/logger';
 import type { DlqParker } from '../queue/dlq';
@@ -18,6 +28,7 @@ import type { ReceivedMessage } from '../queue/message';
 import type { HandlerContext, HandlerOutcome } from '../queue/poller';
 import type { PresenceSignal } from '../outbound/presence';
 import type { ReplyScheduler } from '../outbound/flow-replies';
+import { MediaStep } from './media-step';
 import { LineRouter, type Route } from './router';
 import type { OutboundStatusSettler } from '../outbound/status-settler';
 
@@ -71,11 +82,13 @@ function combinedOutcome(outcomes: EventOutcome[]): EventOutcome {
 export class EventPipeline {
   private readonly events: Counter<'kind' | 'outcome'>;
   private readonly router: LineRouter;
+  private readonly media: MediaStep;
   /** Marking COMPLETED after Bird accepted is retried in place: giving up there means a second delivery later. */
   private readonly completion = retry(handleWhen(isRetryable), { maxAttempts: 3, backoff: new EqualJitterBackoff({ initialDelayMs: 100, maxDelayMs: 1000 }) });
 
   constructor(private readonly options: PipelineOptions) {
     this.router = new LineRouter(options.lines);
+    this.media = new MediaStep(options);
     this.events = new Counter({
       name: 'wa_ingress_worker_events_total',
       help: 'Events handled by the worker, by kind and outcome (delivered, duplicate, parked, skipped, retry)',
@@ -104,7 +117,7 @@ export class EventPipeline {
     let retryReason: FailureReason | undefined;
     let redriveFound = false;
     // In order: a payload's statuses usually follow its messages, and Bird should see them that way.
-    for (const event of envelopeToEvents(payload)) {
+    for (const event of envelopeToEvents(payload).map((e) => this.keyedForMessage(e, message))) {
       const outcome: EventOutcome = turn.signal?.aborted ? { result: 'retry', reason: 'shutting_down' } : await this.handleEvent(turn, event);
       this.events.inc({ kind: event.kind, outcome: outcome.result });
       if (outcome.result !== 'skipped') redriveFound = true;
@@ -149,12 +162,12 @@ export class EventPipeline {
         // A status of one of our replies settles its record first, and Bird learns which reply it was.
         const outbound = event.kind === 'status' ? await this.options.outboundStatuses?.settle(line.lineId, event) : undefined;
         const delivered = outbound ? { ...event, outbound } : event;
-        const media = await this.fetchMedia(delivered, line, turn.receivedAt);
-        if (media) steps.push(step('media_stored', { key: media.s3Key, size: media.size, type: media.mimeType }));
+        const media = await this.media.fetch(delivered, line, turn.receivedAt);
+        if ('stored' in media && media.stored) steps.push(step('media_stored', { key: media.stored.s3Key, size: media.stored.size, type: media.stored.mimeType }));
         // Another worker may own the event now: let it deliver, and look again later.
         if (lease.lost) throw new RetryableError('dedupe_lease_lost', 'The claim lapsed while fetching media; the event was not delivered');
         const started = Date.now();
-        const answer = await this.deliver(delivered, line, turn.receivedAt, media);
+        const answer = await this.deliver(turn, delivered, line, 'error' in media ? { mediaError: media.error } : { media: media.stored });
         steps.push(step('delivered', { transport: line.bird.transport, status: answer.status, ms: Date.now() - started }));
         // Read and typing go out before the replies are queued, so the indicator does not outlive them.
         this.options.presence?.messageHandedToBird(line, event);
@@ -287,19 +300,17 @@ export class EventPipeline {
     }
   }
 
-  private async fetchMedia(event: WhatsAppEvent, line: Line, receivedAt: string) {
-    const media = event.message?.media;
-    if (!media) return undefined;
-    const tokenRef = line.accessToken ?? this.options.defaultAccessToken;
-    if (!tokenRef) throw new PermanentError('media_no_token', `Line ${line.lineId} has no accessToken and WHATSAPP_ACCESS_TOKEN is not set`);
-    const accessToken = await this.options.secrets.resolve(tokenRef);
-    const stored = await this.options.media.store({ lineId: line.lineId, accessToken, wamid: event.message!.id, media, receivedAt: new Date(receivedAt) });
-    return { ...stored, url: await this.options.media.presignedUrl(stored.s3Key) };
+  /** Error notifications are keyed per ingress request (see errorEventKey); every other key comes from the event alone. */
+  private keyedForMessage(event: WhatsAppEvent, message: ReceivedMessage): WhatsAppEvent {
+    const request = message.attributes.requestId ?? message.attributes.receivedAt;
+    return event.kind === 'error' && request !== undefined ? { ...event, key: errorEventKey(event.key, request) } : event;
   }
 
   /** Hands the event to the line's Bird target; a later step (durable flow replies) takes what it returns. */
-  private async deliver(event: WhatsAppEvent, line: Line, receivedAt: string, media: Awaited<ReturnType<EventPipeline['fetchMedia']>>): Promise<BirdAnswer> {
-    return this.options.bird.deliver({ lineId: line.lineId, target: await resolveBirdTarget(line, this.options.secrets), event, receivedAt, media });
+  private async deliver(turn: Turn, event: WhatsAppEvent, line: Line, file: { media?: DeliveredMedia; mediaError?: UnfixableMediaReason }): Promise<BirdAnswer> {
+    const target = await resolveBirdTarget(line, this.options.secrets);
+    // The signal cuts the Bird call in flight on shutdown.
+    return this.options.bird.deliver({ lineId: line.lineId, target, event, receivedAt: turn.receivedAt, signal: turn.signal, ...file });
   }
 
   private async parkInDlq(message: ReceivedMessage, eventKey: string | undefined, error: PermanentError, log: Logger, line?: Line): Promise<void> {

@@ -52,6 +52,12 @@ describe('buildConversationMessageBody', () => {
     expect(body && body.type === 'text' && body.text.text).toMatch(/\S/);
   });
 
+  it('names a file that could not be fetched for good after the caption, so the AI can ask for it again', () => {
+    const event = fixtureEvent('message-document');
+    const body = buildConversationMessageBody({ ...deliveryOf(event, target), mediaError: 'media_expired' });
+    expect(body).toEqual({ type: 'text', text: { text: 'my receipt [document not received: media_expired]' } });
+  });
+
   it('has nothing to post for statuses, account updates and errors', () => {
     expect(bodyOf('status-read')).toBeUndefined();
     expect(bodyOf('account-update-violation')).toBeUndefined();

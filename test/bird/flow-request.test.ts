@@ -45,6 +45,13 @@ describe('buildFlowBody', () => {
     });
   });
 
+  it('a file that could not be fetched for good: no URL, the media error named, the caption still the text', () => {
+    const event = fixtureEvent('message-document');
+    const body = buildFlowBody({ ...deliveryOf(event, target), mediaError: 'media_too_large' });
+    expect(body.message).toMatchObject({ type: 'document', text: 'my receipt' });
+    expect(body.message?.media).toEqual({ kind: 'document', mimeType: 'application/pdf', filename: 'receipt.pdf', caption: 'my receipt', error: 'media_too_large' });
+  });
+
   it('gives a status its status block and a null contact rather than none', () => {
     const event = fixtureEvent('status-failed');
     const body = buildFlowBody(deliveryOf(event, target));

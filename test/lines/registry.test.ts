@@ -1,10 +1,11 @@
-import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { createServer, type Server } from 'node:http';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { parseLines, maskLine, upsertLines } from '../../src/lines/admin';
 import { CachedLineRegistry } from '../../src/lines/registry';
 import { ReferenceSecretResolver } from '../../src/lines/secrets';
 import { DynamoLineStore } from '../../src/lines/store';
+import { PermanentError } from '../../src/errors';
 import { createRegistry } from '../../src/observability/metrics';
 import { startAwsHarness, type AwsHarness } from '../support/aws';
 
@@ -95,6 +96,64 @@ describe('line store and registry on DynamoDB', () => {
     expect((await registry.activeByWabaId('waba-w')).map((l) => l.lineId)).toEqual(['w-1']);
     expect(await registry.activeByWabaId('waba-none')).toEqual([]);
     expect(calls).toEqual({ QueryCommand: 3 });
+  });
+
+  it('an invalid line item is PermanentError(line_invalid) naming the fields, not their values, and costs one table read per negative TTL', async () => {
+    const flowSecret = 'literal-flow-secret-of-a-broken-line';
+    const item = { ...line('broken', '3003'), bird: { transport: 'flow', flowUrl: 'not a url', flowSecret }, active: 'yes' };
+    await aws.clients.documents.send(new PutCommand({ TableName: aws.names.linesTable, Item: item }));
+    try {
+      const { store: s, calls } = countingStore();
+      let now = 0;
+      const metrics = createRegistry({ defaultMetrics: false });
+      const registry = new CachedLineRegistry({ store: s, ttlMs: 30_000, negativeTtlMs: 1_000, clock: () => now, registry: metrics });
+      for (let i = 0; i < 20; i++) {
+        const error = await registry.byPhoneNumberId('3003').catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(PermanentError);
+        expect(error).toMatchObject({ reason: 'line_invalid', message: expect.stringContaining('bird.flowUrl') });
+        expect((error as Error).message).toContain('active');
+        expect((error as Error).message).not.toContain(flowSecret);
+      }
+      await expect(Promise.all([1, 2, 3].map(() => registry.byId('broken')))).rejects.toMatchObject({ reason: 'line_invalid' });
+      expect(calls).toEqual({ QueryCommand: 1, GetCommand: 1 });
+      now = 1_500; // the negative TTL is over: the table is read again (someone may have fixed the item)
+      await expect(registry.byPhoneNumberId('3003')).rejects.toMatchObject({ reason: 'line_invalid' });
+      expect(calls.QueryCommand).toBe(2);
+      const counted = (await metrics.getSingleMetric('wa_ingress_line_store_lookups_total')?.get())?.values.filter((v) => v.labels.result === 'invalid');
+      expect(counted?.reduce((sum, v) => sum + v.value, 0)).toBe(3);
+    } finally {
+      await aws.clients.documents.send(new DeleteCommand({ TableName: aws.names.linesTable, Key: { lineId: 'broken' } }));
+    }
+  });
+
+  it('unknown ids cost one table read per id per negative TTL, concurrent lookups included', async () => {
+    const { store: s, calls } = countingStore();
+    let now = 0;
+    const registry = new CachedLineRegistry({ store: s, ttlMs: 30_000, negativeTtlMs: 1_000, clock: () => now });
+    expect(await Promise.all(Array.from({ length: 10 }, () => registry.byId('nobody-here')))).toEqual(Array(10).fill(undefined));
+    for (let i = 0; i < 10; i++) expect(await registry.byId('nobody-here')).toBeUndefined();
+    expect(calls).toEqual({ GetCommand: 1 });
+    now = 999;
+    await registry.byId('nobody-here');
+    expect(calls).toEqual({ GetCommand: 1 });
+  });
+
+  it('evicts the least recently used entry when full, not the whole cache', async () => {
+    const { store: s, calls } = countingStore();
+    const registry = new CachedLineRegistry({ store: s, ttlMs: 30_000, maxEntries: 3 });
+    await registry.byId('alpha');
+    await registry.byId('beta');
+    await registry.byId('missing-1');
+    expect(calls.GetCommand).toBe(3);
+    await registry.byId('alpha'); // a hit: alpha is now the most recently used
+    expect(calls.GetCommand).toBe(3);
+    await registry.byId('missing-2'); // full: beta, the least recently used, goes
+    expect(calls.GetCommand).toBe(4);
+    await registry.byId('alpha');
+    await registry.byId('missing-1');
+    expect(calls.GetCommand).toBe(4); // still cached
+    expect((await registry.byId('beta'))?.lineId).toBe('beta');
+    expect(calls.GetCommand).toBe(5); // evicted, read again
   });
 
   it('lists every line (the operator CLI, the only scan)', async () => {

@@ -269,7 +269,7 @@ describe('SqsPoller against local-aws-sqs', () => {
       retryMaxSeconds: 1,
       handler: async (msg): Promise<HandlerOutcome> => {
         deliveries.push({ count: msg.receiveCount, at: Date.now() });
-        return { action: 'retry', delaySeconds: 1, reason: 'bird-unavailable' };
+        return { action: 'retry', delaySeconds: 1, reason: 'bird_unavailable' };
       },
     });
     poller.start();

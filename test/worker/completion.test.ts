@@ -57,31 +57,28 @@ afterAll(async () => {
   await aws.stop();
 });
 
-it('never gives the claim back once Bird accepted: a failing COMPLETED write retries the message without a second delivery', async () => {
-  const proxy = await startCompletionFailingProxy(aws.standIns.endpoints.dynamodb);
-  const dynamodb = new DynamoDBClient({ region: 'us-east-1', endpoint: proxy.url, credentials: aws.standIns.credentials, maxAttempts: 1 });
+/** The worker's pipeline wired by hand on the harness, with the doc line pointing at the Bird stand-in; `documents` carries the dedupe writes. */
+async function handBuiltPipeline(documents: DynamoDBDocumentClient): Promise<EventPipeline> {
   const registry = createRegistry({ defaultMetrics: false });
   const logger = capturedLogger().logger;
   const lineStore = new DynamoLineStore({ documents: aws.clients.documents, tableName: aws.names.linesTable });
   await upsertLines(lineStore, parseLines([lineFor('doc', bird.flowUrl())], { production: false }));
-  const dedupe = new DynamoDedupeStore({
-    documents: DynamoDBDocumentClient.from(dynamodb),
-    tableName: aws.names.dedupeTable,
-    ttlDays: 15,
-    leaseMs: 60_000,
-    visibilityTimeoutSeconds: 60,
-    registry,
-  });
-  const pipeline = new EventPipeline({
+  return new EventPipeline({
     lines: new CachedLineRegistry({ store: lineStore, ttlMs: 0 }),
     secrets: new ReferenceSecretResolver({ production: false, cacheTtlMs: 0 }),
-    dedupe,
+    dedupe: new DynamoDedupeStore({ documents, tableName: aws.names.dedupeTable, ttlDays: 15, leaseMs: 60_000, visibilityTimeoutSeconds: 60, registry }),
     media: new S3MediaStore({ s3: aws.clients.s3, bucket: aws.names.bucket, graphApiBaseUrl: 'https://graph.facebook.com', graphApiVersion: 'v25.0', allowedHosts: ['graph.facebook.com'], urlTtlSeconds: 60, logger, registry }),
-    bird: createBirdClient({ logger, registry }),
+    bird: createBirdClient({ logger, registry, timeoutMs: 10_000 }),
     parker: new DlqParker({ sqs: aws.clients.sqs, dlqUrl: aws.standIns.dlqUrl, registry }),
     logger,
     registry,
   });
+}
+
+it('never gives the claim back once Bird accepted: a failing COMPLETED write retries the message without a second delivery', async () => {
+  const proxy = await startCompletionFailingProxy(aws.standIns.endpoints.dynamodb);
+  const dynamodb = new DynamoDBClient({ region: 'us-east-1', endpoint: proxy.url, credentials: aws.standIns.credentials, maxAttempts: 1 });
+  const pipeline = await handBuiltPipeline(DynamoDBDocumentClient.from(dynamodb));
   const body = webhookPayload([{ changes: [{ phoneNumberId: LINES.doc.phoneNumberId, messages: [textMessage('wamid.complete-fails')] }] }]);
   const message: ReceivedMessage = { messageId: 'm-1', receiveCount: 1, body: Buffer.from(body), attributes: {}, original: { body, attributes: {} } };
 
@@ -99,20 +96,7 @@ it('never gives the claim back once Bird accepted: a failing COMPLETED write ret
 });
 
 it('on shutdown (the handler signal aborts) a delivery in progress gives its claim back and the message is handed back for a retry', async () => {
-  const registry = createRegistry({ defaultMetrics: false });
-  const logger = capturedLogger().logger;
-  const lineStore = new DynamoLineStore({ documents: aws.clients.documents, tableName: aws.names.linesTable });
-  await upsertLines(lineStore, parseLines([lineFor('doc', bird.flowUrl())], { production: false }));
-  const pipeline = new EventPipeline({
-    lines: new CachedLineRegistry({ store: lineStore, ttlMs: 0 }),
-    secrets: new ReferenceSecretResolver({ production: false, cacheTtlMs: 0 }),
-    dedupe: new DynamoDedupeStore({ documents: aws.clients.documents, tableName: aws.names.dedupeTable, ttlDays: 15, leaseMs: 60_000, visibilityTimeoutSeconds: 60, registry }),
-    media: new S3MediaStore({ s3: aws.clients.s3, bucket: aws.names.bucket, graphApiBaseUrl: 'https://graph.facebook.com', graphApiVersion: 'v25.0', allowedHosts: ['graph.facebook.com'], urlTtlSeconds: 60, logger, registry }),
-    bird: createBirdClient({ logger, registry, timeoutMs: 10_000 }),
-    parker: new DlqParker({ sqs: aws.clients.sqs, dlqUrl: aws.standIns.dlqUrl, registry }),
-    logger,
-    registry,
-  });
+  const pipeline = await handBuiltPipeline(aws.clients.documents);
   bird.reset();
   bird.failNext(1, { delayMs: 5_000 }); // Bird is slow: the worker is stopped meanwhile
   const key = `msg#${LINES.doc.phoneNumberId}#wamid.shutdown-mid-delivery`;
@@ -131,4 +115,28 @@ it('on shutdown (the handler signal aborts) a delivery in progress gives its cla
   // The second event was not even claimed.
   const untouched = await aws.clients.documents.send(new GetCommand({ TableName: aws.names.dedupeTable, Key: { pk: `msg#${LINES.doc.phoneNumberId}#wamid.shutdown-not-started` } }));
   expect(untouched.Item).toBeUndefined();
+});
+
+it('a Meta error notification: SQS redeliveries of one request reach Bird once, the same body in another request again', async () => {
+  const pipeline = await handBuiltPipeline(aws.clients.documents);
+  bird.reset();
+  const body = JSON.stringify({
+    object: 'whatsapp_business_account',
+    entry: [{ id: LINES.doc.wabaId, changes: [{ field: 'messages', value: { messaging_product: 'whatsapp', metadata: { display_phone_number: '15550783881', phone_number_id: LINES.doc.phoneNumberId }, errors: [{ code: 130429, title: 'Rate limit hit' }] } }] }],
+  });
+  const request = (requestId: string, receiveCount = 1): ReceivedMessage => ({
+    messageId: `m-${requestId}`,
+    receiveCount,
+    body: Buffer.from(body),
+    attributes: { requestId, receivedAt: '2026-01-01T00:00:00.000Z' },
+    original: { body, attributes: {} },
+  });
+  expect(await pipeline.handle(request('11111111-1111-4111-8111-111111111111'))).toEqual({ action: 'delete' });
+  expect(await pipeline.handle(request('11111111-1111-4111-8111-111111111111', 2))).toEqual({ action: 'delete' }); // SQS delivered it again
+  expect(bird.received()).toHaveLength(1);
+  expect(await pipeline.handle(request('22222222-2222-4222-8222-222222222222'))).toEqual({ action: 'delete' }); // a new POST, days later
+  expect(bird.received().map((c) => c.idempotencyKey)).toEqual([
+    expect.stringMatching(/^error#sha256:[0-9a-f]{64}#req:11111111-1111-4111-8111-111111111111$/),
+    expect.stringMatching(/^error#sha256:[0-9a-f]{64}#req:22222222-2222-4222-8222-222222222222$/),
+  ]);
 });

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { DeleteCommand, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteCommand, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { EventKind } from '../../src/meta/event';
 import { REDRIVE_POLICY_REASON } from '../../src/queue/dlq';
 import { webhookFixtures } from '../support/fixtures';
@@ -118,7 +119,7 @@ const EXPECTED: Record<string, { bird: BirdRow[]; parked?: ParkedRow[] }> = {
   'odd-message-interactive-without-body': {
     bird: [
       ['message', 'interactive', `msg#${PYWA}#wamid.wegrchytvwcggt=`],
-      ['error', 'messages', hashed('error', { field: 'messages', wabaId: '1234567890987654321', phoneNumberId: PYWA, raw: 'entry.0.changes.0.value.errors.0' })],
+      ['error', 'messages', perRequest(hashed('error', { field: 'messages', wabaId: '1234567890987654321', phoneNumberId: PYWA, raw: 'entry.0.changes.0.value.errors.0' }))],
     ],
   },
   'odd-message-type-unknown': { bird: [], parked: [['unrouted', PLACEHOLDER_KEY]] },
@@ -136,7 +137,7 @@ const EXPECTED: Record<string, { bird: BirdRow[]; parked?: ParkedRow[] }> = {
     bird: [['account', 'message_template_status_update', onLine(hashed('account', { field: 'message_template_status_update', wabaId: DOC_WABA, timestamp: '1751247548', raw: 'entry.0.changes.0.value' }), 'line-doc')]],
   },
   'value-errors-rate-limit': {
-    bird: [['error', 'messages', hashed('error', { field: 'messages', wabaId: DOC_WABA, phoneNumberId: DOC, raw: 'entry.0.changes.0.value.errors.0' })]],
+    bird: [['error', 'messages', perRequest(hashed('error', { field: 'messages', wabaId: DOC_WABA, phoneNumberId: DOC, raw: 'entry.0.changes.0.value.errors.0' }))]],
   },
 };
 
@@ -154,6 +155,11 @@ const WITH_MEDIA = new Set([
 ]);
 
 const resolveKey = (key: Key, fixture: unknown) => (typeof key === 'string' ? key : key(fixture));
+/** A Meta error notification: its content key plus the ingress request that carried it (a uuid per POST). */
+function perRequest(key: Key): Key {
+  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return (fixture) => expect.stringMatching(new RegExp(`^${escape(resolveKey(key, fixture))}#req:[0-9a-f-]{36}$`)) as unknown as string;
+}
 /** An account event delivered to one of its WABA's lines: the key names the line. */
 function onLine(key: Key, lineId: string): Key {
   return (fixture) => `${resolveKey(key, fixture)}#line:${lineId}`;
@@ -424,28 +430,55 @@ describe('worker against the stand-ins', () => {
       expect(await rig.dlq.list()).toEqual([]); // retryable: Meta may serve the right bytes next time
     });
 
-    it('oversize files are parked with no object: one Graph announces, one that lies about its size and is cut off while streaming', async () => {
+    it('files no redrive could fetch (too large, announced or cut off while streaming; no sha256) are delivered without the file, with text and media.error, and store nothing', async () => {
       rig = await startWorkerRig(remote);
       const cap = 5 * 1024 * 1024;
       remote.graph.addMedia('7003', { body: { size: cap + 1, seed: 'honest' }, mimeType: 'image/jpeg' });
       remote.graph.addMedia('7004', { body: { size: cap + 64 * 1024, seed: 'liar' }, mimeType: 'image/jpeg', fileSizeOverride: 1000, omitContentLength: true });
+      remote.graph.addMedia('7009', { body: Buffer.from('%PDF unverifiable'), mimeType: 'application/pdf', omitSha256: true });
+      const captioned = mediaMessage('image', 'wamid.big-honest', '7003', 'image/jpeg');
+      (captioned.image as Record<string, unknown>).caption = 'our broken pipe';
       expect(
-        await post(rig, [mediaMessage('image', 'wamid.big-honest', '7003', 'image/jpeg'), mediaMessage('image', 'wamid.big-liar', '7004', 'image/jpeg')]),
+        await post(rig, [captioned, mediaMessage('image', 'wamid.big-liar', '7004', 'image/jpeg'), mediaMessage('document', 'wamid.no-hash', '7009', 'application/pdf')]),
       ).toBe(200);
       await rig.waitForHandled(1);
       await settled(rig);
-      expect(parkedRows(await rig.dlq.list())).toEqual([
-        ['media_too_large', `msg#${DOC}#wamid.big-honest`],
-        ['media_too_large', `msg#${DOC}#wamid.big-liar`],
-      ]);
+      expect(await rig.dlq.list()).toEqual([]);
       // The honest one is refused on Graph's file_size, before any download.
       expect(remote.graph.requests().map((r) => [r.kind, r.mediaId])).toEqual([
         ['lookup', '7003'],
         ['lookup', '7004'],
         ['download', '7004'],
+        ['lookup', '7009'],
       ]);
       expect(await rig.objects('media/')).toEqual([]);
+      expect(remote.bird.received().map((c) => [c.idempotencyKey, flowBody(c).message?.text, flowBody(c).message?.media])).toEqual([
+        [`msg#${DOC}#wamid.big-honest`, 'our broken pipe', { kind: 'image', mimeType: 'image/jpeg', caption: 'our broken pipe', error: 'media_too_large' }],
+        [`msg#${DOC}#wamid.big-liar`, undefined, { kind: 'image', mimeType: 'image/jpeg', error: 'media_too_large' }],
+        [`msg#${DOC}#wamid.no-hash`, undefined, { kind: 'document', mimeType: 'application/pdf', error: 'media_sha256_missing' }],
+      ]);
+    });
+
+    it('a file a redrive can fix (the line’s Graph token rejected) stays parked, with nothing sent to Bird', async () => {
+      rig = await startWorkerRig(remote, { lines: [{ ...lineFor('doc', remote.bird.flowUrl()), accessToken: 'a-revoked-graph-token' }] });
+      remote.graph.addMedia('7010', { body: Buffer.from('jpeg bytes'), mimeType: 'image/jpeg' });
+      expect(await post(rig, [mediaMessage('image', 'wamid.token-revoked', '7010', 'image/jpeg')])).toBe(200);
+      await rig.waitForHandled(1);
+      await settled(rig);
+      expect(parkedRows(await rig.dlq.list())).toEqual([['media_token_rejected', `msg#${DOC}#wamid.token-revoked`]]);
       expect(remote.bird.attempts()).toEqual([]);
+    });
+
+    it('a generic download type (the stand-in serves application/octet-stream) loses to the declared mime_type: S3 ContentType, key extension and Bird all say image/jpeg', async () => {
+      rig = await startWorkerRig(remote);
+      // Not registered: the stand-in makes up bytes and serves them, and describes them, as application/octet-stream.
+      expect(await post(rig, [mediaMessage('image', 'wamid.generic-type', 'any-8001', 'image/jpeg')])).toBe(200);
+      await waitFor(async () => remote.bird.received().length > 0, 10_000, 'the image at Bird');
+      const media = flowBody(remote.bird.received()[0]!).message?.media as { s3Key: string; mimeType: string };
+      expect(media.mimeType).toBe('image/jpeg');
+      expect(media.s3Key).toBe(`media/line-doc/${today()}/wamid.generic-type/any-8001.jpg`);
+      const head = await rig.aws.clients.s3.send(new HeadObjectCommand({ Bucket: rig.aws.names.bucket, Key: media.s3Key }));
+      expect(head.ContentType).toBe('image/jpeg');
     });
 
     it('never sends the token to a host that is not allowed, whether Graph names it or a redirect does', async () => {
@@ -584,6 +617,36 @@ describe('parking once per event, and redriving only the parked event', () => {
     expect(await record(rig, first)).toBeUndefined(); // skipped without a claim: the redrive was not for it
     expect(await rig.dlq.list()).toEqual([]);
     expect(await rig.metric('wa_ingress_worker_events_total', { outcome: 'skipped' })).toBe(2);
+  });
+
+  it('a line item that fails validation parks its events at once as line_invalid, without retrying', async () => {
+    rig = await startWorkerRig(remote);
+    const broken = { ...lineFor({ lineId: 'line-broken', phoneNumberId: '15550003333', wabaId: '333', displayPhoneNumber: '15550003333' }, remote.bird.flowUrl()) };
+    await rig.aws.clients.documents.send(
+      new PutCommand({ TableName: rig.config.dynamodb.linesTable, Item: { ...broken, bird: { ...broken.bird, flowUrl: 'not a url' } } }),
+    );
+    expect(await rig.post(webhookPayload([{ changes: [{ phoneNumberId: '15550003333', messages: [textMessage('wamid.broken-line')] }] }]))).toBe(200);
+    await rig.waitForHandled(1);
+    await settled(rig);
+    expect(parkedRows(await rig.dlq.list())).toEqual([['line_invalid', 'msg#15550003333#wamid.broken-line']]);
+    expect(await rig.metric('wa_ingress_worker_messages_retried_total')).toBe(0);
+    expect(await rig.handled()).toBe(1);
+    expect(remote.bird.attempts()).toEqual([]);
+  });
+
+  it('two identical value.errors notifications in two POSTs both reach Bird, each under its own key', async () => {
+    rig = await startWorkerRig(remote);
+    const errors = webhookFixtures().find((f) => f.name === 'value-errors-rate-limit')!;
+    expect(await rig.post(errors.raw)).toBe(200);
+    await rig.waitForHandled(1);
+    expect(await rig.post(errors.raw)).toBe(200); // days later, the same body again
+    await rig.waitForHandled(2);
+    await settled(rig);
+    const keys = remote.bird.received().map((c) => c.idempotencyKey);
+    expect(keys).toHaveLength(2);
+    expect(new Set(keys).size).toBe(2);
+    const content = expectedContentKey('error', { field: 'messages', wabaId: DOC_WABA, phoneNumberId: DOC, raw: valueAt(errors.json, 'entry.0.changes.0.value.errors.0') });
+    for (const key of keys) expect(key.startsWith(`${content}#req:`)).toBe(true);
   });
 
   it('an event is parked once: when the message returns for another event’s retry, the parked ones are neither parked again nor sent to Bird', async () => {
