@@ -1,7 +1,5 @@
 import express, { type Router } from 'express';
 import { z } from 'zod';
-import type { JournalNotes } from '../journal/journal-notes';
-import { step } from '../journal/journey';
 import type { Logger } from '../observability/logger';
 import type { DeadLetterQueue, DlqEntry, RedriveResult } from '../queue/dlq';
 import { handler, offsetPage, parseQuery } from './journal-routes';
@@ -11,8 +9,6 @@ export type QueueName = 'inbound' | 'outbound';
 export interface DlqRoutesOptions {
   /** The DLQs the console may show; a queue not given answers 404. */
   queues: Partial<Record<QueueName, DeadLetterQueue>>;
-  /** Records the `redriven` step on the parked event's journey. */
-  notes?: JournalNotes;
   logger: Logger;
 }
 
@@ -46,20 +42,6 @@ export function dlqRoutes(options: DlqRoutesOptions): Router {
   const queueOf = (name: QueueName) => options.queues[name];
   const missing = { error: 'not_found', field: 'queue', message: 'This process has no such DLQ configured' };
 
-  /**
-   * After a redrive: each parked event the operator sent back gets its `redriven` step, timed when
-   * the redrive began (the worker may claim the event before this write lands; the journey is read in time order).
-   */
-  const noteRedriven = async (entries: DlqEntry[], result: RedriveResult, queue: QueueName, at: Date) => {
-    const done = new Set(result.redriven);
-    for (const entry of entries) {
-      if (!done.has(entry.id) || !entry.eventKey || !options.notes) continue;
-      await options.notes.note(entry.eventKey, step('redriven', { queue, from: 'console' }, at), 'redrives').catch((error: unknown) =>
-        logger.warn({ err: error, eventKey: entry.eventKey }, 'could not record the redrive on the journey'),
-      );
-    }
-  };
-
   router.get(
     '/dlq',
     handler(logger, async (req, res) => {
@@ -78,7 +60,6 @@ export function dlqRoutes(options: DlqRoutesOptions): Router {
       const query = parseQuery(bulkQuery, req.query);
       const dlq = queueOf(query.queue);
       if (!dlq) return void res.status(404).json(missing);
-      const at = new Date();
       const entries = await dlq.list();
       let result: RedriveResult;
       if (!query.reason) result = await dlq.redrive({ all: true });
@@ -92,7 +73,6 @@ export function dlqRoutes(options: DlqRoutesOptions): Router {
           result.failed.push(...one.failed);
         }
       }
-      await noteRedriven(entries, result, query.queue, at);
       logger.info({ event: 'console_redrive', queue: query.queue, reason: query.reason, redriven: result.redriven.length, failed: result.failed.length }, 'DLQ redriven from the console');
       res.status(202).json({ redriven: result.redriven.length, failed: result.failed.length, notDeleted: result.notDeleted.length });
     }),
@@ -116,11 +96,9 @@ export function dlqRoutes(options: DlqRoutesOptions): Router {
       const query = parseQuery(bulkQuery.omit({ reason: true }), req.query);
       const dlq = queueOf(query.queue);
       if (!dlq) return void res.status(404).json(missing);
-      const at = new Date();
       const entry = await dlq.show(req.params.id!);
       if (!entry) return void res.status(404).json({ error: 'not_found', field: 'id', message: 'No such message in the DLQ (already redriven or purged?)' });
       const result = await dlq.redrive({ id: entry.id });
-      await noteRedriven([entry], result, query.queue, at);
       logger.info({ event: 'console_redrive', queue: query.queue, id: entry.id, eventKey: entry.eventKey }, 'DLQ message redriven from the console');
       res.status(202).json({ redriven: result.redriven.length, failed: result.failed.length, notDeleted: result.notDeleted.length });
     }),

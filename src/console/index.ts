@@ -2,7 +2,6 @@ import type { AwsClients } from '../aws/clients';
 import type { Config } from '../config/config';
 import { InboundJournal } from '../journal/inbound-journal';
 import type { JournalBus } from '../journal/journal-bus';
-import { JournalNotes } from '../journal/journal-notes';
 import { OutboundJournal } from '../journal/outbound-journal';
 import type { Logger } from '../observability/logger';
 import { DeadLetterQueue } from '../queue/dlq';
@@ -38,7 +37,6 @@ export function startConsoleFromConfig(deps: {
     sessionHours: config.console.sessionHours,
     journal: new InboundJournal({ documents: clients.documents, tableName }),
     outbound: outboundQueueUrl ? new OutboundJournal({ documents: clients.documents, tableName: config.dynamodb.outboundTable }) : undefined,
-    notes: new JournalNotes({ documents: clients.documents, tableName, bus: deps.bus }),
     lines: deps.lines,
     queues: { inbound, outbound },
     bus: deps.bus,

@@ -7,7 +7,6 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { InboundJournal } from '../journal/inbound-journal';
 import type { OutboundJournal } from '../journal/outbound-journal';
 import type { JournalBus } from '../journal/journal-bus';
-import type { JournalNotes } from '../journal/journal-notes';
 import type { Logger } from '../observability/logger';
 import type { DeadLetterQueue } from '../queue/dlq';
 import { CONSOLE_PATH, requireCredential, sessionRoutes } from './access';
@@ -28,7 +27,6 @@ export interface ConsoleOptions {
   outbound?: OutboundJournal;
   lines: LineSource;
   queues: Partial<Record<QueueName, DeadLetterQueue>>;
-  notes?: JournalNotes;
   bus: JournalBus;
   /** True when a worker in this process publishes its steps on `bus`; else the live tail polls the index. */
   localFeed: boolean;
@@ -80,7 +78,7 @@ export function createConsoleApp(options: ConsoleOptions): { app: Express; tail?
   api.use(requireCredential(auth, logger));
   api.use(journalRoutes({ journal: options.journal, outbound: options.outbound, lines: options.lines, media: options.media, logger }));
   if (options.outbound) api.use(outboundRoutes({ outbound: options.outbound, lines: options.lines, logger }));
-  api.use(dlqRoutes({ queues: options.queues, notes: options.notes, logger }));
+  api.use(dlqRoutes({ queues: options.queues, logger }));
   api.use(streamRoutes({ bus: options.bus, heartbeatMs: options.heartbeatMs, onSubscribe: tail && (() => tail.subscribe()), logger }));
   api.use((req, res) => res.status(404).json({ error: 'not_found', message: `No console API ${req.method} ${req.path}` }));
   app.use(`${CONSOLE_PATH}/api`, api);

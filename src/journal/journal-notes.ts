@@ -3,7 +3,7 @@ import type { JournalBus } from './journal-bus';
 import { MAX_JOURNEY_STEPS, type JourneyStep } from './journey';
 
 /**
- * A step that happens outside the pipeline's own writes (a duplicate, an operator's redrive): one
+ * A step that happens outside the lease's own writes (a duplicate whose claim was refused): one
  * UpdateItem on the existing record, appending the step while the journey has room and counting it
  * in `counter` either way. Never creates a record (a duplicate of an expired event has none).
  */
@@ -11,7 +11,7 @@ export class JournalNotes {
   constructor(private readonly options: { documents: DynamoDBDocumentClient; tableName: string; bus?: JournalBus }) {}
 
   /** Resolves false when there is no record for `key`. */
-  async note(key: string, step: JourneyStep, counter?: 'duplicates' | 'redrives'): Promise<boolean> {
+  async note(key: string, step: JourneyStep, counter?: 'duplicates'): Promise<boolean> {
     const update = (withStep: boolean) => {
       const names: Record<string, string> = { '#updatedAt': 'updatedAt', '#pk': 'pk' };
       const values: Record<string, unknown> = { ':at': step.at };

@@ -188,7 +188,11 @@ export class EventPipeline {
         requestId: turn.message.attributes.requestId,
         bytes: turn.message.body.length,
       },
-      steps: [step('claimed', { receive: turn.message.receiveCount, ...(turn.redriveKey !== undefined ? { redrive: true } : {}) })],
+      // A DLQ redrive (from the console or `npm run dlq`) names its event: the journey says so in the same write.
+      steps: [
+        ...(turn.redriveKey !== undefined ? [step('redriven')] : []),
+        step('claimed', { receive: turn.message.receiveCount }),
+      ],
     };
   }
 

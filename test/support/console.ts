@@ -2,7 +2,6 @@ import { join } from 'node:path';
 import { startConsole, type RunningConsole } from '../../src/console/server';
 import { InboundJournal } from '../../src/journal/inbound-journal';
 import { JournalBus } from '../../src/journal/journal-bus';
-import { JournalNotes } from '../../src/journal/journal-notes';
 import { OutboundJournal } from '../../src/journal/outbound-journal';
 import { DeadLetterQueue } from '../../src/queue/dlq';
 import { DynamoLineStore } from '../../src/lines/store';
@@ -50,7 +49,6 @@ export async function startConsoleRig(remote: RemoteStandIns, options: WorkerRig
     sessionHours: 1,
     journal: new InboundJournal({ documents, tableName }),
     outbound: options.outbound ? new OutboundJournal({ documents, tableName: rig.aws.names.outboundTable }) : undefined,
-    notes: new JournalNotes({ documents, tableName, bus }),
     lines: new DynamoLineStore({ documents, tableName: rig.config.dynamodb.linesTable }),
     queues: {
       inbound: rig.dlq,
