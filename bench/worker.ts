@@ -182,7 +182,8 @@ async function runWorker(): Promise<void> {
     SQS_WAIT_TIME_SECONDS: String(WAIT_TIME_SECONDS),
     SQS_VISIBILITY_TIMEOUT_SECONDS: String(VISIBILITY_TIMEOUT_SECONDS),
   });
-  const config = { ...loaded, aws: { ...loaded.aws, credentials: info.credentials } };
+  // The stand-ins speak http on loopback: production's https-only Bird and media checks would refuse them.
+  const config = { ...loaded, production: false, aws: { ...loaded.aws, credentials: info.credentials } };
   const clients = createAwsClients(config.aws, Math.max(64, config.worker.concurrency * 2));
   const counter = new AwsCallCounter();
   counter.watch(clients);
