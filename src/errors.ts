@@ -52,6 +52,9 @@ export const FAILURE_REASONS = {
   media_unavailable: 'retryable',
   media_store_failed: 'retryable',
   media_sha256_mismatch: 'retryable',
+  // Conversation turns (src/worker/turns)
+  turn_buffer_unavailable: 'retryable',
+  turn_timer_unavailable: 'retryable',
   // Bird
   bird_contact_unaddressable: 'permanent',
   bird_target_insecure: 'permanent',

@@ -13,6 +13,7 @@ import { CLAIM_CHECK_PREFIX, LINES_BY_PHONE_NUMBER_INDEX, LINES_BY_WABA_INDEX, M
 export interface GatewayResources {
   queue: sqs.IQueue;
   deadLetterQueue: sqs.IQueue;
+  turnQueue: sqs.IQueue;
   linesTable: dynamodb.ITable;
   dedupeTable: dynamodb.ITable;
   bucket: s3.IBucket;
@@ -91,6 +92,18 @@ export function workerStatements(r: GatewayResources): iam.PolicyStatement[] {
       sid: 'ConsumeWebhooks',
       actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes'],
       resources: [r.queue.queueArn],
+    }),
+    new iam.PolicyStatement({
+      sid: 'QueueCutTurns',
+      // src/worker/turns/turn-buffer.ts puts a cut conversation turn back on the inbound queue.
+      actions: ['sqs:SendMessage'],
+      resources: [r.queue.queueArn],
+    }),
+    new iam.PolicyStatement({
+      sid: 'DriveTurnTimers',
+      // src/worker/turns/turn-timers.ts arms (delayed SendMessage), receives and deletes its timers.
+      actions: ['sqs:SendMessage', 'sqs:ReceiveMessage', 'sqs:DeleteMessage'],
+      resources: [r.turnQueue.queueArn],
     }),
     new iam.PolicyStatement({
       sid: 'ParkPoisonMessages',

@@ -17,11 +17,26 @@ export interface WebhookQueuesProps {
 export class WebhookQueues extends Construct {
   readonly queue: sqs.Queue;
   readonly deadLetterQueue: sqs.Queue;
+  /**
+   * The durable timer of conversation turns (src/worker/turns): delayed messages that wake a
+   * conversation's turn buffer. Standard, because FIFO queues take no per-message delay; a timer
+   * only triggers an idempotent flush, so its at-least-once, unordered delivery is enough.
+   */
+  readonly turnQueue: sqs.Queue;
 
   constructor(scope: Construct, id: string, props: WebhookQueuesProps) {
     super(scope, id);
 
+    // FIFO in high-throughput mode (deduplication and quota per message group): each conversation
+    // (`<phone_number_id>:<contact>`) is one group, delivered in order, one message in flight at a
+    // time, while conversations run in parallel. The DLQ of a FIFO queue must be FIFO too.
+    const fifo = {
+      fifo: true,
+      deduplicationScope: sqs.DeduplicationScope.MESSAGE_GROUP,
+      fifoThroughputLimit: sqs.FifoThroughputLimit.PER_MESSAGE_GROUP_ID,
+    };
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
+      ...fifo,
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       maxMessageSizeBytes: MAX_MESSAGE_BYTES,
@@ -31,6 +46,7 @@ export class WebhookQueues extends Construct {
     });
 
     this.queue = new sqs.Queue(this, 'Queue', {
+      ...fifo,
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       maxMessageSizeBytes: MAX_MESSAGE_BYTES,
@@ -40,6 +56,17 @@ export class WebhookQueues extends Construct {
       retentionPeriod: Duration.days(14),
       receiveMessageWaitTime: Duration.seconds(20),
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount },
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    this.turnQueue = new sqs.Queue(this, 'TurnTimerQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      // The worker's timer loop receives with 30 s: a flush that fails is tried again then.
+      visibilityTimeout: Duration.seconds(30),
+      // A pending turn waits for its timer through a worker outage of any length the main queue survives.
+      retentionPeriod: Duration.days(14),
+      receiveMessageWaitTime: Duration.seconds(20),
       removalPolicy: RemovalPolicy.RETAIN,
     });
   }

@@ -46,6 +46,7 @@ export interface GatewayServicesProps {
   certificateArn: string;
   queue: sqs.Queue;
   deadLetterQueue: sqs.Queue;
+  turnQueue: sqs.Queue;
   linesTable: dynamodb.Table;
   dedupeTable: dynamodb.Table;
   bucket: s3.Bucket;
@@ -88,6 +89,7 @@ export class GatewayServices extends Construct {
     const resources: GatewayResources = {
       queue: props.queue,
       deadLetterQueue: props.deadLetterQueue,
+      turnQueue: props.turnQueue,
       linesTable: props.linesTable,
       dedupeTable: props.dedupeTable,
       bucket: props.bucket,
@@ -100,6 +102,7 @@ export class GatewayServices extends Construct {
       AWS_REGION: stack.region,
       SQS_QUEUE_URL: props.queue.queueUrl,
       SQS_DLQ_URL: props.deadLetterQueue.queueUrl,
+      SQS_TURN_QUEUE_URL: props.turnQueue.queueUrl,
       S3_BUCKET: props.bucket.bucketName,
       DYNAMODB_LINES_TABLE: props.linesTable.tableName,
       DYNAMODB_DEDUPE_TABLE: props.dedupeTable.tableName,

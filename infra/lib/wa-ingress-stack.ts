@@ -62,6 +62,7 @@ export class WaIngressStack extends Stack {
       certificateArn: p.certificateArn.valueAsString,
       queue: queues.queue,
       deadLetterQueue: queues.deadLetterQueue,
+      turnQueue: queues.turnQueue,
       linesTable: storage.linesTable,
       dedupeTable: storage.dedupeTable,
       bucket: storage.bucket,

@@ -1,5 +1,5 @@
 import { Match, type Template } from 'aws-cdk-lib/assertions';
-import { isInboundDlq, isInboundQueue, onlyResource, resourcesOfType, defaultTemplate } from './template';
+import { isInboundDlq, isInboundQueue, isTurnQueue, onlyResource, resourcesOfType, defaultTemplate } from './template';
 
 let template: Template;
 beforeAll(() => {
@@ -22,6 +22,13 @@ describe('queues', () => {
     expect(q.deletionPolicy).toBe('Retain');
   });
 
+  it.each(['main', 'dlq'] as const)('%s queue: FIFO in high-throughput mode (dedup and quota per conversation)', (kind) => {
+    const q = queue(kind);
+    expect(q.props).toMatchObject({ FifoQueue: true, DeduplicationScope: 'messageGroup', FifoThroughputLimit: 'perMessageGroupId' });
+    // The ingress always sets the dedup id (the body's sha256): content-based dedup would hash the claim-check pointer instead.
+    expect(q.props.ContentBasedDeduplication).toBeUndefined();
+  });
+
   it('main queue: visibility timeout and redrive count come from parameters', () => {
     const main = queue('main');
     const dlq = queue('dlq');
@@ -35,9 +42,19 @@ describe('queues', () => {
     template.hasParameter('MaxReceiveCount', { Type: 'Number', Default: 20, MinValue: 1 });
   });
 
-  it('refuses plain-HTTP access to every queue (inbound and outbound, each with its DLQ)', () => {
+  it('the turn timer queue: standard (FIFO takes no per-message delay), SSE, 14 days, 30 s visibility, retained', () => {
+    const timers = Object.entries(resourcesOfType(template, 'AWS::SQS::Queue')).filter(([id, q]) => isTurnQueue(q, id));
+    expect(timers).toHaveLength(1);
+    const [id, q] = timers[0]!;
+    expect(q.Properties).toMatchObject({ SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 86400, VisibilityTimeout: 30 });
+    expect(q.Properties.FifoQueue).toBeUndefined();
+    expect(q.Properties.RedrivePolicy).toBeUndefined();
+    expect((template.toJSON().Resources[id] as { DeletionPolicy?: string }).DeletionPolicy).toBe('Retain');
+  });
+
+  it('refuses plain-HTTP access to every queue (inbound and outbound, each with its DLQ, and the turn timers)', () => {
     const policies = Object.values(resourcesOfType(template, 'AWS::SQS::QueuePolicy'));
-    expect(policies).toHaveLength(4);
+    expect(policies).toHaveLength(5);
     for (const p of policies) {
       expect(p.Properties.PolicyDocument).toEqual(
         expect.objectContaining({

@@ -8,6 +8,7 @@ import {
   statementsOfRole,
   defaultTemplate,
   isInboundDlq,
+  isTurnQueue,
   isInboundQueue,
   taskDefinitionFor,
   type Statement,
@@ -16,6 +17,7 @@ import {
 let template: Template;
 let queue: string;
 let dlq: string;
+let turnQueue: string;
 let lines: string;
 let dedupe: string;
 let bucket: string;
@@ -27,6 +29,7 @@ beforeAll(() => {
   template = defaultTemplate();
   queue = logicalIdOf(template, 'AWS::SQS::Queue', isInboundQueue);
   dlq = logicalIdOf(template, 'AWS::SQS::Queue', isInboundDlq);
+  turnQueue = logicalIdOf(template, 'AWS::SQS::Queue', isTurnQueue);
   lines = logicalIdOf(template, 'AWS::DynamoDB::Table', (t) => JSON.stringify(t.Properties.KeySchema).includes('lineId'));
   dedupe = logicalIdOf(template, 'AWS::DynamoDB::Table', (_t, id) => id.startsWith('StorageDedupeTable'));
   bucket = logicalIdOf(template, 'AWS::S3::Bucket');
@@ -81,6 +84,9 @@ describe('task roles: least privilege', () => {
       sorted([
         grant(['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes'], [arn(queue)]),
         grant(['sqs:SendMessage'], [arn(dlq)]),
+        // Conversation turns: a cut turn goes back on the inbound queue; timers on their own queue.
+        grant(['sqs:SendMessage'], [arn(queue)]),
+        grant(['sqs:SendMessage', 'sqs:ReceiveMessage', 'sqs:DeleteMessage'], [arn(turnQueue)]),
         grant(['dynamodb:GetItem', 'dynamodb:Query'], [arn(lines), index(lines)]),
         grant(['dynamodb:Query'], [index(lines, 'byWabaId')]),
         grant(['dynamodb:GetItem', 'dynamodb:UpdateItem'], [arn(dedupe)]),

@@ -55,6 +55,7 @@ describe.each(['ingress', 'worker'])('%s task', (role) => {
         CREATE_MISSING_RESOURCES: 'false',
         SQS_QUEUE_URL: { Ref: expect.stringMatching(/^QueuesQueue/) },
         SQS_DLQ_URL: { Ref: expect.stringMatching(/^QueuesDeadLetterQueue/) },
+        SQS_TURN_QUEUE_URL: { Ref: expect.stringMatching(/^QueuesTurnTimerQueue/) },
         S3_BUCKET: { Ref: expect.stringMatching(/^StorageMediaBucket/) },
         DYNAMODB_LINES_TABLE: { Ref: expect.stringMatching(/^StorageLinesTable/) },
         DYNAMODB_DEDUPE_TABLE: { Ref: expect.stringMatching(/^StorageDedupeTable/) },

@@ -111,6 +111,7 @@ export function resourcesOf(statement: Statement): unknown[] {
 /** The inbound (webhook) queues, told from the outbound ones by their construct path. */
 export const isInboundQueue = (_r: CfnResource, id: string): boolean => id.startsWith('QueuesQueue');
 export const isInboundDlq = (_r: CfnResource, id: string): boolean => id.startsWith('QueuesDeadLetterQueue');
+export const isTurnQueue = (_r: CfnResource, id: string): boolean => id.startsWith('QueuesTurnTimerQueue');
 
 /** `{ "Fn::GetAtt": [id, attr] }` for the only resource of a type matching a predicate. */
 export function logicalIdOf(template: Template, type: string, match: (r: CfnResource, id: string) => boolean = () => true): string {

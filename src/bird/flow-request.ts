@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import type { UnfixableMediaReason } from '../errors';
-import type { EventContact, EventKind, MediaKind, OutboundRef } from '../meta/event';
+import type { EventContact, EventKind, MediaKind, OutboundRef, TurnContent } from '../meta/event';
 import type { BirdDelivery } from './delivery';
 
 /** The header carrying `sha256=<hex HMAC-SHA256(flowSigningSecret, raw body)>` on flow requests of lines that have a signing secret. */
@@ -39,6 +39,8 @@ export interface FlowBody {
   error?: { code?: number; title?: string };
   /** Statuses of a reply the gateway sent, and `outbound_failed`: which reply (id and the caller's idempotency key). */
   outbound?: OutboundRef;
+  /** kind `turn`: the burst's messages, each the FlowBody it would have been alone. */
+  turn?: TurnContent;
   raw: unknown;
 }
 
@@ -80,6 +82,7 @@ export function buildFlowBody(delivery: BirdDelivery): FlowBody {
   if (event.status) body.status = { ...event.status };
   if (event.error) body.error = { ...event.error };
   if (event.outbound) body.outbound = { ...event.outbound };
+  if (event.turn) body.turn = event.turn;
   return body;
 }
 

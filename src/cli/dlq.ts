@@ -6,6 +6,7 @@ import { embeddedAwsSettings, readEmbeddedState } from '../config/embedded-state
 import { parseClaimCheckPointer } from '../queue/message';
 import { S3ClaimCheckRefresher } from '../queue/claim-check-writer';
 import { DeadLetterQueue, type DlqEntry } from '../queue/dlq';
+import { maskPhone } from '../observability/logger';
 
 const USAGE = `Usage: npm run dlq -- <command>
   list                 messages in the DLQ: id, reason, eventKey, lineId, receivedAt, receives, bytes
@@ -141,6 +142,8 @@ export function formatEntry(entry: DlqEntry): string {
     `lineId:     ${entry.lineId ?? '-'}`,
     `receivedAt: ${entry.receivedAt ?? '-'}`,
     `parkedAt:   ${entry.parkedAt ?? '-'}`,
+    // The conversation's FIFO group (kept on redrive); its contact is a phone number, so masked.
+    `group:      ${entry.groupId ? maskGroup(entry.groupId) : '-'}`,
     `receives:   ${entry.receiveCount}`,
     `bytes:      ${entry.bodyBytes}`,
     'attributes:',
@@ -156,6 +159,12 @@ export function formatEntry(entry: DlqEntry): string {
     // not JSON: print as stored
   }
   return [...lines, body].join('\n');
+}
+
+/** `<phone_number_id>:<contact>` with the contact masked like any phone number. */
+export function maskGroup(groupId: string): string {
+  const at = groupId.indexOf(':');
+  return at < 0 ? (maskPhone(groupId) ?? '') : `${groupId.slice(0, at)}:${maskPhone(groupId.slice(at + 1))}`;
 }
 
 if (require.main === module) {

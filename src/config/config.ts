@@ -30,6 +30,7 @@ const envSchema = z.object({
 
   SQS_QUEUE_URL: z.string().url().optional(),
   SQS_DLQ_URL: z.string().url().optional(),
+  SQS_TURN_QUEUE_URL: z.string().url().optional(),
   S3_BUCKET: z.string().min(3).optional(),
   DYNAMODB_LINES_TABLE: z.string().min(3).default('wa-ingress-lines'),
   DYNAMODB_DEDUPE_TABLE: z.string().min(3).default('wa-ingress-dedupe'),
@@ -109,7 +110,7 @@ export interface Config {
   logLevel: Env['LOG_LEVEL'];
   dataDir: string;
   whatsapp: { verifyToken?: string; appSecrets: string[]; accessToken?: string };
-  sqs: { queueUrl?: string; dlqUrl?: string; sendTimeoutMs: number; batchWindowMs: number; claimCheckThresholdBytes: number };
+  sqs: { queueUrl?: string; dlqUrl?: string; turnQueueUrl?: string; sendTimeoutMs: number; batchWindowMs: number; claimCheckThresholdBytes: number };
   s3: { bucket: string };
   dynamodb: { linesTable: string; dedupeTable: string; outboundTable: string };
   aws: AwsSettings;
@@ -210,6 +211,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     sqs: {
       queueUrl: env.SQS_QUEUE_URL,
       dlqUrl: env.SQS_DLQ_URL,
+      turnQueueUrl: env.SQS_TURN_QUEUE_URL,
       sendTimeoutMs: env.SQS_SEND_TIMEOUT_MS,
       batchWindowMs: env.BATCH_WINDOW_MS,
       claimCheckThresholdBytes: env.CLAIM_CHECK_THRESHOLD_BYTES,

@@ -6,6 +6,7 @@ import type { LineRegistry } from '../lines/registry';
 import type { SecretResolver } from '../lines/secrets';
 import type { Logger } from '../observability/logger';
 import type { PayloadQueue } from './producer';
+import { conversationGroupId } from '../meta/conversation';
 import type { ReadinessProbe } from './readiness';
 import { tokensEqual, verifySignature } from './signature';
 
@@ -189,7 +190,8 @@ export function createIngressApp(deps: IngressDependencies): express.Express {
 
     const started = process.hrtime.bigint();
     try {
-      await deps.queue.enqueue({ body: raw, attributes });
+      // The conversation's FIFO group (ignored on a standard queue); read off the envelope already parsed.
+      await deps.queue.enqueue({ body: raw, attributes, groupId: conversationGroupId(envelope) });
     } catch (error) {
       log.error({ err: error, lineId: line?.lineId, event: 'enqueue_failed' }, 'payload not made durable; answering 503 so Meta retries');
       res.setHeader('Retry-After', RETRY_AFTER_SECONDS);

@@ -43,6 +43,10 @@ export function parseLines(json: unknown, options: { production: boolean }): Lin
       }
     }
   }
+  for (const line of lines) {
+    // The conversations transport posts each message into Bird's conversation: there is no turn to send.
+    if (line.turn && line.bird.transport !== 'flow') throw new ConfigError(`Line ${line.lineId}: turn applies to flow lines only (bird.transport is ${line.bird.transport})`);
+  }
   const ids = new Set<string>();
   for (const line of lines) {
     if (ids.has(line.lineId)) throw new ConfigError(`Line ${line.lineId} is defined twice`);

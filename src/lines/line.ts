@@ -50,6 +50,20 @@ export const birdConversationsSchema = z.object({
 
 export const birdTargetSchema = z.discriminatedUnion('transport', [birdFlowSchema, birdConversationsSchema]);
 
+/**
+ * Conversation turns (flow lines only): a burst of messages from one contact reaches the flow as one
+ * `turn` event, once the contact has been quiet for quietMs, or maxWaitMs after the first message,
+ * or at maxMessages, whichever comes first. maxWaitMs is at most 15 minutes (SQS's longest delay,
+ * the durable timer); maxMessages at most 50 (a turn is one DynamoDB item and one SQS message).
+ */
+export const turnSchema = z
+  .object({
+    quietMs: z.number().int().min(100).max(600_000),
+    maxWaitMs: z.number().int().min(100).max(900_000),
+    maxMessages: z.number().int().min(2).max(50),
+  })
+  .refine((t) => t.quietMs <= t.maxWaitMs, { message: 'quietMs must not exceed maxWaitMs', path: ['quietMs'] });
+
 export const lineSchema = z.object({
   lineId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'lineId must be URL-safe: letters, digits, _ and -, at most 64'),
   phoneNumberId: z.string().regex(/^[0-9]{1,32}$/, 'phoneNumberId is the numeric id Meta sends in value.metadata.phone_number_id'),
@@ -70,6 +84,8 @@ export const lineSchema = z.object({
   presence: z
     .object({ markRead: z.boolean().default(true), typing: z.boolean().default(true) })
     .default({}),
+  /** Off when absent. Only flow lines buffer turns (parseLines refuses it on a conversations line). */
+  turn: turnSchema.optional(),
   active: z.boolean().default(true),
 });
 
@@ -79,3 +95,4 @@ export type LineInput = z.input<typeof lineSchema>;
 export type BirdTarget = z.infer<typeof birdTargetSchema>;
 export type BirdFlowTarget = z.infer<typeof birdFlowSchema>;
 export type BirdConversationsTarget = z.infer<typeof birdConversationsSchema>;
+export type TurnPolicy = z.infer<typeof turnSchema>;

@@ -12,7 +12,10 @@ export interface AwsStandInOptions {
   dataDir?: string;
   host?: string;
   ports?: { sqs?: number; dynamodb?: number; s3?: number };
+  /** Base name of the main queue (default `wa-ingress`); the DLQ is `<name>-dlq`, the turn timer queue `<name>-turns`. */
   queueName?: string;
+  /** Main queue and DLQ as high-throughput FIFO queues (`<name>.fifo`, `<name>-dlq.fifo`): what the embedded default and infra/ use. */
+  fifo?: boolean;
   maxReceiveCount?: number;
   visibilityTimeoutSeconds?: number;
   /** Receives of an outbound job before SQS moves it to the outbound DLQ (default 20). */
@@ -26,6 +29,8 @@ export interface AwsStandIns {
   /** The outbound FIFO queue (replies) and its FIFO DLQ. */
   outboundQueueUrl: string;
   outboundDlqUrl: string;
+  /** A small standard queue: the durable timer that flushes conversation turns (per-message delays, which FIFO lacks). */
+  turnQueueUrl: string;
   /** s3rver accepts only these. */
   credentials: { accessKeyId: string; secretAccessKey: string };
   stopSqs(): Promise<void>;
@@ -34,6 +39,7 @@ export interface AwsStandIns {
 }
 
 import { STANDIN_CREDENTIALS } from '../config/embedded-state';
+import { HIGH_THROUGHPUT_FIFO_ATTRIBUTES } from '../queue/fifo';
 export { STANDIN_CREDENTIALS };
 
 /** The AWS part of a gateway process's environment when it runs against these stand-ins (tests, benchmarks). */
@@ -76,10 +82,14 @@ async function freePort(host: string): Promise<number> {
 
 export async function startAwsStandIns(options: AwsStandInOptions = {}): Promise<AwsStandIns> {
   const host = options.host ?? '127.0.0.1';
-  const queueName = options.queueName ?? 'wa-ingress';
-  const dlqName = `${queueName}-dlq`;
-  const outboundName = `${queueName}-outbound.fifo`;
-  const outboundDlqName = `${queueName}-outbound-dlq.fifo`;
+  const baseName = options.queueName ?? 'wa-ingress';
+  const suffix = options.fifo ? '.fifo' : '';
+  const queueName = `${baseName}${suffix}`;
+  const dlqName = `${baseName}-dlq${suffix}`;
+  const turnQueueName = `${baseName}-turns`;
+  const fifoAttributes = options.fifo ? HIGH_THROUGHPUT_FIFO_ATTRIBUTES : {};
+  const outboundName = `${baseName}-outbound.fifo`;
+  const outboundDlqName = `${baseName}-outbound-dlq.fifo`;
   // local-aws-sqs also counts visibility changes (heartbeats, retries) as receives.
   const maxReceiveCount = options.maxReceiveCount ?? 10;
   const visibilityTimeout = options.visibilityTimeoutSeconds ?? 30;
@@ -90,10 +100,12 @@ export async function startAwsStandIns(options: AwsStandInOptions = {}): Promise
   const accountId = '000000000000';
   const queueUrlFor = (name: string) => `http://${host}:${sqsPort}/${accountId}/${name}`;
   const queues = [
-    { QueueName: dlqName, Attributes: { MessageRetentionPeriod: String(14 * 86_400) } },
+    { QueueName: dlqName, Attributes: { ...fifoAttributes, MessageRetentionPeriod: String(14 * 86_400) } },
+    { QueueName: turnQueueName, Attributes: { VisibilityTimeout: '30' } },
     {
       QueueName: queueName,
       Attributes: {
+        ...fifoAttributes,
         VisibilityTimeout: String(visibilityTimeout),
         RedrivePolicy: JSON.stringify({
           deadLetterTargetArn: `arn:aws:sqs:us-east-1:${accountId}:${dlqName}`,
@@ -151,6 +163,7 @@ export async function startAwsStandIns(options: AwsStandInOptions = {}): Promise
     dlqUrl: queueUrlFor(dlqName),
     outboundQueueUrl: queueUrlFor(outboundName),
     outboundDlqUrl: queueUrlFor(outboundDlqName),
+    turnQueueUrl: queueUrlFor(turnQueueName),
     credentials: STANDIN_CREDENTIALS,
     async stopSqs() {
       if (sqsServer) await closeServer(sqsServer);

@@ -194,12 +194,13 @@ export async function startBirdStandIn(options: BirdStandInOptions = {}): Promis
     const line = asObject(body.line);
     const problems = [
       typeof body.reference === 'string' ? undefined : 'reference',
-      ['message', 'status', 'error', 'account', 'unknown', 'outbound_failed'].includes(body.kind as string) ? undefined : 'kind',
+      ['message', 'status', 'error', 'account', 'unknown', 'outbound_failed', 'turn'].includes(body.kind as string) ? undefined : 'kind',
       typeof line?.lineId === 'string' ? undefined : 'line.lineId',
       'contact' in body && body.contact !== undefined ? undefined : 'contact',
       typeof body.receivedAt === 'string' && !Number.isNaN(Date.parse(body.receivedAt)) ? undefined : 'receivedAt',
       'raw' in body ? undefined : 'raw',
       body.kind === 'message' && typeof asObject(body.message)?.type !== 'string' ? 'message.type' : undefined,
+      body.kind === 'turn' && !Array.isArray(asObject(body.turn)?.messages) ? 'turn.messages' : undefined,
     ].filter((p): p is string => p !== undefined);
     if (problems.length > 0) throw new Rejection(400, 'invalid_body', `Missing or invalid: ${problems.join(', ')}`);
     if (body.reference !== idempotencyKey) throw new Rejection(400, 'invalid_body', 'reference differs from Idempotency-Key');

@@ -85,7 +85,8 @@ export function demoLines(birdFlowUrl: string, outboundKey?: string): LineInput[
  */
 export async function startEmbeddedDefault(config: Config, logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<EmbeddedDefault> {
   const dataDir = resolve(config.dataDir);
-  const standIns = await startAwsStandIns({ dataDir, visibilityTimeoutSeconds: config.worker.visibilityTimeoutSeconds });
+  // FIFO main queue and DLQ: conversation order (src/queue/fifo.ts), as infra/ deploys.
+  const standIns = await startAwsStandIns({ dataDir, fifo: true, visibilityTimeoutSeconds: config.worker.visibilityTimeoutSeconds });
   // The echo AI answers every message with a synchronous `replies`, so a local run shows the whole loop.
   const bird = await startBirdStandIn({ inboxFile: join(dataDir, 'bird-inbox.jsonl'), echo: true, logger: logger.child({ standIn: 'bird' }) });
   const secrets = localSecrets(dataDir);
@@ -105,7 +106,7 @@ export async function startEmbeddedDefault(config: Config, logger: Logger, env: 
       appSecrets: config.whatsapp.appSecrets.length > 0 ? config.whatsapp.appSecrets : [secrets.appSecret],
       accessToken: config.whatsapp.accessToken ?? LOCAL_GRAPH_TOKEN,
     },
-    sqs: { ...config.sqs, queueUrl: standIns.queueUrl, dlqUrl: standIns.dlqUrl },
+    sqs: { ...config.sqs, queueUrl: standIns.queueUrl, dlqUrl: standIns.dlqUrl, turnQueueUrl: standIns.turnQueueUrl },
     outbound: { ...config.outbound, queueUrl: standIns.outboundQueueUrl, dlqUrl: standIns.outboundDlqUrl },
     aws: { ...config.aws, endpoints: standIns.endpoints, forcePathStyle: true, credentials: STANDIN_CREDENTIALS },
     worker: {

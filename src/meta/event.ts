@@ -3,12 +3,26 @@
  * non-message change (account events). Produced by pure functions in src/meta, consumed by
  * the worker pipeline, dedupe and the Bird client.
  */
-export type EventKind = 'message' | 'status' | 'error' | 'account' | 'unknown' | 'outbound_failed';
+export type EventKind = 'message' | 'status' | 'error' | 'account' | 'unknown' | 'outbound_failed' | 'turn';
 
 /** A reply the gateway sent (see src/outbound): carried by its statuses and by `outbound_failed`. */
 export interface OutboundRef {
   id: string;
   idempotencyKey: string;
+}
+
+/** Why a turn was sent when it was (src/worker/turns). */
+export type TurnCut = 'quiet' | 'max_wait' | 'max_messages';
+
+/**
+ * A burst of messages from one contact on a line with `turn` set: each message exactly as the flow
+ * would have received it alone (its FlowBody, media included), in order.
+ */
+export interface TurnContent {
+  id: string;
+  cut: TurnCut;
+  /** FlowBody of each message (src/bird/flow-request.ts), kept as JSON. */
+  messages: unknown[];
 }
 
 export type MediaKind = 'image' | 'audio' | 'video' | 'document' | 'sticker';
@@ -70,6 +84,8 @@ export interface WhatsAppEvent {
   };
   /** Statuses of a reply the gateway sent, and `outbound_failed` (a reply Meta refused for good). */
   outbound?: OutboundRef;
+  /** For `turn` events: the messages of the burst. */
+  turn?: TurnContent;
   /** The original Meta object (message, status, error, or the change value), untouched. */
   raw: unknown;
 }

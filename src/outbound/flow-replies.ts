@@ -47,9 +47,9 @@ export class FlowReplyScheduler implements ReplyScheduler {
       return;
     }
     if (!found.replies || found.replies.length === 0) return;
-    if (event.kind !== 'message') {
-      // Only what a person said is answered: every reply brings back sent/delivered/read statuses,
-      // and a Flow that answered those would talk to the user forever.
+    if (event.kind !== 'message' && event.kind !== 'turn') {
+      // Only what a person said (a message, or a turn of several) is answered: every reply brings back
+      // sent/delivered/read statuses, and a Flow that answered those would talk to the user forever.
       this.count('not_a_message', found.replies.length);
       log.warn({ event: 'flow_reply_invalid', kind: event.kind, problem: 'replies answer messages only' }, 'replies to a non-message event dropped');
       return;

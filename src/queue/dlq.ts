@@ -10,6 +10,8 @@ import { RetryableError, type PermanentReason } from '../errors';
 import { sharedCounter, type Counter, type Registry } from '../observability/metrics';
 import { INGRESS_ATTRIBUTES, REDRIVE_ATTRIBUTES, parseClaimCheckPointer, sendableAttributes, stringAttribute, type ClaimCheckPointer, type SqsAttributes } from './message';
 import { SQS_MAX_BATCH } from './sqs-batcher';
+import { isFifoQueueUrl, resendFields, UNKNOWN_GROUP } from './fifo';
+import { conversationGroupId } from '../meta/conversation';
 import { sqsCallsCounter } from './sqs-calls';
 
 /**
@@ -50,13 +52,15 @@ export interface ParkInput {
   lineId?: string;
   /** A FIFO DLQ (the outbound one) needs the group and a deduplication id. */
   fifo?: { groupId: string; deduplicationId: string };
+  /** FIFO: the message's MessageGroupId (its conversation), kept in the FIFO DLQ and on redrive. */
+  groupId?: string;
 }
 
 /**
  * The original attributes plus the parking ones. Ingress messages carry at most 6 attributes, so
  * with `reason`, `eventKey`, `lineId` and `parkedAttributes` this stays within SQS's 10.
  */
-export function parkingAttributes(input: Omit<ParkInput, 'body'>, parkedAt: Date = new Date()): SqsAttributes {
+export function parkingAttributes(input: Omit<ParkInput, 'body' | 'groupId'>, parkedAt: Date = new Date()): SqsAttributes {
   const original = sendableAttributes(input.attributes);
   const out: SqsAttributes = { ...original };
   const record: ParkingRecord = { added: [], replaced: {}, parkedAt: parkedAt.toISOString() };
@@ -132,7 +136,10 @@ export class DlqParker {
           QueueUrl: this.dlqUrl,
           MessageBody: input.body,
           MessageAttributes: parkingAttributes(input),
-          ...(input.fifo ? { MessageGroupId: input.fifo.groupId, MessageDeduplicationId: input.fifo.deduplicationId } : {}),
+          // An outbound job names its group and dedup id; an inbound message keeps its conversation, with a fresh dedup id.
+          ...(input.fifo
+            ? { MessageGroupId: input.fifo.groupId, MessageDeduplicationId: input.fifo.deduplicationId }
+            : resendFields(this.dlqUrl, input.groupId ?? groupOfBody(input.body))),
         }),
       );
       this.parked.inc({ reason: input.reason });
@@ -152,6 +159,8 @@ export interface DlqEntry {
   lineId?: string;
   receivedAt?: string;
   parkedAt?: string;
+  /** FIFO DLQ: the conversation (MessageGroupId) it came from and goes back to. */
+  groupId?: string;
   /** ApproximateReceiveCount on the DLQ: every list/show counts as one. */
   receiveCount: number;
   bodyBytes: number;
@@ -170,6 +179,7 @@ export function describeDlqMessage(message: Message): DlqEntry {
     lineId: stringAttribute(attributes, PARKING_ATTRIBUTES.lineId),
     receivedAt: stringAttribute(attributes, INGRESS_ATTRIBUTES.receivedAt),
     parkedAt: record?.parkedAt || undefined,
+    groupId: message.Attributes?.MessageGroupId,
     receiveCount: Number(message.Attributes?.ApproximateReceiveCount ?? 0),
     bodyBytes: Buffer.byteLength(body, 'utf8'),
     body,
@@ -258,9 +268,13 @@ export class DeadLetterQueue {
               QueueUrl: this.queueUrl,
               MessageBody: message.Body ?? '',
               MessageAttributes: unparkedAttributes(message.MessageAttributes),
-              // A FIFO queue (outbound) keeps the job's group; the DLQ message id makes a fresh deduplication id.
-              ...(this.queueUrl.endsWith('.fifo')
-                ? { MessageGroupId: message.Attributes?.MessageGroupId ?? 'redrive', MessageDeduplicationId: `redrive-${message.MessageId ?? ''}` }
+              // A FIFO queue keeps the message's group (an inbound conversation, an outbound recipient); the DLQ
+              // message id makes a fresh deduplication id (the original one would be dropped within 5 min).
+              ...(isFifoQueueUrl(this.queueUrl)
+                ? {
+                    MessageGroupId: message.Attributes?.MessageGroupId ?? groupOfBody(message.Body ?? '') ?? UNKNOWN_GROUP,
+                    MessageDeduplicationId: `redrive-${message.MessageId ?? ''}`,
+                  }
                 : {}),
             }),
           );
@@ -374,5 +388,19 @@ export class DeadLetterQueue {
         )
         .catch(() => undefined);
     }
+  }
+}
+
+/**
+ * The conversation of a message that reached a FIFO queue without a group (parked from, or
+ * redriven into, FIFO after the switch from a standard queue): read off the body, when it is the
+ * Meta payload and not a claim-check pointer.
+ */
+function groupOfBody(body: string): string | undefined {
+  try {
+    const json: unknown = JSON.parse(body);
+    return typeof json === 'object' && json !== null && 'entry' in json ? conversationGroupId(json) : undefined;
+  } catch {
+    return undefined;
   }
 }

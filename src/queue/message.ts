@@ -48,6 +48,8 @@ export interface ReceivedMessage {
   messageId: string;
   /** SQS ApproximateReceiveCount: 1 on the first delivery. */
   receiveCount: number;
+  /** FIFO queues: the conversation's MessageGroupId (src/meta/conversation.ts); undefined on a standard queue. */
+  groupId?: string;
   /** The Meta POST body, claim check already resolved and verified. */
   body: Buffer;
   attributes: IngressAttributes;

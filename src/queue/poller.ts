@@ -120,7 +120,7 @@ export class SqsPoller {
           MaxNumberOfMessages: maxMessages,
           WaitTimeSeconds: waitTimeSeconds,
           VisibilityTimeout: visibilityTimeoutSeconds,
-          MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
+          MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp', 'MessageGroupId'],
           // The deprecated name as well (typed as queue attributes, hence All): local-aws-sqs reads only this one.
           AttributeNames: ['All'],
           MessageAttributeNames: ['All'],
@@ -205,7 +205,7 @@ export class SqsPoller {
     const reason = reasonOf(error);
     if (error instanceof PermanentError && this.settings.parker) {
       try {
-        await this.settings.parker.park({ body: message.Body ?? '', attributes: message.MessageAttributes ?? {}, reason: error.reason });
+        await this.settings.parker.park({ body: message.Body ?? '', attributes: message.MessageAttributes ?? {}, groupId: message.Attributes?.MessageGroupId, reason: error.reason });
         log.error({ reason, event: 'message_parked', detail: error.message }, 'Claim check can never resolve; message parked in the DLQ');
         return this.keeper.delete(held, log);
       } catch (parkError) {
@@ -231,6 +231,7 @@ export class SqsPoller {
     return {
       messageId: message.MessageId ?? '',
       receiveCount,
+      ...(message.Attributes?.MessageGroupId ? { groupId: message.Attributes.MessageGroupId } : {}),
       body,
       attributes,
       original: { body: sqsBody, attributes: messageAttributes },

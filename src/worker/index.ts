@@ -12,9 +12,13 @@ import { ClaimCheckReader } from '../queue/claim-check-reader';
 import { DlqParker } from '../queue/dlq';
 import { EventPipeline } from './pipeline';
 import { GraphPresence } from '../outbound/presence';
-import { SqsPoller } from '../queue/poller';
+import { DEFAULT_RETRY_POLICY, SqsPoller } from '../queue/poller';
 import { createOutboundAcceptor, startSender } from '../outbound';
 import { FlowReplyScheduler } from '../outbound/flow-replies';
+import { SequencedHandler } from '../queue/sequenced-handler';
+import { TurnBuffer } from './turns/turn-buffer';
+import { DynamoTurnStore } from './turns/turn-store';
+import { TurnTimers } from './turns/turn-timers';
 import { DynamoOutboundStore } from '../outbound/dynamo-outbound-store';
 import { StoreStatusSettler } from '../outbound/status-settler';
 
@@ -71,7 +75,10 @@ export function startWorker(deps: {
       })
     : undefined;
   const parker = new DlqParker({ sqs: clients.sqs, dlqUrl: config.sqs.dlqUrl, registry });
+  const turns = config.sqs.turnQueueUrl ? startTurns(config, clients, logger, registry) : undefined;
+  if (!turns) logger.warn('SQS_TURN_QUEUE_URL is not set: lines with `turn` get each message delivered alone');
   const pipeline = new EventPipeline({
+    turns: turns?.buffer,
     outboundStatuses: outboundStore && new StoreStatusSettler(outboundStore, registry),
     // A Flow's synchronous replies are accepted here, before the inbound event is COMPLETED.
     replies: outboundStore && new FlowReplyScheduler({ acceptor: createOutboundAcceptor({ config, clients, registry, logger }, outboundStore).acceptor, registry, logger }),
@@ -111,10 +118,17 @@ export function startWorker(deps: {
     logger,
     registry,
   });
+  // The poller's backoff, as tuned; the sequencer must know it to hold a conversation long enough.
+  const retryPolicy = {
+    baseSeconds: deps.tuning?.poller?.retryBaseSeconds ?? DEFAULT_RETRY_POLICY.baseSeconds,
+    maxSeconds: deps.tuning?.poller?.retryMaxSeconds ?? DEFAULT_RETRY_POLICY.maxSeconds,
+  };
+  // FIFO: one message per conversation at a time, in order; a standard queue's messages pass straight through.
+  const sequenced = new SequencedHandler({ handler: pipeline.handle, logger, registry, retryPolicy });
   const poller = new SqsPoller({
     sqs: clients.sqs,
     queueUrl: config.sqs.queueUrl,
-    handler: pipeline.handle,
+    handler: sequenced.handle,
     logger,
     registry,
     concurrency: config.worker.concurrency,
@@ -127,10 +141,42 @@ export function startWorker(deps: {
     claimChecks: new ClaimCheckReader({ s3: clients.s3, bucket: config.s3.bucket }),
     parker,
     ...deps.tuning?.poller,
+    retryBaseSeconds: retryPolicy.baseSeconds,
+    retryMaxSeconds: retryPolicy.maxSeconds,
   });
   poller.start();
+  turns?.timers.start();
   const sender = outboundStore
     ? startSender({ config, clients, lines: deps.lines, secrets: deps.secrets, store: outboundStore, bird, registry, logger, tuning: deps.tuning?.sender })
     : undefined;
-  return { poller, sender, stop: async () => void (await Promise.all([poller.stop(), sender?.stop()])) };
+  return {
+    poller,
+    sender,
+    stop: async () => {
+      await Promise.all([poller.stop(), sender?.stop()]);
+      await turns?.timers.stop();
+    },
+  };
+}
+
+/** The turn buffer (in the dedupe table) and its timers (SQS_TURN_QUEUE_URL); see src/worker/turns. */
+function startTurns(config: Config, clients: AwsClients, logger: Logger, registry: Registry): { buffer: TurnBuffer; timers: TurnTimers } {
+  const log = logger.child({ component: 'turns' });
+  const timers: TurnTimers = new TurnTimers({
+    sqs: clients.sqs,
+    queueUrl: config.sqs.turnQueueUrl!,
+    onFire: (fire) => buffer.flush(fire),
+    logger: log,
+    registry,
+    waitTimeSeconds: config.worker.waitTimeSeconds,
+  });
+  const buffer: TurnBuffer = new TurnBuffer({
+    store: new DynamoTurnStore({ documents: clients.documents, tableName: config.dynamodb.dedupeTable, ttlDays: config.worker.dedupeTtlDays }),
+    timers,
+    sqs: clients.sqs,
+    queueUrl: config.sqs.queueUrl!,
+    logger: log,
+    registry,
+  });
+  return { buffer, timers };
 }

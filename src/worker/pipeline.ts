@@ -19,8 +19,12 @@ import type { LineRegistry } from '../lines/registry';
 import type { SecretResolver } from '../lines/secrets';
 import type { MediaStore } from '../media';
 import { journalFacts, step, UNROUTED_LINE, type JourneyStep } from '../journal/journey';
+import { inTimestampOrder } from '../meta/conversation';
 import { envelopeToEvents } from '../meta/envelope';
 import { errorEventKey } from '../meta/event-key';
+import { buildFlowBody } from '../bird/flow-request';
+import type { TurnBuffer } from './turns/turn-buffer';
+import { presenceTarget, turnEvents } from './turns/turn-message';
 import type { WhatsAppEvent } from '../meta/event';
 import { maskPhone, type Logger } from '../observability/logger';
 import type { DlqParker } from '../queue/dlq';
@@ -41,6 +45,8 @@ export interface PipelineOptions {
   parker: DlqParker;
   /** Settles the records of replies the gateway sent from their status webhooks (src/outbound). */
   outboundStatuses?: OutboundStatusSettler;
+  /** Conversation turns (lines with `turn`); without it every message is delivered alone. */
+  turns?: TurnBuffer;
   /** Global Graph token (WHATSAPP_ACCESS_TOKEN) for lines without their own. */
   defaultAccessToken?: string;
   /** Read receipt and typing indicator once Bird has a message (best effort, never fails the event). */
@@ -116,8 +122,9 @@ export class EventPipeline {
     let retryDelayMs: number | undefined;
     let retryReason: FailureReason | undefined;
     let redriveFound = false;
-    // In order: a payload's statuses usually follow its messages, and Bird should see them that way.
-    for (const event of envelopeToEvents(payload).map((e) => this.keyedForMessage(e, message))) {
+    // In Meta's timestamp order (ties in payload order): a conversation's events reach Bird as they happened.
+    // A cut conversation turn (src/worker/turns) comes back through here as one `turn` event.
+    for (const event of inTimestampOrder(turnEvents(payload) ?? envelopeToEvents(payload).map((e) => this.keyedForMessage(e, message)))) {
       const outcome: EventOutcome = turn.signal?.aborted ? { result: 'retry', reason: 'shutting_down' } : await this.handleEvent(turn, event);
       this.events.inc({ kind: event.kind, outcome: outcome.result });
       if (outcome.result !== 'skipped') redriveFound = true;
@@ -168,9 +175,12 @@ export class EventPipeline {
         if (lease.lost) throw new RetryableError('dedupe_lease_lost', 'The claim lapsed while fetching media; the event was not delivered');
         const started = Date.now();
         const answer = await this.deliver(turn, delivered, line, 'error' in media ? { mediaError: media.error } : { media: media.stored });
-        steps.push(step('delivered', { transport: line.bird.transport, status: answer.status, ms: Date.now() - started }));
-        // Read and typing go out before the replies are queued, so the indicator does not outlive them.
-        this.options.presence?.messageHandedToBird(line, event);
+        steps.push(step('delivered', { transport: answer ? line.bird.transport : 'turn_buffer', status: answer?.status, ms: Date.now() - started }));
+        // Held for its turn: Bird has not seen it yet, so no read mark, no typing, no replies.
+        if (!answer) return;
+        // Read and typing go out before the replies are queued, so the indicator does not outlive them
+        // (for a turn: its last message).
+        this.options.presence?.messageHandedToBird(line, presenceTarget(event));
         // Before COMPLETED: if this fails the event is retried, and the same keys dedupe what was queued.
         await this.options.replies?.schedule({ line, event, answer });
       });
@@ -310,16 +320,25 @@ export class EventPipeline {
     return event.kind === 'error' && request !== undefined ? { ...event, key: errorEventKey(event.key, request) } : event;
   }
 
-  /** Hands the event to the line's Bird target; a later step (durable flow replies) takes what it returns. */
-  private async deliver(turn: Turn, event: WhatsAppEvent, line: Line, file: { media?: DeliveredMedia; mediaError?: UnfixableMediaReason }): Promise<BirdAnswer> {
+  /**
+   * Hands the event to the line's Bird target; a later step (durable flow replies) takes what it returns.
+   * Undefined: the message joined its conversation's turn (a line with `turn`), as the flow would have
+   * received it alone, and is done once buffered; its turn reaches Bird later as one `turn` event.
+   */
+  private async deliver(turn: Turn, event: WhatsAppEvent, line: Line, file: { media?: DeliveredMedia; mediaError?: UnfixableMediaReason }): Promise<BirdAnswer | undefined> {
     const target = await resolveBirdTarget(line, this.options.secrets);
+    const delivery = { lineId: line.lineId, target, event, receivedAt: turn.receivedAt, signal: turn.signal, ...file };
+    if (this.options.turns?.holds(line, event)) {
+      await this.options.turns.buffer({ line, event, body: buildFlowBody(delivery) });
+      return undefined;
+    }
     // The signal cuts the Bird call in flight on shutdown.
-    return this.options.bird.deliver({ lineId: line.lineId, target, event, receivedAt: turn.receivedAt, signal: turn.signal, ...file });
+    return this.options.bird.deliver(delivery);
   }
 
   private async parkInDlq(message: ReceivedMessage, eventKey: string | undefined, error: PermanentError, log: Logger, line?: Line): Promise<void> {
     const { reason } = error;
-    await this.options.parker.park({ body: message.original.body, attributes: message.original.attributes, reason, eventKey, lineId: line?.lineId });
+    await this.options.parker.park({ body: message.original.body, attributes: message.original.attributes, groupId: message.groupId, reason, eventKey, lineId: line?.lineId });
     log.error({ reason, lineId: line?.lineId, event: 'event_parked', detail: error.message }, 'event parked in the DLQ');
   }
 }

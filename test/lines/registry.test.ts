@@ -178,6 +178,17 @@ describe('line definitions', () => {
     expect(() => parseLines([line('x', '1'), line('x', '2')], { production: false })).toThrow(/defined twice/);
   });
 
+  it('takes a turn policy on a flow line only, within its bounds', () => {
+    const turn = { quietMs: 1500, maxWaitMs: 8000, maxMessages: 20 };
+    expect(parseLines(line('x', '1', { turn }), { production: false })[0]!.turn).toEqual(turn);
+    expect(parseLines(line('x', '1'), { production: false })[0]!.turn).toBeUndefined();
+    const conversations = { transport: 'conversations', workspaceId: 'w', channelId: 'c', accessKey: 'k' };
+    expect(() => parseLines(line('x', '1', { turn, bird: conversations }), { production: false })).toThrow(/turn applies to flow lines only/);
+    expect(() => parseLines(line('x', '1', { turn: { ...turn, quietMs: 9000 } }), { production: false })).toThrow(/turn.quietMs: quietMs must not exceed maxWaitMs/);
+    expect(() => parseLines(line('x', '1', { turn: { ...turn, maxWaitMs: 901_000 } }), { production: false })).toThrow(/turn.maxWaitMs/);
+    expect(() => parseLines(line('x', '1', { turn: { ...turn, maxMessages: 51 } }), { production: false })).toThrow(/turn.maxMessages/);
+  });
+
   it('masks literal secrets but keeps references when printing', () => {
     const masked = maskLine(parseLines(line('x', '1', { appSecrets: ['plain-secret', 'env:WA_LINE_SECRET_A'], accessToken: 'EAABtoken' }), { production: false })[0]!);
     const text = JSON.stringify(masked);

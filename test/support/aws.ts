@@ -1,6 +1,7 @@
 import { CreateQueueCommand, DeleteMessageBatchCommand, PurgeQueueCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import { createAwsClients, type AwsClients } from '../../src/aws/clients';
 import { ensureResources } from '../../src/aws/resources';
+import { HIGH_THROUGHPUT_FIFO_ATTRIBUTES } from '../../src/queue/fifo';
 import { startAwsStandIns, type AwsStandIns, type AwsStandInOptions } from '../../src/local/aws-standins';
 
 export interface AwsHarness {
@@ -60,15 +61,18 @@ export async function startAwsHarness(options: AwsStandInOptions = {}): Promise<
 export async function createQueuePair(
   sqs: SQSClient,
   name: string,
-  options: { maxReceiveCount: number; visibilityTimeoutSeconds?: number },
+  options: { maxReceiveCount: number; visibilityTimeoutSeconds?: number; fifo?: boolean },
 ): Promise<{ queueUrl: string; dlqUrl: string }> {
-  const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `${name}-dlq` }));
+  const suffix = options.fifo ? '.fifo' : '';
+  const fifo = options.fifo ? HIGH_THROUGHPUT_FIFO_ATTRIBUTES : {};
+  const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `${name}-dlq${suffix}`, Attributes: { ...fifo } }));
   const main = await sqs.send(
     new CreateQueueCommand({
-      QueueName: name,
+      QueueName: `${name}${suffix}`,
       Attributes: {
+        ...fifo,
         ...(options.visibilityTimeoutSeconds !== undefined ? { VisibilityTimeout: String(options.visibilityTimeoutSeconds) } : {}),
-        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: `arn:aws:sqs:us-east-1:000000000000:${name}-dlq`, maxReceiveCount: options.maxReceiveCount }),
+        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: `arn:aws:sqs:us-east-1:000000000000:${name}-dlq${suffix}`, maxReceiveCount: options.maxReceiveCount }),
       },
     }),
   );

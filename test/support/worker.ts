@@ -76,6 +76,7 @@ export function workerConfig(aws: AwsHarness, graph: GraphStandIn, env: Record<s
     WHATSAPP_APP_SECRETS: APP_SECRET,
     SQS_QUEUE_URL: aws.standIns.queueUrl,
     SQS_DLQ_URL: aws.standIns.dlqUrl,
+    SQS_TURN_QUEUE_URL: aws.standIns.turnQueueUrl,
     S3_BUCKET: aws.names.bucket,
     DYNAMODB_LINES_TABLE: aws.names.linesTable,
     DYNAMODB_DEDUPE_TABLE: aws.names.dedupeTable,
