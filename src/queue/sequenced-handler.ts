@@ -1,4 +1,4 @@
-import { GatewayError, RetryableError } from '../errors';
+import { RetryableError, reasonOf } from '../errors';
 import type { Logger } from '../observability/logger';
 import { Counter, type Registry } from '../observability/metrics';
 import { GroupSequencer } from './group-sequencer';
@@ -77,7 +77,7 @@ export class SequencedHandler {
     } catch (error) {
       // What the poller would make of it, turned into an outcome here so its delay is known.
       const retryAfterMs = error instanceof RetryableError ? error.retryAfterMs : undefined;
-      const reason = error instanceof GatewayError ? error.reason : error instanceof Error ? error.name : 'unknown';
+      const reason = reasonOf(error);
       this.options.logger.warn({ err: error, reason, messageId: message.messageId }, 'Handler failed; the message will be retried');
       outcome = { action: 'retry', reason, ...(retryAfterMs !== undefined ? { delaySeconds: Math.ceil(retryAfterMs / 1000) } : {}) };
     }

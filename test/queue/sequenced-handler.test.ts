@@ -60,44 +60,43 @@ describe('SequencedHandler', () => {
 
   it('a retried message sends the messages queued behind it back unprocessed, later than itself, and blocks its group until it returns', async () => {
     const h = handlerUnderTest();
-    outcomes.set('a1', { action: 'retry', reason: 'bird_unavailable', delaySeconds: 7 });
+    outcomes.set('a1', { action: 'retry', reason: 'bird_unavailable', delaySeconds: 17 });
     const [r1, r2, r3, other] = await Promise.all([
       h.handle(message('a1', 'A')),
       h.handle(message('a2', 'A')),
       h.handle(message('a3', 'A')),
       h.handle(message('b1', 'B')),
     ]);
-    expect(r1).toEqual({ action: 'retry', reason: 'bird_unavailable', delaySeconds: 7 });
-    expect(r2).toEqual({ action: 'retry', reason: 'conversation_held', delaySeconds: 8 });
-    expect(r3).toEqual({ action: 'retry', reason: 'conversation_held', delaySeconds: 8 });
+    // The handler asked for 17 s (more than the first step's 10 s): that is the delay, and the held ones get 1 s more.
+    expect(r1).toEqual({ action: 'retry', reason: 'bird_unavailable', delaySeconds: 17 });
+    expect(r2).toEqual({ action: 'retry', reason: 'conversation_held', delaySeconds: 18 });
+    expect(r3).toEqual({ action: 'retry', reason: 'conversation_held', delaySeconds: 18 });
     expect(other).toEqual({ action: 'delete' });
     expect(log.filter((l) => l.startsWith('start'))).toEqual(['start a1', 'start b1']);
 
     // A message of A received 3 s later (the stand-in does not hold the group) waits for a1 too.
     clock += 3000;
-    expect(await h.handle(message('a4', 'A'))).toEqual({ action: 'retry', reason: 'conversation_held', delaySeconds: 5 });
+    expect(await h.handle(message('a4', 'A'))).toEqual({ action: 'retry', reason: 'conversation_held', delaySeconds: 15 });
     // a1 comes back and goes through; then the group flows again.
-    clock += 4000;
+    clock += 14_000;
     outcomes.delete('a1');
     expect(await h.handle(message('a1', 'A', 2))).toEqual({ action: 'delete' });
     expect(await h.handle(message('a2', 'A', 2))).toEqual({ action: 'delete' });
     expect(log.filter((l) => l.startsWith('start'))).toEqual(['start a1', 'start b1', 'start a1', 'start a2']);
   });
 
-  it('a thrown error becomes a retry with a delay it fixes (Retry-After, else the backoff), and holds the group the same way', async () => {
+  it('a thrown error becomes a retry with a delay it fixes (the top of the backoff step, or a longer Retry-After), and holds the group the same way', async () => {
     const h = handlerUnderTest();
     outcomes.set('a1', new RetryableError('bird_rate_limited', 'slow down', { retryAfterMs: 2500 }));
     const [r1, r2] = await Promise.all([h.handle(message('a1', 'A')), h.handle(message('a2', 'A'))]);
-    expect(r1).toEqual({ action: 'retry', reason: 'bird_rate_limited', delaySeconds: 3 });
-    expect(r2).toEqual({ action: 'retry', reason: 'conversation_held', delaySeconds: 4 });
+    // Retry-After 2.5 s is shorter than the first step (10 s): the step's top wins, as in the poller.
+    expect(r1).toEqual({ action: 'retry', reason: 'bird_rate_limited', delaySeconds: 10 });
+    expect(r2).toEqual({ action: 'retry', reason: 'conversation_held', delaySeconds: 11 });
 
     outcomes.set('b1', new Error('boom'));
     const [b1, b2] = await Promise.all([h.handle(message('b1', 'B', 3)), h.handle(message('b2', 'B'))]);
-    // Backoff on the receive count: 10 * 2^2 = 40 s, half fixed and half jitter.
-    expect(b1.action).toBe('retry');
-    const delay = (b1 as { delaySeconds: number }).delaySeconds;
-    expect(delay).toBeGreaterThanOrEqual(20);
-    expect(delay).toBeLessThanOrEqual(40);
-    expect(b2).toEqual({ action: 'retry', reason: 'conversation_held', delaySeconds: delay + 1 });
+    // Third receive: the step is 10 × 2² = 40 s; its top, without jitter, so the held ones know when it is back.
+    expect(b1).toEqual({ action: 'retry', reason: 'unexpected_error', delaySeconds: 40 });
+    expect(b2).toEqual({ action: 'retry', reason: 'conversation_held', delaySeconds: 41 });
   });
 });
