@@ -3,7 +3,8 @@ import type { Logger } from '../observability/logger';
 import { Counter, type Registry } from '../observability/metrics';
 import { GroupSequencer } from './group-sequencer';
 import type { ReceivedMessage } from './message';
-import { retryDelaySeconds, type HandlerContext, type HandlerOutcome, type MessageHandler } from './poller';
+import type { HandlerContext, HandlerOutcome, MessageHandler } from './poller';
+import { retryDelaySeconds } from './retry-schedule';
 
 export interface SequencedHandlerOptions {
   handler: MessageHandler;
