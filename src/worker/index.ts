@@ -16,6 +16,7 @@ import { DEFAULT_RETRY_POLICY, SqsPoller } from '../queue/poller';
 import { createOutboundAcceptor, startSender } from '../outbound';
 import { FlowReplyScheduler } from '../outbound/flow-replies';
 import { SequencedHandler } from '../queue/sequenced-handler';
+import { isFifoQueueUrl } from '../queue/fifo';
 import { TurnBuffer } from './turns/turn-buffer';
 import { DynamoTurnStore } from './turns/turn-store';
 import { TurnTimers } from './turns/turn-timers';
@@ -143,6 +144,10 @@ export function startWorker(deps: {
     ...deps.tuning?.poller,
     retryBaseSeconds: retryPolicy.baseSeconds,
     retryMaxSeconds: retryPolicy.maxSeconds,
+    // FIFO: one receive out at a time. Two concurrent receives could each take one message of a
+    // conversation and come back in the wrong order; SQS would not hand out the second while the first
+    // is in flight, but local-aws-sqs does, and one receive returns up to 10 messages anyway.
+    ...(isFifoQueueUrl(config.sqs.queueUrl) ? { receiveLoops: 1 } : {}),
   });
   poller.start();
   turns?.timers.start();
