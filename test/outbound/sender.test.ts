@@ -61,7 +61,12 @@ describe('the sender', () => {
     expect(sends[0]).toMatchObject({ phoneNumberId: LINES.doc.phoneNumberId, to: TO, outcome: 'accepted' });
     expect(sends[0]!.body).toMatchObject({ messaging_product: 'whatsapp', to: TO, type: 'text', text: { body: 'hello from the AI' }, biz_opaque_callback_data: id });
     expect(record.wamid).toBe(sends[0]!.wamid);
-    expect(record.journey.map((j) => j.step)).toEqual(['queued', 'sending', 'sent', 'delivered', 'read']);
+    // Statuses may be handled out of order (a read before its delivered): the journey only moves forward.
+    const steps = record.journey.map((j) => j.step);
+    expect(steps.slice(0, 2)).toEqual(['queued', 'sending']);
+    expect(steps[steps.length - 1]).toBe('read');
+    const rank = { queued: 0, sending: 1, sent: 2, delivered: 3, read: 4 } as Record<string, number>;
+    expect(steps.map((step) => rank[step])).toEqual([...steps.map((step) => rank[step])].sort());
 
     await waitFor(async () => remote.bird.received().filter((c) => c.body.kind === 'status').length >= 3, 10_000, 'statuses at Bird');
     const statuses = remote.bird.received().filter((c) => c.body.kind === 'status');
@@ -144,6 +149,59 @@ describe('the sender', () => {
     // Serialised, 10 sends at 300 ms each would spread over 2.7 s or more.
     expect(spread).toBeLessThan(1000);
     expect(Date.now() - started).toBeLessThan(10 * 300);
+  });
+
+  it('131056 (pair limit) delays only that recipient, by at least 6 s; another recipient carries on', async () => {
+    remote.graph.messages.setStatuses(false);
+    remote.graph.messages.failNextSends(1, { code: 131056 });
+    const limited = await reply(text('too fast'), { to: '16505550300' });
+    await waitFor(async () => sendsOf(limited).length === 1, 10_000, 'the refused send');
+    const refusedAt = sendsOf(limited)[0]!.at;
+    const other = await reply(text('meanwhile'), { to: '16505550301' });
+    await waitFor(async () => accepted(other).length === 1, 5000, 'the other recipient');
+    expect(accepted(limited)).toHaveLength(0);
+    await waitFor(async () => accepted(limited).length === 1, 20_000, 'the pair-limited resend');
+    expect(accepted(limited)[0]!.at - refusedAt).toBeGreaterThanOrEqual(6000);
+  }, 30_000);
+
+  it('a token error (190) is retried, counted for the alarm, and logged without the token', async () => {
+    remote.graph.messages.setStatuses(false);
+    const before = await rig.metric('wa_ingress_graph_token_failures_total');
+    remote.graph.messages.failNextSends(1, { code: 190, message: 'Error validating access token' });
+    const id = await reply(text('token trouble'));
+    await waitFor(async () => sendsOf(id).length === 1, 10_000, 'the refused send');
+    expect(await rig.metric('wa_ingress_graph_token_failures_total')).toBe(before + 1);
+    expect(rig.logs.text()).toContain('graph_token_rejected');
+    expect((await store.get(id))!.status).toBe('queued');
+  });
+
+  it('a 5xx is ambiguous: uncertain (shown as sending), sent again only after the grace period', async () => {
+    remote.graph.messages.failNextSends(1, { code: 131000 });
+    const id = await reply(text('server error'));
+    await waitFor(async () => sendsOf(id).length === 1, 10_000, 'the 500');
+    const record = await store.get(id);
+    expect(record!.journey.map((j) => j.step)).toContain('uncertain');
+    // The API shows an uncertain reply as still sending.
+    const view = (await (await fetch(`${rig.ingress.url}/v1/lines/${LINES.doc.lineId}/messages/${id}`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as { status: string };
+    expect(view.status).toBe('sending');
+    // No status can come for a refused send, so after the grace it is sent again: once.
+    await waitFor(async () => accepted(id).length === 1, 15_000, 'the resend after the grace period');
+    expect(sendsOf(id).map((s) => s.outcome)).toEqual(['error', 'accepted']);
+  });
+
+  it('a late sent status after read changes nothing', async () => {
+    const id = await reply(text('read first'));
+    const record = await recordReaches(id, 'read');
+    const late = JSON.stringify({
+      object: 'whatsapp_business_account',
+      entry: [{ id: 'w', changes: [{ field: 'messages', value: { messaging_product: 'whatsapp', metadata: { display_phone_number: '1', phone_number_id: LINES.doc.phoneNumberId }, statuses: [{ id: record.wamid, status: 'sent', timestamp: '1', recipient_id: TO, biz_opaque_callback_data: id }] } }] }],
+    });
+    // A redelivered status with a new key (Meta resends with other fields): dedupe would drop an identical one.
+    expect(await rig.post(late)).toBe(200);
+    await new Promise((r) => setTimeout(r, 1500));
+    const after = (await store.get(id))!;
+    expect(after.status).toBe('read');
+    expect(after.journey.map((j) => j.step)).toEqual(record.journey.map((j) => j.step));
   });
 
   it('logs hold no Graph token, no send key and no whole phone number', () => {
