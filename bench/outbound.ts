@@ -1,8 +1,9 @@
 /**
  * Outbound benchmark: N text replies through the real outbound path (QueueOutboundAcceptor →
  * outbound FIFO queue → startSender: SqsPoller + OutboundSender → DynamoDB claim → Graph stand-in
- * /messages → record SENT), against a baseline measured in the same run: the same Graph stand-in
- * alone, POSTed the same bodies at the same concurrency.
+ * /messages → record SENT), against baselines measured in the same run: the same Graph stand-in
+ * alone, POSTed the same bodies at the same concurrency; and the store alone, the sender's two
+ * conditional writes per reply (claim, sent) at the same concurrency.
  *
  * Two processes: the stand-ins (local-aws-sqs with the FIFO queues, dynalite, Graph) in a child,
  * the loader, baseline and sender here. Figures: sends/s (and the ratio to Graph alone), Graph
@@ -220,12 +221,39 @@ async function main(): Promise<void> {
   const sample = await Promise.all(ids.slice(0, 50).map((id) => store.get(id)));
 
   const pipeline = REPLIES / sendSeconds;
+
+  // 3. DynamoDB alone: the sender's two conditional writes (claim, sent) on as many records, same concurrency.
+  const dynamoIds: string[] = [];
+  for (let i = 0; i < REPLIES; i++) {
+    const id = `ob_dynamo${String(i).padStart(27, '0')}`;
+    dynamoIds.push(id);
+  }
+  next = 0;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      for (let i = next++; i < REPLIES; i = next++) {
+        await store.create({ id: dynamoIds[i]!, lineId: 'bench', idempotencyKey: `dynamo-${i}`, to: recipientOf(i), bodyHash: 'x', type: 'text', source: 'api' });
+      }
+    }),
+  );
+  next = 0;
+  const dynamoStarted = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      for (let i = next++; i < REPLIES; i = next++) {
+        await store.claim(dynamoIds[i]!, 60_000);
+        await store.markSent(dynamoIds[i]!, `wamid.dynamo${i}`);
+      }
+    }),
+  );
+  const dynamoAlone = REPLIES / ((performance.now() - dynamoStarted) / 1000);
   const f = (n: number, d = 1) => n.toFixed(d);
   const lines_ = [
     `bench:outbound — ${REPLIES} text replies to ${RECIPIENTS} recipients, one line at 1000/s, sender concurrency ${CONCURRENCY}`,
     `  Graph stand-in alone (same bodies, same concurrency):  ${f(baseline)} sends/s`,
     `  accept (record put + FIFO SendMessage):                 ${f(acceptsPerSecond)} replies/s`,
     `  sender (queue → claim → Graph → SENT):                  ${f(pipeline)} sends/s  = ${f(pipeline / baseline, 2)} × Graph alone`,
+    `  DynamoDB alone (claim + sent per reply, same conc.):    ${f(dynamoAlone)} replies/s; the sender = ${f(pipeline / dynamoAlone, 2)} × that`,
     `  sender handler time, mean:                              ${f(handlerMs)} ms per reply`,
     `  Graph calls per reply:                                  ${f(stats.calls / REPLIES, 2)} (${stats.accepted} accepted, ${stats.distinctIds} distinct biz_opaque_callback_data)`,
     `  DynamoDB writes per reply:                              ${f(totalWrites / REPLIES, 2)} (${Object.entries(writes).map(([op, n]) => `${op} ${f(n / REPLIES, 2)}`).join(', ')}); each status webhook adds 1`,

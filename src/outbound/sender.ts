@@ -1,5 +1,5 @@
 import { handleWhen, retry } from 'cockatiel';
-import { isRetryable } from '../errors';
+import { GatewayError, PermanentError, RetryableError, isRetryable } from '../errors';
 import type { Line } from '../lines/line';
 import type { LineRegistry } from '../lines/registry';
 import type { SecretResolver } from '../lines/secrets';
@@ -92,7 +92,7 @@ export class OutboundSender {
       return DONE;
     }
     const group = groupIdOf(job);
-    const result = await this.sequencer.run(group, () => this.process(job, message));
+    const result = await this.sequencer.run(group, () => this.process(job, message).catch((error: unknown) => this.failed(job, message, error)));
     if (!result.ran) return { action: 'retry', delaySeconds: this.holdDelays.get(group) ?? this.retryBase, reason: 'recipient_held' };
     if (result.value.action === 'retry') this.holdDelays.set(group, result.value.delaySeconds ?? this.retryBase);
     else this.holdDelays.delete(group);
@@ -175,6 +175,24 @@ export class OutboundSender {
         return DONE;
       }
     }
+  }
+
+  /**
+   * A failure of our own (DynamoDB, a secret, the DLQ) becomes an outcome here rather than a throw,
+   * so the jobs held behind it get the same delay and stay behind it. A permanent one (a line secret
+   * that cannot resolve) parks the job; the record stays queued, so a redrive after the fix sends it.
+   */
+  private async failed(job: OutboundJob, message: ReceivedMessage, error: unknown): Promise<HandlerOutcome> {
+    const log = this.options.logger.child({ lineId: job.lineId, outboundId: job.id });
+    if (error instanceof PermanentError) {
+      log.error({ err: error, reason: error.reason }, 'reply cannot be sent as configured; parking it');
+      await this.options.reporter.park(job, message, error.reason, job.lineId);
+      return DONE;
+    }
+    const reason = error instanceof GatewayError ? error.reason : 'unexpected_error';
+    const delaySeconds = error instanceof RetryableError && error.retryAfterMs ? Math.ceil(error.retryAfterMs / 1000) : this.backoff(message);
+    log.warn({ err: error, reason, delaySeconds }, 'outbound job failed; retrying');
+    return { action: 'retry', delaySeconds, reason };
   }
 
   /** Someone else holds it, or it is settled: decide from the record. */

@@ -15,7 +15,11 @@ beforeAll(async () => {
   remote = await startRemoteStandIns();
   rig = await startWorkerRig(remote, {
     outbound: true,
-    lines: [{ ...lineFor('doc', remote.bird.flowUrl()), outboundKeys: [KEY] }],
+    lines: [
+      { ...lineFor('doc', remote.bird.flowUrl()), outboundKeys: [KEY] },
+      // A Graph token reference that cannot resolve: its replies are parked, never half-sent.
+      { ...lineFor('pywa', remote.bird.flowUrl()), accessToken: 'env:WA_LINE_SECRET_NO_SUCH_TOKEN', outboundKeys: [KEY] },
+    ],
   });
   store = new DynamoOutboundStore({ documents: rig.aws.clients.documents, tableName: rig.aws.names.outboundTable, retentionDays: 1 });
   remote.graph.messages.setWebhookTarget(`${rig.ingress.url}/webhooks/whatsapp`, APP_SECRET);
@@ -32,8 +36,8 @@ beforeEach(() => {
 });
 
 let counter = 0;
-async function reply(body: Record<string, unknown>, options: { to?: string; key?: string } = {}): Promise<string> {
-  const res = await fetch(`${rig.ingress.url}/v1/lines/${LINES.doc.lineId}/messages`, {
+async function reply(body: Record<string, unknown>, options: { to?: string; key?: string; lineId?: string } = {}): Promise<string> {
+  const res = await fetch(`${rig.ingress.url}/v1/lines/${options.lineId ?? LINES.doc.lineId}/messages`, {
     method: 'POST',
     headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json', 'idempotency-key': options.key ?? `k-${Date.now()}-${counter++}` },
     body: JSON.stringify({ to: options.to ?? TO, ...body }),
@@ -202,6 +206,15 @@ describe('the sender', () => {
     const after = (await store.get(id))!;
     expect(after.status).toBe('read');
     expect(after.journey.map((j) => j.step)).toEqual(record.journey.map((j) => j.step));
+  });
+
+  it('a line whose token cannot be resolved: the reply is parked with the reason and stays queued for a redrive', async () => {
+    const id = await reply(text('no token'), { lineId: LINES.pywa.lineId });
+    let parked: Awaited<ReturnType<typeof rig.aws.drainQueue>> = [];
+    await waitFor(async () => (parked = await rig.aws.drainQueue(rig.aws.standIns.outboundDlqUrl)).length > 0, 10_000, 'the parked reply');
+    expect(parked.map((m) => [m.MessageAttributes?.reason?.StringValue, m.MessageAttributes?.eventKey?.StringValue])).toEqual([['secret_env_missing', id]]);
+    expect((await store.get(id))!.status).toBe('queued');
+    expect(sendsOf(id)).toHaveLength(0);
   });
 
   it('logs hold no Graph token, no send key and no whole phone number', () => {
