@@ -174,7 +174,8 @@ describe('the sender', () => {
     remote.graph.messages.failNextSends(1, { code: 190, message: 'Error validating access token' });
     const id = await reply(text('token trouble'));
     await waitFor(async () => sendsOf(id).length === 1, 10_000, 'the refused send');
-    expect(await rig.metric('wa_ingress_graph_token_failures_total')).toBe(before + 1);
+    await waitFor(async () => (await rig.metric('wa_ingress_graph_token_failures_total')) === before + 1, 5000, 'the token failure counted');
+    await waitFor(async () => (await store.get(id))!.journey.some((j) => j.step === 'retry'), 5000, 'the claim given back');
     expect(rig.logs.text()).toContain('graph_token_rejected');
     expect((await store.get(id))!.status).toBe('queued');
   });
@@ -183,8 +184,8 @@ describe('the sender', () => {
     remote.graph.messages.failNextSends(1, { code: 131000 });
     const id = await reply(text('server error'));
     await waitFor(async () => sendsOf(id).length === 1, 10_000, 'the 500');
-    const record = await store.get(id);
-    expect(record!.journey.map((j) => j.step)).toContain('uncertain');
+    // Graph answered; the sender records the outcome right after.
+    await waitFor(async () => (await store.get(id))!.journey.some((j) => j.step === 'uncertain'), 5000, 'the uncertain step');
     // The API shows an uncertain reply as still sending.
     const view = (await (await fetch(`${rig.ingress.url}/v1/lines/${LINES.doc.lineId}/messages/${id}`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as { status: string };
     expect(view.status).toBe('sending');
