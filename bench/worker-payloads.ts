@@ -32,11 +32,14 @@ export function payloadSizes(totalEvents: number, shape: string): number[] {
 
 const WORDS = 'hello order store opening hours weekend delivery price thanks please address invoice refund size colour'.split(' ');
 
-/** One payload per size; wamids are unique across the run (`run` keeps separate runs apart too). */
-export function textPayloads(line: BenchLine, sizes: number[], run = randomUUID().slice(0, 8)): Buffer[] {
+/**
+ * One payload per size; wamids are unique across the run (`run` keeps separate runs apart too).
+ * Payloads cycle over `contacts` senders: on a FIFO queue each is one conversation (message group).
+ */
+export function textPayloads(line: BenchLine, sizes: number[], run = randomUUID().slice(0, 8), contacts = 250): Buffer[] {
   let sequence = 0;
   return sizes.map((size, p) => {
-    const waId = `1555${String(1_000_000 + (p % 250)).padStart(7, '0')}`;
+    const waId = `1555${String(1_000_000 + (p % contacts)).padStart(7, '0')}`;
     const messages = Array.from({ length: size }, () => {
       sequence += 1;
       const words = Array.from({ length: 6 + (sequence % 20) }, (_, w) => WORDS[(sequence + w * 7) % WORDS.length]);
@@ -60,7 +63,7 @@ export function textPayloads(line: BenchLine, sizes: number[], run = randomUUID(
                 value: {
                   messaging_product: 'whatsapp',
                   metadata: { display_phone_number: line.displayPhoneNumber, phone_number_id: line.phoneNumberId },
-                  contacts: [{ profile: { name: `Bench User ${p % 250}` }, wa_id: waId }],
+                  contacts: [{ profile: { name: `Bench User ${p % contacts}` }, wa_id: waId }],
                   messages,
                 },
               },

@@ -5,6 +5,8 @@
  *   (b) the raw SQS receive + DeleteMessageBatch of the same messages, with no processing;
  *   (c) the same events' flow POSTs to the Bird stand-in alone (bodies built and signed up front);
  *   (d) the dedupe store alone: claim + complete of each event (two UpdateItems), under other keys.
+ * Then (e): the same worker on a FIFO queue (high-throughput mode) with the events spread over 100
+ * contacts, i.e. 100 conversations run one message at a time each, next to (a) on the standard queue.
  * The queue is loaded by the ingress's own SqsBatchProducer (SendMessageBatch, ingress attributes).
  *
  * Three processes, so each CPU figure is one process's own: the stand-ins (local-aws-sqs, dynalite,
@@ -34,6 +36,9 @@ import { DynamoLineStore } from '../src/lines/store';
 import { startAwsStandIns } from '../src/local/aws-standins';
 import { BIRD_STANDIN_FLOW_PATH, BIRD_STANDIN_FLOW_SECRET, BIRD_STANDIN_FLOW_SIGNING_SECRET, startBirdStandIn } from '../src/local/bird-standin';
 import { envelopeToEvents } from '../src/meta/envelope';
+import { conversationGroupId } from '../src/meta/conversation';
+import { HIGH_THROUGHPUT_FIFO_ATTRIBUTES } from '../src/queue/fifo';
+import { CreateQueueCommand } from '@aws-sdk/client-sqs';
 import { createLogger } from '../src/observability/logger';
 import { createRegistry, type Registry } from '../src/observability/metrics';
 import { startWorker } from '../src/worker';
@@ -47,7 +52,9 @@ const CONCURRENCY = Number(process.env.WORKER_CONCURRENCY ?? 32);
 const WAIT_TIME_SECONDS = 1;
 const VISIBILITY_TIMEOUT_SECONDS = 180;
 /** The whole run, stand-ins included, stops itself past this. */
-const BOUND_MS = 170_000;
+const BOUND_MS = 300_000;
+/** (e): conversations (FIFO message groups) the events are spread over. */
+const FIFO_CONTACTS = 100;
 const WORKER_PHASE_MS = 120_000;
 const BUCKET = 'wa-ingress-bench';
 const TABLES = { linesTable: 'wa-ingress-lines', dedupeTable: 'wa-ingress-dedupe' };
@@ -224,6 +231,7 @@ async function runWorker(): Promise<void> {
     'wa_ingress_worker_messages_retried_total',
     'wa_ingress_dedupe_claims_total',
     'wa_ingress_bird_attempts_total',
+    'wa_ingress_worker_group_held_total',
   ]) {
     metrics[name] = await counterValues(registry, name);
   }
@@ -246,6 +254,7 @@ async function runWorker(): Promise<void> {
 
 /** Enqueue as the ingress does: its producer, its attributes, SendMessageBatch of up to 10. */
 async function loadQueue(clients: AwsClients, queueUrl: string, payloads: Buffer[]): Promise<{ seconds: number; batches: number }> {
+  // As the ingress does: each payload in its conversation's group (used on a FIFO queue only).
   const registry = createRegistry({ defaultMetrics: false });
   const producer = new SqsBatchProducer({
     sqs: clients.sqs,
@@ -260,7 +269,7 @@ async function loadQueue(clients: AwsClients, queueUrl: string, payloads: Buffer
   const started = Date.now();
   await Promise.all(
     payloads.map((body) =>
-      producer.enqueue({ body, attributes: { receivedAt: new Date().toISOString(), requestId: randomUUID() } }),
+      producer.enqueue({ body, attributes: { receivedAt: new Date().toISOString(), requestId: randomUUID() }, groupId: conversationGroupId(JSON.parse(body.toString('utf8'))) }),
     ),
   );
   const batches = (await counterValues(registry, 'wa_ingress_sqs_send_batches_total')).ok ?? 0;
@@ -454,19 +463,44 @@ async function main(): Promise<void> {
 
   // (a) The worker, with the queue fully loaded before it starts.
   const loadA = await loadQueue(clients, info.queueUrl, payloads);
-  const profileDir = process.env.BENCH_PROFILE;
-  const workerChild = fork(__filename, ['worker'], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    execArgv: profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [],
-  });
-  children.push(workerChild);
-  await nextMessage(workerChild, 'ready');
-  const standInCpuBefore = await ask<{ micros: number }>(standIns, { type: 'cpu' }, 'cpu');
-  const result = await ask<WorkerResult>(workerChild, { type: 'start', info, messages: payloads.length }, 'result');
-  const standInCpu = (await ask<{ micros: number }>(standIns, { type: 'cpu' }, 'cpu')).micros - standInCpuBefore.micros;
-  const bird = await ask<BirdStats>(standIns, { type: 'bird-stats' }, 'bird-stats');
-  const [queue, dlq] = await Promise.all([queueDepth(clients.sqs, info.queueUrl), queueDepth(clients.sqs, info.dlqUrl)]);
-  await new Promise((resolve) => workerChild.once('exit', resolve));
+  const runPhase = async (phaseInfo: StandInInfo, messages: number) => {
+    const profileDir = process.env.BENCH_PROFILE;
+    const workerChild = fork(__filename, ['worker'], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      execArgv: profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [],
+    });
+    children.push(workerChild);
+    await nextMessage(workerChild, 'ready');
+    const cpuBefore = await ask<{ micros: number }>(standIns, { type: 'cpu' }, 'cpu');
+    const phaseResult = await ask<WorkerResult>(workerChild, { type: 'start', info: phaseInfo, messages }, 'result');
+    const phaseStandInCpu = (await ask<{ micros: number }>(standIns, { type: 'cpu' }, 'cpu')).micros - cpuBefore.micros;
+    const phaseBird = await ask<BirdStats>(standIns, { type: 'bird-stats' }, 'bird-stats');
+    const depths = await Promise.all([queueDepth(clients.sqs, phaseInfo.queueUrl), queueDepth(clients.sqs, phaseInfo.dlqUrl)]);
+    await new Promise((resolve) => workerChild.once('exit', resolve));
+    return { result: phaseResult, standInCpu: phaseStandInCpu, bird: phaseBird, queue: depths[0], dlq: depths[1] };
+  };
+  const { result, standInCpu, bird, queue, dlq } = await runPhase(info, payloads.length);
+
+  // (e) The same on a FIFO queue, the events spread over FIFO_CONTACTS conversations (new wamids).
+  await ask(standIns, { type: 'bird-reset' }, 'bird-reset-done');
+  const fifoDlq = await clients.sqs.send(new CreateQueueCommand({ QueueName: 'bench-fifo-dlq.fifo', Attributes: { ...HIGH_THROUGHPUT_FIFO_ATTRIBUTES } }));
+  const fifoQueue = await clients.sqs.send(
+    new CreateQueueCommand({
+      QueueName: 'bench-fifo.fifo',
+      Attributes: {
+        ...HIGH_THROUGHPUT_FIFO_ATTRIBUTES,
+        VisibilityTimeout: String(VISIBILITY_TIMEOUT_SECONDS),
+        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: 'arn:aws:sqs:us-east-1:000000000000:bench-fifo-dlq.fifo', maxReceiveCount: 10 }),
+      },
+    }),
+  );
+  const fifoPayloads = textPayloads(LINE, sizes, undefined, FIFO_CONTACTS);
+  const fifoKeys = flowRequests(fifoPayloads, line).map((r) => r.key);
+  const loadE = await loadQueue(clients, fifoQueue.QueueUrl!, fifoPayloads);
+  const fifo = await runPhase({ ...info, queueUrl: fifoQueue.QueueUrl!, dlqUrl: fifoDlq.QueueUrl! }, fifoPayloads.length);
+  const fifoOnce = exactlyOnce(fifoKeys, fifo.bird.keys);
+  const fifoSeconds = ((fifo.bird.lastAcceptAt ?? fifo.result.doneAt) - (fifo.result.firstReceiveAt ?? fifo.result.startedAt)) / 1000;
+  const fifoRate = EVENTS / fifoSeconds;
 
   // Figures.
   const once = exactlyOnce(expectedKeys, bird.keys);
@@ -539,12 +573,23 @@ async function main(): Promise<void> {
     `worker outcomes: ${list(events)}; retried messages: ${list(result.metrics['wa_ingress_worker_messages_retried_total'] ?? {})}; ` +
       `queue left: ${queue.visible} visible, ${queue.inFlight} in flight; DLQ: ${dlq.visible + dlq.inFlight}${result.timedOut ? `; TIMED OUT after ${WORKER_PHASE_MS / 1000} s` : ''}`,
   );
+  out.push('');
+  out.push(
+    `FIFO queue (high-throughput mode), the same ${EVENTS} events over ${FIFO_CONTACTS} contacts (= message groups), loaded in ${loadE.batches} SendMessageBatch calls (${fixed(loadE.seconds, 1)} s):`,
+  );
+  out.push(row(`(e) worker on FIFO, ${FIFO_CONTACTS} conversations`, fifoSeconds, fifoRate, cpuMs(fifo.result.cpuMicros)));
+  out.push(`ratio of events/s: (e) FIFO / (a) standard ${fixed(fifoRate / workerRate, 2)}`);
+  out.push(
+    `  every event exactly once: ${fifoOnce.ok ? 'yes' : 'NO'} (missing ${fifoOnce.missing}, repeated ${fifoOnce.repeated}); held back behind a retried message: ` +
+      `${list(fifo.result.metrics['wa_ingress_worker_group_held_total'] ?? {}) || 'none'}; retried: ${list(fifo.result.metrics['wa_ingress_worker_messages_retried_total'] ?? {})}; ` +
+      `queue left ${fifo.queue.visible + fifo.queue.inFlight}, DLQ ${fifo.dlq.visible + fifo.dlq.inFlight}${fifo.result.timedOut ? `; TIMED OUT after ${WORKER_PHASE_MS / 1000} s` : ''}`,
+  );
   process.stdout.write(`${out.join('\n')}\n`);
 
   clients.destroy();
   standIns.disconnect();
   clearTimeout(watchdog);
-  if (!once.ok || result.timedOut) process.exitCode = 1;
+  if (!once.ok || result.timedOut || !fifoOnce.ok || fifo.result.timedOut) process.exitCode = 1;
 }
 
 // Node 20 is what the project runs; the SDK's notice about Node 22 would only bury the figures (children inherit this).
