@@ -50,6 +50,22 @@ describe('FlowReplyScheduler', () => {
     expect(await counts()).toEqual({ queued: 3 });
   });
 
+  it("answers a conversation turn too: its replies are keyed by the turn's key and go to its contact", async () => {
+    const turnKey = 'turn#demo#3f1c';
+    const turn: WhatsAppEvent = {
+      key: turnKey,
+      kind: 'turn',
+      field: 'messages',
+      phoneNumberId: '106540352242922',
+      contact: { waId: '16505551234', userKey: '16505551234' },
+      turn: { id: '3f1c', cut: 'quiet', messages: [] },
+      raw: null,
+    };
+    await scheduler.schedule({ line: line!, event: turn, answer: { flowResponse: { replies: [text('one answer to the whole burst')] } } });
+    expect(rows(acceptor.accepted)).toEqual([[`reply:${turnKey}:0`, '16505551234', 'flow_reply', text('one answer to the whole burst')]]);
+    expect(await counts()).toEqual({ queued: 1 });
+  });
+
   it.each([
     ['no body', undefined],
     ["Bird's plain acknowledgement", { status: 'accepted', reference: KEY }],
