@@ -83,7 +83,8 @@ const envSchema = z.object({
   OUTBOUND_CONCURRENCY: int(1, 1024).default(32),
   OUTBOUND_UNCERTAIN_GRACE_MS: int(1000, 3_600_000).default(30_000),
   OUTBOUND_SEND_TIMEOUT_MS: int(500, 120_000).default(15_000),
-  OUTBOUND_RETENTION_DAYS: int(1, 365).default(30),
+  // At least the DLQ's 14 days: a parked reply's record (and its journey) must outlive the parked job.
+  OUTBOUND_RETENTION_DAYS: int(14, 365).default(30),
 
   // Operator console (src/console): its own port, off unless a token is set.
   CONSOLE_PORT: int(0, 65535).default(8081),

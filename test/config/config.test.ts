@@ -23,6 +23,9 @@ describe('configuration', () => {
   it('names the variable that is wrong', () => {
     expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/PORT/);
     expect(() => loadConfig({ DEDUPE_TTL_DAYS: '14' })).toThrow(/DEDUPE_TTL_DAYS/);
+    // Outbound records (and their journey) must outlive the DLQ's 14 days.
+    expect(() => loadConfig({ OUTBOUND_RETENTION_DAYS: '13' })).toThrow(/OUTBOUND_RETENTION_DAYS/);
+    expect(loadConfig({ OUTBOUND_RETENTION_DAYS: '14' }).env.OUTBOUND_RETENTION_DAYS).toBe(14);
     expect(() => loadConfig({ SQS_QUEUE_URL: 'not a url' })).toThrow(/SQS_QUEUE_URL/);
     expect(() => loadConfig({ SHUTDOWN_TIMEOUT_MS: '500' })).toThrow(/SHUTDOWN_TIMEOUT_MS/);
   });
