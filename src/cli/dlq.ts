@@ -1,4 +1,5 @@
 import { createAwsClients } from '../aws/clients';
+import { processIo, type CliIo } from './io';
 import { loadConfig } from '../config/config';
 import { ConfigError } from '../errors';
 import { resolve } from 'node:path';
@@ -20,20 +21,8 @@ and each read adds one to their receive count.
 Needs SQS_QUEUE_URL and SQS_DLQ_URL (SQS_OUTBOUND_QUEUE_URL and SQS_OUTBOUND_DLQ_URL with --queue outbound, and the
 AWS credentials of the deployment); without them it works on the running embedded default (npm start).`;
 
-export interface CliIo {
-  env: NodeJS.ProcessEnv;
-  out: (line: string) => void;
-  err: (line: string) => void;
-}
-
-const defaultIo: CliIo = {
-  env: process.env,
-  out: (line) => process.stdout.write(`${line}\n`),
-  err: (line) => process.stderr.write(`${line}\n`),
-};
-
 /** Returns the exit code: 0 done, 1 the operation failed or found nothing, 2 bad usage or configuration. */
-export async function runDlqCli(argv: string[], io: CliIo = defaultIo): Promise<number> {
+export async function runDlqCli(argv: string[], io: CliIo = processIo): Promise<number> {
   const queueAt = argv.indexOf('--queue');
   const which = queueAt >= 0 ? argv[queueAt + 1] : 'inbound';
   if (which !== 'inbound' && which !== 'outbound') {

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { processIo, type CliIo } from './io';
 import { createAwsClients } from '../aws/clients';
 import { loadConfig } from '../config/config';
 import { embeddedAwsSettings, readEmbeddedState } from '../config/embedded-state';
@@ -8,7 +9,6 @@ import { createRegistry } from '../observability/metrics';
 import { InvalidOutboundError, QueueOutboundAcceptor } from '../outbound/acceptor';
 import { DynamoOutboundStore } from '../outbound/dynamo-outbound-store';
 import { looksLikeOutboundId, toView } from '../outbound/record';
-import type { CliIo } from './dlq';
 
 const USAGE = `Usage: npm run outbound -- <command>
   send <lineId> <to> <text> [--key <idempotency-key>]   queue a text reply (source "cli"); prints {id, status}
@@ -17,14 +17,8 @@ const USAGE = `Usage: npm run outbound -- <command>
 Works on DYNAMODB_OUTBOUND_TABLE and SQS_OUTBOUND_QUEUE_URL (and the deployment's AWS credentials);
 without SQS_QUEUE_URL, on the running embedded default (npm start).`;
 
-const defaultIo: CliIo = {
-  env: process.env,
-  out: (line) => process.stdout.write(`${line}\n`),
-  err: (line) => process.stderr.write(`${line}\n`),
-};
-
 /** Returns the exit code: 0 done, 1 not found or refused, 2 bad usage or configuration. */
-export async function runOutboundCli(argv: string[], io: CliIo = defaultIo): Promise<number> {
+export async function runOutboundCli(argv: string[], io: CliIo = processIo): Promise<number> {
   const keyAt = argv.indexOf('--key');
   const key = keyAt >= 0 ? argv[keyAt + 1] : undefined;
   const [command, lineId, ...rest] = keyAt >= 0 ? [...argv.slice(0, keyAt), ...argv.slice(keyAt + 2)] : argv;
