@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import type { WhatsAppEvent } from '../meta/event';
 import { maskPhone } from '../observability/logger';
+import { contactDigest } from '../privacy/pseudonyms';
 
 /**
  * The journal: what happened to each inbound event (and, in src/outbound, to each reply), as a list
@@ -44,14 +44,8 @@ export function step(name: string, detail?: Record<string, string | number | boo
   return clean && Object.keys(clean).length > 0 ? { at: at.toISOString(), step: name, detail: clean } : { at: at.toISOString(), step: name };
 }
 
-/**
- * A contact's index value: a keyed digest, so the index finds a contact's events without the
- * number being an index key. Lookups hash what the operator typed the same way.
- */
-export function contactHash(contact: string): string {
-  const digits = contact.replace(/[^0-9A-Za-z.]/g, '');
-  return createHash('sha256').update(`wa-ingress/contact/${digits}`).digest('hex').slice(0, 32);
-}
+/** A contact's index value: a digest, so the index finds a contact's events without the number being an index key. */
+export const contactHash = contactDigest;
 
 /** The message id an inbound event is known by at Meta (messages: its wamid; statuses: the wamid they are about). */
 export function eventWamid(event: WhatsAppEvent): string | undefined {
