@@ -1,4 +1,4 @@
-import { canonicalContact, contactDigest, eventHandle, lastFour, looksLikeEventHandle, wamidDigest } from '../src/privacy/pseudonyms';
+import { canonicalContact, contactDigest, eventHandle, lastFour, looksLikeEventHandle, wamidDigest } from '../../src/privacy/pseudonyms';
 
 describe('pseudonyms', () => {
   const wamid = 'wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQTRBNjVFNzREMzNGQzc1RTQ2RAA=';
