@@ -78,6 +78,13 @@ beforeAll(async () => {
       bird: { transport: 'conversations', workspaceId: WORKSPACE, channelId: CHANNEL, accessKey: 'env:WA_LINE_SECRET_NOT_SET_YET', webhookSigningKey: SIGNING_KEY },
     },
     {
+      lineId: 'unsigned-line',
+      phoneNumberId: '106540352242925',
+      wabaId: '102290129340398',
+      displayPhoneNumber: '15550783884',
+      bird: { transport: 'conversations', workspaceId: WORKSPACE, channelId: CHANNEL, accessKey: BIRD_STANDIN_ACCESS_KEY, webhookSigningKey: 'env:WA_LINE_SECRET_SIGNING_NOT_SET_YET' },
+    },
+    {
       lineId: 'flow-line',
       phoneNumberId: '1122334455667',
       wabaId: '102290129340398',
@@ -291,6 +298,13 @@ describe('POST /bird/webhooks/:lineId', () => {
       const conversationId = await contactSays();
       const said = await bird.postAsParticipant(conversationId, 'answer for a line being configured', 'bot');
       await expectRetried(postUpdate('unresolved-line', conversationId, said.id as string), 'bird_access_key_unresolved');
+      expect(acceptor.accepted).toHaveLength(0);
+    });
+
+    it('the signing-key reference does not resolve: the signature cannot be checked yet, so not acknowledged either', async () => {
+      const conversationId = await contactSays();
+      const said = await bird.postAsParticipant(conversationId, 'answer for a line whose signing key is missing', 'bot');
+      await expectRetried(postUpdate('unsigned-line', conversationId, said.id as string), 'bird_signing_key_unresolved');
       expect(acceptor.accepted).toHaveLength(0);
     });
 
