@@ -62,6 +62,11 @@ export const FAILURE_REASONS = {
   bird_unavailable: 'retryable',
   bird_bad_response: 'retryable',
   bird_circuit_open: 'retryable',
+  // Bird webhooks: reading the reply failed in a way an operator or a moment can fix (Bird retries for 8 h)
+  bird_access_key_rejected: 'retryable',
+  bird_message_not_found: 'retryable',
+  bird_access_key_unresolved: 'retryable',
+  bird_signing_key_unresolved: 'retryable',
   // Outbound (replies): acceptance
   invalid_send_body: 'permanent',
   idempotency_key_reused: 'permanent',

@@ -38,6 +38,14 @@ export class HttpConversationMessageReader implements ConversationMessageReader 
     if (response.status === 408 || response.status === 429 || response.status >= 500) {
       throw new RetryableError('bird_unavailable', `Bird answered ${response.status} reading message ${lookup.messageId}`);
     }
+    // A rotated access key and a message Bird cannot serve yet (read-after-write) are fixed by a
+    // key update or by waiting: the webhook answers 503 on these so Bird keeps retrying.
+    if (response.status === 401 || response.status === 403) {
+      throw new RetryableError('bird_access_key_rejected', `Bird refused the line's access key (${response.status}) reading message ${lookup.messageId}`);
+    }
+    if (response.status === 404) {
+      throw new RetryableError('bird_message_not_found', `Bird has no readable message ${lookup.messageId} yet (404)`);
+    }
     if (!response.ok) {
       throw new PermanentError(`bird_rejected_${response.status}`, `Bird answered ${response.status} reading message ${lookup.messageId}`);
     }

@@ -1,11 +1,19 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { Logger } from '../observability/logger';
-import { CSRF_HEADER, SESSION_COOKIE, type ConsoleAuth, type Credential } from './auth';
+import { CSRF_HEADER, SESSION_COOKIE, type ConsoleAuth, type Credential, type CredentialProblem } from './auth';
 
 /** Where the console lives: the cookie is scoped to it. */
 export const CONSOLE_PATH = '/console';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+const PROBLEM_MESSAGES: Record<CredentialProblem, string> = {
+  no_credential: 'No bearer token and no session cookie',
+  wrong_token: 'The bearer token is not the console token',
+  malformed_session: 'The session cookie is not a console session',
+  invalid_session: 'The session cookie was not issued with the current console token',
+  expired_session: 'The session has expired',
+};
 
 /** Set by `requireCredential` for the handlers after it. */
 export function credentialOf(res: Response): Credential {
@@ -18,14 +26,19 @@ export function credentialOf(res: Response): Credential {
  */
 export function requireCredential(auth: ConsoleAuth, logger: Logger) {
   return (req: Request, res: Response, next: NextFunction) => {
-    const credential = auth.authenticate(req.headers.authorization, req.headers.cookie);
-    if (!credential) {
+    const authentication = auth.authenticate(req.headers.authorization, req.headers.cookie);
+    if (!authentication.ok) {
+      const { problem } = authentication;
       // The page asks GET /session on load to learn whether to show the login: not worth a warning.
       const level = req.method === 'GET' && req.path === '/session' ? 'debug' : 'warn';
-      logger[level]({ event: 'console_unauthorized', method: req.method, path: req.path }, 'console request without valid credentials');
-      res.status(401).set('WWW-Authenticate', 'Bearer realm="wa-ingress console"').json({ error: 'unauthorized', message: 'Log in with the console token, or send Authorization: Bearer <CONSOLE_TOKEN>' });
+      logger[level]({ event: 'console_unauthorized', problem, method: req.method, path: req.path }, 'console request without valid credentials');
+      res
+        .status(401)
+        .set('WWW-Authenticate', 'Bearer realm="wa-ingress console"')
+        .json({ error: 'unauthorized', problem, message: `${PROBLEM_MESSAGES[problem]}: log in with the console token, or send Authorization: Bearer <CONSOLE_TOKEN>` });
       return;
     }
+    const credential = authentication.credential;
     if (!SAFE_METHODS.has(req.method) && !auth.checkCsrf(credential, req.get(CSRF_HEADER))) {
       logger.warn({ event: 'console_csrf_refused', method: req.method, path: req.path }, 'console state change without a CSRF token');
       res.status(403).json({ error: 'csrf_required', field: CSRF_HEADER, message: `A state-changing request needs the session's CSRF token in the ${CSRF_HEADER} header` });
@@ -61,6 +74,12 @@ export function sessionRoutes(auth: ConsoleAuth, logger: Logger): Router {
     }
     const session = auth.issueSession();
     res.set('Set-Cookie', cookie(req, session.value, session.maxAgeSeconds)).json({ csrf: session.csrf, expiresAt: new Date(session.expiresAt).toISOString() });
+  });
+  // A login body that is not JSON, or too large, is the client's error: a JSON 4xx, never a stack trace.
+  router.use('/session', (error: unknown, _req: Request, res: Response, next: NextFunction) => {
+    const status = (error as { status?: unknown }).status;
+    if (typeof status !== 'number' || status < 400 || status >= 500) return next(error);
+    res.status(status).json({ error: 'invalid_request', field: 'token', message: 'POST /session takes a JSON body {"token": "<CONSOLE_TOKEN>"}' });
   });
   router.get('/session', requireCredential(auth, logger), (_req, res) => {
     const credential = credentialOf(res);

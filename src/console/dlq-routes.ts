@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Logger } from '../observability/logger';
 import type { DeadLetterQueue, DlqEntry, RedriveResult } from '../queue/dlq';
 import { handler, offsetPage, parseQuery } from './journal-routes';
+import type { DlqSummary } from './ui/contract';
 
 export type QueueName = 'inbound' | 'outbound';
 
@@ -22,7 +23,7 @@ const listQuery = z.object({
 const bulkQuery = z.object({ queue: queueParam, reason: z.string().min(1).max(64).optional() });
 
 /** What the page may see of a DLQ message: never the body (message text, phone numbers). */
-function listed(entry: DlqEntry) {
+function listed(entry: DlqEntry): DlqSummary {
   return {
     id: entry.id,
     reason: entry.reason,

@@ -7,6 +7,7 @@ import type { OutboundJournal } from '../journal/outbound-journal';
 import { perMinute, UNROUTED_LINE } from '../journal/journey';
 import { InvalidQueryError } from '../journal/query-error';
 import type { Line } from '../lines/line';
+import type { EventDetailView, LineSummary } from './ui/contract';
 import { maskPhone, type Logger } from '../observability/logger';
 
 export interface LineSource {
@@ -71,6 +72,9 @@ export function handler(logger: Logger, fn: (req: Request, res: Response) => Pro
   };
 }
 
+const textOrUndefined = (value: unknown) => (typeof value === 'string' ? value : undefined);
+const numberOrUndefined = (value: unknown) => (typeof value === 'number' ? value : undefined);
+
 /** GET lines, stats, events, events/:key, events/:key/media. */
 export function journalRoutes(options: JournalRoutesOptions): Router {
   const { journal, lines, logger } = options;
@@ -85,7 +89,7 @@ export function journalRoutes(options: JournalRoutesOptions): Router {
       const all = await lines.list();
       const now = new Date();
       const rows = await Promise.all(
-        all.map(async (line) => {
+        all.map(async (line): Promise<LineSummary> => {
           const [activity, outbound] = await Promise.all([journal.activity(line.lineId, now), replies(line.lineId, now, 60)]);
           return {
             lineId: line.lineId,
@@ -134,7 +138,11 @@ export function journalRoutes(options: JournalRoutesOptions): Router {
         return;
       }
       const media = [...detail.journey].reverse().find((s) => s.step === 'media_stored')?.detail;
-      res.json({ ...detail, media: media ? { type: media.type, size: media.size, href: `events/${encodeURIComponent(detail.key)}/media` } : undefined });
+      const view: EventDetailView = {
+        ...detail,
+        media: media ? { type: textOrUndefined(media.type), size: numberOrUndefined(media.size), href: `events/${encodeURIComponent(detail.key)}/media` } : undefined,
+      };
+      res.json(view);
     }),
   );
 

@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { GetCommand, UpdateCommand, type DynamoDBDocumentClient, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
-import { ConfigError, PermanentError, RetryableError, type FailureReason, type GatewayError } from '../errors';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { ConfigError, PermanentError } from '../errors';
 import { Counter, type Registry } from '../observability/metrics';
-import { DEDUPE_STATUS, type ClaimOptions, type ClaimOutcome, type ClaimResult, type DedupeRecord, type DedupeStore } from './dedupe-store';
-import { RecordLease, type LeaseJournal, type LeaseWrites } from './event-lease';
+import { DEDUPE_STATUS, type ClaimOptions, type ClaimOutcome, type ClaimResult, type DedupeStore } from './dedupe-store';
+import { DedupeTable, epochSeconds, isConditionFailure, storeFailure } from './dedupe-table';
+import { DynamoLeaseWrites } from './dynamo-lease-writes';
+import { RecordLease, type LeaseWrites } from './event-lease';
 import type { JournalBus } from '../journal/journal-bus';
 import { JournalNotes } from '../journal/journal-notes';
-import { claimJournal, mergeUpdateExpression, stepsJournal, type JournalUpdate } from '../journal/journal-update';
+import { claimJournal } from '../journal/journal-update';
 import type { JourneyStep } from '../journal/journey';
 
 // Written by hand: Powertools' idempotency cannot expire an in-progress claim outside Lambda, so a crash would block the key for the whole window.
@@ -17,7 +19,6 @@ import type { JourneyStep } from '../journal/journey';
  * Meta's 7 days of retries.
  */
 export const DLQ_RETENTION_DAYS = 14;
-const DAY_SECONDS = 86_400;
 /** DynamoDB's limit for a partition key value. */
 const MAX_KEY_BYTES = 2048;
 
@@ -38,27 +39,23 @@ export interface DynamoDedupeStoreOptions {
   journalBus?: JournalBus;
 }
 
-type CompletionPrevious = 'own_lease' | 'lost_lease' | 'completed' | 'parked' | 'absent';
-
 /**
- * One item per event key, moving INPROGRESS → COMPLETED | PARKED (see dedupe-store.ts). Callers get a
- * lease handle (RecordLease) from `claim`; the token and the record writes stay in here. Claim is a single conditional UpdateItem (an upsert: unlike PutItem it can
- * count attempts without a read, for the same one write); complete is one UpdateItem; the happy path
- * never reads. Only a refused claim reads, once and consistently, to tell a duplicate from a busy key.
+ * One item per event key, moving INPROGRESS → COMPLETED | PARKED (see dedupe-store.ts). This class
+ * takes the claims; a claim's lease handle (RecordLease) ends it through DynamoLeaseWrites, so the
+ * token stays on the store's side. Claim is a single conditional UpdateItem (an upsert: unlike
+ * PutItem it can count attempts without a read, for the same one write); complete is one UpdateItem;
+ * the happy path never reads. Only a refused claim reads, once and consistently, to tell a
+ * duplicate from a busy key.
  */
-export class DynamoDedupeStore implements DedupeStore, LeaseWrites {
-  private readonly documents: DynamoDBDocumentClient;
-  private readonly tableName: string;
-  private readonly ttlSeconds: number;
+export class DynamoDedupeStore implements DedupeStore {
   readonly leaseMs: number;
+  /** The writes of a claim once taken (complete, park, release, extend), keyed by its token. */
+  readonly leases: LeaseWrites;
+  private readonly table: DedupeTable;
   private readonly maxLeaseMs: number;
   private readonly clock: () => number;
   private readonly claims: Counter<'outcome'>;
-  private readonly completions: Counter<'previous'>;
-  private readonly releases: Counter<'outcome'>;
-  private readonly parks: Counter<'outcome'>;
   private readonly notes: JournalNotes;
-  private readonly journalBus?: JournalBus;
 
   constructor(options: DynamoDedupeStoreOptions) {
     if (!options.tableName) throw new ConfigError('DYNAMODB_DEDUPE_TABLE must name the dedupe table');
@@ -72,35 +69,15 @@ export class DynamoDedupeStore implements DedupeStore, LeaseWrites {
     }
     this.maxLeaseMs = options.visibilityTimeoutSeconds * 1000;
     this.checkLease(options.leaseMs, (message) => new ConfigError(message));
-    this.documents = options.documents;
-    this.tableName = options.tableName;
-    this.ttlSeconds = Math.round(options.ttlDays * DAY_SECONDS);
     this.leaseMs = options.leaseMs;
     this.clock = options.clock ?? Date.now;
-    this.journalBus = options.journalBus;
+    this.table = new DedupeTable({ documents: options.documents, tableName: options.tableName, ttlDays: options.ttlDays, clock: this.clock, journalBus: options.journalBus });
+    this.leases = new DynamoLeaseWrites(this.table, options.registry);
     this.notes = new JournalNotes({ documents: options.documents, tableName: options.tableName, bus: options.journalBus });
     const registers = options.registry ? [options.registry] : [];
     this.claims = new Counter({
       name: 'wa_ingress_dedupe_claims_total',
       help: 'Claims of event keys, by outcome: claimed (process it), duplicate (already completed), parked (already in the DLQ), busy (another worker holds the lease)',
-      labelNames: ['outcome'],
-      registers,
-    });
-    this.completions = new Counter({
-      name: 'wa_ingress_dedupe_completions_total',
-      help: 'Events marked COMPLETED, by what the record was before: own_lease, lost_lease (the lease lapsed first: consider a longer lease), completed, parked, absent',
-      labelNames: ['previous'],
-      registers,
-    });
-    this.releases = new Counter({
-      name: 'wa_ingress_dedupe_releases_total',
-      help: 'Leases given up early, by outcome: released, not_owner (lapsed and taken, or completed: nothing to release)',
-      labelNames: ['outcome'],
-      registers,
-    });
-    this.parks = new Counter({
-      name: 'wa_ingress_dedupe_parks_total',
-      help: 'Events marked PARKED after going to the DLQ, by outcome: parked, not_owner (the lease was lost first)',
       labelNames: ['outcome'],
       registers,
     });
@@ -120,110 +97,12 @@ export class DynamoDedupeStore implements DedupeStore, LeaseWrites {
     return result;
   }
 
-  /** LeaseWrites, for RecordLease only. Bird has already accepted the event under the same Idempotency-Key when this is called, so COMPLETED is
-   * the truth whoever holds the lease: the token is not required to match, and a worker whose lease lapsed
-   * does not fail. A later release by the new lease holder cannot undo it (release never touches COMPLETED). */
-  async complete(key: string, token: string, journal?: LeaseJournal): Promise<void> {
-    const now = this.clock();
-    let before: Partial<DedupeRecord> | undefined;
-    try {
-      const answer = await this.update(key, {
-        // if_not_exists: keep the claim's expiry; a record that vanished (TTL, by hand) still gets one.
-        UpdateExpression:
-          'SET #status = :completed, #completedAt = :now, #expiresAt = if_not_exists(#expiresAt, :expiresAt) REMOVE #owner, #leaseUntil',
-        ExpressionAttributeValues: {
-          ':completed': DEDUPE_STATUS.completed,
-          ':now': now,
-          ':expiresAt': this.expiresAt(now),
-        },
-        // Free with the write; tells the lease-lapse rate apart in metrics.
-        ReturnValues: 'ALL_OLD',
-      }, journal && stepsJournal(journal.steps));
-      before = answer.Attributes as Partial<DedupeRecord> | undefined;
-    } catch (error) {
-      throw storeFailure('complete', key, error);
-    }
-    this.completions.inc({ previous: previousState(before, token) });
-    this.published(key, journal);
-  }
-
-  /** LeaseWrites: PARKED, with a fresh expiry so the record outlives the DLQ copy (DLQ_RETENTION_DAYS). */
-  async park(key: string, token: string, reason: FailureReason, journal?: LeaseJournal): Promise<void> {
-    const now = this.clock();
-    try {
-      await this.update(key, {
-        UpdateExpression: 'SET #status = :parked, #parkedAt = :now, #parkReason = :reason, #expiresAt = :expiresAt REMOVE #owner, #leaseUntil',
-        ConditionExpression: '#owner = :token AND #status = :inProgress',
-        ExpressionAttributeValues: {
-          ':parked': DEDUPE_STATUS.parked,
-          ':now': now,
-          ':reason': reason,
-          ':expiresAt': this.expiresAt(now),
-          ':token': token,
-          ':inProgress': DEDUPE_STATUS.inProgress,
-        },
-      }, journal && stepsJournal(journal.steps));
-      this.parks.inc({ outcome: 'parked' });
-      this.published(key, journal);
-    } catch (error) {
-      // Lost to another worker, which handles the event from here (it may park it a second time).
-      if (isConditionFailure(error)) {
-        this.parks.inc({ outcome: 'not_owner' });
-        return;
-      }
-      throw storeFailure('park', key, error);
-    }
-  }
-
-  /** LeaseWrites: give the lease up (only the holder's token can). */
-  async release(key: string, token: string, journal?: LeaseJournal): Promise<void> {
-    try {
-      const retries = journal?.steps.some((s) => s.step === 'retried') ? 1 : 0;
-      await this.update(key, {
-        // Lease 0 rather than a delete: the next claim succeeds at once and the attempts count survives.
-        UpdateExpression: 'SET #leaseUntil = :released REMOVE #owner',
-        ConditionExpression: '#owner = :token AND #status = :inProgress',
-        ExpressionAttributeValues: { ':released': 0, ':token': token, ':inProgress': DEDUPE_STATUS.inProgress },
-      }, journal && stepsJournal(journal.steps, { retries }));
-      this.releases.inc({ outcome: 'released' });
-      this.published(key, journal);
-    } catch (error) {
-      // Not ours any more (lapsed and re-claimed, or completed): nothing to give up, and the caller
-      // is already on a failure path that must not be masked.
-      if (isConditionFailure(error)) {
-        this.releases.inc({ outcome: 'not_owner' });
-        return;
-      }
-      throw storeFailure('release', key, error);
-    }
-  }
-
-  /** LeaseWrites: renew the holder's lease for another `leaseMs` from now. */
-  async extend(key: string, token: string, leaseMs: number): Promise<boolean> {
-    try {
-      await this.update(key, {
-        UpdateExpression: 'SET #leaseUntil = :leaseUntil',
-        ConditionExpression: '#owner = :token AND #status = :inProgress',
-        ExpressionAttributeValues: { ':leaseUntil': this.clock() + leaseMs, ':token': token, ':inProgress': DEDUPE_STATUS.inProgress },
-      });
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw storeFailure('extend', key, error);
-    }
-  }
-
-  /** One conditional upsert; undefined when refused but the record no longer explains why. */
   /** DedupeStore.note: a duplicate's step on the existing record (one extra write, duplicates only). */
   note(key: string, step: JourneyStep, counter: 'duplicates'): Promise<boolean> {
     return this.notes.note(key, step, counter);
   }
 
-  /** After a write that carried the journal: its steps on the bus, for a live tail in this process. */
-  private published(key: string, journal: LeaseJournal | undefined): void {
-    for (const step of journal?.steps ?? []) this.journalBus?.publish({ key, lineId: journal!.lineId, step: step.step, at: step.at });
-  }
-
+  /** One conditional upsert; undefined when refused but the record no longer explains why. */
   private async claimOnce(key: string, leaseMs: number, redrive: boolean, journal: ClaimOptions['journal']): Promise<ClaimResult | undefined> {
     const now = this.clock();
     const token = randomUUID();
@@ -231,7 +110,7 @@ export class DynamoDedupeStore implements DedupeStore, LeaseWrites {
     const claimable = ['attribute_not_exists(#pk)', '(#status = :inProgress AND #leaseUntil < :nowMs)', '#expiresAt < :nowSeconds'];
     if (redrive) claimable.push('#status = :parked');
     try {
-      const answer = await this.update(key, {
+      const answer = await this.table.update(key, {
         UpdateExpression:
           'SET #status = :inProgress, #owner = :token, #leaseUntil = :leaseUntil, #expiresAt = :expiresAt REMOVE #completedAt, #parkedAt, #parkReason ADD #attempts :one',
         ConditionExpression: claimable.join(' OR '),
@@ -239,7 +118,7 @@ export class DynamoDedupeStore implements DedupeStore, LeaseWrites {
           ':inProgress': DEDUPE_STATUS.inProgress,
           ':token': token,
           ':leaseUntil': now + leaseMs,
-          ':expiresAt': this.expiresAt(now),
+          ':expiresAt': this.table.expiresAt(now),
           ':one': 1,
           ':nowMs': now,
           ':nowSeconds': epochSeconds(now),
@@ -251,56 +130,20 @@ export class DynamoDedupeStore implements DedupeStore, LeaseWrites {
       if (journal) {
         // `received` is derived from the first claim's attributes (no list entry); the live tail hears it once.
         const lineId = journal.facts.lineId;
-        if (attempt === 1) this.journalBus?.publish({ key, lineId, step: 'received', at: journal.facts.receivedAt });
-        this.published(key, { lineId, steps: journal.steps });
+        if (attempt === 1) this.table.publishReceived(key, lineId, journal.facts.receivedAt);
+        this.table.published(key, { lineId, steps: journal.steps });
       }
-      return { outcome: 'claimed', lease: new RecordLease(key, attempt, token, this, leaseMs, journal?.facts.lineId) };
+      return { outcome: 'claimed', lease: new RecordLease(key, attempt, token, this.leases, leaseMs, journal?.facts.lineId) };
     } catch (error) {
       if (!isConditionFailure(error)) throw storeFailure('claim', key, error);
     }
     // dynalite does not return the item with ConditionalCheckFailed, so read it (consistently).
-    const record = await this.read(key);
+    const record = await this.table.read(key);
     if (!record) return undefined;
     if (record.status === DEDUPE_STATUS.completed) return { outcome: 'duplicate' };
     if (record.status === DEDUPE_STATUS.parked) return redrive ? undefined : { outcome: 'parked', reason: record.parkReason };
     const leaseUntil = record.leaseUntil ?? 0;
     return leaseUntil >= this.clock() ? { outcome: 'busy', leaseUntil } : undefined;
-  }
-
-  /** An UpdateItem on `key`'s record; every `#name` in the expressions stands for the attribute `name`. */
-  private update(key: string, input: Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ExpressionAttributeNames'>, journal?: JournalUpdate) {
-    const expressions = `${input.UpdateExpression ?? ''} ${input.ConditionExpression ?? ''}`;
-    const names = Object.fromEntries([...expressions.matchAll(/#\w+/g)].map(([placeholder]) => [placeholder, placeholder.slice(1)]));
-    // The journal's clauses join this write (src/journal/journal-update.ts): no extra request.
-    return this.documents.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: { pk: key },
-        ...input,
-        UpdateExpression: mergeUpdateExpression(input.UpdateExpression ?? '', journal),
-        ExpressionAttributeNames: { ...names, ...journal?.names },
-        ExpressionAttributeValues: { ...input.ExpressionAttributeValues, ...journal?.values },
-      }),
-    );
-  }
-
-  /** The live record of `key`, or undefined when there is none or it has expired. */
-  private async read(key: string): Promise<DedupeRecord | undefined> {
-    let item: Record<string, unknown> | undefined;
-    try {
-      ({ Item: item } = await this.documents.send(
-        new GetCommand({ TableName: this.tableName, Key: { pk: key }, ConsistentRead: true }),
-      ));
-    } catch (error) {
-      throw storeFailure('read', key, error);
-    }
-    const record = item as DedupeRecord | undefined;
-    if (!record || record.expiresAt < epochSeconds(this.clock())) return undefined;
-    return record;
-  }
-
-  private expiresAt(now: number): number {
-    return epochSeconds(now) + this.ttlSeconds;
   }
 
   private checkLease(leaseMs: number, fail: (message: string) => Error): void {
@@ -314,41 +157,9 @@ export class DynamoDedupeStore implements DedupeStore, LeaseWrites {
   }
 }
 
-function epochSeconds(ms: number): number {
-  return Math.floor(ms / 1000);
-}
-
 function checkKey(key: string): void {
   const bytes = Buffer.byteLength(key, 'utf8');
   if (bytes === 0 || bytes > MAX_KEY_BYTES) {
     throw new PermanentError('dedupe_invalid_key', `event key must be 1..${MAX_KEY_BYTES} bytes to be a DynamoDB key; got ${bytes}`);
   }
-}
-
-function previousState(before: Partial<DedupeRecord> | undefined, token: string): CompletionPrevious {
-  if (!before) return 'absent';
-  if (before.status === DEDUPE_STATUS.completed) return 'completed';
-  if (before.status === DEDUPE_STATUS.parked) return 'parked';
-  return before.owner === token ? 'own_lease' : 'lost_lease';
-}
-
-function errorName(error: unknown): string {
-  return error instanceof Error ? error.name : 'UnknownError';
-}
-
-function isConditionFailure(error: unknown): boolean {
-  return errorName(error) === 'ConditionalCheckFailedException';
-}
-
-/** A request DynamoDB rejects as malformed will be rejected again; everything else (throttling, 5xx, network, a missing table) may pass later. */
-function storeFailure(operation: string, key: string, error: unknown): GatewayError {
-  const name = errorName(error);
-  if (name === 'ValidationException') {
-    return new PermanentError('dedupe_rejected', `DynamoDB rejected the dedupe ${operation} of ${key} as invalid (${name})`, { cause: error });
-  }
-  return new RetryableError(
-    'dedupe_unavailable',
-    `dedupe ${operation} of ${key} failed (${name}); the event will be retried. Check DynamoDB throttling, the network to DynamoDB and that DYNAMODB_DEDUPE_TABLE exists`,
-    { cause: error },
-  );
 }

@@ -2,30 +2,9 @@ import { GetCommand, QueryCommand, type DynamoDBDocumentClient, type QueryComman
 import { JOURNAL_INDEXES } from '../aws/resources';
 import { mergedPage, type Item, type Page, type PageSource } from './index-pages';
 import { contactHash, displayEvent, inboundOutcome, receivedStep, maskWamid, type InboundOutcome, type JourneyStep } from './journey';
+import type { EventDetail, EventSummary } from '../console/ui/contract';
 
-/** One row of the events list: no message text, the contact masked. */
-export interface EventSummary {
-  key: string;
-  lineId: string;
-  kind: string;
-  type: string;
-  outcome: InboundOutcome;
-  receivedAt: string;
-  updatedAt?: string;
-  reason?: string;
-  contact?: string;
-  wamid?: string;
-  duplicates: number;
-  retries: number;
-}
-
-/** The detail view: the journey and the normalised event (text included). */
-export interface EventDetail extends EventSummary {
-  status: string;
-  attempts?: number;
-  journey: JourneyStep[];
-  event?: unknown;
-}
+export type { EventDetail, EventSummary } from '../console/ui/contract';
 
 export const EVENT_OUTCOME_FILTERS = ['delivered', 'parked', 'in_progress', 'retrying', 'duplicate'] as const;
 export type EventOutcomeFilter = (typeof EVENT_OUTCOME_FILTERS)[number];

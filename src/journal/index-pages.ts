@@ -1,13 +1,11 @@
 import { QueryCommand, type DynamoDBDocumentClient, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import { InvalidQueryError } from './query-error';
+import type { Page } from '../console/ui/contract';
 
 export type StartKey = Record<string, unknown>;
 export type Item = Record<string, unknown>;
 
-export interface Page<T> {
-  items: T[];
-  cursor?: string;
-}
+export type { Page } from '../console/ui/contract';
 
 /** One index query the page reads from; `hashName`/`rangeName` make an item's ExclusiveStartKey. */
 export interface PageSource {

@@ -1,3 +1,4 @@
+import type { InboundOutcome, JourneyStep, MinuteBucket } from '../console/ui/contract';
 import type { WhatsAppEvent } from '../meta/event';
 import { maskPhone } from '../observability/logger';
 import { contactDigest } from '../privacy/pseudonyms';
@@ -14,13 +15,7 @@ export type InboundStep = (typeof INBOUND_STEPS)[number];
 export const OUTBOUND_STEPS = ['queued', 'sending', 'sent', 'delivered', 'read', 'failed'] as const;
 export type OutboundStep = (typeof OUTBOUND_STEPS)[number];
 
-/** One step of a journey. `detail` is short and never holds message text, a secret or a whole phone number. */
-export interface JourneyStep {
-  /** ISO 8601 with milliseconds. */
-  at: string;
-  step: string;
-  detail?: Record<string, string | number | boolean>;
-}
+export type { InboundOutcome, JourneyStep, MinuteBucket } from '../console/ui/contract';
 
 /** What the live tail receives for every step written (SSE `event: journal`). */
 export interface JournalNotice {
@@ -96,8 +91,6 @@ export function journalFacts(event: WhatsAppEvent, lineId: string, receivedAt: s
 }
 
 /** The outcome a list shows, from the record's state and counters. */
-export type InboundOutcome = 'delivered' | 'parked' | 'in_progress' | 'retrying';
-
 export function inboundOutcome(record: { status?: string; retries?: number; journey?: JourneyStep[] }): InboundOutcome {
   if (record.status === 'COMPLETED') return 'delivered';
   if (record.status === 'PARKED') return 'parked';
@@ -109,12 +102,6 @@ export function inboundOutcome(record: { status?: string; retries?: number; jour
 export function maskWamid(wamid: string | undefined): string | undefined {
   if (!wamid) return undefined;
   return wamid.length > 16 ? `wamid.…${wamid.slice(-10)}` : wamid;
-}
-
-export interface MinuteBucket {
-  /** ISO minute start. */
-  minute: string;
-  counts: Record<string, number>;
 }
 
 /** Events per minute by outcome over the last `minutes`, oldest first, every minute present (zeros included). */

@@ -4,25 +4,9 @@ import { maskPhone, maskWamids } from '../observability/logger';
 import { apiStatus, contactKey, type OutboundRecord, type OutboundState } from '../outbound/record';
 import { mergedPage, type Item, type Page, type PageSource } from './index-pages';
 import { maskWamid } from './journey';
+import type { OutboundDetail, OutboundSummary } from '../console/ui/contract';
 
-/** One reply as the console lists it: the recipient masked, never the message body. */
-export interface OutboundSummary {
-  id: string;
-  lineId: string;
-  to: string;
-  type: string;
-  source: string;
-  status: string;
-  wamid?: string;
-  error?: { code?: number; title: string };
-  attempts: number;
-  createdAt: string;
-  updatedAt: string;
-}
-
-export interface OutboundDetail extends OutboundSummary {
-  journey: { at: string; step: string; detail?: string }[];
-}
+export type { OutboundDetail, OutboundSummary } from '../console/ui/contract';
 
 export const OUTBOUND_STATUS_FILTERS = ['queued', 'sending', 'sent', 'delivered', 'read', 'failed'] as const;
 

@@ -3,7 +3,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { ConversationMessageReader } from '../bird/conversation-message-reader';
 import { BIRD_SIGNATURE_HEADER, BIRD_TIMESTAMP_HEADER, publicRequestUrl, verifyBirdSignature } from '../bird/webhook-signature';
 import { birdBodyToSendBody, birdWebhookAction, messageAction, type BirdWebhookAction } from '../bird/webhook-events';
-import { GatewayError, PermanentError, isRetryable } from '../errors';
+import { GatewayError, PermanentError, RetryableError, isRetryable, reasonOf, type RetryableReason } from '../errors';
 import { lineSchema, type BirdConversationsTarget, type Line } from '../lines/line';
 import type { LineRegistry } from '../lines/registry';
 import type { SecretResolver } from '../lines/secrets';
@@ -76,7 +76,7 @@ export function birdWebhookRouter(options: BirdWebhookReceiverOptions): express.
         url: publicRequestUrl(options.publicBaseUrl, req.originalUrl, req.get('host')),
         rawBody: raw,
       },
-      await options.secrets.resolve(line.bird.webhookSigningKey!),
+      await resolveOrRetry(line.bird.webhookSigningKey!, 'bird_signing_key_unresolved', "the line's bird.webhookSigningKey"),
       { nowMs: now(), toleranceMs: options.maxSkewMs },
     );
     if (!check.ok) {
@@ -90,7 +90,7 @@ export function birdWebhookRouter(options: BirdWebhookReceiverOptions): express.
     if (action.action === 'fetch') {
       const message = await options.messages.get({
         workspaceId: line.bird.workspaceId,
-        accessKey: await options.secrets.resolve(line.bird.accessKey),
+        accessKey: await resolveOrRetry(line.bird.accessKey, 'bird_access_key_unresolved', "the line's bird.accessKey"),
         conversationId: action.conversationId,
         messageId: action.messageId,
       });
@@ -119,6 +119,19 @@ export function birdWebhookRouter(options: BirdWebhookReceiverOptions): express.
       'bird message queued for WhatsApp',
     );
     return { status: 200, body: { status: accepted.duplicate ? 'duplicate' : 'queued', id: accepted.id } };
+  }
+
+  /**
+   * A secret reference that does not resolve (a variable or secret not there yet) is a
+   * configuration an operator fixes: answering 200 would end Bird's retries and drop the reply.
+   */
+  async function resolveOrRetry(ref: string, reason: RetryableReason, what: string): Promise<string> {
+    try {
+      return await options.secrets.resolve(ref);
+    } catch (error) {
+      if (isRetryable(error)) throw error;
+      throw new RetryableError(reason, `${what} does not resolve (${reasonOf(error)}); Bird retries while it is fixed`, { cause: error });
+    }
   }
 
   /** Bird retrying the same message cannot make it sendable: acknowledge, count and say why. */

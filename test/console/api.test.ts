@@ -137,6 +137,34 @@ describe('access', () => {
     expect((await c.api('lines', { bearer: false, headers: { cookie: `${cookie.slice(0, -3)}abc` } })).status).toBe(401);
   });
 
+  it('answers every bad credential 401 in JSON naming the problem, never a 500 or a stack (a malformed cookie included)', async () => {
+    const session = (cookie: string) => c.api('lines', { bearer: false, headers: { cookie } });
+    const cases: Array<[string, Promise<Response>, string]> = [
+      ['a broken %-escape in the cookie', session('wa_console_session=%E0%A4'), 'malformed_session'],
+      ['a lone %', session('other=%; wa_console_session=%'), 'malformed_session'],
+      ['a cookie of another shape', session('wa_console_session=v1.1.2'), 'malformed_session'],
+      ['a forged session', session('wa_console_session=v1.9999999999.nonce.bm90LWEtbWFj'), 'invalid_session'],
+      ['a wrong bearer', c.api('lines', { headers: { authorization: 'Bearer nope' } }), 'wrong_token'],
+      ['nothing', c.api('lines', { bearer: false }), 'no_credential'],
+    ];
+    for (const [name, call, problem] of cases) {
+      const res = await call;
+      const text = await res.text();
+      expect([name, res.status, res.headers.get('content-type')?.split(';')[0], JSON.parse(text)]).toEqual([
+        name,
+        401,
+        'application/json',
+        { error: 'unauthorized', problem, message: expect.any(String) },
+      ]);
+      expect(text).not.toMatch(/URIError|at .*\.js:\d+/);
+    }
+    // The page's session check on load, with the bad cookie: the same 401, so the page shows the login.
+    expect((await c.api('session', { bearer: false, headers: { cookie: 'wa_console_session=%E0%A4' } })).status).toBe(401);
+    // A login whose body is not JSON is the client's error too: 400 in JSON.
+    const notJson = await c.api('session', { method: 'POST', bearer: false, headers: { 'content-type': 'application/json' }, body: '{"token": ' });
+    expect([notJson.status, await notJson.json()]).toEqual([400, expect.objectContaining({ error: 'invalid_request', field: 'token' })]);
+  });
+
   it('serves the page without credentials, with a strict CSP and no token in it', async () => {
     const page = await fetch(c.console.url);
     expect(page.status).toBe(200);

@@ -1,4 +1,4 @@
-import { ConsoleAuth, readCookie } from '../../src/console/auth';
+import { ConsoleAuth, readCookie, type Credential } from '../../src/console/auth';
 import { claimJournal, mergeUpdateExpression, stepsJournal } from '../../src/journal/journal-update';
 import { contactHash, displayEvent, inboundOutcome, journalFacts, perMinute, receivedStep } from '../../src/journal/journey';
 import type { WhatsAppEvent } from '../../src/meta/event';
@@ -84,24 +84,29 @@ describe('console sessions', () => {
   let now = Date.parse('2026-11-30T18:00:00Z');
   const auth = new ConsoleAuth({ token: 'a-console-token-of-some-length', sessionHours: 1, clock: () => now });
 
-  it('accepts the bearer and its own sessions, refuses tampered or expired ones, and ties CSRF to the session', () => {
-    expect(auth.authenticate('Bearer a-console-token-of-some-length', undefined)).toEqual({ via: 'bearer' });
-    expect(auth.authenticate('Bearer wrong', `wa_console_session=x`)).toBeUndefined();
+  it('accepts the bearer and its own sessions, refuses tampered or expired ones naming the problem, and ties CSRF to the session', () => {
+    expect(auth.authenticate('Bearer a-console-token-of-some-length', undefined)).toEqual({ ok: true, credential: { via: 'bearer' } });
+    expect(auth.authenticate('Bearer wrong', `wa_console_session=x`)).toEqual({ ok: false, problem: 'wrong_token' });
+    expect(auth.authenticate(undefined, 'other=1')).toEqual({ ok: false, problem: 'no_credential' });
     const session = auth.issueSession();
-    const credential = auth.authenticate(undefined, `other=1; wa_console_session=${session.value}`);
-    expect(credential).toMatchObject({ via: 'session', csrf: session.csrf });
-    expect(auth.checkCsrf(credential!, session.csrf)).toBe(true);
-    expect(auth.checkCsrf(credential!, undefined)).toBe(false);
-    expect(auth.checkCsrf(credential!, auth.issueSession().csrf)).toBe(false);
+    const authentication = auth.authenticate(undefined, `other=1; wa_console_session=${session.value}`);
+    expect(authentication).toMatchObject({ ok: true, credential: { via: 'session', csrf: session.csrf } });
+    const credential = (authentication as { credential: Credential }).credential;
+    expect(auth.checkCsrf(credential, session.csrf)).toBe(true);
+    expect(auth.checkCsrf(credential, undefined)).toBe(false);
+    expect(auth.checkCsrf(credential, auth.issueSession().csrf)).toBe(false);
     const [v, exp, nonce, mac] = session.value.split('.');
-    expect(auth.verifySession([v, Number(exp) + 3600, nonce, mac].join('.'))).toBeUndefined();
-    expect(new ConsoleAuth({ token: 'another-token-entirely-here', sessionHours: 1, clock: () => now }).verifySession(session.value)).toBeUndefined();
+    expect(auth.verifySession([v, Number(exp) + 3600, nonce, mac].join('.'))).toEqual({ ok: false, problem: 'invalid_session' });
+    expect(new ConsoleAuth({ token: 'another-token-entirely-here', sessionHours: 1, clock: () => now }).verifySession(session.value)).toEqual({ ok: false, problem: 'invalid_session' });
+    expect(auth.verifySession('v1.2.3')).toEqual({ ok: false, problem: 'malformed_session' });
     now += 3_600_001;
-    expect(auth.verifySession(session.value)).toBeUndefined();
+    expect(auth.verifySession(session.value)).toEqual({ ok: false, problem: 'expired_session' });
   });
 
   it('reads one cookie among several', () => {
     expect(readCookie('a=1; wa_console_session=v1.2.3.4; b=2', 'wa_console_session')).toBe('v1.2.3.4');
     expect(readCookie(undefined, 'x')).toBeUndefined();
+    // A broken %-escape is kept as sent rather than thrown (it then never verifies).
+    expect(readCookie('wa_console_session=%E0%A4', 'wa_console_session')).toBe('%E0%A4');
   });
 });

@@ -205,18 +205,18 @@ describe('DynamoDedupeStore against dynalite', () => {
     const first = leaseOf(await store.claim(key));
     const token = (await ownerOf(key))!;
 
-    await store.release(key, 'not-the-owner');
+    await store.leases.release(key, 'not-the-owner');
     expect(await store.claim(key)).toMatchObject({ outcome: 'busy' });
 
     await first.release();
     const next = await store.claim(key);
     expect(leaseOf(next).attempt).toBe(2);
     // The first owner's token is spent: releasing with it now must not free the new owner's lease.
-    await store.release(key, token);
+    await store.leases.release(key, token);
     expect(await store.claim(key)).toMatchObject({ outcome: 'busy' });
 
     await leaseOf(next).complete();
-    await store.release(key, (await ownerOf(key)) ?? 'completed: no owner');
+    await store.leases.release(key, (await ownerOf(key)) ?? 'completed: no owner');
     expect(await rawItem(key)).toMatchObject({ status: 'COMPLETED' });
     expect(await store.claim(key)).toEqual({ outcome: 'duplicate' });
     expect(await counted(registry, 'wa_ingress_dedupe_releases_total')).toEqual({ released: 1, not_owner: 3 });
@@ -245,15 +245,15 @@ describe('DynamoDedupeStore against dynalite', () => {
     await slow.complete();
     expect(await store.claim(key)).toEqual({ outcome: 'duplicate' });
     await expect(fast.complete()).resolves.toBeUndefined();
-    await store.release(key, fastToken);
-    await expect(store.complete(key, 'slow-token')).resolves.toBeUndefined();
+    await store.leases.release(key, fastToken);
+    await expect(store.leases.complete(key, 'slow-token')).resolves.toBeUndefined();
     expect(await rawItem(key)).toMatchObject({ status: 'COMPLETED' });
     expect(await counted(registry, 'wa_ingress_dedupe_completions_total')).toEqual({ lost_lease: 1, completed: 2 });
   });
 
   it('completing a key whose record vanished writes it COMPLETED with an expiry', async () => {
     const { store, time, key } = setup();
-    await store.complete(key, 'token-of-a-record-deleted-meanwhile');
+    await store.leases.complete(key, 'token-of-a-record-deleted-meanwhile');
     expect(await rawItem(key)).toMatchObject({ status: 'COMPLETED', expiresAt: Math.floor(time.now / 1000) + 15 * 86_400 });
     expect(await store.claim(key)).toEqual({ outcome: 'duplicate' });
   });
@@ -337,7 +337,7 @@ describe('DynamoDedupeStore against dynalite', () => {
     });
     try {
       const { store } = setup({ documents: DynamoDBDocumentClient.from(unreachable) });
-      for (const attempt of [() => store.claim(key), () => store.complete(key, 't'), () => store.release(key, 't')]) {
+      for (const attempt of [() => store.claim(key), () => store.leases.complete(key, 't'), () => store.leases.release(key, 't')]) {
         const error = await attempt().catch((e: unknown) => e);
         expect(error).toBeInstanceOf(RetryableError);
         expect(error).toMatchObject({ reason: 'dedupe_unavailable' });

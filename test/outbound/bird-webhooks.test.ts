@@ -62,6 +62,28 @@ beforeAll(async () => {
       displayPhoneNumber: '15550783881',
       bird: { transport: 'conversations', workspaceId: WORKSPACE, channelId: CHANNEL, accessKey: BIRD_STANDIN_ACCESS_KEY, webhookSigningKey: SIGNING_KEY },
     },
+    // The same conversations, read with a key Bird no longer accepts (rotated) and with a reference that does not resolve.
+    {
+      lineId: 'rotated-line',
+      phoneNumberId: '106540352242923',
+      wabaId: '102290129340398',
+      displayPhoneNumber: '15550783882',
+      bird: { transport: 'conversations', workspaceId: WORKSPACE, channelId: CHANNEL, accessKey: 'a-key-bird-rotated-away', webhookSigningKey: SIGNING_KEY },
+    },
+    {
+      lineId: 'unresolved-line',
+      phoneNumberId: '106540352242924',
+      wabaId: '102290129340398',
+      displayPhoneNumber: '15550783883',
+      bird: { transport: 'conversations', workspaceId: WORKSPACE, channelId: CHANNEL, accessKey: 'env:WA_LINE_SECRET_NOT_SET_YET', webhookSigningKey: SIGNING_KEY },
+    },
+    {
+      lineId: 'unsigned-line',
+      phoneNumberId: '106540352242925',
+      wabaId: '102290129340398',
+      displayPhoneNumber: '15550783884',
+      bird: { transport: 'conversations', workspaceId: WORKSPACE, channelId: CHANNEL, accessKey: BIRD_STANDIN_ACCESS_KEY, webhookSigningKey: 'env:WA_LINE_SECRET_SIGNING_NOT_SET_YET' },
+    },
     {
       lineId: 'flow-line',
       phoneNumberId: '1122334455667',
@@ -231,5 +253,77 @@ describe('POST /bird/webhooks/:lineId', () => {
     expect(queued.Messages?.map((m) => [m.Attributes?.MessageGroupId, JSON.parse(m.Body!).id])).toEqual([['conv-line:16505551234', id]]);
     // Bird's retry: the same message id, nothing new queued.
     expect((await post('/bird/webhooks/conv-line', body, signed(`${PUBLIC_BASE_URL}/bird/webhooks/conv-line`, body))).json).toEqual({ status: 'duplicate', id });
+  });
+
+  describe('a reply Bird has but the gateway cannot read yet: 503 so that Bird keeps retrying', () => {
+    async function postUpdate(lineId: string, conversationId: string, messageId: string): Promise<Response> {
+      const body = conversationUpdated(conversationId, messageId);
+      return fetch(`${ingress.url}/bird/webhooks/${lineId}`, { method: 'POST', body, headers: signed(`${PUBLIC_BASE_URL}/bird/webhooks/${lineId}`, body) });
+    }
+
+    async function expectRetried(call: Promise<Response>, reason: string): Promise<void> {
+      const countedBefore = await metric('wa_ingress_bird_webhooks_total', { outcome: 'unavailable', reason });
+      const response = await call;
+      expect([response.status, response.headers.get('retry-after'), ((await response.json()) as { reason: string }).reason]).toEqual([503, '5', reason]);
+      expect(await metric('wa_ingress_bird_webhooks_total', { outcome: 'unavailable', reason })).toBe(countedBefore + 1);
+      expect(logs.lines.some((line) => line.includes('"event":"bird_webhook_unavailable"') && line.includes(`"reason":"${reason}"`))).toBe(true);
+    }
+
+    it('401: the line’s access key was rotated at Bird', async () => {
+      const conversationId = await contactSays();
+      const said = await bird.postAsParticipant(conversationId, 'answer read with an old key', 'bot');
+      await expectRetried(postUpdate('rotated-line', conversationId, said.id as string), 'bird_access_key_rejected');
+      expect(acceptor.accepted).toHaveLength(0);
+      expect(logs.text()).not.toContain('a-key-bird-rotated-away');
+    });
+
+    it('403: Bird forbids the read; once it allows it, Bird’s retry queues the reply', async () => {
+      const conversationId = await contactSays();
+      const said = await bird.postAsParticipant(conversationId, 'answer behind a 403', 'bot');
+      bird.failNext(1, { status: 403 });
+      await expectRetried(postUpdate('conv-line', conversationId, said.id as string), 'bird_access_key_rejected');
+      expect(acceptor.accepted).toHaveLength(0);
+      const retried = await postUpdate('conv-line', conversationId, said.id as string);
+      expect([retried.status, ((await retried.json()) as { status: string }).status]).toEqual([200, 'queued']);
+      expect(acceptor.accepted.map((r) => r.idempotencyKey)).toEqual([`bird:${said.id as string}`]);
+    });
+
+    it('404: the message is not readable yet (read after write)', async () => {
+      const conversationId = await contactSays();
+      await expectRetried(postUpdate('conv-line', conversationId, 'message-bird-has-not-served-yet'), 'bird_message_not_found');
+      expect(acceptor.accepted).toHaveLength(0);
+    });
+
+    it('the access-key reference does not resolve (the variable is not set yet)', async () => {
+      const conversationId = await contactSays();
+      const said = await bird.postAsParticipant(conversationId, 'answer for a line being configured', 'bot');
+      await expectRetried(postUpdate('unresolved-line', conversationId, said.id as string), 'bird_access_key_unresolved');
+      expect(acceptor.accepted).toHaveLength(0);
+    });
+
+    it('the signing-key reference does not resolve: the signature cannot be checked yet, so not acknowledged either', async () => {
+      const conversationId = await contactSays();
+      const said = await bird.postAsParticipant(conversationId, 'answer for a line whose signing key is missing', 'bot');
+      await expectRetried(postUpdate('unsigned-line', conversationId, said.id as string), 'bird_signing_key_unresolved');
+      expect(acceptor.accepted).toHaveLength(0);
+    });
+
+    it('still: a bad signature is 401, and the contact’s own message is 200 ignored', async () => {
+      const conversationId = await contactSays();
+      const said = await bird.postAsParticipant(conversationId, 'signed with the wrong key', 'bot');
+      const body = conversationUpdated(conversationId, said.id as string);
+      const now = String(Math.floor(Date.now() / 1000));
+      const forged = await post('/bird/webhooks/rotated-line', body, {
+        'messagebird-signature': signBirdWebhook('another-key', now, `${PUBLIC_BASE_URL}/bird/webhooks/rotated-line`, body),
+        'messagebird-request-timestamp': now,
+      });
+      expect([forged.status, forged.json.error]).toEqual([401, 'invalid_signature']);
+      const fromContact = Buffer.from(
+        JSON.stringify({ service: 'conversations', event: 'conversation.updated', payload: { id: conversationId, channelId: CHANNEL, lastMessage: { id: 'm', sender: { type: 'contact' } } } }),
+      );
+      const url = `${PUBLIC_BASE_URL}/bird/webhooks/rotated-line`;
+      expect(await post('/bird/webhooks/rotated-line', fromContact, signed(url, fromContact))).toEqual({ status: 200, json: { status: 'ignored', reason: 'from_contact' } });
+      expect(acceptor.accepted).toHaveLength(0);
+    });
   });
 });

@@ -1,3 +1,4 @@
+import type { MinuteBucket } from './contract.js';
 import { h, svg } from './dom.js';
 
 /** Outcome colours, shared by badges (app.css) and charts. */
@@ -11,16 +12,11 @@ export const OUTCOME_COLOURS: Record<string, string> = {
   failed: '#be185d',
 };
 
-export interface Bucket {
-  minute: string;
-  counts: Record<string, number>;
-}
-
 /**
  * Events per minute, stacked by outcome: an SVG that scales with its container, with a legend and a
  * text summary for screen readers.
  */
-export function perMinuteChart(buckets: Bucket[], pixelWidth: number, series = Object.keys(OUTCOME_COLOURS)): HTMLElement {
+export function perMinuteChart(buckets: MinuteBucket[], pixelWidth: number, series = Object.keys(OUTCOME_COLOURS)): HTMLElement {
   // Drawn at the container's pixel width, so the axis text keeps its size from phone to desktop.
   const width = Math.max(280, Math.round(pixelWidth));
   const height = 180;

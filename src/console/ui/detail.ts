@@ -1,4 +1,5 @@
-import { api, type DlqRow, type EventDetail, type Page } from './api.js';
+import { api } from './api.js';
+import type { DlqSummary, EventDetailView, Page } from './contract.js';
 import { ago, badge, clear, duration, h, time } from './dom.js';
 import { confirmDialog, toast } from './shell.js';
 
@@ -45,7 +46,7 @@ export function timeline(steps: { at: string; step: string; detail?: Record<stri
 }
 
 export async function renderDetail(main: HTMLElement, key: string, refresh: () => void): Promise<void> {
-  const e = await api.get<EventDetail>(`events/${encodeURIComponent(key)}`);
+  const e = await api.get<EventDetailView>(`events/${encodeURIComponent(key)}`);
   clear(main);
   main.append(
     h('p', {}, h('a', { href: '#/events', class: 'back' }, '← Events')),
@@ -65,7 +66,7 @@ export async function renderDetail(main: HTMLElement, key: string, refresh: () =
   );
   const actions = h('div', { class: 'actions' });
   if (e.outcome === 'parked') {
-    const dlq = await api.get<Page<DlqRow>>('dlq?queue=inbound&limit=200');
+    const dlq = await api.get<Page<DlqSummary>>('dlq?queue=inbound&limit=200');
     const parked = dlq.items.find((d) => d.eventKey === e.key);
     if (parked) {
       actions.append(

@@ -1,4 +1,5 @@
-import { api, query, type DlqRow, type Page } from './api.js';
+import { api, query } from './api.js';
+import type { DlqSummary, Page } from './contract.js';
 import { barList } from './charts.js';
 import { ago, clear, code, empty, h, time } from './dom.js';
 import { confirmDialog, toast } from './shell.js';
@@ -9,7 +10,7 @@ export interface DlqParams {
 }
 
 export async function renderDlq(main: HTMLElement, params: DlqParams, navigate: (p: DlqParams) => void): Promise<void> {
-  const all = await api.get<Page<DlqRow> & { reasons: string[]; total: number }>(`dlq${query({ queue: params.queue, limit: 200 })}`).catch((error: Error) => error);
+  const all = await api.get<Page<DlqSummary> & { reasons: string[]; total: number }>(`dlq${query({ queue: params.queue, limit: 200 })}`).catch((error: Error) => error);
   clear(main);
   main.append(h('header', { class: 'page-head' }, h('h1', {}, 'Dead-letter queues'), h('p', { class: 'sub' }, 'What could not be delivered, with the reason. Fix the cause, then redrive: completed events are skipped.')));
   main.append(
@@ -64,7 +65,7 @@ export async function renderDlq(main: HTMLElement, params: DlqParams, navigate: 
       ),
     ),
   );
-  const redriveOne = (r: DlqRow) => async () => {
+  const redriveOne = (r: DlqSummary) => async () => {
     if (!(await confirmDialog('Redrive this message?', `Reason: ${r.reason}. It goes back to the main queue.`, 'Redrive'))) return;
     const out = await api.post<{ redriven: number }>(`dlq/${encodeURIComponent(r.id)}/redrive${query({ queue: params.queue })}`);
     toast(out.redriven > 0 ? 'Redriven.' : 'Not found: it may have been redriven already.');

@@ -1,4 +1,5 @@
-import { api, query, type EventDetail, type EventRow, type Line, type Page } from './api.js';
+import { api, query } from './api.js';
+import type { EventDetailView, EventSummary, LineSummary, Page } from './contract.js';
 import { ago, badge, clear, code, empty, h, time } from './dom.js';
 
 export interface EventsParams {
@@ -15,7 +16,7 @@ function searchParams(search: string | undefined): { wamid?: string; contact?: s
   return s.startsWith('wamid.') ? { wamid: s } : { contact: s };
 }
 
-function row(e: EventRow, fresh = false): HTMLTableRowElement {
+function row(e: EventSummary, fresh = false): HTMLTableRowElement {
   const href = `#/events/${encodeURIComponent(e.key)}`;
   return h(
     'tr',
@@ -30,7 +31,7 @@ function row(e: EventRow, fresh = false): HTMLTableRowElement {
 }
 
 export async function renderEvents(main: HTMLElement, params: EventsParams, navigate: (p: EventsParams) => void, onTail: (listener: ((key: string) => void) | undefined) => void): Promise<void> {
-  const lines = await api.get<Page<Line>>('lines?limit=200');
+  const lines = await api.get<Page<LineSummary>>('lines?limit=200');
   let cursor: string | undefined;
   clear(main);
   const select = (name: keyof EventsParams, label: string, options: [string, string][]) =>
@@ -83,7 +84,7 @@ export async function renderEvents(main: HTMLElement, params: EventsParams, navi
 
   const filters = { lineId: params.lineId, kind: params.kind, outcome: params.outcome, ...searchParams(params.search) };
   const load = async () => {
-    const page = await api.get<Page<EventRow>>(`events${query({ ...filters, limit: 50, cursor })}`);
+    const page = await api.get<Page<EventSummary>>(`events${query({ ...filters, limit: 50, cursor })}`);
     for (const e of page.items) body.append(row(e));
     cursor = page.cursor;
     more.hidden = !cursor;
@@ -106,7 +107,7 @@ export async function renderEvents(main: HTMLElement, params: EventsParams, navi
       ? undefined
       : async (key) => {
           if (!liveToggle.checked || key.startsWith('ob_')) return;
-          const e = await api.get<EventDetail>(`events/${encodeURIComponent(key)}`).catch(() => undefined);
+          const e = await api.get<EventDetailView>(`events/${encodeURIComponent(key)}`).catch(() => undefined);
           if (!e || (filters.lineId && e.lineId !== filters.lineId) || (filters.kind && e.kind !== filters.kind) || (filters.outcome && e.outcome !== filters.outcome)) return;
           const existing = body.querySelector(`tr[data-key="${CSS.escape(key)}"]`);
           const fresh = row(e, true);

@@ -1,24 +1,7 @@
-import { api, ApiError, query, type Line, type Page } from './api.js';
+import { api, ApiError, query } from './api.js';
+import type { LineSummary, OutboundDetail, OutboundSummary, Page } from './contract.js';
 import { ago, badge, clear, empty, h, time } from './dom.js';
 import { OUTBOUND_LABELS, timeline } from './detail.js';
-
-export interface OutboundRow {
-  id: string;
-  lineId: string;
-  to: string;
-  type: string;
-  source: string;
-  status: string;
-  wamid?: string;
-  error?: { code?: number; title: string };
-  attempts: number;
-  createdAt: string;
-  updatedAt: string;
-}
-
-interface OutboundDetail extends OutboundRow {
-  journey: { at: string; step: string; detail?: string }[];
-}
 
 export interface OutboundParams {
   lineId?: string;
@@ -38,7 +21,7 @@ function stepper(status: string): HTMLElement {
   );
 }
 
-function row(r: OutboundRow, fresh = false): HTMLTableRowElement {
+function row(r: OutboundSummary, fresh = false): HTMLTableRowElement {
   return h(
     'tr',
     { 'data-id': r.id, class: fresh ? 'fresh' : '' },
@@ -85,9 +68,9 @@ async function renderDetail(main: HTMLElement, id: string): Promise<void> {
 
 export async function renderOutbound(main: HTMLElement, id: string | undefined, params: OutboundParams, navigate: (p: OutboundParams) => void, onTail: (l: ((key: string) => void) | undefined) => void): Promise<void> {
   if (id) return renderDetail(main, id);
-  let first: Page<OutboundRow>;
+  let first: Page<OutboundSummary>;
   try {
-    first = await api.get<Page<OutboundRow>>(`outbound${query({ ...params, limit: 50 })}`);
+    first = await api.get<Page<OutboundSummary>>(`outbound${query({ ...params, limit: 50 })}`);
   } catch (error) {
     clear(main);
     main.append(h('header', { class: 'page-head' }, h('h1', {}, 'Outbound')));
@@ -97,7 +80,7 @@ export async function renderOutbound(main: HTMLElement, id: string | undefined, 
     }
     throw error;
   }
-  const lines = await api.get<Page<Line>>('lines?limit=200');
+  const lines = await api.get<Page<LineSummary>>('lines?limit=200');
   clear(main);
   main.append(h('header', { class: 'page-head' }, h('h1', {}, 'Outbound'), h('p', { class: 'sub' }, 'Replies sent to WhatsApp users, with their status timelines. Recipients are masked; message bodies are not kept here.')));
   const field = (name: keyof OutboundParams) => (form.querySelector(`[name=${name}]`) as HTMLInputElement | HTMLSelectElement).value || undefined;
@@ -137,7 +120,7 @@ export async function renderOutbound(main: HTMLElement, id: string | undefined, 
   }
   onTail(async (key) => {
     if (!key.startsWith('ob_')) return;
-    const r = await api.get<OutboundRow>(`outbound/${encodeURIComponent(key)}`).catch(() => undefined);
+    const r = await api.get<OutboundSummary>(`outbound/${encodeURIComponent(key)}`).catch(() => undefined);
     if (!r || (params.lineId && r.lineId !== params.lineId) || (params.status && r.status !== params.status) || params.to) return;
     const existing = body.querySelector(`tr[data-id="${CSS.escape(key)}"]`);
     if (existing) existing.replaceWith(row(r, true));

@@ -1,9 +1,10 @@
-import { api, query, type Line, type Page } from './api.js';
-import { perMinuteChart, type Bucket } from './charts.js';
+import { api, query } from './api.js';
+import type { LineSummary, MinuteBucket, Page } from './contract.js';
+import { perMinuteChart } from './charts.js';
 import { ago, clear, code, empty, h } from './dom.js';
 
 /** Health of a line from its last hour: what an operator should look at first. */
-function health(line: Line): { level: 'ok' | 'warn' | 'bad' | 'idle'; text: string } {
+function health(line: LineSummary): { level: 'ok' | 'warn' | 'bad' | 'idle'; text: string } {
   if (!line.active) return { level: 'idle', text: 'Disabled' };
   if ((line.lastHour.parked ?? 0) > 0) return { level: 'bad', text: `${line.lastHour.parked} parked in the last hour` };
   if ((line.lastHour.retried ?? 0) > 0 || (line.lastHour.failed ?? 0) > 0) return { level: 'warn', text: 'Retries or failures in the last hour' };
@@ -12,7 +13,7 @@ function health(line: Line): { level: 'ok' | 'warn' | 'bad' | 'idle'; text: stri
 }
 
 export async function renderOverview(main: HTMLElement): Promise<void> {
-  const [lines, stats] = await Promise.all([api.get<Page<Line>>(`lines${query({ limit: 200 })}`), api.get<{ buckets: Bucket[] }>('stats?minutes=60')]);
+  const [lines, stats] = await Promise.all([api.get<Page<LineSummary>>(`lines${query({ limit: 200 })}`), api.get<{ buckets: MinuteBucket[] }>('stats?minutes=60')]);
   clear(main);
   main.append(h('header', { class: 'page-head' }, h('h1', {}, 'Overview'), h('p', { class: 'sub' }, 'Every line, its health, and the last hour of events.')));
   const total = stats.buckets.reduce((n, b) => n + Object.values(b.counts).reduce((a, c) => a + c, 0), 0);

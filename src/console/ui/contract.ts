@@ -1,0 +1,104 @@
+/**
+ * The console API's JSON, as the server writes it and the page reads it: one definition for both.
+ *
+ * Both compilations include this file (tsconfig.json lists it in `files`; the page's
+ * src/console/ui/tsconfig.json takes every file here), and the page's has no Node types. So this
+ * file imports nothing and declares only types: anything Node in it fails `npm run typecheck`.
+ */
+
+/** Where an inbound event stands, from its dedupe record. */
+export type InboundOutcome = 'delivered' | 'parked' | 'in_progress' | 'retrying';
+
+/** One step of a journey. `detail` is short and never holds message text, a secret or a whole phone number. */
+export interface JourneyStep {
+  /** ISO 8601 with milliseconds. */
+  at: string;
+  step: string;
+  detail?: Record<string, string | number | boolean>;
+}
+
+/** A page of a list; `cursor` fetches the next one. */
+export interface Page<T> {
+  items: T[];
+  cursor?: string;
+}
+
+/** GET lines: one line with its last hour. The display number is masked. */
+export interface LineSummary {
+  lineId: string;
+  active: boolean;
+  transport: string;
+  displayPhoneNumber?: string;
+  lastEventAt: string | null;
+  lastHour: { delivered: number; duplicate: number; retried: number; parked: number; sent: number; failed: number };
+  /** The hour had more events than were read: the counts are a floor. */
+  truncated: boolean;
+}
+
+/** GET stats: events per minute by outcome. */
+export interface MinuteBucket {
+  /** ISO minute start. */
+  minute: string;
+  counts: Record<string, number>;
+}
+
+/** GET events: one row of the events list: no message text, the contact masked. */
+export interface EventSummary {
+  key: string;
+  lineId: string;
+  kind: string;
+  type: string;
+  outcome: InboundOutcome;
+  receivedAt: string;
+  updatedAt?: string;
+  reason?: string;
+  contact?: string;
+  wamid?: string;
+  duplicates: number;
+  retries: number;
+}
+
+/** The journal's detail of one event: the journey and the normalised event (text included). */
+export interface EventDetail extends EventSummary {
+  status: string;
+  attempts?: number;
+  journey: JourneyStep[];
+  event?: unknown;
+}
+
+/** GET events/:key: the detail, and its stored media's download link when there is one. */
+export interface EventDetailView extends EventDetail {
+  media?: { type?: string; size?: number; href: string };
+}
+
+/** GET outbound: one reply: the recipient masked, never the message body. */
+export interface OutboundSummary {
+  id: string;
+  lineId: string;
+  to: string;
+  type: string;
+  source: string;
+  status: string;
+  wamid?: string;
+  error?: { code?: number; title: string };
+  attempts: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** GET outbound/:id. */
+export interface OutboundDetail extends OutboundSummary {
+  journey: { at: string; step: string; detail?: string }[];
+}
+
+/** GET dlq: what the page may see of a parked message: never its body (message text, phone numbers). */
+export interface DlqSummary {
+  id: string;
+  reason: string;
+  eventKey: string | null;
+  lineId: string | null;
+  receivedAt: string | null;
+  parkedAt: string | null;
+  receiveCount: number;
+  bodyBytes: number;
+}
