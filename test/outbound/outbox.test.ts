@@ -12,13 +12,19 @@ import { decodeJob, encodeJob } from '../../src/outbound/job-message';
 import { OutboundJobQueue } from '../../src/outbound/job-queue';
 import { DynamoOutboxIndex } from '../../src/outbound/outbox-index';
 import { OutboxSweeper, REQUEUE_DELAY_METRIC } from '../../src/outbound/outbox-sweeper';
+import { OutboundFailureReporter } from '../../src/outbound/failure-reporter';
+import { createBirdClient } from '../../src/bird';
+import { ReferenceSecretResolver } from '../../src/lines/secrets';
+import { DlqParker } from '../../src/queue/dlq';
 import { outboundId } from '../../src/outbound/record';
 import { startAwsHarness, type AwsHarness } from '../support/aws';
 import { capturedLogger } from '../support/logs';
 import { startSqsFaultProxy, type SqsFaultProxy } from '../support/sqs-fault-proxy';
 
 /** Pending longer than this, a record is enqueued again (OUTBOUND_OUTBOX_AGE_MS). */
-const AGE_MS = 300;
+const AGE_MS = 60_000;
+/** The sweeper's clock runs this far ahead of the records' (time passing, without waiting for it). */
+let ahead = 0;
 const TO = '16505551234';
 
 let aws: AwsHarness;
@@ -48,6 +54,7 @@ beforeAll(async () => {
     intervalMs: 3_600_000,
     registry,
     logger,
+    clock: () => Date.now() + ahead,
   });
 });
 
@@ -75,7 +82,9 @@ async function drainOutbound(): Promise<Message[]> {
 }
 
 const jobsFor = (messages: Message[], id: string) => messages.filter((m) => decodeJob(m.Body ?? '')?.id === id);
-const agePast = () => new Promise((r) => setTimeout(r, AGE_MS + 50));
+const agePast = async () => {
+  ahead += AGE_MS + 1000;
+};
 
 async function requeueDelays(): Promise<{ count: number; sum: number }> {
   const values = (await registry.getSingleMetric(REQUEUE_DELAY_METRIC)?.get())?.values ?? [];
@@ -137,13 +146,33 @@ describe('the outbox', () => {
     await store.markSent(sent, 'wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA');
     await index.leave(parked);
     expect((await store.get(parked))?.status).toBe('queued');
+    // The claim took them out in its own write: the sparse index does not list them at all.
     await agePast();
+    const listed = (await index.pendingBefore(new Date(Date.now() + ahead).toISOString(), 1000)).map((p) => p.id);
+    expect(ids.filter((id) => listed.includes(id))).toEqual([]);
     await sweeper.sweep();
     const jobs = await drainOutbound();
     expect(ids.map((id) => jobsFor(jobs, id).length)).toEqual([0, 0, 0]);
-    // Without the outbox attribute, the sparse index does not list them at all.
-    const listed = (await index.pendingBefore(new Date().toISOString(), 1000)).map((p) => p.id);
-    expect(ids.filter((id) => listed.includes(id))).toEqual([]);
+  });
+
+  it('a job parked before any claim (unknown line) takes its record out of the outbox: only a redrive sends it', async () => {
+    const accepted = await acceptor.accept(request('outbox-unrouted', 'to a line that is gone'));
+    const [message] = jobsFor(await drainOutbound(), accepted.id);
+    const logger = capturedLogger('warn').logger;
+    const reporter = new OutboundFailureReporter({
+      bird: createBirdClient({ logger, registry: createRegistry({ defaultMetrics: false }), timeoutMs: 1000, birdApiBaseUrl: 'http://127.0.0.1:9' }),
+      secrets: new ReferenceSecretResolver({ production: false, cacheTtlMs: 0, env: {} }),
+      parker: new DlqParker({ sqs: aws.clients.sqs, dlqUrl: aws.standIns.outboundDlqUrl, registry }),
+      logger,
+      outbox: index,
+    });
+    const job = decodeJob(message!.Body!)!;
+    await reporter.park(job, { messageId: message!.MessageId!, receiveCount: 1, body: Buffer.from(message!.Body!), attributes: {}, original: { body: message!.Body!, attributes: {} } }, 'unrouted');
+    expect(decodeJob((await aws.drainQueue(aws.standIns.outboundDlqUrl))[0]?.Body ?? '')?.id).toBe(accepted.id);
+    expect((await store.get(accepted.id))?.status).toBe('queued');
+    await agePast();
+    await sweeper.sweep();
+    expect(jobsFor(await drainOutbound(), accepted.id)).toEqual([]);
   });
 
   it('superseded path: attempt 1 answered A and its enqueue failed, attempt 2 answered B; A is what gets queued, never B', async () => {
