@@ -92,9 +92,10 @@ async function requeueDelay(url: string): Promise<{ count: number; sum: number }
   return { count: value(`${REQUEUE_DELAY_METRIC}_count`), sum: value(`${REQUEUE_DELAY_METRIC}_sum`) };
 }
 
+/** SIGTERM: the sweeper stops with the sender and the poller, and the process exits cleanly. */
 async function stop(child: Child): Promise<void> {
   child.process.kill('SIGTERM');
-  await child.exited;
+  expect(await child.exited).toEqual({ code: 0, signal: null });
 }
 
 describe('the outbox, through the running process', () => {
