@@ -72,8 +72,13 @@ export class OutboundFailureReporter {
       lineId: lineId ?? job?.lineId,
       fifo: { groupId: job ? groupIdOf(job) : 'unparseable', deduplicationId: `park-${message.messageId}` },
     });
-    // After the park, never before: a crash in between leaves the record pending, and a sweep parks a copy.
-    if (job) await this.deps.outbox?.leave(job.id);
+    // After the park, never before. When it fails (or a crash comes in between), the record stays
+    // pending and a sweep enqueues it again: parked once more, a copy in the DLQ, nothing sent.
+    if (job) {
+      await this.deps.outbox?.leave(job.id).catch((error: unknown) => {
+        this.deps.logger.warn({ err: error, outboundId: job.id }, 'a parked reply could not leave the outbox; a sweep may park a copy');
+      });
+    }
     this.deps.logger.error({ event: 'outbound_parked', reason, outboundId: job?.id, lineId: lineId ?? job?.lineId }, 'reply parked in the outbound DLQ');
   }
 }
