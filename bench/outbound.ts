@@ -232,7 +232,7 @@ async function main(): Promise<void> {
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
       for (let i = next++; i < REPLIES; i = next++) {
-        await store.create({ id: dynamoIds[i]!, lineId: 'bench', idempotencyKey: `dynamo-${i}`, to: recipientOf(i), bodyHash: 'x', type: 'text', source: 'api' });
+        await store.create({ id: dynamoIds[i]!, lineId: 'bench', idempotencyKey: `dynamo-${i}`, to: recipientOf(i), bodyHash: 'x', body: { type: 'text', text: { body: 'bench' } }, type: 'text', source: 'api' });
       }
     }),
   );

@@ -15,6 +15,12 @@ import { MAX_MESSAGE_BYTES } from './queues';
 export const OUTBOUND_BY_WAMID_INDEX = 'byWamid';
 export const OUTBOUND_BY_LINE_INDEX = 'byLine';
 export const OUTBOUND_BY_CONTACT_INDEX = 'byContact';
+/**
+ * The outbox (src/outbound/outbox-index.ts): sparse, only records still pending carry `outboxShard`;
+ * sorted by `outboxAt`; it projects what the sweeper enqueues again, so it reads no item.
+ */
+export const OUTBOUND_PENDING_INDEX = 'byPending';
+export const OUTBOUND_PENDING_PROJECTED = ['id', 'lineId', 'to', 'idempotencyKey', 'source', 'status', 'sendBody', 'createdAt'];
 /** The `event` of the worker's log line when Graph refuses a line's token on a send (src/outbound/sender.ts). */
 export const GRAPH_TOKEN_REJECTED_EVENT = 'graph_token_rejected';
 
@@ -90,6 +96,13 @@ export class OutboundPipeline extends Construct {
         projectionType: dynamodb.ProjectionType.ALL,
       });
     }
+    this.table.addGlobalSecondaryIndex({
+      indexName: OUTBOUND_PENDING_INDEX,
+      partitionKey: { name: 'outboxShard', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'outboxAt', type: dynamodb.AttributeType.STRING },
+      projectionType: dynamodb.ProjectionType.INCLUDE,
+      nonKeyAttributes: OUTBOUND_PENDING_PROJECTED,
+    });
 
     // CfnParameter logical ids come from the construct id: created on the stack to stay `PublicBaseUrl`.
     this.publicBaseUrl = new CfnParameter(stack, 'PublicBaseUrl', {
@@ -184,8 +197,9 @@ function outboundConsoleStatements(o: OutboundPipeline): iam.PolicyStatement[] {
 }
 
 /**
- * The worker accepts a Flow's synchronous replies, sends what is queued (claim, settle, park), and
- * settles records from status webhooks (by wamid when Meta echoed no outbound id).
+ * The worker accepts a Flow's synchronous replies, sends what is queued (claim, settle, park),
+ * settles records from status webhooks (by wamid when Meta echoed no outbound id), and sweeps the
+ * outbox (the byPending index) for replies whose job never reached the queue.
  */
 function outboundWorkerStatements(o: OutboundPipeline): iam.PolicyStatement[] {
   return [
@@ -205,6 +219,11 @@ function outboundWorkerStatements(o: OutboundPipeline): iam.PolicyStatement[] {
       sid: 'FindRepliesByWamid',
       actions: ['dynamodb:Query'],
       resources: [`${o.table.tableArn}/index/${OUTBOUND_BY_WAMID_INDEX}`],
+    }),
+    new iam.PolicyStatement({
+      sid: 'SweepOutbox',
+      actions: ['dynamodb:Query'],
+      resources: [`${o.table.tableArn}/index/${OUTBOUND_PENDING_INDEX}`],
     }),
   ];
 }

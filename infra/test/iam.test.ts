@@ -94,11 +94,12 @@ describe('task roles: least privilege', () => {
         grant(['s3:PutObject', 's3:GetObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'], [objects(bucket, 'media/')]),
         grant(['s3:GetObject'], [objects(bucket, 'claim-check/')]),
         grant(['secretsmanager:GetSecretValue'], [lineSecrets]),
-        // Replies: accept a Flow's replies, send them, park what Meta refuses, settle by wamid.
+        // Replies: accept a Flow's replies, send them, park what Meta refuses, settle by wamid, sweep the outbox.
         grant(['sqs:SendMessage', 'sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes'], [arn(outQueue)]),
         grant(['sqs:SendMessage'], [arn(outDlq)]),
         grant(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [arn(outTable)]),
         grant(['dynamodb:Query'], [index(outTable, 'byWamid')]),
+        grant(['dynamodb:Query'], [index(outTable, 'byPending')]),
       ]),
     );
   });

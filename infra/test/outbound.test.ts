@@ -50,7 +50,7 @@ describe('outbound queues', () => {
 });
 
 describe('outbound records table', () => {
-  it('on-demand, pk key, TTL on expiresAt, the wamid index statuses use, and the journal indexes; retained with PITR', () => {
+  it('on-demand, pk key, TTL on expiresAt, the wamid index statuses use, the journal indexes and the outbox; retained with PITR', () => {
     const t = resource(table);
     expect(t.DeletionPolicy).toBe('Retain');
     expect(t.Properties).toEqual(
@@ -79,6 +79,15 @@ describe('outbound records table', () => {
           { AttributeName: 'createdAt', KeyType: 'RANGE' },
         ],
         Projection: { ProjectionType: 'ALL' },
+      },
+      {
+        // Sparse: only pending records carry outboxShard. It projects what the sweeper enqueues.
+        IndexName: 'byPending',
+        KeySchema: [
+          { AttributeName: 'outboxShard', KeyType: 'HASH' },
+          { AttributeName: 'outboxAt', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['id', 'lineId', 'to', 'idempotencyKey', 'source', 'status', 'sendBody', 'createdAt'] },
       },
     ]);
   });

@@ -11,7 +11,7 @@ import type { AwsClients } from './clients';
 /**
  * The table schemas infra/ declares (infra/lib): keep both in step.
  * Lines: `lineId` key, `byPhoneNumberId` and `byWabaId` indexes. Dedupe: `pk` key, TTL on `expiresAt`.
- * Outbound: `pk` key, `byWamid`, `byLine`, `byContact` indexes, TTL on `expiresAt`.
+ * Outbound: `pk` key, `byWamid`, `byLine`, `byContact`, `byPending` indexes, TTL on `expiresAt`.
  */
 export const LINES_BY_PHONE_NUMBER_INDEX = 'byPhoneNumberId';
 /** Account-level webhooks (templates, account updates) name only the WABA: the worker finds its lines here. */
@@ -75,6 +75,14 @@ export const OUTBOUND_BY_WAMID_INDEX = 'byWamid';
 /** A line's replies by time, and a contact's (hashed, so a listed index never shows the number): the journal's lookups. */
 export const OUTBOUND_BY_LINE_INDEX = 'byLine';
 export const OUTBOUND_BY_CONTACT_INDEX = 'byContact';
+/**
+ * The outbox: sparse, only records still pending (written, not yet claimed) carry `outboxShard`;
+ * sorted by `outboxAt` (written: the creation time; moved forward by each re-enqueue), so a sweep
+ * reads only the records pending past its threshold, each at most once per threshold. It projects
+ * what re-enqueueing needs, so the sweep reads no item.
+ */
+export const OUTBOUND_PENDING_INDEX = 'byPending';
+export const OUTBOUND_PENDING_PROJECTED = ['id', 'lineId', 'to', 'idempotencyKey', 'source', 'status', 'sendBody', 'createdAt'];
 
 /** Outbound records: `pk` (the outbound id) key, TTL on `expiresAt`. */
 export function outboundTableSchema(tableName: string): CreateTableCommandInput {
@@ -87,6 +95,8 @@ export function outboundTableSchema(tableName: string): CreateTableCommandInput 
       { AttributeName: 'lineId', AttributeType: 'S' },
       { AttributeName: 'contactKey', AttributeType: 'S' },
       { AttributeName: 'createdAt', AttributeType: 'S' },
+      { AttributeName: 'outboxShard', AttributeType: 'S' },
+      { AttributeName: 'outboxAt', AttributeType: 'S' },
     ],
     KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
     GlobalSecondaryIndexes: [
@@ -106,6 +116,14 @@ export function outboundTableSchema(tableName: string): CreateTableCommandInput 
           { AttributeName: 'createdAt', KeyType: 'RANGE' },
         ],
         Projection: { ProjectionType: 'ALL' },
+      },
+      {
+        IndexName: OUTBOUND_PENDING_INDEX,
+        KeySchema: [
+          { AttributeName: 'outboxShard', KeyType: 'HASH' },
+          { AttributeName: 'outboxAt', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: OUTBOUND_PENDING_PROJECTED },
       },
     ],
   };

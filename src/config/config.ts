@@ -85,6 +85,9 @@ const envSchema = z.object({
   OUTBOUND_SEND_TIMEOUT_MS: int(500, 120_000).default(15_000),
   // At least the DLQ's 14 days: a parked reply's record (and its journey) must outlive the parked job.
   OUTBOUND_RETENTION_DAYS: int(14, 365).default(30),
+  // The outbox: a reply written but not claimed for this long is enqueued again (its job may never have reached the queue).
+  OUTBOUND_OUTBOX_AGE_MS: int(500, 3_600_000).default(30_000),
+  OUTBOUND_OUTBOX_SWEEP_MS: int(100, 600_000).default(10_000),
 
   // Operator console (src/console): its own port, off unless a token is set.
   CONSOLE_PORT: int(0, 65535).default(8081),
@@ -140,6 +143,8 @@ export interface Config {
     uncertainGraceMs: number;
     sendTimeoutMs: number;
     retentionDays: number;
+    /** The outbox sweeper (worker role): pending past `ageMs`, enqueued again; a sweep every `sweepMs`. */
+    outbox: { ageMs: number; sweepMs: number };
   };
 }
 
@@ -259,6 +264,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       uncertainGraceMs: env.OUTBOUND_UNCERTAIN_GRACE_MS,
       sendTimeoutMs: env.OUTBOUND_SEND_TIMEOUT_MS,
       retentionDays: env.OUTBOUND_RETENTION_DAYS,
+      outbox: { ageMs: env.OUTBOUND_OUTBOX_AGE_MS, sweepMs: env.OUTBOUND_OUTBOX_SWEEP_MS },
     },
   };
 }

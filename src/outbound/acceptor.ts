@@ -1,13 +1,12 @@
-import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import { GatewayError, PermanentError, RetryableError } from '../errors';
 import { checkSendBody, describeIssues, recipientSchema, type SendBodyIssue } from '../meta/send-body';
 import { maskPhone, type Logger } from '../observability/logger';
 import { sharedCounter, type Counter, type Registry } from '../observability/metrics';
-import { sqsCallsCounter } from '../queue/sqs-calls';
 import type { AcceptedOutbound, OutboundAcceptor, OutboundBody, OutboundRequest } from './job';
-import { encodeJob, groupIdOf } from './job-message';
+import { OutboundJobQueue } from './job-queue';
 import type { OutboundStore } from './outbound-store';
-import { apiStatus, bodyHash, outboundId } from './record';
+import { MAX_SEND_BODY_BYTES, apiStatus, bodyHash, outboundId } from './record';
 
 /** Meta's `biz_opaque_callback_data` and SQS's limits leave room for this much key. */
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
@@ -34,14 +33,16 @@ export interface QueueOutboundAcceptorOptions {
  * Makes a reply durable: a conditional put of its record, then SendMessage to the outbound FIFO
  * queue; resolves only once SQS has the job.
  *
- * Crash window: the record is written first, the job second. A retried accept (same key, same
- * body) that finds the record still `queued` cannot know whether the first enqueue happened, so it
- * enqueues again: within 5 minutes FIFO deduplication (id = the outbound id) drops the copy, and
- * after that the sender's claim does (the record is no longer claimable once sent).
+ * Crash window: the record is written first, the job second. The record holds the send body and
+ * stays in the outbox (the byPending index) until a sender claims it, so a job that never reached
+ * the queue (a failed SendMessage, a crash between the two calls, a caller that never retries) is
+ * enqueued again by the OutboxSweeper. A retried accept (same key, same body) that finds the record
+ * still `queued` enqueues again too: within 5 minutes FIFO deduplication (id = the outbound id)
+ * drops the copy, and after that the sender's claim does (the record is no longer claimable once sent).
  */
 export class QueueOutboundAcceptor implements OutboundAcceptor {
   private readonly accepted: Counter<'source' | 'outcome'>;
-  private readonly sqsCalls: Counter<'operation'>;
+  private readonly jobs: OutboundJobQueue;
 
   constructor(private readonly options: QueueOutboundAcceptorOptions) {
     this.accepted = sharedCounter(options.registry, {
@@ -49,7 +50,7 @@ export class QueueOutboundAcceptor implements OutboundAcceptor {
       help: 'Replies accepted, by source and outcome (queued, duplicate: same key and body seen before, refused)',
       labelNames: ['source', 'outcome'],
     });
-    this.sqsCalls = sqsCallsCounter(options.registry);
+    this.jobs = new OutboundJobQueue({ sqs: options.sqs, queueUrl: options.queueUrl, timeoutMs: options.timeoutMs, registry: options.registry });
   }
 
   async accept(request: OutboundRequest): Promise<AcceptedOutbound> {
@@ -63,6 +64,7 @@ export class QueueOutboundAcceptor implements OutboundAcceptor {
         idempotencyKey: request.idempotencyKey,
         to: normalised.to,
         bodyHash: hash,
+        body: normalised.body,
         type: normalised.body.type,
         source: request.source,
       }),
@@ -73,7 +75,7 @@ export class QueueOutboundAcceptor implements OutboundAcceptor {
     }
     const status = created.record.status;
     // Settled or being sent: nothing to enqueue. Still queued: the first enqueue may not have happened.
-    if (status === 'queued') await this.durably('queue', () => this.enqueue(id, normalised));
+    if (status === 'queued') await this.durably('queue', () => this.jobs.enqueue(id, normalised));
     this.accepted.inc({ source: request.source, outcome: created.created ? 'queued' : 'duplicate' });
     if (created.created) {
       this.options.logger.debug({ lineId: request.lineId, outboundId: id, to: maskPhone(normalised.to), source: request.source }, 'reply queued');
@@ -92,21 +94,11 @@ export class QueueOutboundAcceptor implements OutboundAcceptor {
     const { to: _ignored, ...rest } = request.body as OutboundBody & { to?: unknown };
     const body = checkSendBody(rest);
     if (!body.ok) issues.push(...body.issues);
+    // The record keeps the body (the outbox): bounded, as the send API bounds what it reads.
+    const bytes = Buffer.byteLength(JSON.stringify({ to: request.to, body: rest }));
+    if (bytes > MAX_SEND_BODY_BYTES) issues.push({ path: 'body', message: `is ${bytes} bytes with to; at most ${MAX_SEND_BODY_BYTES}` });
     if (issues.length > 0) throw new InvalidOutboundError(issues);
     return { ...request, body: rest as OutboundBody };
-  }
-
-  private async enqueue(id: string, request: OutboundRequest): Promise<void> {
-    this.sqsCalls.inc({ operation: 'SendMessage' });
-    await this.options.sqs.send(
-      new SendMessageCommand({
-        QueueUrl: this.options.queueUrl,
-        MessageBody: encodeJob(id, request),
-        MessageGroupId: groupIdOf(request),
-        MessageDeduplicationId: id,
-      }),
-      { abortSignal: AbortSignal.timeout(this.options.timeoutMs) },
-    );
   }
 
   /** Anything that stops the reply from becoming durable is outbound_unavailable: the caller answers 503 or retries. */

@@ -4,11 +4,11 @@ import { OUTBOUND_BY_WAMID_INDEX } from '../aws/resources';
 import type { JournalBus } from '../journal/journal-bus';
 import { Counter, sharedCounter, type Registry } from '../observability/metrics';
 import type { ClaimResult, CreateResult, NewOutbound, OutboundStore, StatusUpdate } from './outbound-store';
-import { STATE_RANK, contactKey, type JourneyStep, type OutboundError, type OutboundRecord } from './record';
+import { STATE_RANK, contactKey, outboxShardOf, type JourneyStep, type OutboundError, type OutboundRecord } from './record';
 
 export interface DynamoOutboundStoreOptions {
   documents: DynamoDBDocumentClient;
-  /** DYNAMODB_OUTBOUND_TABLE: key `pk`; indexes byWamid, byLine, byContact; TTL on `expiresAt`. */
+  /** DYNAMODB_OUTBOUND_TABLE: key `pk`; indexes byWamid, byLine, byContact, byPending; TTL on `expiresAt`. */
   tableName: string;
   retentionDays: number;
   registry?: Registry;
@@ -46,9 +46,13 @@ export class DynamoOutboundStore implements OutboundStore {
   async create(input: NewOutbound): Promise<CreateResult> {
     const now = this.clock();
     const at = new Date(now).toISOString();
+    const { body, ...fields } = input;
     const record: OutboundRecord = {
       pk: input.id,
-      ...input,
+      ...fields,
+      sendBody: JSON.stringify(body),
+      outboxShard: outboxShardOf(input.id),
+      outboxAt: at,
       contactKey: contactKey(input.lineId, input.to),
       status: 'queued',
       rank: STATE_RANK.queued,
@@ -106,7 +110,7 @@ export class DynamoOutboundStore implements OutboundStore {
   async claim(id: string, leaseMs: number): Promise<ClaimResult> {
     const now = this.clock();
     const answer = await this.change('claim', id, {
-      UpdateExpression: 'SET #status = :sending, #rank = :sendingRank, #retryAt = :retryAt, #updatedAt = :at, #journey = list_append(#journey, :step) ADD #attempts :one',
+      UpdateExpression: 'SET #status = :sending, #rank = :sendingRank, #retryAt = :retryAt, #updatedAt = :at, #journey = list_append(#journey, :step) ADD #attempts :one REMOVE #outboxShard',
       ConditionExpression: 'attribute_exists(#pk) AND (#status = :queued OR ((#status = :sending OR #status = :uncertain) AND #retryAt < :now))',
       ExpressionAttributeValues: {
         ':sending': 'sending',
@@ -132,6 +136,7 @@ export class DynamoOutboundStore implements OutboundStore {
       attempts: (before.attempts ?? 0) + 1,
       journey: [...(before.journey ?? []), this.step(now, 'sending')],
     };
+    delete record.outboxShard;
     return { claimed: true, record, resend };
   }
 

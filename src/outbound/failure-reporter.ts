@@ -10,6 +10,7 @@ import type { DlqParker } from '../queue/dlq';
 import type { ReceivedMessage } from '../queue/message';
 import type { OutboundJob } from './job-message';
 import { groupIdOf } from './job-message';
+import type { OutboxIndex } from './outbox-index';
 import type { OutboundError } from './record';
 
 /** The event Bird's flow gets when Meta refused a reply for good: it can react (a template after 131047). */
@@ -38,7 +39,14 @@ export function outboundFailedEvent(job: OutboundJob, line: Line, error: Outboun
  */
 export class OutboundFailureReporter {
   constructor(
-    private readonly deps: { bird: BirdClient; secrets: SecretResolver; parker: DlqParker; logger: Logger },
+    private readonly deps: {
+      bird: BirdClient;
+      secrets: SecretResolver;
+      parker: DlqParker;
+      logger: Logger;
+      /** A parked job's record leaves the outbox: the DLQ holds the job, and only a redrive sends it. */
+      outbox?: Pick<OutboxIndex, 'leave'>;
+    },
   ) {}
 
   /** Throws a retryable error when Bird or the DLQ cannot be reached: the job is retried. */
@@ -64,6 +72,13 @@ export class OutboundFailureReporter {
       lineId: lineId ?? job?.lineId,
       fifo: { groupId: job ? groupIdOf(job) : 'unparseable', deduplicationId: `park-${message.messageId}` },
     });
+    // After the park, never before. When it fails (or a crash comes in between), the record stays
+    // pending and a sweep enqueues it again: parked once more, a copy in the DLQ, nothing sent.
+    if (job) {
+      await this.deps.outbox?.leave(job.id).catch((error: unknown) => {
+        this.deps.logger.warn({ err: error, outboundId: job.id }, 'a parked reply could not leave the outbox; a sweep may park a copy');
+      });
+    }
     this.deps.logger.error({ event: 'outbound_parked', reason, outboundId: job?.id, lineId: lineId ?? job?.lineId }, 'reply parked in the outbound DLQ');
   }
 }

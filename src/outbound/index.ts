@@ -18,6 +18,9 @@ import { GraphSendClient } from './graph-send-client';
 import type { OutboundStore } from './outbound-store';
 import { LineRateLimiter } from './rate-limiter';
 import { OutboundSender } from './sender';
+import { OutboundJobQueue } from './job-queue';
+import { DynamoOutboxIndex } from './outbox-index';
+import { OutboxSweeper } from './outbox-sweeper';
 
 export type { OutboundAcceptor, OutboundRequest, AcceptedOutbound, OutboundStatus } from './job';
 export { QueueOutboundAcceptor, InvalidOutboundError } from './acceptor';
@@ -80,7 +83,13 @@ export function startSender(deps: {
     secrets: deps.secrets,
     graph: new GraphSendClient({ graphApiBaseUrl: config.worker.graphApiBaseUrl, graphApiVersion: config.worker.graphApiVersion, timeoutMs: config.outbound.sendTimeoutMs }),
     rate: new LineRateLimiter(),
-    reporter: new OutboundFailureReporter({ bird: deps.bird, secrets: deps.secrets, parker: new DlqParker({ sqs: clients.sqs, dlqUrl, registry }), logger }),
+    reporter: new OutboundFailureReporter({
+      bird: deps.bird,
+      secrets: deps.secrets,
+      parker: new DlqParker({ sqs: clients.sqs, dlqUrl, registry }),
+      logger,
+      outbox: new DynamoOutboxIndex({ documents: clients.documents, tableName: config.dynamodb.outboundTable }),
+    }),
     defaultAccessToken: config.whatsapp.accessToken,
     uncertainGraceMs: config.outbound.uncertainGraceMs,
     lapsedGraceMs: config.outbound.uncertainGraceMs + config.worker.visibilityTimeoutSeconds * 1000,
@@ -111,4 +120,24 @@ export function startSender(deps: {
   poller.start();
   logger.info({ queueUrl, concurrency: config.outbound.concurrency }, 'outbound sender polling');
   return poller;
+}
+
+/**
+ * The outbox sweeper in the worker role: replies whose record was written but whose job never
+ * reached the outbound queue (or was never claimed) past OUTBOUND_OUTBOX_AGE_MS are enqueued again.
+ */
+export function startOutboxSweeper(deps: { config: Config; clients: AwsClients; registry: Registry; logger: Logger }): OutboxSweeper {
+  const { config, clients, registry } = deps;
+  const queueUrl = config.outbound.queueUrl;
+  if (!queueUrl) throw new Error('SQS_OUTBOUND_QUEUE_URL is required for the outbox sweeper');
+  const sweeper = new OutboxSweeper({
+    index: new DynamoOutboxIndex({ documents: clients.documents, tableName: config.dynamodb.outboundTable }),
+    jobs: new OutboundJobQueue({ sqs: clients.sqs, queueUrl, timeoutMs: config.sqs.sendTimeoutMs, registry }),
+    ageMs: config.outbound.outbox.ageMs,
+    intervalMs: config.outbound.outbox.sweepMs,
+    registry,
+    logger: deps.logger.child({ component: 'outbox' }),
+  });
+  sweeper.start();
+  return sweeper;
 }

@@ -1,3 +1,4 @@
+import type { OutboundBody } from './job';
 import type { OutboundRecord, OutboundError, OutboundState } from './record';
 
 export interface NewOutbound {
@@ -6,6 +7,8 @@ export interface NewOutbound {
   idempotencyKey: string;
   to: string;
   bodyHash: string;
+  /** Kept on the record (the outbox): a job that never reached the queue is enqueued again from it. */
+  body: OutboundBody;
   type: string;
   source: OutboundRecord['source'];
 }
@@ -33,11 +36,11 @@ export interface StatusUpdate {
 
 /** The outbound records (DynamoDB in production and locally). Every state change is one conditional write. */
 export interface OutboundStore {
-  /** Conditional put: creates the record `queued`, or returns the one already there. */
+  /** Conditional put: creates the record `queued` and pending (in the outbox), or returns the one already there. */
   create(input: NewOutbound): Promise<CreateResult>;
   get(id: string): Promise<OutboundRecord | undefined>;
   findByWamid(wamid: string): Promise<OutboundRecord | undefined>;
-  /** Take the record for one send: `queued`, or `sending`/`uncertain` whose retryAt has passed. Holds it until `leaseMs` from now. */
+  /** Take the record for one send (it leaves the outbox): `queued`, or `sending`/`uncertain` whose retryAt has passed. Holds it until `leaseMs` from now. */
   claim(id: string, leaseMs: number): Promise<ClaimResult>;
   /** Meta accepted the send. False when a status webhook had already moved it further. */
   markSent(id: string, wamid: string): Promise<boolean>;

@@ -46,6 +46,19 @@ export interface OutboundRecord {
   bodyHash: string;
   /** The Meta message type (text, image, template…). */
   type: string;
+  /**
+   * The validated send body (without `to`), as JSON: what the outbox sweeper enqueues again when
+   * the job never reached the queue. At most MAX_SEND_BODY_BYTES with `to`. Records written before
+   * the outbox have none.
+   */
+  sendBody?: string;
+  /**
+   * Present only while the record is pending (written, not yet claimed): the partition key of the
+   * sparse byPending index the outbox sweeper queries. The claim removes it.
+   */
+  outboxShard?: string;
+  /** The byPending sort key: the creation time, moved forward each time a sweep enqueues the job again. */
+  outboxAt?: string;
   source: OutboundSource;
   status: OutboundState;
   rank: number;
@@ -67,6 +80,26 @@ export interface OutboundRecord {
 }
 
 const ID_PREFIX = 'ob_';
+
+/** The send API's body limit: a reply's `{to, body}` larger than this is refused at accept (DynamoDB's item limit is 400 KB). */
+export const MAX_SEND_BODY_BYTES = 64 * 1024;
+
+/**
+ * Pending records spread over this many partitions of the byPending index, so a busy gateway's
+ * creates and claims never concentrate on one partition. Changing it strands pending records in
+ * shards the sweeper no longer reads: it is a constant, not a setting.
+ */
+export const OUTBOX_SHARDS = 16;
+
+/** The byPending partition of an outbound id: stable, so the sweeper finds it where the create put it. */
+export function outboxShardOf(id: string): string {
+  const n = createHash('sha256').update(id).digest().readUInt16BE(0) % OUTBOX_SHARDS;
+  return `p${String(n).padStart(2, '0')}`;
+}
+
+export function allOutboxShards(): string[] {
+  return Array.from({ length: OUTBOX_SHARDS }, (_, n) => `p${String(n).padStart(2, '0')}`);
+}
 
 /** Deterministic: the same line and idempotency key always give the same id. */
 export function outboundId(lineId: string, idempotencyKey: string): string {

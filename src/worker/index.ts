@@ -13,7 +13,7 @@ import { DlqParker } from '../queue/dlq';
 import { EventPipeline } from './pipeline';
 import { GraphPresence } from '../outbound/presence';
 import { DEFAULT_RETRY_POLICY, SqsPoller } from '../queue/poller';
-import { createOutboundAcceptor, startSender } from '../outbound';
+import { createOutboundAcceptor, startOutboxSweeper, startSender } from '../outbound';
 import { FlowReplyScheduler } from '../outbound/flow-replies';
 import { SequencedHandler } from '../queue/sequenced-handler';
 import { isFifoQueueUrl } from '../queue/fifo';
@@ -154,11 +154,12 @@ export function startWorker(deps: {
   const sender = outboundStore
     ? startSender({ config, clients, lines: deps.lines, secrets: deps.secrets, store: outboundStore, bird, registry, logger, tuning: deps.tuning?.sender })
     : undefined;
+  const outbox = outboundStore ? startOutboxSweeper({ config, clients, registry, logger }) : undefined;
   return {
     poller,
     sender,
     stop: async () => {
-      await Promise.all([poller.stop(), sender?.stop()]);
+      await Promise.all([poller.stop(), sender?.stop(), outbox?.stop()]);
       await turns?.timers.stop();
     },
   };

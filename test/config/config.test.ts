@@ -27,6 +27,11 @@ describe('configuration', () => {
     expect(() => loadConfig({ OUTBOUND_RETENTION_DAYS: '13' })).toThrow(/OUTBOUND_RETENTION_DAYS/);
     expect(loadConfig({ OUTBOUND_RETENTION_DAYS: '14' }).env.OUTBOUND_RETENTION_DAYS).toBe(14);
     expect(() => loadConfig({ SQS_QUEUE_URL: 'not a url' })).toThrow(/SQS_QUEUE_URL/);
+    // The outbox sweeper: 30 s pending, a sweep every 10 s, unless told.
+    expect(loadConfig({}).outbound.outbox).toEqual({ ageMs: 30_000, sweepMs: 10_000 });
+    expect(loadConfig({ OUTBOUND_OUTBOX_AGE_MS: '1000', OUTBOUND_OUTBOX_SWEEP_MS: '250' }).outbound.outbox).toEqual({ ageMs: 1000, sweepMs: 250 });
+    expect(() => loadConfig({ OUTBOUND_OUTBOX_AGE_MS: '0' })).toThrow(/OUTBOUND_OUTBOX_AGE_MS/);
+    expect(() => loadConfig({ OUTBOUND_OUTBOX_SWEEP_MS: 'often' })).toThrow(/OUTBOUND_OUTBOX_SWEEP_MS/);
     expect(() => loadConfig({ SHUTDOWN_TIMEOUT_MS: '500' })).toThrow(/SHUTDOWN_TIMEOUT_MS/);
   });
 

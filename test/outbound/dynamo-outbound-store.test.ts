@@ -19,14 +19,14 @@ async function created(lineId = 'line-a') {
   const key = `key-${n++}`;
   const id = outboundId(lineId, key);
   const body = { type: 'text', text: { body: 'hi' } };
-  await store.create({ id, lineId, idempotencyKey: key, to: '16505551234', bodyHash: bodyHash('16505551234', body), type: 'text', source: 'api' });
+  await store.create({ id, lineId, idempotencyKey: key, to: '16505551234', bodyHash: bodyHash('16505551234', body), body, type: 'text', source: 'api' });
   return id;
 }
 
 describe('DynamoOutboundStore', () => {
   it('create is a conditional put: the second create returns the first record untouched', async () => {
     const id = await created();
-    const again = await store.create({ id, lineId: 'line-a', idempotencyKey: 'other', to: '1', bodyHash: 'different', type: 'image', source: 'cli' });
+    const again = await store.create({ id, lineId: 'line-a', idempotencyKey: 'other', to: '1', bodyHash: 'different', body: { type: 'image' }, type: 'image', source: 'cli' });
     expect(again.created).toBe(false);
     expect(again.record).toMatchObject({ id, status: 'queued', type: 'text', source: 'api', attempts: 0 });
     // The indexed contact key never holds the number itself.
