@@ -19,7 +19,7 @@ import type { LineRegistry } from '../lines/registry';
 import type { SecretResolver } from '../lines/secrets';
 import type { MediaStore } from '../media';
 import { journalFacts, step, UNROUTED_LINE, type JourneyStep } from '../journal/journey';
-import { inTimestampOrder } from '../meta/conversation';
+import { inLane, inTimestampOrder } from '../meta/conversation';
 import { envelopeToEvents } from '../meta/envelope';
 import { errorEventKey } from '../meta/event-key';
 import { buildFlowBody } from '../bird/flow-request';
@@ -124,7 +124,9 @@ export class EventPipeline {
     let redriveFound = false;
     // In Meta's timestamp order (ties in payload order): a conversation's events reach Bird as they happened.
     // A cut conversation turn (src/worker/turns) comes back through here as one `turn` event.
-    for (const event of inTimestampOrder(turnEvents(payload) ?? envelopeToEvents(payload).map((e) => this.keyedForMessage(e, message)))) {
+    // A copy of a payload split by lane (statuses apart from the conversation) handles its lane's events only.
+    const events = turnEvents(payload) ?? envelopeToEvents(payload).filter(inLane(message.attributes.lane)).map((e) => this.keyedForMessage(e, message));
+    for (const event of inTimestampOrder(events)) {
       const outcome: EventOutcome = turn.signal?.aborted ? { result: 'retry', reason: 'shutting_down' } : await this.handleEvent(turn, event);
       this.events.inc({ kind: event.kind, outcome: outcome.result });
       if (outcome.result !== 'skipped') redriveFound = true;
