@@ -43,6 +43,12 @@ export interface AddOptions {
   deadline?: number;
 }
 
+/** A caller's wait for its entry's outcome: answered once, by SQS's answer, a give-up or the deadline. */
+interface Ticket {
+  settled: boolean;
+  finish: (result: BatchEntryResult) => void;
+}
+
 interface PendingEntry<E> {
   entry: E;
   /** Add order: a retried entry goes back to its place, ahead of its group's later entries. */
@@ -51,8 +57,7 @@ interface PendingEntry<E> {
   group?: string;
   deadline?: number;
   attempt: number;
-  settled: boolean;
-  finish: (result: BatchEntryResult) => void;
+  ticket: Ticket;
 }
 
 /**
@@ -88,28 +93,33 @@ export class SqsBatcher<E extends object> {
   add(entry: E | Promise<E>, options: AddOptions = {}): Promise<BatchEntryResult> {
     const seq = (this.sequence = (this.sequence + 1) % 1e9);
     return new Promise((resolve) => {
-      const timer = options.deadline === undefined ? undefined : setTimeout(() => finish({ ok: false, code: DEADLINE_PASSED, message: 'SQS did not accept the entry before its deadline' }), Math.max(0, options.deadline - Date.now()));
-      let settled = false;
-      const finish = (result: BatchEntryResult) => {
-        if (settled) return;
-        settled = true;
-        if (item) item.settled = true;
-        clearTimeout(timer);
-        resolve(result);
+      const ticket: Ticket = {
+        settled: false,
+        finish: (result) => {
+          if (ticket.settled) return;
+          ticket.settled = true;
+          clearTimeout(deadlineTimer);
+          resolve(result);
+        },
       };
-      let item: PendingEntry<E> | undefined;
+      const deadlineTimer =
+        options.deadline === undefined
+          ? undefined
+          : setTimeout(() => ticket.finish({ ok: false, code: DEADLINE_PASSED, message: 'SQS did not accept the entry before its deadline' }), Math.max(0, options.deadline - Date.now()));
       const ready = (value: E) => {
-        item = { entry: value, seq, bytes: this.options.sizeOf?.(value) ?? 0, group: options.group, deadline: options.deadline, attempt: 0, settled, finish };
-        if (!settled) this.enqueue(item);
+        if (ticket.settled) return;
+        this.enqueue({ entry: value, seq, bytes: this.options.sizeOf?.(value) ?? 0, group: options.group, deadline: options.deadline, attempt: 0, ticket });
       };
       if (!(entry instanceof Promise)) return ready(entry);
       this.groupOut(options.group, +1);
-      const preparing = entry.then(ready, (error: unknown) => finish({ ok: false, code: ENTRY_NOT_PREPARED, message: (error as Error)?.message ?? String(error) })).finally(() => {
-        this.waiting.delete(preparing);
-        // Released right after the entry joined the pending list (or failed): its group's later entries follow it.
-        this.groupOut(options.group, -1);
-        this.kick();
-      });
+      const preparing = entry
+        .then(ready, (error: unknown) => ticket.finish({ ok: false, code: ENTRY_NOT_PREPARED, message: error instanceof Error ? error.message : String(error) }))
+        .finally(() => {
+          this.waiting.delete(preparing);
+          // Released right after the entry joined the pending list (or failed): its group's later entries follow it.
+          this.groupOut(options.group, -1);
+          this.kick();
+        });
       this.waiting.add(preparing);
     });
   }
@@ -164,7 +174,7 @@ export class SqsBatcher<E extends object> {
     const leftGroups = new Set<string>();
     let bytes = 0;
     for (const next of this.pending) {
-      if (next.settled) {
+      if (next.ticket.settled) {
         this.pendingBytes -= next.bytes;
         continue;
       }
@@ -204,7 +214,7 @@ export class SqsBatcher<E extends object> {
       const item = ok.Id === undefined ? undefined : batch[Number(ok.Id)];
       if (!item) continue;
       answered.add(ok.Id!);
-      item.finish(ok.MessageId !== undefined ? { ok: true, messageId: ok.MessageId } : { ok: true });
+      item.ticket.finish(ok.MessageId !== undefined ? { ok: true, messageId: ok.MessageId } : { ok: true });
       this.groupOut(item.group, -1);
     }
     for (const failed of response.Failed ?? []) {
@@ -214,7 +224,7 @@ export class SqsBatcher<E extends object> {
       const code = failed.Code ?? 'Unknown';
       // SenderFault (e.g. ReceiptHandleIsInvalid, InvalidParameterValue) will fail the same way again.
       if (failed.SenderFault === true) {
-        item.finish({ ok: false, code, message: failed.Message ?? '', senderFault: true });
+        item.ticket.finish({ ok: false, code, message: failed.Message ?? '', senderFault: true });
         this.groupOut(item.group, -1);
       } else {
         this.retryLater(item, code, failed.Message ?? '');
@@ -229,8 +239,8 @@ export class SqsBatcher<E extends object> {
   private retryLater(item: PendingEntry<E>, code: string, message: string): void {
     const backoff = Math.round(exponentialBackoff(item.attempt + 1, this.retryDelayMs, this.maxRetryDelayMs));
     const pastDeadline = item.deadline !== undefined && Date.now() + backoff >= item.deadline;
-    if (item.settled || item.attempt >= this.maxAttempts || pastDeadline) {
-      item.finish({ ok: false, code, message });
+    if (item.ticket.settled || item.attempt >= this.maxAttempts || pastDeadline) {
+      item.ticket.finish({ ok: false, code, message });
       this.groupOut(item.group, -1);
       this.kick();
       return;
@@ -238,7 +248,7 @@ export class SqsBatcher<E extends object> {
     const wait = new Promise<void>((resolve) => setTimeout(resolve, backoff)).then(() => {
       this.waiting.delete(wait);
       this.groupOut(item.group, -1);
-      if (!item.settled) this.enqueue(item);
+      if (!item.ticket.settled) this.enqueue(item);
       else this.kick();
     });
     this.waiting.add(wait);
