@@ -269,7 +269,7 @@ async function loadQueue(clients: AwsClients, queueUrl: string, payloads: Buffer
   const started = Date.now();
   await Promise.all(
     payloads.map((body) =>
-      producer.enqueue({ body, attributes: { receivedAt: new Date().toISOString(), requestId: randomUUID() }, groupId: conversationGroupId(JSON.parse(body.toString('utf8'))) }),
+      producer.enqueue({ body, attributes: { receivedAt: new Date().toISOString(), requestId: randomUUID() }, routes: [{ groupId: conversationGroupId(JSON.parse(body.toString('utf8'))) }] }),
     ),
   );
   const batches = (await counterValues(registry, 'wa_ingress_sqs_send_batches_total')).ok ?? 0;

@@ -29,7 +29,8 @@ export class WebhookQueues extends Construct {
 
     // FIFO in high-throughput mode (deduplication and quota per message group): each conversation
     // (`<phone_number_id>:<contact>`) is one group, delivered in order, one message in flight at a
-    // time, while conversations run in parallel. The DLQ of a FIFO queue must be FIFO too.
+    // time, while conversations run in parallel; statuses go to `<phone_number_id>:<recipient>:status`
+    // so no stuck message holds them back. The DLQ of a FIFO queue must be FIFO too.
     const fifo = {
       fifo: true,
       deduplicationScope: sqs.DeduplicationScope.MESSAGE_GROUP,

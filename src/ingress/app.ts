@@ -6,7 +6,8 @@ import type { LineRegistry } from '../lines/registry';
 import type { SecretResolver } from '../lines/secrets';
 import type { Logger } from '../observability/logger';
 import type { PayloadQueue } from './producer';
-import { conversationGroupId } from '../meta/conversation';
+import { inboundRoutes } from '../meta/conversation';
+import { envelopeToEvents } from '../meta/envelope';
 import type { ReadinessProbe } from './readiness';
 import { tokensEqual, verifySignature } from './signature';
 
@@ -190,8 +191,8 @@ export function createIngressApp(deps: IngressDependencies): express.Express {
 
     const started = process.hrtime.bigint();
     try {
-      // The conversation's FIFO group (ignored on a standard queue); read off the envelope already parsed.
-      await deps.queue.enqueue({ body: raw, attributes, groupId: conversationGroupId(envelope) });
+      // The FIFO group(s): the conversation's, and statuses in a lane of their own (ignored on a standard queue).
+      await deps.queue.enqueue({ body: raw, attributes, routes: inboundRoutes(envelope, envelopeToEvents(envelope)) });
     } catch (error) {
       log.error({ err: error, lineId: line?.lineId, event: 'enqueue_failed' }, 'payload not made durable; answering 503 so Meta retries');
       res.setHeader('Retry-After', RETRY_AFTER_SECONDS);

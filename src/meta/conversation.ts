@@ -7,7 +7,8 @@ import { itemsOf, objectOrUndefined, textOrUndefined, type JsonObject } from './
  *
  * On a FIFO inbound queue every payload goes to the SQS message group of its conversation,
  * `<phone_number_id>:<contact>`, so SQS (and the worker) hand one person's messages to Bird one at a
- * time and in order, while other people's run in parallel.
+ * time and in order, while other people's run in parallel. Statuses go to a group of their own
+ * (inboundRoutes), so a message being retried never holds them back.
  */
 
 /** SQS: 1–128 characters, alphanumeric and punctuation only. */
@@ -30,6 +31,67 @@ interface Side {
  * payload mixing users is ordered behind the first one's conversation, which costs parallelism, never order.
  */
 export function conversationGroupId(payload: unknown): string {
+  const parts = partsOf(payload);
+  const side = parts.firstSender ?? parts.firstRecipient ?? {};
+  return groupIdOf(parts, side);
+}
+
+/**
+ * Which part of a payload an SQS message carries (the `lane` attribute): a mixed payload travels
+ * twice, byte for byte, and each copy's worker handles only its lane's events.
+ */
+export type InboundLane = 'conversation' | 'statuses';
+
+/** Where a payload goes on a FIFO queue: its MessageGroupId, and the lane when the payload is split. */
+export interface InboundRoute {
+  groupId: string;
+  /** Absent: every event of the payload belongs to this route. */
+  lane?: InboundLane;
+}
+
+/** Ends the group of a recipient's statuses, next to (never inside) that person's conversation group. */
+export const STATUS_GROUP_SUFFIX = ':status';
+
+/**
+ * The status lane. A status only moves a record forward (src/outbound/record.ts), so it needs no
+ * place in the conversation's order, and must not wait behind a message of it that is being
+ * retried: the sender resends a reply it has no status for after its grace. So statuses go to a
+ * group of their own per recipient, `<phone_number_id>:<recipient>:status`:
+ * - statuses only: one route, the status group;
+ * - no status: one route, the conversation group (as before);
+ * - both (a POST mixing messages and statuses): two routes, the same bytes to each, the
+ *   conversation group with lane `conversation` (every event but the statuses) and the status
+ *   group with lane `statuses`. Each event is still handled by exactly one copy.
+ * `events` are the payload's events (envelopeToEvents), read for their kinds only.
+ */
+export function inboundRoutes(payload: unknown, events: readonly Pick<WhatsAppEvent, 'kind'>[]): InboundRoute[] {
+  const hasStatus = events.some((e) => e.kind === 'status');
+  const hasOther = events.some((e) => e.kind !== 'status');
+  if (!hasStatus) return [{ groupId: conversationGroupId(payload) }];
+  const parts = partsOf(payload);
+  const statusGroup = groupIdOf(parts, parts.firstRecipient ?? {}, STATUS_GROUP_SUFFIX);
+  if (!hasOther) return [{ groupId: statusGroup }];
+  return [
+    { groupId: conversationGroupId(payload), lane: 'conversation' },
+    { groupId: statusGroup, lane: 'statuses' },
+  ];
+}
+
+/** The events of a payload that a message of `lane` handles (every event when it has none). */
+export function inLane(lane: string | undefined): (event: Pick<WhatsAppEvent, 'kind'>) => boolean {
+  if (lane === 'statuses') return (event) => event.kind === 'status';
+  if (lane === 'conversation') return (event) => event.kind !== 'status';
+  return () => true;
+}
+
+interface PayloadParts {
+  firstSender?: Side;
+  firstRecipient?: Side;
+  firstPhoneNumberId?: string;
+  entryId?: string;
+}
+
+function partsOf(payload: unknown): PayloadParts {
   const entries = itemsOf(objectOrUndefined(payload)?.entry).map(objectOrUndefined).filter((e): e is JsonObject => e !== undefined);
   const changes = entries.flatMap((entry) =>
     itemsOf(entry.changes)
@@ -50,13 +112,17 @@ export function conversationGroupId(payload: unknown): string {
     }
     return undefined;
   };
-  const side =
-    firstOf('messages', (m, value) => textOrUndefined(m.from) ?? textOrUndefined(m.from_user_id) ?? onlyContact(value)) ??
-    firstOf('statuses', (s) => textOrUndefined(s.recipient_id) ?? textOrUndefined(s.recipient_user_id)) ??
-    {};
-  const entryId = entries.map((e) => textOrUndefined(e.id)).find((id) => id !== undefined);
-  const phoneNumberId = side.phoneNumberId ?? changes.map((c) => c.phoneNumberId).find((id) => id !== undefined) ?? entryId ?? '-';
-  return sqsGroupId(`${phoneNumberId}:${side.contact ?? entryId ?? '-'}`);
+  return {
+    firstSender: firstOf('messages', (m, value) => textOrUndefined(m.from) ?? textOrUndefined(m.from_user_id) ?? onlyContact(value)),
+    firstRecipient: firstOf('statuses', (s) => textOrUndefined(s.recipient_id) ?? textOrUndefined(s.recipient_user_id)),
+    firstPhoneNumberId: changes.map((c) => c.phoneNumberId).find((id) => id !== undefined),
+    entryId: entries.map((e) => textOrUndefined(e.id)).find((id) => id !== undefined),
+  };
+}
+
+function groupIdOf(parts: PayloadParts, side: Side, suffix = ''): string {
+  const phoneNumberId = side.phoneNumberId ?? parts.firstPhoneNumberId ?? parts.entryId ?? '-';
+  return sqsGroupId(`${phoneNumberId}:${side.contact ?? parts.entryId ?? '-'}${suffix}`);
 }
 
 /** A message naming nobody belongs to its change's only contact, as the normaliser reads it (odd-bsuid-only-no-from.json). */

@@ -13,6 +13,7 @@ export const INGRESS_ATTRIBUTES = {
   bodySha256: 'bodySha256',
   traceparent: 'traceparent',
   claimCheck: 'claimCheck',
+  lane: 'lane',
 } as const;
 
 /**
@@ -36,6 +37,8 @@ export interface IngressAttributes {
   traceparent?: string;
   /** `s3://<bucket>/<key>` when the body is a claim-check pointer. */
   claimCheck?: string;
+  /** FIFO, a payload mixing messages and statuses: the part this copy carries (InboundLane, src/meta/conversation.ts). */
+  lane?: string;
   /** Only on a DLQ redrive of one parked event (REDRIVE_ATTRIBUTES). */
   eventKey?: string;
 }

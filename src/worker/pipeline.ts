@@ -3,7 +3,7 @@ import type { DedupeStore } from '../dedupe/dedupe-store';
 import { PermanentError, RetryableError, type FailureReason, type RetryableReason } from '../errors';
 import type { LineRegistry } from '../lines/registry';
 import { step, type JourneyStep } from '../journal/journey';
-import { inTimestampOrder } from '../meta/conversation';
+import { inLane, inTimestampOrder } from '../meta/conversation';
 import { envelopeToEvents } from '../meta/envelope';
 import { errorEventKey } from '../meta/event-key';
 import { turnEvents } from './turns/turn-message';
@@ -78,7 +78,9 @@ export class EventPipeline {
     let redriveFound = false;
     // In Meta's timestamp order (ties in payload order): a conversation's events reach Bird as they happened.
     // A cut conversation turn (src/worker/turns) comes back through here as one `turn` event.
-    for (const event of inTimestampOrder(turnEvents(payload) ?? envelopeToEvents(payload).map((e) => this.keyedForMessage(e, message)))) {
+    // A copy of a payload split by lane (statuses apart from the conversation) handles its lane's events only.
+    const events = turnEvents(payload) ?? envelopeToEvents(payload).filter(inLane(message.attributes.lane)).map((e) => this.keyedForMessage(e, message));
+    for (const event of inTimestampOrder(events)) {
       const outcome: EventOutcome = handling.signal?.aborted ? { result: 'retry', reason: 'shutting_down' } : await this.handleEvent(handling, event);
       this.events.inc({ kind: event.kind, outcome: outcome.result });
       if (outcome.result !== 'skipped') redriveFound = true;

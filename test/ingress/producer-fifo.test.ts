@@ -43,7 +43,7 @@ describe('SqsBatchProducer on a FIFO queue', () => {
     const payloads = Array.from({ length: 40 }, (_, i) => ({
       body: Buffer.from(JSON.stringify({ entry: [], n: i, pad: i % 4 === 3 ? 'x'.repeat(3000) : '' })),
       attributes: {},
-      groupId: i % 2 === 0 ? 'line:alice' : 'line:bob',
+      routes: [{ groupId: i % 2 === 0 ? 'line:alice' : 'line:bob' }],
     }));
     // Not awaited one by one: all 40 are in the producer at once, over many concurrent batch calls.
     await Promise.all(payloads.map((p) => producer.enqueue(p)));
@@ -60,6 +60,59 @@ describe('SqsBatchProducer on a FIFO queue', () => {
     expect(order('line:alice')).toEqual(expected(0));
     expect(order('line:bob')).toEqual(expected(1));
     for (const m of messages) expect(m.Attributes?.MessageDeduplicationId).toBe(m.MessageAttributes?.bodySha256?.StringValue);
+  });
+});
+
+describe('SqsBatchProducer on a FIFO queue: batch limits and lanes', () => {
+  const producerFor = (registry = createRegistry({ defaultMetrics: false }), maxInFlightBatches = 8) =>
+    new SqsBatchProducer({
+      sqs: aws.clients.sqs,
+      queueUrl: aws.standIns.queueUrl,
+      claimCheck: new S3ClaimCheckWriter({ s3: aws.clients.s3, bucket: aws.names.bucket }),
+      batchWindowMs: 0,
+      timeoutMs: 5000,
+      claimCheckThresholdBytes: 900 * 1024,
+      maxInFlightBatches,
+      logger: capturedLogger().logger,
+      registry,
+    });
+
+  it('never lets a small payload of a conversation overtake its bigger one that did not fit the 1 MiB batch', async () => {
+    const producer = producerFor(createRegistry({ defaultMetrics: false }), 1);
+    const payload = (n: string, kib: number, groupId: string) => ({ body: Buffer.from(JSON.stringify({ entry: [], n, pad: 'x'.repeat(kib * 1024) })), attributes: {}, routes: [{ groupId }] });
+    // 10 small payloads go out at once and take the one call slot; meanwhile the next three wait together:
+    // alice's 500 KiB opens the next batch, bob's 600 KiB does not fit after it, bob's 1 KiB would.
+    const filler = Array.from({ length: 10 }, (_, i) => payload(`z${i}`, 0, 'line:zoe'));
+    await Promise.all([...filler, payload('alice', 500, 'line:alice'), payload('bob-1', 600, 'line:bob'), payload('bob-2', 1, 'line:bob')].map((p) => producer.enqueue(p)));
+    const bob = (await drainInOrder()).filter((m) => m.Attributes?.MessageGroupId === 'line:bob').map((m) => (JSON.parse(m.Body!) as { n: string }).n);
+    expect(bob).toEqual(['bob-1', 'bob-2']);
+  });
+
+  it('sends a payload mixing messages and statuses twice, same bytes, one copy per lane, each with its own dedup id', async () => {
+    const body = Buffer.from(JSON.stringify({ entry: [], mixed: true }));
+    const routes = [
+      { groupId: '1:555', lane: 'conversation' as const },
+      { groupId: '1:555:status', lane: 'statuses' as const },
+    ];
+    await producerFor().enqueue({ body, attributes: {}, routes });
+    const messages = await drainInOrder();
+    expect(messages.map((m) => [m.Attributes?.MessageGroupId, m.MessageAttributes?.lane?.StringValue, m.Body])).toEqual([
+      ['1:555', 'conversation', body.toString()],
+      ['1:555:status', 'statuses', body.toString()],
+    ]);
+    const sha = messages[0]!.MessageAttributes!.bodySha256!.StringValue!;
+    expect(messages.map((m) => m.Attributes?.MessageDeduplicationId)).toEqual([sha, `${sha}:statuses`]);
+  });
+
+  it('claim-checks an oversize split payload once and sends the pointer to both lanes', async () => {
+    const registry = createRegistry({ defaultMetrics: false });
+    const body = Buffer.from(JSON.stringify({ entry: [], pad: 'y'.repeat(950 * 1024) }));
+    await producerFor(registry).enqueue({ body, attributes: {}, routes: [{ groupId: '1:7', lane: 'conversation' }, { groupId: '1:7:status', lane: 'statuses' }] });
+    const messages = await drainInOrder();
+    expect(messages).toHaveLength(2);
+    expect(new Set(messages.map((m) => m.MessageAttributes?.claimCheck?.StringValue)).size).toBe(1);
+    expect(messages.every((m) => m.MessageAttributes?.claimCheck?.StringValue?.startsWith('s3://'))).toBe(true);
+    expect((await registry.getSingleMetric('wa_ingress_claim_checks_total')!.get()).values[0]!.value).toBe(1);
   });
 });
 

@@ -1,7 +1,27 @@
-import { conversationGroupId, inTimestampOrder, sqsGroupId } from '../../src/meta/conversation';
+import { conversationGroupId, inboundRoutes, inLane, inTimestampOrder, sqsGroupId } from '../../src/meta/conversation';
 import { envelopeToEvents } from '../../src/meta/envelope';
 import type { WhatsAppEvent } from '../../src/meta/event';
 import { loadFixture, webhookFixtures } from '../support/fixtures';
+
+/** One change carrying a message and a status of one person, the status earlier in time. */
+const MIXED = {
+  object: 'whatsapp_business_account',
+  entry: [
+    {
+      id: 'waba',
+      changes: [
+        {
+          field: 'messages',
+          value: {
+            metadata: { phone_number_id: '1' },
+            messages: [{ from: '5', id: 'wamid.M', timestamp: '200', type: 'text', text: { body: 'hi' } }],
+            statuses: [{ id: 'wamid.S', status: 'read', timestamp: '100', recipient_id: '5' }],
+          },
+        },
+      ],
+    },
+  ],
+};
 
 describe('conversationGroupId over the fixtures', () => {
   // Expected values read off each file: the first message's from / from_user_id, else the first status's recipient, else entry.id.
@@ -36,11 +56,6 @@ describe('conversationGroupId over the fixtures', () => {
     for (const fixture of webhookFixtures()) expect(conversationGroupId(fixture.json)).toMatch(/^[\x21-\x7E]{1,128}$/);
   });
 
-  it('puts a message payload and the statuses of the replies to that person in one group', () => {
-    const message = loadFixture('message-text').json;
-    const status = loadFixture('status-sent-minimal').json;
-    expect(conversationGroupId(status)).toBe(conversationGroupId(message));
-  });
 
   it('takes the first message across entries and changes, before any status', () => {
     const payload = {
@@ -56,6 +71,51 @@ describe('conversationGroupId over the fixtures', () => {
     for (const junk of [null, 42, 'x', [], {}, { entry: 'no' }, { entry: [null, { changes: [1] }] }]) {
       expect(conversationGroupId(junk)).toMatch(/^[\x21-\x7E]{1,128}$/);
     }
+  });
+});
+
+describe('inboundRoutes: statuses in a lane of their own', () => {
+  const routesOf = (payload: unknown) => inboundRoutes(payload, envelopeToEvents(payload));
+  it("sends a reply's status to a group of its own, never the group of the same person's messages", () => {
+    const message = routesOf(loadFixture('message-text').json);
+    const status = routesOf(loadFixture('status-sent-minimal').json);
+    expect(message).toEqual([{ groupId: '106540352242922:16505551234' }]);
+    expect(status).toEqual([{ groupId: '106540352242922:16505551234:status' }]);
+    expect(status[0]!.groupId).not.toBe(message[0]!.groupId);
+  });
+
+  it.each([
+    ['status-read', '1122334455667:972987654321:status'],
+    ['bsuid-status-delivered-no-phone', '106540352242922:US.13491208655302741918:status'],
+    ['status-group-read', '<BUSINESS_PHONE_NUMBER_ID>:fowefinoewcnw:status'],
+  ])('%s → %s', (name, group) => {
+    const routes = routesOf(loadFixture(name).json);
+    expect(routes).toHaveLength(1);
+    expect(routes[0]!.lane).toBeUndefined();
+    expect(routes[0]!.groupId).toBe(group);
+  });
+
+  it('keeps every other payload on its conversation group, unsplit', () => {
+    for (const fixture of webhookFixtures()) {
+      const events = envelopeToEvents(fixture.json);
+      if (events.some((e) => e.kind === 'status')) continue;
+      expect(inboundRoutes(fixture.json, events)).toEqual([{ groupId: conversationGroupId(fixture.json) }]);
+    }
+  });
+
+  it('splits a payload mixing messages and statuses into two lanes, each event in exactly one', () => {
+    const routes = routesOf(MIXED);
+    expect(routes).toEqual([
+      { groupId: '1:5', lane: 'conversation' },
+      { groupId: '1:5:status', lane: 'statuses' },
+    ]);
+    const events = envelopeToEvents(MIXED);
+    const byLane = routes.map((route) => events.filter(inLane(route.lane)).map((e) => e.kind));
+    expect(byLane).toEqual([['message'], ['status']]);
+  });
+
+  it('handles every event of a message without a lane (standard queue, or sent before the split)', () => {
+    expect(envelopeToEvents(MIXED).filter(inLane(undefined)).map((e) => e.kind)).toEqual(['message', 'status']);
   });
 });
 
@@ -85,24 +145,6 @@ describe('inTimestampOrder', () => {
   });
 
   it('orders a real payload whose statuses precede its message in time', () => {
-    const payload = {
-      object: 'whatsapp_business_account',
-      entry: [
-        {
-          id: 'waba',
-          changes: [
-            {
-              field: 'messages',
-              value: {
-                metadata: { phone_number_id: '1' },
-                messages: [{ from: '5', id: 'wamid.M', timestamp: '200', type: 'text', text: { body: 'hi' } }],
-                statuses: [{ id: 'wamid.S', status: 'read', timestamp: '100', recipient_id: '5' }],
-              },
-            },
-          ],
-        },
-      ],
-    };
-    expect(inTimestampOrder(envelopeToEvents(payload)).map((e) => e.kind)).toEqual(['status', 'message']);
+    expect(inTimestampOrder(envelopeToEvents(MIXED)).map((e) => e.kind)).toEqual(['status', 'message']);
   });
 });

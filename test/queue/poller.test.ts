@@ -646,7 +646,7 @@ describe('SqsBatcher', () => {
     const results = Promise.all(['a', 'b', 'c'].map((handle) => batcher.add({ handle })));
     await batcher.flush();
     expect(sent).toEqual([['a', 'b', 'c'], ['b']]);
-    expect(await results).toEqual([{ ok: true }, { ok: true }, { ok: false, code: 'ReceiptHandleIsInvalid', message: '' }]);
+    expect(await results).toEqual([{ ok: true }, { ok: true }, { ok: false, code: 'ReceiptHandleIsInvalid', message: '', senderFault: true }]);
   });
 
   it('sends 10 at once without waiting for the linger, and gives up after maxAttempts on network errors', async () => {

@@ -130,4 +130,20 @@ describe('conversation order on a FIFO queue', () => {
     expect(remote.bird.attempts()).toHaveLength(1);
     expect(await rig.ingress.metric('wa_ingress_fifo_duplicates_total', { same_message_id: 'true' })).toBe(2);
   });
+
+  it('a POST mixing a message and a status: two SQS messages (conversation and status lanes), each event reaches Bird once', async () => {
+    const receivedBefore = await rig.metric('wa_ingress_worker_messages_received_total');
+    const duplicatesBefore = await rig.metric('wa_ingress_worker_events_total', { outcome: 'duplicate' });
+    const contact = '15550000400';
+    const payload = JSON.parse(textFrom(contact, 'wamid.mixed-message')) as { entry: { changes: { value: Record<string, unknown> }[] }[] };
+    payload.entry[0]!.changes[0]!.value.statuses = [{ id: 'wamid.mixed-reply', status: 'delivered', timestamp: '1749416380', recipient_id: contact }];
+    expect(await rig.post(JSON.stringify(payload))).toBe(200);
+    await waitFor(async () => remote.bird.received().length >= 2 && (await rig.queueDepth()) === 0, 10_000, 'both events at Bird');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await rig.metric('wa_ingress_worker_messages_received_total')).toBe(receivedBefore + 2);
+    expect(remote.bird.received().map((c) => c.idempotencyKey).sort()).toEqual([`msg#${PHONE_NUMBER_ID}#wamid.mixed-message`, 'status#wamid.mixed-reply#delivered']);
+    expect(remote.bird.received().filter((c) => c.duplicate)).toEqual([]);
+    // Each copy handled only its lane: neither met the other's event as a duplicate.
+    expect(await rig.metric('wa_ingress_worker_events_total', { outcome: 'duplicate' })).toBe(duplicatesBefore);
+  });
 });
