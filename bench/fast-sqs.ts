@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
  * and drop a MessageDeduplicationId seen in the last 5 minutes. Deletes and visibility changes take
  * only a message's latest receipt handle, and a visibility change only a message in flight (per
  * entry in the batch calls, as SQS answers). Only the body's MD5 is computed
- * (the SDK checks it); there is no redrive policy, retention or delay.
+ * (the SDK checks it); there is no redrive policy, retention (only reported) or delay.
  */
 
 interface StoredMessage {
@@ -171,7 +171,7 @@ export interface FastSqs {
   close(): Promise<void>;
 }
 
-export async function startFastSqs(queueNames: string[], options: { port?: number; visibilityTimeoutSeconds?: number } = {}): Promise<FastSqs> {
+export async function startFastSqs(queueNames: string[], options: { port?: number; visibilityTimeoutSeconds?: number; retentionSeconds?: number } = {}): Promise<FastSqs> {
   const queues = new Map<string, FastQueue>();
   for (const name of queueNames) queues.set(name, new FastQueue(name, (options.visibilityTimeoutSeconds ?? 30) * 1000));
   const queueOf = (url: unknown): FastQueue => {
@@ -261,6 +261,8 @@ export async function startFastSqs(queueNames: string[], options: { port?: numbe
           QueueArn: `arn:aws:sqs:us-east-1:000000000000:${queue.name}`,
           ApproximateNumberOfMessages: String(queue.messages.filter((m) => m.visibleAt <= now).length),
           ApproximateNumberOfMessagesNotVisible: String(queue.messages.filter((m) => m.visibleAt > now).length),
+          // Reported, not applied: nothing expires here.
+          MessageRetentionPeriod: String(options.retentionSeconds ?? 345_600),
         },
       };
     },

@@ -1,7 +1,8 @@
 import { SendMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Logger } from '../observability/logger';
 import { groupOfBody, unparkedAttributes } from './dlq-parking';
-import { conversationOf, describeDlqMessage, DlqScanner, isDlqMessage, type DlqEntry } from './dlq-scanner';
+import { conversationOf, describeDlqMessage, isDlqMessage, type DlqEntry } from './dlq-entry';
+import { DlqScanner } from './dlq-scanner';
 import { isFifoQueueUrl, UNKNOWN_GROUP } from './fifo';
 import { INGRESS_ATTRIBUTES, parseClaimCheckPointer, stringAttribute, type ClaimCheckPointer } from './message';
 
@@ -22,6 +23,7 @@ export interface DeadLetterQueueOptions {
   /** Refreshes the S3 object of a claim-checked message before its redrive (see S3ClaimCheckRefresher). */
   claimChecks?: { refresh(pointer: ClaimCheckPointer): Promise<void> };
   logger?: Logger;
+  now?: () => number;
 }
 
 export type RedriveSelector = { id: string } | { all: true };
@@ -51,6 +53,7 @@ export class DeadLetterQueue {
       waitTimeSeconds: options.waitTimeSeconds ?? 1,
       maxMessages: options.maxMessages ?? 1000,
       logger: options.logger,
+      now: options.now,
     });
   }
 

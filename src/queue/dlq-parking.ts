@@ -37,6 +37,12 @@ export interface ParkingRecord {
   groupId?: string;
   /** Set when a DLQ scan moved the message into a group of its own: its MessageId before, which still finds it. */
   formerId?: string;
+  /**
+   * Set with `formerId`: when the message first reached the DLQ. The copy keeps the original's
+   * retention (a scan deletes it once that has passed), so a move never makes a message outlive
+   * the dedupe records its redrive relies on.
+   */
+  dlqSince?: string;
 }
 
 export interface ParkInput {
@@ -92,6 +98,7 @@ export function parkingRecord(attributes: SqsAttributes | undefined): ParkingRec
       parkedAt: parsed.parkedAt ?? '',
       ...(typeof parsed.groupId === 'string' ? { groupId: parsed.groupId } : {}),
       ...(typeof parsed.formerId === 'string' ? { formerId: parsed.formerId } : {}),
+      ...(typeof parsed.dlqSince === 'string' ? { dlqSince: parsed.dlqSince } : {}),
     };
   } catch {
     return undefined;
@@ -99,9 +106,14 @@ export function parkingRecord(attributes: SqsAttributes | undefined): ParkingRec
 }
 
 /** The same attributes with the record's conversation group set: a message moved into a DLQ group of its own. */
-export function withConversationGroup(attributes: SqsAttributes | undefined, conversationGroup: string, formerId: string): SqsAttributes {
+export function withConversationGroup(attributes: SqsAttributes | undefined, moved: { conversationGroup: string; formerId: string; dlqSince: Date }): SqsAttributes {
   const out = sendableAttributes(attributes);
-  const record: ParkingRecord = { ...(parkingRecord(attributes) ?? { added: [], replaced: {}, parkedAt: '' }), groupId: conversationGroup, formerId };
+  const record: ParkingRecord = {
+    ...(parkingRecord(attributes) ?? { added: [], replaced: {}, parkedAt: '' }),
+    groupId: moved.conversationGroup,
+    formerId: moved.formerId,
+    dlqSince: moved.dlqSince.toISOString(),
+  };
   out[PARKING_ATTRIBUTES.record] = { DataType: 'String', StringValue: JSON.stringify(record) };
   return out;
 }

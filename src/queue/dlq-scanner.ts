@@ -1,6 +1,7 @@
 import {
   ChangeMessageVisibilityBatchCommand,
   DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
   ReceiveMessageCommand,
   SendMessageCommand,
   type Message,
@@ -8,56 +9,8 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { Logger } from '../observability/logger';
 import { isFifoQueueUrl, UNKNOWN_GROUP } from './fifo';
-import { INGRESS_ATTRIBUTES, stringAttribute, type SqsAttributes } from './message';
-import { groupOfBody, ownDlqGroup, parkingRecord, PARKING_ATTRIBUTES, REDRIVE_POLICY_REASON, withConversationGroup } from './dlq-parking';
+import { groupOfBody, ownDlqGroup, parkingRecord, withConversationGroup } from './dlq-parking';
 import { SQS_MAX_BATCH } from './sqs-batcher';
-
-export interface DlqEntry {
-  /** The DLQ MessageId: what `show` and `redrive` take. */
-  id: string;
-  reason: string;
-  eventKey?: string;
-  /** The parked event's line (parking attribute), else the ingress's per-line attribute. */
-  lineId?: string;
-  receivedAt?: string;
-  parkedAt?: string;
-  /** FIFO DLQ: the conversation (MessageGroupId) it came from and goes back to. */
-  groupId?: string;
-  /** ApproximateReceiveCount on the DLQ: every list/show counts as one. */
-  receiveCount: number;
-  bodyBytes: number;
-  body: string;
-  attributes: SqsAttributes;
-}
-
-/** The conversation a DLQ message goes back to: the one its parking record names, else its own group. */
-export function conversationOf(message: Message): string | undefined {
-  return parkingRecord(message.MessageAttributes)?.groupId ?? message.Attributes?.MessageGroupId;
-}
-
-/** Whether the message is the one an operator named: by its MessageId, or the one it had before a scan moved it. */
-export function isDlqMessage(message: Message, id: string): boolean {
-  return message.MessageId === id || parkingRecord(message.MessageAttributes)?.formerId === id;
-}
-
-export function describeDlqMessage(message: Message): DlqEntry {
-  const attributes = message.MessageAttributes ?? {};
-  const body = message.Body ?? '';
-  const record = parkingRecord(attributes);
-  return {
-    id: message.MessageId ?? '',
-    reason: stringAttribute(attributes, PARKING_ATTRIBUTES.reason) ?? REDRIVE_POLICY_REASON,
-    eventKey: stringAttribute(attributes, PARKING_ATTRIBUTES.eventKey),
-    lineId: stringAttribute(attributes, PARKING_ATTRIBUTES.lineId),
-    receivedAt: stringAttribute(attributes, INGRESS_ATTRIBUTES.receivedAt),
-    parkedAt: record?.parkedAt || undefined,
-    groupId: conversationOf(message),
-    receiveCount: Number(message.Attributes?.ApproximateReceiveCount ?? 0),
-    bodyBytes: Buffer.byteLength(body, 'utf8'),
-    body,
-    attributes,
-  };
-}
 
 /** What a visit of one batch did: the messages it deleted (no longer held), and whether the scan is over. */
 export interface VisitResult {
@@ -82,6 +35,7 @@ export interface DlqScannerOptions {
   waitTimeSeconds: number;
   maxMessages: number;
   logger?: Logger;
+  now?: () => number;
 }
 
 /**
@@ -91,9 +45,13 @@ export interface DlqScannerOptions {
  */
 export class DlqScanner {
   private readonly fifo: boolean;
+  private readonly now: () => number;
+  /** The DLQ's MessageRetentionPeriod in ms, read once; undefined when it cannot be read (no expiry then). */
+  private retentionMs?: Promise<number | undefined>;
 
   constructor(private readonly options: DlqScannerOptions) {
     this.fifo = isFifoQueueUrl(options.dlqUrl);
+    this.now = options.now ?? Date.now;
   }
 
   /**
@@ -110,20 +68,20 @@ export class DlqScanner {
         const messages = await this.receive();
         if (messages.length === 0) break;
         const fresh: Message[] = [];
-        let separated = 0;
+        let setAside = 0;
         for (const message of messages) {
           if (!message.MessageId || !message.ReceiptHandle) continue;
           held.set(message.MessageId, message.ReceiptHandle);
           if (seen.has(message.MessageId)) continue; // the scan outlived the hold and went round
           seen.add(message.MessageId);
-          if (scanOptions.separateGroups && this.fifo && !ownDlqGroup(message.MessageAttributes) && (await this.separate(message))) {
+          if (this.fifo && (await this.setAside(message, scanOptions))) {
             held.delete(message.MessageId);
-            separated += 1; // its copy, alone in its group, comes in a later receive
+            setAside += 1;
             continue;
           }
           fresh.push(message);
         }
-        if (fresh.length === 0 && separated === 0) break;
+        if (fresh.length === 0 && setAside === 0) break;
         if (fresh.length === 0) continue;
         visited += fresh.length;
         const { consumed, stop } = await visit(fresh);
@@ -170,6 +128,38 @@ export class DlqScanner {
   }
 
   /**
+   * FIFO: true when the message is gone and is not to be visited: a moved copy past the retention
+   * of the message it copies (SQS would have dropped that one by now), or a message that may share
+   * its group, moved into one of its own (the copy, alone, comes in a later receive).
+   */
+  private async setAside(message: Message, scanOptions: ScanOptions): Promise<boolean> {
+    if (await this.pastRetention(message)) {
+      const gone = await this.delete([message]).catch(() => new Set<string>());
+      this.options.logger?.info({ messageId: message.MessageId }, 'DLQ scan: a moved message reached the retention of its original; deleted as SQS would have');
+      return gone.has(message.MessageId ?? '');
+    }
+    return scanOptions.separateGroups && !ownDlqGroup(message.MessageAttributes) && this.separate(message);
+  }
+
+  private async pastRetention(message: Message): Promise<boolean> {
+    const since = parkingRecord(message.MessageAttributes)?.dlqSince;
+    if (since === undefined) return false;
+    const retentionMs = await (this.retentionMs ??= this.readRetention());
+    return retentionMs !== undefined && Date.parse(since) + retentionMs <= this.now();
+  }
+
+  private async readRetention(): Promise<number | undefined> {
+    try {
+      const out = await this.options.sqs.send(new GetQueueAttributesCommand({ QueueUrl: this.options.dlqUrl, AttributeNames: ['MessageRetentionPeriod'] }));
+      const seconds = Number(out.Attributes?.MessageRetentionPeriod);
+      return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined;
+    } catch (error) {
+      this.options.logger?.warn({ err: error }, 'DLQ scan: could not read the DLQ retention; moved messages are kept until SQS drops them');
+      return undefined;
+    }
+  }
+
+  /**
    * Copy the message into a DLQ group of its own (its conversation kept in the parking record), then
    * delete it, which frees its old group. Done once per message: the copy is alone for good. The
    * deduplication id, derived from the old MessageId, drops a repeat within SQS's 5 minutes when the
@@ -184,7 +174,7 @@ export class DlqScanner {
         new SendMessageCommand({
           QueueUrl: this.options.dlqUrl,
           MessageBody: message.Body ?? '',
-          MessageAttributes: withConversationGroup(message.MessageAttributes, conversation, id),
+          MessageAttributes: withConversationGroup(message.MessageAttributes, { conversationGroup: conversation, formerId: id, dlqSince: this.dlqSince(message) }),
           MessageGroupId: ownGroup,
           MessageDeduplicationId: ownGroup,
         }),
@@ -196,6 +186,14 @@ export class DlqScanner {
     const deleted = await this.delete([message]).catch(() => new Set<string>());
     // Not deleted: both copies are listed, and a redrive of both is absorbed by dedupe.
     return deleted.has(id);
+  }
+
+  /** When the message reached the DLQ: its parking time, else (moved by the redrive policy) the time SQS reports it sent. */
+  private dlqSince(message: Message): Date {
+    const parkedAt = Date.parse(parkingRecord(message.MessageAttributes)?.parkedAt ?? '');
+    if (Number.isFinite(parkedAt)) return new Date(parkedAt);
+    const sentAt = Number(message.Attributes?.SentTimestamp);
+    return new Date(Number.isFinite(sentAt) && sentAt > 0 ? sentAt : this.now());
   }
 
   private async release(receiptHandles: string[]): Promise<void> {

@@ -17,7 +17,7 @@ describe('FIFO DLQ: every parked message is reachable, not only the head of each
   const ingress = stringAttributes({ receivedAt: '2026-01-01T00:00:00.000Z', bodySha256: 'ab'.repeat(32) });
 
   beforeAll(async () => {
-    const names = [1, 2, 3, 4].flatMap((i) => [`main-${i}.fifo`, `dlq-${i}.fifo`]);
+    const names = [1, 2, 3, 4, 5].flatMap((i) => [`main-${i}.fifo`, `dlq-${i}.fifo`]);
     fast = await startFastSqs(names);
     sqs = new SQSClient({ region: 'us-east-1', endpoint: fast.endpoint, credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
   });
@@ -111,6 +111,20 @@ describe('FIFO DLQ: every parked message is reachable, not only the head of each
     expect(Object.keys(main.find((m) => m.Body === 'parked wamid.P1')!.MessageAttributes ?? {}).sort()).toEqual(['bodySha256', 'eventKey', 'receivedAt']);
     expect(Object.keys(main.find((m) => m.Body === `${conversations[1]}#1`)!.MessageAttributes ?? {}).sort()).toEqual(['bodySha256', 'receivedAt']);
     expect(bodies(await dlq.list())).toEqual(expected.filter((b) => ![`${conversations[1]}#1`, 'parked wamid.P1', 'parked wamid.P2'].includes(b)));
+  });
+
+  it('a moved message keeps the retention of its original: once past it, a scan deletes it as SQS would have', async () => {
+    const { queueUrl, dlqUrl } = queues();
+    await movedBySqs(dlqUrl, conversations[0]!, 2);
+    const parker = new DlqParker({ sqs, dlqUrl, registry: createRegistry({ defaultMetrics: false }) });
+    await parker.park({ body: 'parked alone', attributes: ingress, reason: 'bird_rejected_422', groupId: conversations[0] });
+    const today = new DeadLetterQueue({ sqs, queueUrl, dlqUrl, waitTimeSeconds: 0 });
+    expect((await today.list()).map((e) => e.body).sort()).toEqual([`${conversations[0]}#0`, `${conversations[0]}#1`, 'parked alone']);
+    // The stand-in reports SQS's default retention, 4 days: a day past it, the moved copies are gone.
+    const later = new DeadLetterQueue({ sqs, queueUrl, dlqUrl, waitTimeSeconds: 0, now: () => Date.now() + 5 * 86_400_000 });
+    // The message parked in its own group was never moved: its retention is SQS's to apply, not the scan's.
+    expect((await later.list()).map((e) => e.body)).toEqual(['parked alone']);
+    expect((await today.list()).map((e) => e.body)).toEqual(['parked alone']);
   });
 
   it('redrive --all puts a conversation the redrive policy moved back in its order', async () => {
