@@ -9,8 +9,10 @@ import type { AddressInfo } from 'node:net';
  * a long poll is answered as soon as a message becomes receivable, as SQS does (local-aws-sqs
  * answers concurrent long polls only when their wait ends, and has no option to change that).
  * FIFO queues (name ending .fifo) hand out no message of a group while another of it is in flight,
- * and drop a MessageDeduplicationId seen in the last 5 minutes. Only the body's MD5 is computed
- * (the SDK checks it); there is no redrive policy, retention or delay.
+ * and drop a MessageDeduplicationId seen in the last 5 minutes. Deletes and visibility changes take
+ * only a message's latest receipt handle, and a visibility change only a message in flight (per
+ * entry in the batch calls, as SQS answers). Only the body's MD5 is computed
+ * (the SDK checks it); there is no redrive policy, retention (only reported) or delay.
  */
 
 interface StoredMessage {
@@ -95,15 +97,23 @@ class FastQueue {
     return taken;
   }
 
+  /**
+   * Only the latest receipt handle acts, as on SQS: an older one (the message was received again
+   * since) is ReceiptHandleIsInvalid. A handle whose message is already gone deletes nothing, quietly.
+   */
   delete(receipt: string): void {
     const index = this.messages.findIndex((m) => m.receipt === receipt);
+    if (index < 0 && this.messages.some((m) => m.receipt !== undefined && receipt.startsWith(`${m.id}:`))) throw receiptInvalid(receipt);
     if (index >= 0) this.messages.splice(index, 1);
     this.wake();
   }
 
+  /** Only a message in flight, with its latest receipt handle (MessageNotInflight, ReceiptHandleIsInvalid otherwise). */
   changeVisibility(receipt: string, seconds: number): void {
     const message = this.messages.find((m) => m.receipt === receipt);
-    if (message) message.visibleAt = Date.now() + seconds * 1000;
+    if (!message) throw receiptInvalid(receipt);
+    if (message.visibleAt <= Date.now()) throw Object.assign(new Error('Message is not in flight'), { type: 'com.amazonaws.sqs#MessageNotInflight', status: 400 });
+    message.visibleAt = Date.now() + seconds * 1000;
     this.wake();
   }
 
@@ -131,6 +141,26 @@ class FastQueue {
   }
 }
 
+function receiptInvalid(receipt: string): Error {
+  return Object.assign(new Error(`The receipt handle ${receipt.slice(0, 12)}… is not the message's latest`), { type: 'com.amazonaws.sqs#ReceiptHandleIsInvalid', status: 400 });
+}
+
+/** A batch entry by entry: the ones that throw are reported as Failed, as SQS does. */
+function perEntry(entries: Json[], act: (entry: Json) => void): Json {
+  const Successful: Json[] = [];
+  const Failed: Json[] = [];
+  for (const entry of entries) {
+    try {
+      act(entry);
+      Successful.push({ Id: entry.Id });
+    } catch (error) {
+      const e = error as Error & { type?: string };
+      Failed.push({ Id: entry.Id, Code: (e.type ?? 'InternalError').split('#').pop(), Message: e.message, SenderFault: true });
+    }
+  }
+  return { Successful, Failed };
+}
+
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 export interface FastSqs {
@@ -141,7 +171,7 @@ export interface FastSqs {
   close(): Promise<void>;
 }
 
-export async function startFastSqs(queueNames: string[], options: { port?: number; visibilityTimeoutSeconds?: number } = {}): Promise<FastSqs> {
+export async function startFastSqs(queueNames: string[], options: { port?: number; visibilityTimeoutSeconds?: number; retentionSeconds?: number } = {}): Promise<FastSqs> {
   const queues = new Map<string, FastQueue>();
   for (const name of queueNames) queues.set(name, new FastQueue(name, (options.visibilityTimeoutSeconds ?? 30) * 1000));
   const queueOf = (url: unknown): FastQueue => {
@@ -213,8 +243,7 @@ export async function startFastSqs(queueNames: string[], options: { port?: numbe
     },
     DeleteMessageBatch: (input) => {
       const queue = queueOf(input.QueueUrl);
-      for (const e of input.Entries as Json[]) queue.delete(e.ReceiptHandle);
-      return { Successful: (input.Entries as Json[]).map((e) => ({ Id: e.Id })), Failed: [] };
+      return perEntry(input.Entries as Json[], (e) => queue.delete(e.ReceiptHandle));
     },
     ChangeMessageVisibility: (input) => {
       queueOf(input.QueueUrl).changeVisibility(input.ReceiptHandle, Number(input.VisibilityTimeout));
@@ -222,8 +251,7 @@ export async function startFastSqs(queueNames: string[], options: { port?: numbe
     },
     ChangeMessageVisibilityBatch: (input) => {
       const queue = queueOf(input.QueueUrl);
-      for (const e of input.Entries as Json[]) queue.changeVisibility(e.ReceiptHandle, Number(e.VisibilityTimeout));
-      return { Successful: (input.Entries as Json[]).map((e) => ({ Id: e.Id })), Failed: [] };
+      return perEntry(input.Entries as Json[], (e) => queue.changeVisibility(e.ReceiptHandle, Number(e.VisibilityTimeout)));
     },
     GetQueueAttributes: (input) => {
       const queue = queueOf(input.QueueUrl);
@@ -233,6 +261,8 @@ export async function startFastSqs(queueNames: string[], options: { port?: numbe
           QueueArn: `arn:aws:sqs:us-east-1:000000000000:${queue.name}`,
           ApproximateNumberOfMessages: String(queue.messages.filter((m) => m.visibleAt <= now).length),
           ApproximateNumberOfMessagesNotVisible: String(queue.messages.filter((m) => m.visibleAt > now).length),
+          // Reported, not applied: nothing expires here.
+          MessageRetentionPeriod: String(options.retentionSeconds ?? 345_600),
         },
       };
     },

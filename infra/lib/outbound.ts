@@ -190,7 +190,8 @@ function outboundConsoleStatements(o: OutboundPipeline): iam.PolicyStatement[] {
     }),
     new iam.PolicyStatement({
       sid: 'OperateOutboundDeadLetterQueue',
-      actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility'],
+      // SendMessage and GetQueueAttributes: the FIFO DLQ's list moves a message that shares its group into one of its own (src/queue/dlq-scanner.ts).
+      actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:SendMessage', 'sqs:GetQueueAttributes'],
       resources: [o.deadLetterQueue.queueArn],
     }),
   ];

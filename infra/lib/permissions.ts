@@ -58,8 +58,9 @@ export function ingressStatements(r: GatewayResources): iam.PolicyStatement[] {
 /**
  * The console (src/console) in the ingress task, when its route exists: journal lookups (GetItem,
  * Query on the journal indexes) and the `redriven` note (UpdateItem) on the dedupe table, the line
- * list (Scan of the small lines table), the DLQ's list/redrive/purge (receive, delete, release; the
- * redrive's SendMessage to the main queue is the ingress's own grant), and media streamed to the page.
+ * list (Scan of the small lines table), the DLQ's list/redrive/purge (receive, delete, release, and
+ * on a FIFO DLQ moving a message into a group of its own; the redrive's SendMessage to the main queue
+ * is the ingress's own grant), and media streamed to the page.
  */
 export function consoleStatements(r: GatewayResources): iam.PolicyStatement[] {
   return [
@@ -75,7 +76,8 @@ export function consoleStatements(r: GatewayResources): iam.PolicyStatement[] {
     }),
     new iam.PolicyStatement({
       sid: 'OperateDeadLetterQueue',
-      actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility'],
+      // SendMessage and GetQueueAttributes: a FIFO DLQ's list moves a message that shares its group into one of its own, within the queue's retention (src/queue/dlq-scanner.ts).
+      actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:SendMessage', 'sqs:GetQueueAttributes'],
       resources: [r.deadLetterQueue.queueArn],
     }),
     new iam.PolicyStatement({

@@ -90,6 +90,10 @@ describe('console route with OIDC settings', () => {
     expect(JSON.stringify(statementsOfRole(template, roleId))).not.toContain('dynamodb:DeleteItem');
     // Replies: their line and recipient indexes, and the outbound DLQ.
     expect(sids).toEqual(expect.arrayContaining(['ListReplies', 'OperateOutboundDeadLetterQueue']));
+    // A FIFO DLQ's list moves a message that shares its group into one of its own: SendMessage to the DLQ, within its retention.
+    for (const sid of ['OperateDeadLetterQueue', 'OperateOutboundDeadLetterQueue']) {
+      expect(statementsOfRole(template, roleId).find((s) => s.Sid === sid)!.Action).toEqual(expect.arrayContaining(['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage']));
+    }
   });
 
   it('gives the ingress task no console grant without the route', () => {

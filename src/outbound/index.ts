@@ -17,7 +17,7 @@ import { HttpConversationMessageReader } from '../bird/conversation-message-read
 import { GraphSendClient } from './graph-send-client';
 import type { OutboundStore } from './outbound-store';
 import { LineRateLimiter } from './rate-limiter';
-import { OutboundSender } from './sender';
+import { OutboundSender, SENDER_POLLER_RETRY_POLICY } from './sender';
 import { OutboundJobQueue } from './job-queue';
 import { DynamoOutboxIndex } from './outbox-index';
 import { OutboxSweeper } from './outbox-sweeper';
@@ -114,8 +114,8 @@ export function startSender(deps: {
     receiveGatherMs: 5,
     // The sender computes its own retry delays (rate and pair limits, its backoff); the poller's
     // backoff, a floor under any handler delay, must not lengthen them: 1 s at most.
-    retryBaseSeconds: 1,
-    retryMaxSeconds: 1,
+    retryBaseSeconds: SENDER_POLLER_RETRY_POLICY.baseSeconds,
+    retryMaxSeconds: SENDER_POLLER_RETRY_POLICY.maxSeconds,
   });
   poller.start();
   logger.info({ queueUrl, concurrency: config.outbound.concurrency }, 'outbound sender polling');

@@ -6,9 +6,9 @@ import type { SecretResolver } from '../lines/secrets';
 import { PAIR_LIMIT_RETRY_SECONDS } from '../meta/send-errors';
 import { maskPhone, type Logger } from '../observability/logger';
 import { Counter, type Registry } from '../observability/metrics';
-import { GroupSequencer } from '../queue/group-sequencer';
+import { GroupHold } from '../queue/group-hold';
 import type { ReceivedMessage } from '../queue/message';
-import type { HandlerOutcome } from '../queue/poller';
+import type { HandlerOutcome, MessageHandler } from '../queue/poller';
 import { EqualJitterBackoff, exponentialBackoff } from '../resilience/backoff';
 import type { OutboundFailureReporter } from './failure-reporter';
 import type { GraphSendClient } from './graph-send-client';
@@ -38,22 +38,26 @@ export interface OutboundSenderOptions {
   /** Retry delays for clean refusals: base · 2^(attempt-1), capped. */
   retryBaseSeconds?: number;
   retryMaxSeconds?: number;
+  /** The outbound poller's retry backoff: the recipient hold fixes a retried job's delay with it (GroupHold). Default 1 s, as startSender sets. */
+  pollerRetryPolicy?: { baseSeconds: number; maxSeconds: number };
   logger: Logger;
   registry: Registry;
 }
 
 const DONE: HandlerOutcome = { action: 'delete' };
 
+/** The outbound poller's backoff (startSender): 1 s, so that the sender's own delays are the ones applied. */
+export const SENDER_POLLER_RETRY_POLICY = { baseSeconds: 1, maxSeconds: 1 } as const;
+
 /**
  * The outbound queue's handler: one job → claim the record → per-line rate → Graph send → record.
- * A GroupSequencer keyed `<lineId>:<to>` runs one recipient's jobs one at a time, in the order they
- * were received, and the next starts only after Meta answered the previous one (real SQS FIFO holds
- * the group across processes; the local stand-in does not, so this is what keeps order there).
+ * A GroupHold keyed `<lineId>:<to>` runs one recipient's jobs one at a time, in the order they were
+ * received, and the next starts only after Meta answered the previous one (real SQS FIFO holds the
+ * group across processes; the local stand-in does not, so this is what keeps order there). A job
+ * retried holds its recipient's later jobs back, with the worker's rule for conversations.
  */
 export class OutboundSender {
-  private readonly sequencer = new GroupSequencer<HandlerOutcome>((outcome) => outcome.action === 'retry');
-  /** The delay of the job that held a group: the jobs skipped behind it wait as long, so they stay behind it. */
-  private readonly holdDelays = new Map<string, number>();
+  private readonly hold: GroupHold;
   private readonly retryBase: number;
   private readonly retryMax: number;
   /** Recording the accept is retried in place: giving up there means waiting for a status, or a resend. */
@@ -67,6 +71,13 @@ export class OutboundSender {
   constructor(private readonly options: OutboundSenderOptions) {
     this.retryBase = options.retryBaseSeconds ?? 1;
     this.retryMax = options.retryMaxSeconds ?? 300;
+    this.hold = new GroupHold({
+      retryPolicy: options.pollerRetryPolicy ?? SENDER_POLLER_RETRY_POLICY,
+      heldReason: 'recipient_held',
+      metricsPrefix: 'wa_ingress_outbound_sender',
+      logger: options.logger,
+      registry: options.registry,
+    });
     const registers = [options.registry];
     this.metrics = {
       sends: new Counter({
@@ -85,18 +96,18 @@ export class OutboundSender {
     };
   }
 
-  readonly handle = async (message: ReceivedMessage): Promise<HandlerOutcome> => {
+  /** Recipients the hold keeps state for (running, queued, or waiting for a retried job): back to 0 once they drain. */
+  get heldState(): number {
+    return this.hold.stateSize;
+  }
+
+  readonly handle: MessageHandler = async (message, context) => {
     const job = decodeJob(message.body.toString('utf8'));
     if (!job) {
       await this.options.reporter.park(undefined, message, 'outbound_job_invalid');
       return DONE;
     }
-    const group = groupIdOf(job);
-    const result = await this.sequencer.run(group, () => this.process(job, message).catch((error: unknown) => this.failed(job, message, error)));
-    if (!result.ran) return { action: 'retry', delaySeconds: this.holdDelays.get(group) ?? this.retryBase, reason: 'recipient_held' };
-    if (result.value.action === 'retry') this.holdDelays.set(group, result.value.delaySeconds ?? this.retryBase);
-    else this.holdDelays.delete(group);
-    return result.value;
+    return this.hold.run(groupIdOf(job), message, () => this.process(job, message).catch((error: unknown) => this.failed(job, message, error)), context?.signal);
   };
 
   private async process(job: OutboundJob, message: ReceivedMessage): Promise<HandlerOutcome> {

@@ -22,6 +22,10 @@ interface GroupState {
  */
 export class GroupSequencer<T> {
   private readonly groups = new Map<string, GroupState>();
+  /** Tasks waiting for their turn, by the call that answers them `held` when a shutdown cancels them. */
+  private readonly waiting = new Set<() => void>();
+  /** Signals listened to: one listener each, however many tasks wait (a poller passes the same one to every message). */
+  private readonly signals = new WeakSet<AbortSignal>();
 
   constructor(private readonly holdsGroup: (value: T) => boolean = () => false) {}
 
@@ -30,7 +34,11 @@ export class GroupSequencer<T> {
     return this.groups.size;
   }
 
-  run(group: string, task: () => Promise<T>): Promise<Sequenced<T>> {
+  /**
+   * `signal` (the poller's shutdown signal) cancels the task while it waits for its turn: the call
+   * answers `held` at once, and the task never starts. A task already running is not cut short.
+   */
+  run(group: string, task: () => Promise<T>, signal?: AbortSignal): Promise<Sequenced<T>> {
     let state = this.groups.get(group);
     if (!state) {
       state = { tail: Promise.resolve(), pending: 0, held: false };
@@ -38,8 +46,12 @@ export class GroupSequencer<T> {
     }
     const current = state;
     current.pending += 1;
+    let cancelled = false;
+    let cancel: (() => void) | undefined;
     const result = current.tail.then(async (): Promise<Sequenced<T>> => {
-      if (current.held) return { ran: false, held: true };
+      // Its turn: from here on it is answered by what it does, not cancelled.
+      if (cancel) this.waiting.delete(cancel);
+      if (current.held || cancelled || signal?.aborted) return HELD;
       try {
         const value = await task();
         if (this.holdsGroup(value)) current.held = true;
@@ -58,6 +70,30 @@ export class GroupSequencer<T> {
       current.pending -= 1;
       if (current.pending === 0 && this.groups.get(group) === current) this.groups.delete(group);
     });
-    return result;
+    if (!signal) return result;
+    this.listen(signal);
+    return new Promise<Sequenced<T>>((resolve, reject) => {
+      cancel = () => {
+        cancelled = true;
+        resolve(HELD);
+      };
+      this.waiting.add(cancel);
+      if (signal.aborted) this.cancelWaiting();
+      result.then(resolve, reject);
+    });
+  }
+
+  private listen(signal: AbortSignal): void {
+    if (this.signals.has(signal)) return;
+    this.signals.add(signal);
+    signal.addEventListener('abort', () => this.cancelWaiting(), { once: true });
+  }
+
+  /** Answer `held` to every task still waiting for its turn; none of them will start. */
+  private cancelWaiting(): void {
+    for (const cancel of this.waiting) cancel();
+    this.waiting.clear();
   }
 }
+
+const HELD = { ran: false, held: true } as const;

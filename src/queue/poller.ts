@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { ReceiveMessageCommand, type Message } from '@aws-sdk/client-sqs';
 import { PermanentError, RetryableError, reasonOf } from '../errors';
 import type { Logger } from '../observability/logger';
@@ -34,6 +35,9 @@ export class SqsPoller {
   constructor(options: SqsPollerOptions) {
     this.settings = pollerSettings(options);
     const s = this.settings;
+    // One signal for every handler in flight: each may listen a few times at once (its Bird or Graph
+    // call, its waits), and a group hold once in all. Node's leak warning at 10 would fire on design.
+    setMaxListeners(s.concurrency * 4 + 10, this.handlers.signal);
     this.logger = s.logger.child({ component: 'sqs-poller' });
     this.metrics = new PollerMetrics(s.registry, s.metricsPrefix);
     this.keeper = new VisibilityKeeper({

@@ -174,7 +174,8 @@ describe('the sender', () => {
     remote.graph.messages.setStatuses(false);
     const before = await rig.metric('wa_ingress_graph_token_failures_total');
     remote.graph.messages.failNextSends(1, { code: 190, message: 'Error validating access token' });
-    const id = await reply(text('token trouble'));
+    // A recipient of its own: its retry (30 s) holds its recipient's later replies back, as real SQS FIFO would.
+    const id = await reply(text('token trouble'), { to: '16505550400' });
     await waitFor(async () => sendsOf(id).length === 1, 10_000, 'the refused send');
     await waitFor(async () => (await rig.metric('wa_ingress_graph_token_failures_total')) === before + 1, 5000, 'the token failure counted');
     await waitFor(async () => (await store.get(id))!.journey.some((j) => j.step === 'retry'), 5000, 'the claim given back');
