@@ -83,6 +83,7 @@ export function startSender(deps: {
     reporter: new OutboundFailureReporter({ bird: deps.bird, secrets: deps.secrets, parker: new DlqParker({ sqs: clients.sqs, dlqUrl, registry }), logger }),
     defaultAccessToken: config.whatsapp.accessToken,
     uncertainGraceMs: config.outbound.uncertainGraceMs,
+    maxAmbiguousResends: config.outbound.maxAmbiguousResends,
     lapsedGraceMs: config.outbound.uncertainGraceMs + config.worker.visibilityTimeoutSeconds * 1000,
     sendTimeoutMs: config.outbound.sendTimeoutMs,
     logger,
