@@ -78,7 +78,7 @@ export class DynamoSendOutcomes {
         : await this.update.apply('operator_mark_sent', id, {
             UpdateExpression: 'SET #status = :sent, #rank = :rank, #updatedAt = :at, #journey = list_append(#journey, :step)',
             ConditionExpression: parked,
-            ExpressionAttributeValues: { ':uncertain': 'uncertain', ':sent': 'sent', ':rank': STATE_RANK.sent, ':at': at, ':step': [journeyStep(now, 'sent', `marked sent ${why} (no wamid: Meta's answer was never seen)`)] },
+            ExpressionAttributeValues: { ':uncertain': 'uncertain', ':sent': 'sent', ':rank': STATE_RANK.sent, ':at': at, ':step': [journeyStep(now, 'operator', `marked sent ${why} (no wamid: Meta's answer was never seen)`)] },
           });
     return answer !== undefined;
   }

@@ -23,7 +23,7 @@ export const STATE_RANK: Record<OutboundState, number> = { queued: 0, sending: 1
  */
 export interface JourneyStep {
   at: string;
-  /** `operator`: an operator allowed one more send of an uncertain reply (who and why in `detail`). */
+  /** `operator`: an operator's resend or mark-as-sent of an uncertain reply (who and why in `detail`). */
   step: 'queued' | 'sending' | 'sent' | 'delivered' | 'read' | 'failed' | 'uncertain' | 'retry' | 'operator';
   detail?: string;
 }

@@ -155,7 +155,7 @@ describe('DynamoOutboundStore', () => {
     const record = (await store.get(id))!;
     expect(record.status).toBe('sent');
     expect(record.wamid).toBeUndefined();
-    expect(record.journey.at(-1)).toMatchObject({ step: 'sent', detail: expect.stringContaining('marked sent by cli:ops: the person confirmed') });
+    expect(record.journey.at(-1)).toMatchObject({ step: 'operator', detail: expect.stringContaining('marked sent by cli:ops: the person confirmed') });
     // A later status still moves it forward, and brings the wamid.
     expect(await store.settle({ lineId: 'line-a', id, wamid: 'wamid.late', status: 'delivered' })).toMatchObject({ status: 'delivered', wamid: 'wamid.late' });
 
