@@ -26,13 +26,10 @@ export class DynamoSendOutcomes {
   async markUncertain(fence: SendFence, graceMs: number | undefined, detail: string): Promise<boolean> {
     const now = this.clock();
     const values: Record<string, unknown> = { ':uncertain': 'uncertain', ':sending': 'sending', ':one': 1, ':at': new Date(now).toISOString(), ':step': [journeyStep(now, 'uncertain', detail)] };
-    let retry = 'REMOVE #retryAt';
-    if (graceMs !== undefined) {
-      values[':retryAt'] = now + graceMs;
-      retry = '';
-    }
+    if (graceMs !== undefined) values[':retryAt'] = now + graceMs;
+    const set = 'SET #status = :uncertain, #updatedAt = :at, #journey = list_append(#journey, :step)';
     return this.applied('uncertain', fence, {
-      UpdateExpression: `SET #status = :uncertain, #updatedAt = :at, #journey = list_append(#journey, :step)${graceMs !== undefined ? ', #retryAt = :retryAt' : ''} ADD #ambiguousSends :one ${retry}`.trim(),
+      UpdateExpression: graceMs !== undefined ? `${set}, #retryAt = :retryAt ADD #ambiguousSends :one` : `${set} ADD #ambiguousSends :one REMOVE #retryAt`,
       ConditionExpression: '#status = :sending AND #attempts = :attempt',
       ExpressionAttributeValues: values,
     });
