@@ -30,6 +30,7 @@ import { createRegistry, type Registry } from '../src/observability/metrics';
 import { startSender } from '../src/outbound';
 import { QueueOutboundAcceptor } from '../src/outbound/acceptor';
 import { DynamoOutboundStore, OUTBOUND_WRITES_METRIC } from '../src/outbound/dynamo-outbound-store';
+import { fenceOf } from '../src/outbound/outbound-store';
 
 const REPLIES = Number(process.env.BENCH_REPLIES ?? 2000);
 const RECIPIENTS = Number(process.env.BENCH_RECIPIENTS ?? 200);
@@ -241,8 +242,8 @@ async function main(): Promise<void> {
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
       for (let i = next++; i < REPLIES; i = next++) {
-        await store.claim(dynamoIds[i]!, 60_000);
-        await store.markSent(dynamoIds[i]!, `wamid.dynamo${i}`);
+        const claim = await store.claim(dynamoIds[i]!, 60_000);
+        if (claim.claimed) await store.markSent(fenceOf(claim), `wamid.dynamo${i}`);
       }
     }),
   );

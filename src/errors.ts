@@ -82,6 +82,8 @@ export const FAILURE_REASONS = {
   recipient_undeliverable: 'permanent',
   template_error: 'permanent',
   graph_rejected: 'permanent',
+  // A resend was ambiguous too: Meta may hold it twice, or not at all. An operator resends or marks it sent.
+  send_uncertain: 'permanent',
 } as const satisfies Record<string, 'retryable' | 'permanent'>;
 
 type ReasonTable = typeof FAILURE_REASONS;

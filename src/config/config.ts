@@ -82,6 +82,8 @@ const envSchema = z.object({
   // Outbound (replies).
   OUTBOUND_CONCURRENCY: int(1, 1024).default(32),
   OUTBOUND_UNCERTAIN_GRACE_MS: int(1000, 3_600_000).default(30_000),
+  // Each ambiguous send that is resent may reach the person twice: past this many, an operator decides.
+  OUTBOUND_MAX_AMBIGUOUS_RESENDS: int(0, 5).default(1),
   OUTBOUND_SEND_TIMEOUT_MS: int(500, 120_000).default(15_000),
   // At least the DLQ's 14 days: a parked reply's record (and its journey) must outlive the parked job.
   OUTBOUND_RETENTION_DAYS: int(14, 365).default(30),
@@ -141,6 +143,8 @@ export interface Config {
     dlqUrl?: string;
     concurrency: number;
     uncertainGraceMs: number;
+    /** Resends of an ambiguous send before the reply is parked `send_uncertain` for an operator. */
+    maxAmbiguousResends: number;
     sendTimeoutMs: number;
     retentionDays: number;
     /** The outbox sweeper (worker role): pending past `ageMs`, enqueued again; a sweep every `sweepMs`. */
@@ -262,6 +266,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       dlqUrl: env.SQS_OUTBOUND_DLQ_URL,
       concurrency: env.OUTBOUND_CONCURRENCY,
       uncertainGraceMs: env.OUTBOUND_UNCERTAIN_GRACE_MS,
+      maxAmbiguousResends: env.OUTBOUND_MAX_AMBIGUOUS_RESENDS,
       sendTimeoutMs: env.OUTBOUND_SEND_TIMEOUT_MS,
       retentionDays: env.OUTBOUND_RETENTION_DAYS,
       outbox: { ageMs: env.OUTBOUND_OUTBOX_AGE_MS, sweepMs: env.OUTBOUND_OUTBOX_SWEEP_MS },

@@ -5,6 +5,8 @@ import type { JournalBus } from '../journal/journal-bus';
 import { OutboundJournal } from '../journal/outbound-journal';
 import type { Logger } from '../observability/logger';
 import { DeadLetterQueue } from '../queue/dlq';
+import { DynamoOutboundStore } from '../outbound/dynamo-outbound-store';
+import { UncertainReplies } from '../outbound/uncertain-replies';
 import type { LineSource } from './journal-routes';
 import { startConsole, type RunningConsole } from './server';
 
@@ -31,6 +33,13 @@ export function startConsoleFromConfig(deps: {
     outboundQueueUrl && outboundDlqUrl
       ? new DeadLetterQueue({ sqs: clients.sqs, queueUrl: outboundQueueUrl, dlqUrl: outboundDlqUrl, waitTimeSeconds: 0, holdSeconds: 20 })
       : undefined;
+  const uncertainReplies = outbound
+    ? new UncertainReplies({
+        store: new DynamoOutboundStore({ documents: clients.documents, tableName: config.dynamodb.outboundTable, retentionDays: config.outbound.retentionDays, journalBus: deps.bus }),
+        parked: outbound,
+        logger: deps.logger,
+      })
+    : undefined;
   return startConsole({
     port: config.console.port,
     token: config.console.token,
@@ -39,6 +48,7 @@ export function startConsoleFromConfig(deps: {
     outbound: outboundQueueUrl ? new OutboundJournal({ documents: clients.documents, tableName: config.dynamodb.outboundTable }) : undefined,
     lines: deps.lines,
     queues: { inbound, outbound },
+    uncertainReplies,
     bus: deps.bus,
     localFeed: deps.localFeed,
     media: { s3: clients.s3, bucket: config.s3.bucket },

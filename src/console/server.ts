@@ -9,6 +9,7 @@ import type { OutboundJournal } from '../journal/outbound-journal';
 import type { JournalBus } from '../journal/journal-bus';
 import type { Logger } from '../observability/logger';
 import type { DeadLetterQueue } from '../queue/dlq';
+import type { UncertainReplies } from '../outbound/uncertain-replies';
 import { CONSOLE_PATH, requireCredential, sessionRoutes } from './access';
 import { ConsoleAuth } from './auth';
 import { dlqRoutes, type QueueName } from './dlq-routes';
@@ -25,6 +26,8 @@ export interface ConsoleOptions {
   journal: InboundJournal;
   /** The replies' journal, when this gateway sends replies (SQS_OUTBOUND_QUEUE_URL). */
   outbound?: OutboundJournal;
+  /** An operator's resend / mark-as-sent of replies parked `send_uncertain` (needs the outbound DLQ). */
+  uncertainReplies?: UncertainReplies;
   lines: LineSource;
   queues: Partial<Record<QueueName, DeadLetterQueue>>;
   bus: JournalBus;
@@ -77,7 +80,7 @@ export function createConsoleApp(options: ConsoleOptions): { app: Express; tail?
   api.use(sessionRoutes(auth, logger));
   api.use(requireCredential(auth, logger));
   api.use(journalRoutes({ journal: options.journal, outbound: options.outbound, lines: options.lines, media: options.media, logger }));
-  if (options.outbound) api.use(outboundRoutes({ outbound: options.outbound, lines: options.lines, logger }));
+  if (options.outbound) api.use(outboundRoutes({ outbound: options.outbound, lines: options.lines, decisions: options.uncertainReplies, logger }));
   api.use(dlqRoutes({ queues: options.queues, logger }));
   api.use(streamRoutes({ bus: options.bus, heartbeatMs: options.heartbeatMs, onSubscribe: tail && (() => tail.subscribe()), logger }));
   api.use((req, res) => res.status(404).json({ error: 'not_found', message: `No console API ${req.method} ${req.path}` }));

@@ -1,14 +1,14 @@
 import { GetCommand, QueryCommand, type DynamoDBDocumentClient, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import { OUTBOUND_BY_CONTACT_INDEX, OUTBOUND_BY_LINE_INDEX } from '../aws/resources';
 import { maskPhone, maskWamids } from '../observability/logger';
-import { apiStatus, contactKey, type OutboundRecord, type OutboundState } from '../outbound/record';
+import { apiStatus, awaitsOperator, contactKey, type OutboundRecord, type OutboundState } from '../outbound/record';
 import { mergedPage, type Item, type Page, type PageSource } from './index-pages';
 import { maskWamid } from './journey';
 import type { OutboundDetail, OutboundSummary } from '../console/ui/contract';
 
 export type { OutboundDetail, OutboundSummary } from '../console/ui/contract';
 
-export const OUTBOUND_STATUS_FILTERS = ['queued', 'sending', 'sent', 'delivered', 'read', 'failed'] as const;
+export const OUTBOUND_STATUS_FILTERS = ['queued', 'sending', 'uncertain', 'sent', 'delivered', 'read', 'failed'] as const;
 
 export interface OutboundQuery {
   lineId?: string;
@@ -33,10 +33,10 @@ export class OutboundJournal {
     // A wamid is base64 of a protobuf that starts with the phone number: only its tail, as in the logs.
     const journey = (record.journey ?? []).map((s) => ({
       at: s.at,
-      step: s.step === 'uncertain' ? 'sending' : s.step,
+      step: s.step,
       ...(s.detail ? { detail: maskWamids(s.detail) } : {}),
     }));
-    return { ...summary(item), journey };
+    return { ...summary(item), journey, awaitsOperator: awaitsOperator(record) };
   }
 
   /** Newest first. By `to`: the contact index of the line (or of every line); else the line index (or every line's, merged). */
@@ -100,7 +100,7 @@ export class OutboundJournal {
       key: String(i.pk),
       lineId: String(i.lineId),
       updatedAt: String(i.updatedAt),
-      journey: ((i.journey ?? []) as { at: string; step: string }[]).map((s) => ({ at: s.at, step: s.step === 'uncertain' ? 'sending' : s.step })),
+      journey: ((i.journey ?? []) as { at: string; step: string }[]).map((s) => ({ at: s.at, step: s.step })),
     }));
   }
 
@@ -112,11 +112,6 @@ export class OutboundJournal {
       names['#status'] = 'status';
       values[':status'] = query.status;
       filter = '#status = :status';
-      // The API shows an uncertain send as sending.
-      if (query.status === 'sending') {
-        values[':uncertain'] = 'uncertain';
-        filter = '(#status = :status OR #status = :uncertain)';
-      }
     }
     return {
       TableName: this.options.tableName,

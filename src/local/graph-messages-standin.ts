@@ -10,7 +10,8 @@ import type { Logger } from '../observability/logger';
  * The Graph stand-in's `POST /{version}/{phone_number_id}/messages`: validates as Meta does,
  * answers Meta's shapes, appends each accepted send to an outbox file, and posts signed status
  * webhooks (sent, delivered, read, echoing `biz_opaque_callback_data`) back to the gateway.
- * Faults can be programmed: error codes n times, latency, accept-then-lose-the-response.
+ * Faults can be programmed: error codes n times, latency, accept-then-lose-the-response, and a
+ * recipient whose every send loses its connection before Meta takes it.
  * Also the read / typing-indicator call (`status: "read"`) → `{success: true}`.
  */
 
@@ -29,8 +30,11 @@ export interface RecordedSend {
   body: Record<string, unknown>;
   /** `biz_opaque_callback_data` as sent. */
   callbackData?: string;
-  /** accepted: answered with a wamid; lost: accepted, then the connection dropped; error: refused with `code`. */
-  outcome: 'accepted' | 'lost' | 'error';
+  /**
+   * accepted: answered with a wamid; lost: accepted, then the connection dropped; dropped: the
+   * connection dropped and Meta never took it; error: refused with `code`.
+   */
+  outcome: 'accepted' | 'lost' | 'dropped' | 'error';
   wamid?: string;
   code?: number;
   at: number;
@@ -71,6 +75,7 @@ export class MessagesStandIn {
   private faults: Array<SendFault & { remaining: number }> = [];
   private lose: { remaining: number; statuses: boolean } = { remaining: 0, statuses: true };
   private latencyMs = 0;
+  private readonly droppedRecipients = new Set<string>();
   private statusesEnabled = true;
   private failReads = 0;
   private webhook: { url?: string; appSecret?: string };
@@ -93,6 +98,11 @@ export class MessagesStandIn {
   /** The next `times` sends are accepted (recorded, statuses as told) but the connection drops before the answer. */
   loseNextResponses(times: number, options: { statuses: boolean }): void {
     this.lose = { remaining: times, statuses: options.statuses };
+  }
+
+  /** Every later send to `to` drops its connection without being accepted: no wamid, no status. */
+  dropConnectionsTo(to: string): void {
+    this.droppedRecipients.add(to);
   }
 
   setLatency(ms: number): void {
@@ -127,6 +137,7 @@ export class MessagesStandIn {
     this.faults = [];
     this.lose = { remaining: 0, statuses: true };
     this.latencyMs = 0;
+    this.droppedRecipients.clear();
     this.statusesEnabled = true;
     this.failReads = 0;
   }
@@ -170,6 +181,11 @@ export class MessagesStandIn {
     if (!check.ok) {
       record.code = 131009;
       return this.error(res, 400, 131009, `(#131009) Parameter value is not valid: ${describeIssues(check.issues)}`);
+    }
+    if (this.droppedRecipients.has(to)) {
+      record.outcome = 'dropped';
+      res.socket?.destroy();
+      return;
     }
     const fault = this.faults.find((f) => f.remaining > 0);
     if (fault) {

@@ -1,9 +1,11 @@
-import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
-import { ConfigError, PermanentError, RetryableError, type GatewayError } from '../errors';
+import { GetCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { ConfigError, RetryableError } from '../errors';
 import { OUTBOUND_BY_WAMID_INDEX } from '../aws/resources';
 import type { JournalBus } from '../journal/journal-bus';
 import { Counter, sharedCounter, type Registry } from '../observability/metrics';
-import type { ClaimResult, CreateResult, NewOutbound, OutboundStore, StatusUpdate } from './outbound-store';
+import { ConditionalRecordUpdate, describeError, isConditionFailure, journeyStep, storeFailure, type RecordUpdateInput } from './dynamo-record-update';
+import { DynamoSendOutcomes } from './dynamo-send-outcomes';
+import type { ClaimResult, CreateResult, NewOutbound, OperatorDecision, OutboundStore, SendFence, StatusUpdate } from './outbound-store';
 import { STATE_RANK, contactKey, outboxShardOf, type JourneyStep, type OutboundError, type OutboundRecord } from './record';
 
 export interface DynamoOutboundStoreOptions {
@@ -22,7 +24,8 @@ export const OUTBOUND_WRITES_METRIC = 'wa_ingress_outbound_store_writes_total';
 /**
  * Outbound records in DynamoDB. Each state change is one conditional write that also appends the
  * journey step (list_append), so the journal costs no extra writes. Reads happen only when a
- * conditional write was refused and the caller must know why.
+ * conditional write was refused and the caller must know why. Here: create, reads, the claim and
+ * Meta's statuses; the writes that end a send (fenced by the claim) are DynamoSendOutcomes.
  */
 export class DynamoOutboundStore implements OutboundStore {
   private readonly documents: DynamoDBDocumentClient;
@@ -31,6 +34,8 @@ export class DynamoOutboundStore implements OutboundStore {
   private readonly clock: () => number;
   private readonly writes: Counter<'operation' | 'result'>;
   private readonly journalBus?: JournalBus;
+  private readonly update: ConditionalRecordUpdate;
+  private readonly outcomes: DynamoSendOutcomes;
 
   constructor(options: DynamoOutboundStoreOptions) {
     if (!options.tableName) throw new ConfigError('DYNAMODB_OUTBOUND_TABLE must name the outbound table');
@@ -41,6 +46,8 @@ export class DynamoOutboundStore implements OutboundStore {
     this.journalBus = options.journalBus;
     const counter = { name: OUTBOUND_WRITES_METRIC, help: 'DynamoDB writes to outbound records, by operation and result (applied, refused: the condition did not hold)', labelNames: ['operation', 'result'] as const };
     this.writes = options.registry ? sharedCounter(options.registry, counter) : new Counter({ ...counter, registers: [] });
+    this.update = new ConditionalRecordUpdate({ documents: this.documents, tableName: this.tableName, writes: this.writes, journalBus: this.journalBus });
+    this.outcomes = new DynamoSendOutcomes(this.update, this.clock);
   }
 
   async create(input: NewOutbound): Promise<CreateResult> {
@@ -140,72 +147,24 @@ export class DynamoOutboundStore implements OutboundStore {
     return { claimed: true, record, resend };
   }
 
-  async markSent(id: string, wamid: string): Promise<boolean> {
-    const now = this.clock();
-    return (
-      (await this.change('sent', id, {
-        UpdateExpression: 'SET #status = :sent, #rank = :rank, #wamid = :wamid, #updatedAt = :at, #journey = list_append(#journey, :step) REMOVE #retryAt',
-        ConditionExpression: 'attribute_exists(#pk) AND #rank < :rank',
-        ExpressionAttributeValues: {
-          ':sent': 'sent',
-          ':rank': STATE_RANK.sent,
-          ':wamid': wamid,
-          ':at': new Date(now).toISOString(),
-          ':step': [this.step(now, 'sent', wamid)],
-        },
-      })) !== undefined
-    );
+  markSent(fence: SendFence, wamid: string): Promise<boolean> {
+    return this.outcomes.markSent(fence, wamid);
   }
 
-  async markUncertain(id: string, graceMs: number, detail: string): Promise<boolean> {
-    const now = this.clock();
-    return (
-      (await this.change('uncertain', id, {
-        UpdateExpression: 'SET #status = :uncertain, #retryAt = :retryAt, #updatedAt = :at, #journey = list_append(#journey, :step)',
-        ConditionExpression: '#status = :sending',
-        ExpressionAttributeValues: {
-          ':uncertain': 'uncertain',
-          ':sending': 'sending',
-          ':retryAt': now + graceMs,
-          ':at': new Date(now).toISOString(),
-          ':step': [this.step(now, 'uncertain', detail)],
-        },
-      })) !== undefined
-    );
+  markUncertain(fence: SendFence, graceMs: number | undefined, detail: string): Promise<boolean> {
+    return this.outcomes.markUncertain(fence, graceMs, detail);
   }
 
-  async release(id: string, detail: string): Promise<boolean> {
-    const now = this.clock();
-    return (
-      (await this.change('release', id, {
-        UpdateExpression: 'SET #status = :queued, #rank = :rank, #updatedAt = :at, #journey = list_append(#journey, :step) REMOVE #retryAt',
-        ConditionExpression: '#status = :sending',
-        ExpressionAttributeValues: {
-          ':queued': 'queued',
-          ':sending': 'sending',
-          ':rank': STATE_RANK.queued,
-          ':at': new Date(now).toISOString(),
-          ':step': [this.step(now, 'retry', detail)],
-        },
-      })) !== undefined
-    );
+  release(fence: SendFence, detail: string): Promise<boolean> {
+    return this.outcomes.release(fence, detail);
   }
 
-  async markFailed(id: string, error: OutboundError): Promise<boolean> {
-    const now = this.clock();
-    return (
-      (await this.change('failed', id, {
-        UpdateExpression: 'SET #status = :failed, #rank = :rank, #error = :error, #updatedAt = :at, #journey = list_append(#journey, :step) REMOVE #retryAt',
-        ConditionExpression: 'attribute_exists(#pk) AND #rank < :rank',
-        ExpressionAttributeValues: {
-          ':failed': 'failed',
-          ':rank': STATE_RANK.failed,
-          ':error': error,
-          ':at': new Date(now).toISOString(),
-          ':step': [this.step(now, 'failed', describeError(error))],
-        },
-      })) !== undefined
-    );
+  markFailed(fence: SendFence, error: OutboundError): Promise<boolean> {
+    return this.outcomes.markFailed(fence, error);
+  }
+
+  decide(id: string, decision: OperatorDecision): Promise<boolean> {
+    return this.outcomes.decide(id, decision);
   }
 
   async settle(update: StatusUpdate): Promise<OutboundRecord | undefined> {
@@ -241,53 +200,10 @@ export class DynamoOutboundStore implements OutboundStore {
   }
 
   private step(now: number, step: JourneyStep['step'], detail?: string): JourneyStep {
-    return detail === undefined ? { at: new Date(now).toISOString(), step } : { at: new Date(now).toISOString(), step, detail };
+    return journeyStep(now, step, detail);
   }
 
-  /** One conditional UpdateItem; undefined when the condition did not hold. `#name` stands for the attribute `name`. */
-  private async change(
-    operation: string,
-    id: string,
-    input: Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ExpressionAttributeNames'>,
-  ): Promise<Record<string, unknown> | undefined> {
-    const expressions = `${input.UpdateExpression ?? ''} ${input.ConditionExpression ?? ''}`;
-    const names = Object.fromEntries([...expressions.matchAll(/#\w+/g)].map(([p]) => [p, p.slice(1)]));
-    try {
-      const out = await this.documents.send(
-        // ALL_NEW unless told: the record's line, for the live tail, comes with the write.
-        new UpdateCommand({ TableName: this.tableName, Key: { pk: id }, ExpressionAttributeNames: names, ReturnValues: 'ALL_NEW', ...input }),
-      );
-      this.writes.inc({ operation, result: 'applied' });
-      const lineId = out.Attributes?.lineId;
-      const steps = (input.ExpressionAttributeValues?.[':step'] ?? []) as JourneyStep[];
-      if (typeof lineId === 'string') for (const step of steps) this.journalBus?.publish({ key: id, lineId, step: step.step === 'uncertain' ? 'sending' : step.step, at: step.at });
-      return out.Attributes ?? {};
-    } catch (error) {
-      if (isConditionFailure(error)) {
-        this.writes.inc({ operation, result: 'refused' });
-        return undefined;
-      }
-      throw storeFailure(operation, error);
-    }
+  private change(operation: string, id: string, input: RecordUpdateInput): Promise<Record<string, unknown> | undefined> {
+    return this.update.apply(operation, id, input);
   }
-}
-
-function describeError(error: OutboundError): string {
-  return error.code === undefined ? error.title : `${error.code} ${error.title}`;
-}
-
-function isConditionFailure(error: unknown): boolean {
-  return error instanceof Error && error.name === 'ConditionalCheckFailedException';
-}
-
-function storeFailure(operation: string, error: unknown): GatewayError {
-  const name = error instanceof Error ? error.name : 'UnknownError';
-  if (name === 'ValidationException') {
-    return new PermanentError('outbound_store_rejected', `DynamoDB rejected the outbound ${operation} as invalid (${name})`, { cause: error });
-  }
-  return new RetryableError(
-    'outbound_store_unavailable',
-    `outbound record ${operation} failed (${name}); check DynamoDB and that DYNAMODB_OUTBOUND_TABLE exists`,
-    { cause: error },
-  );
 }

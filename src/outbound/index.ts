@@ -92,6 +92,7 @@ export function startSender(deps: {
     }),
     defaultAccessToken: config.whatsapp.accessToken,
     uncertainGraceMs: config.outbound.uncertainGraceMs,
+    maxAmbiguousResends: config.outbound.maxAmbiguousResends,
     lapsedGraceMs: config.outbound.uncertainGraceMs + config.worker.visibilityTimeoutSeconds * 1000,
     sendTimeoutMs: config.outbound.sendTimeoutMs,
     logger,

@@ -6,8 +6,11 @@
 /** Where a reply came from; kept on the record for the operator. */
 export type OutboundSource = 'api' | 'flow_reply' | 'bird_webhook' | 'cli';
 
-/** queued < sending < sent < delivered < read; failed is terminal. Statuses never move backwards. */
-export type OutboundStatus = 'queued' | 'sending' | 'sent' | 'delivered' | 'read' | 'failed';
+/**
+ * queued < sending < sent < delivered < read; failed is terminal. Statuses never move backwards.
+ * `uncertain` (rank of sending): Meta may have taken it; a status, a resend or an operator settles it.
+ */
+export type OutboundStatus = 'queued' | 'sending' | 'uncertain' | 'sent' | 'delivered' | 'read' | 'failed';
 
 /** A Meta send body (`POST /{phone_number_id}/messages`) without `to`; validated before acceptance. */
 export type OutboundBody = Record<string, unknown> & { type: string };

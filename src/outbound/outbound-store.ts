@@ -24,6 +24,25 @@ export type ClaimResult =
   | { claimed: true; record: OutboundRecord; resend: false | 'uncertain' | 'lapsed_claim' }
   | { claimed: false; record?: OutboundRecord };
 
+/** The claim a send was made under: its attempt number fences every write that ends the send. */
+export interface SendFence {
+  id: string;
+  /** The record's `attempts` right after this claim took it. */
+  attempt: number;
+}
+
+export function fenceOf(claim: Extract<ClaimResult, { claimed: true }>): SendFence {
+  return { id: claim.record.id, attempt: claim.record.attempts };
+}
+
+/** What an operator decided for a reply parked `send_uncertain`; who and why go into its journey. */
+export interface OperatorDecision {
+  action: 'resend' | 'mark_sent';
+  /** Who decided (console, or the CLI's user): short, never a secret. */
+  actor: string;
+  reason: string;
+}
+
 /** A status Meta reported for a message we sent (a webhook), to settle the record with. */
 export interface StatusUpdate {
   lineId: string;
@@ -42,13 +61,22 @@ export interface OutboundStore {
   findByWamid(wamid: string): Promise<OutboundRecord | undefined>;
   /** Take the record for one send (it leaves the outbox): `queued`, or `sending`/`uncertain` whose retryAt has passed. Holds it until `leaseMs` from now. */
   claim(id: string, leaseMs: number): Promise<ClaimResult>;
-  /** Meta accepted the send. False when a status webhook had already moved it further. */
-  markSent(id: string, wamid: string): Promise<boolean>;
-  /** An ambiguous outcome: no resend before `graceMs` from now, unless a status settles it first. */
-  markUncertain(id: string, graceMs: number, detail: string): Promise<boolean>;
+  /*
+   * The writes that end a send carry its claim (`fence`). Each answers false when it did not apply:
+   * a status moved the record further, or another claim took it since (this sender was fenced out).
+   */
+  /** Meta accepted the send. */
+  markSent(fence: SendFence, wamid: string): Promise<boolean>;
+  /**
+   * An ambiguous outcome, counted in `ambiguousSends`: no resend before `graceMs` from now, unless a
+   * status settles it first. `graceMs` undefined: the resends are spent; it waits for an operator.
+   */
+  markUncertain(fence: SendFence, graceMs: number | undefined, detail: string): Promise<boolean>;
   /** A clean refusal (Meta did not take it): back to `queued` for the next attempt. */
-  release(id: string, detail: string): Promise<boolean>;
-  markFailed(id: string, error: OutboundError): Promise<boolean>;
+  release(fence: SendFence, detail: string): Promise<boolean>;
+  markFailed(fence: SendFence, error: OutboundError): Promise<boolean>;
+  /** An operator's resend or mark-as-sent of a reply parked uncertain; false when it is not (any more). */
+  decide(id: string, decision: OperatorDecision): Promise<boolean>;
   /** Apply a status webhook, forward only. Returns the record (settled or already further), or undefined when it is not ours. */
   settle(update: StatusUpdate): Promise<OutboundRecord | undefined>;
 }

@@ -1,15 +1,18 @@
 import { createHash } from 'node:crypto';
 import type { OutboundBody, OutboundSource, OutboundStatus } from './job';
 
+export type { OutboundStatus } from './job';
+
 /**
  * The outbound record: one per reply, keyed by its outbound id, which is derived from line +
  * idempotency key (so "same key" and "same id" are one thing, and the id alone finds the record:
  * the status API, and `biz_opaque_callback_data` echoed in Meta's statuses).
  *
- * `uncertain` is internal: Meta may have accepted the send (a timeout, a connection lost after the
- * request was written, a 5xx). The API shows it as `sending`.
+ * `uncertain`: Meta may have accepted the send (a timeout, a connection lost after the request was
+ * written, a 5xx). With a `retryAt` it waits for a status before its one resend; without one it
+ * waits for an operator (resend, or mark as sent) or a late status.
  */
-export type OutboundState = 'queued' | 'sending' | 'uncertain' | 'sent' | 'delivered' | 'read' | 'failed';
+export type OutboundState = OutboundStatus;
 
 /** Writes move a record only to a higher rank: a late `sent` never overwrites `read`; failed is terminal. */
 export const STATE_RANK: Record<OutboundState, number> = { queued: 0, sending: 1, uncertain: 1, sent: 2, delivered: 3, read: 4, failed: 5 };
@@ -20,7 +23,8 @@ export const STATE_RANK: Record<OutboundState, number> = { queued: 0, sending: 1
  */
 export interface JourneyStep {
   at: string;
-  step: 'queued' | 'sending' | 'sent' | 'delivered' | 'read' | 'failed' | 'uncertain' | 'retry';
+  /** `operator`: an operator's resend or mark-as-sent of an uncertain reply (who and why in `detail`). */
+  step: 'queued' | 'sending' | 'sent' | 'delivered' | 'read' | 'failed' | 'uncertain' | 'retry' | 'operator';
   detail?: string;
 }
 
@@ -67,11 +71,14 @@ export interface OutboundRecord {
   /** ISO 8601; `createdAt` is the sort key of the byLine and byContact indexes. */
   createdAt: string;
   updatedAt: string;
-  /** Sends attempted (claims taken). */
+  /** Sends attempted (claims taken). The last claim's number is its fencing token: its writes carry it. */
   attempts: number;
+  /** Sends whose outcome was ambiguous; past OUTBOUND_MAX_AMBIGUOUS_RESENDS + 1 the reply waits for an operator. */
+  ambiguousSends?: number;
   /**
    * Epoch ms. While `sending` or `uncertain`: the record may be claimed again (and resent) only
-   * after this, when no status webhook has settled it in the meantime.
+   * after this, when no status webhook has settled it in the meantime. An `uncertain` record
+   * without it is parked for an operator and never claimed.
    */
   retryAt?: number;
   journey: JourneyStep[];
@@ -130,9 +137,14 @@ export function contactKey(lineId: string, to: string): string {
   return `${lineId}#${createHash('sha256').update(to.replace(/^\+/, '')).digest('hex').slice(0, 24)}`;
 }
 
-/** The API never shows `uncertain`: for the caller the send is still under way. */
+/** What the API and the console show: the state itself (`uncertain` included, since issue 13). */
 export function apiStatus(state: OutboundState): OutboundStatus {
-  return state === 'uncertain' ? 'sending' : state;
+  return state;
+}
+
+/** An uncertain reply whose resends are spent: only an operator (or a late status) moves it. */
+export function awaitsOperator(record: Pick<OutboundRecord, 'status' | 'retryAt'>): boolean {
+  return record.status === 'uncertain' && record.retryAt === undefined;
 }
 
 /** What `GET /v1/lines/:lineId/messages/:id` answers. */

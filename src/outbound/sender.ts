@@ -1,5 +1,4 @@
-import { handleWhen, retry } from 'cockatiel';
-import { GatewayError, PermanentError, RetryableError, isRetryable } from '../errors';
+import { GatewayError, PermanentError, RetryableError } from '../errors';
 import type { Line } from '../lines/line';
 import type { LineRegistry } from '../lines/registry';
 import type { SecretResolver } from '../lines/secrets';
@@ -9,12 +8,14 @@ import { Counter, type Registry } from '../observability/metrics';
 import { GroupHold } from '../queue/group-hold';
 import type { ReceivedMessage } from '../queue/message';
 import type { HandlerOutcome, MessageHandler } from '../queue/poller';
-import { EqualJitterBackoff, exponentialBackoff } from '../resilience/backoff';
+import { exponentialBackoff } from '../resilience/backoff';
 import type { OutboundFailureReporter } from './failure-reporter';
 import type { GraphSendClient } from './graph-send-client';
 import { decodeJob, groupIdOf, type OutboundJob } from './job-message';
-import type { OutboundStore } from './outbound-store';
+import { fenceOf, type OutboundStore } from './outbound-store';
+import { awaitsOperator } from './record';
 import type { LineRateLimiter } from './rate-limiter';
+import { SendOutcomeRecorder, type Sending } from './send-outcome-recorder';
 
 export interface OutboundSenderOptions {
   store: OutboundStore;
@@ -27,6 +28,8 @@ export interface OutboundSenderOptions {
   defaultAccessToken?: string;
   /** OUTBOUND_UNCERTAIN_GRACE_MS: how long an ambiguous send waits for a status before it is sent again. */
   uncertainGraceMs: number;
+  /** OUTBOUND_MAX_AMBIGUOUS_RESENDS (default 1): past it, an ambiguous reply is parked `send_uncertain`. */
+  maxAmbiguousResends?: number;
   /**
    * After a sender died mid-send: its statuses may sit in inbound messages that died with it and
    * come back only when their visibility lapses (and their dedupe lease with it). Default: the grace
@@ -60,8 +63,7 @@ export class OutboundSender {
   private readonly hold: GroupHold;
   private readonly retryBase: number;
   private readonly retryMax: number;
-  /** Recording the accept is retried in place: giving up there means waiting for a status, or a resend. */
-  private readonly recording = retry(handleWhen(isRetryable), { maxAttempts: 4, backoff: new EqualJitterBackoff({ initialDelayMs: 50, maxDelayMs: 500 }) });
+  private readonly outcomes: SendOutcomeRecorder;
   private readonly metrics: {
     sends: Counter<'outcome'>;
     resends: Counter<'cause'>;
@@ -78,6 +80,7 @@ export class OutboundSender {
       logger: options.logger,
       registry: options.registry,
     });
+    this.outcomes = new SendOutcomeRecorder({ store: options.store, reporter: options.reporter, maxAmbiguousResends: options.maxAmbiguousResends ?? 1, registry: options.registry });
     const registers = [options.registry];
     this.metrics = {
       sends: new Counter({
@@ -128,13 +131,12 @@ export class OutboundSender {
     await this.options.rate.acquire(line.lineId, line.sendRateLimit);
     const claim = await this.options.store.claim(job.id, this.options.sendTimeoutMs + this.options.uncertainGraceMs);
     if (!claim.claimed) return this.notClaimed(job, line, claim.record, message, log);
+    const sending: Sending = { job, line, fence: fenceOf(claim), ambiguousBefore: claim.record.ambiguousSends ?? 0, message, log };
     if (claim.resend === 'lapsed_claim') {
       // A sender died mid-send. Its statuses may be stuck in inbound messages that died with it:
       // give them time to come back and settle the record before sending again.
-      const graceMs = this.options.lapsedGraceMs ?? this.options.uncertainGraceMs;
-      await this.options.store.markUncertain(job.id, graceMs, 'claim lapsed: the sender stopped mid-send');
-      log.warn({ event: 'outbound_claim_lapsed', graceMs }, 'a sender stopped mid-send: waiting for a status before any resend');
-      return { action: 'retry', delaySeconds: Math.ceil(graceMs / 1000), reason: 'send_uncertain' };
+      log.warn({ event: 'outbound_claim_lapsed' }, 'a sender stopped mid-send: waiting for a status before any resend');
+      return this.outcomes.ambiguous(sending, 'claim lapsed: the sender stopped mid-send', this.options.lapsedGraceMs ?? this.options.uncertainGraceMs);
     }
     if (claim.resend) {
       this.metrics.resends.inc({ cause: claim.resend });
@@ -150,20 +152,13 @@ export class OutboundSender {
 
     switch (outcome.kind) {
       case 'accepted': {
-        await this.recording.execute(() => this.options.store.markSent(job.id, outcome.wamid)).catch((error: unknown) => {
-          // Meta has it: a status webhook will settle the record; the job is done either way.
-          log.error({ err: error }, 'reply accepted by Meta but not recorded as sent; its status webhooks will settle it');
-        });
         log.info({ messageStatus: outcome.messageStatus }, 'reply sent');
-        return DONE;
+        return this.outcomes.accepted(sending, outcome.wamid);
       }
-      case 'ambiguous': {
-        await this.options.store.markUncertain(job.id, this.options.uncertainGraceMs, `${outcome.detail}${outcome.code ? ` ${outcome.code}` : ''}`);
-        log.warn({ event: 'outbound_uncertain', detail: outcome.detail, code: outcome.code }, 'send outcome unknown: waiting for a status before any resend');
-        return { action: 'retry', delaySeconds: Math.ceil(this.options.uncertainGraceMs / 1000), reason: 'send_uncertain' };
-      }
+      case 'ambiguous':
+        return this.outcomes.ambiguous(sending, `${outcome.detail}${outcome.code ? ` ${outcome.code}` : ''}`, this.options.uncertainGraceMs);
       case 'unsent':
-        return this.release(job, message, `unsent ${outcome.detail}`, this.backoff(message), log);
+        return this.outcomes.release(sending, `unsent ${outcome.detail}`, this.backoff(message));
       default:
         break;
     }
@@ -172,19 +167,15 @@ export class OutboundSender {
       case 'rate_limited':
         this.options.rate.slowDown(line.lineId);
         log.warn({ event: 'graph_rate_limited', code: outcome.code, rate: this.options.rate.currentRate(line.lineId, line.sendRateLimit) }, 'Meta rate limit: the line sends slower for a minute');
-        return this.release(job, message, `rate_limited ${outcome.code ?? outcome.httpStatus}`, this.backoff(message), log);
+        return this.outcomes.release(sending, `rate_limited ${outcome.code ?? outcome.httpStatus}`, this.backoff(message));
       case 'pair_limited':
-        return this.release(job, message, `pair_limited ${outcome.code}`, Math.max(PAIR_LIMIT_RETRY_SECONDS, this.backoff(message)), log);
+        return this.outcomes.release(sending, `pair_limited ${outcome.code}`, Math.max(PAIR_LIMIT_RETRY_SECONDS, this.backoff(message)));
       case 'token':
         this.metrics.tokenFailures.inc();
         log.error({ event: 'graph_token_rejected', code: outcome.code, httpStatus: outcome.httpStatus }, 'Graph refused the line token; fix the line accessToken (the reply is retried)');
-        return this.release(job, message, `token ${outcome.code ?? outcome.httpStatus}`, Math.max(30, this.backoff(message)), log);
-      default: {
-        await this.options.store.markFailed(job.id, error);
-        log.warn({ event: 'outbound_failed', code: outcome.code, title: outcome.title }, 'Meta refused the reply for good');
-        await this.options.reporter.report(job, line, error, message, outcome.raw);
-        return DONE;
-      }
+        return this.outcomes.release(sending, `token ${outcome.code ?? outcome.httpStatus}`, Math.max(30, this.backoff(message)));
+      default:
+        return this.outcomes.failed(sending, error, outcome.raw);
     }
   }
 
@@ -228,17 +219,16 @@ export class OutboundSender {
         // A crash (or Bird) came between marking it failed and parking it: finish that.
         await this.options.reporter.report(job, line, record.error ?? { title: 'failed' }, message);
         return DONE;
-      default: {
-        const waitMs = Math.max(1000, (record.retryAt ?? 0) - Date.now());
-        return { action: 'retry', delaySeconds: Math.ceil(waitMs / 1000), reason: record.status === 'queued' ? 'claim_race' : 'send_in_progress' };
-      }
+      case 'uncertain':
+        if (!awaitsOperator(record)) break;
+        // A crash came between parking the record for an operator and parking its job: finish that.
+        await this.options.reporter.park(job, message, 'send_uncertain', line.lineId);
+        return DONE;
+      default:
+        break;
     }
-  }
-
-  private async release(job: OutboundJob, message: ReceivedMessage, detail: string, delaySeconds: number, log: Logger): Promise<HandlerOutcome> {
-    await this.options.store.release(job.id, detail);
-    log.info({ detail, delaySeconds, receiveCount: message.receiveCount }, 'send refused for now; retrying');
-    return { action: 'retry', delaySeconds, reason: detail.split(' ')[0] };
+    const waitMs = Math.max(1000, (record.retryAt ?? 0) - Date.now());
+    return { action: 'retry', delaySeconds: Math.ceil(waitMs / 1000), reason: record.status === 'queued' ? 'claim_race' : 'send_in_progress' };
   }
 
   private backoff(message: ReceivedMessage): number {

@@ -460,4 +460,44 @@ describe('outbound replies', () => {
     expect(lines.items.find((l) => l.lineId === LINES.doc.lineId)!.lastHour.failed).toBe(1);
     expect((await c.api('dlq?queue=outbound')).status).toBe(200);
   });
+
+  it('an operator decides a reply parked uncertain: resend sends it once more; mark-sent settles it; both conditional and journaled', async () => {
+    const parked = async (key: string) => {
+      const id = await reply('are you there?', key);
+      let detail: OutboundDetail & { awaitsOperator: boolean } = { awaitsOperator: false } as never;
+      await waitFor(async () => (detail = await json<typeof detail>(await c.api(`outbound/${id}`))).awaitsOperator, 20_000, 'the reply parked uncertain');
+      expect(detail.status).toBe('uncertain');
+      const listed = await json<{ items: { id: string }[] }>(await c.api(`outbound?lineId=${LINES.doc.lineId}&status=uncertain`));
+      expect(listed.items.map((i) => i.id)).toContain(id);
+      await waitFor(async () => (await json<{ items: { eventKey: string; reason: string }[] }>(await c.api('dlq?queue=outbound'))).items.some((e) => e.eventKey === id && e.reason === 'send_uncertain'), 10_000, 'the parked job');
+      return id;
+    };
+    const decide = (id: string, action: string, body: unknown) => c.api(`outbound/${id}/${action}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+    remote.graph.messages.failNextSends(2, { code: 131000 });
+    const resent = await parked('console-uncertain-resend');
+    expect((await decide(resent, 'resend', {})).status).toBe(400);
+    const resend = await decide(resent, 'resend', { reason: 'nothing on the phone', operator: 'anna' });
+    expect(resend.status).toBe(200);
+    expect(await json(resend)).toMatchObject({ id: resent, status: 'uncertain', redriven: 1 });
+    let after: OutboundDetail | undefined;
+    await waitFor(async () => ['sent', 'delivered', 'read'].includes((after = await json<OutboundDetail>(await c.api(`outbound/${resent}`))).status), 15_000, 'the resend accepted');
+    expect(remote.graph.messages.sends().filter((s) => s.callbackData === resent).map((s) => s.outcome)).toEqual(['error', 'error', 'accepted']);
+    expect(after!.journey.map((s) => [s.step, s.detail ?? ''])).toContainEqual(['operator', 'resend allowed by console:anna: nothing on the phone']);
+    expect((await decide(resent, 'mark-sent', { reason: 'too late' })).status).toBe(409);
+
+    remote.graph.messages.failNextSends(2, { code: 131000 });
+    const marked = await parked('console-uncertain-mark');
+    const mark = await decide(marked, 'mark-sent', { reason: 'the person confirmed' });
+    expect(mark.status).toBe(200);
+    const settled = await json<OutboundDetail & { wamid?: string }>(await c.api(`outbound/${marked}`));
+    expect(settled.status).toBe('sent');
+    expect(settled.wamid).toBeUndefined();
+    expect(settled.journey.at(-1)!.detail).toContain('marked sent by console: the person confirmed');
+    // Its parked job left the DLQ, and the sender dropped it: still 2 POSTs.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await json<{ items: { eventKey: string }[] }>(await c.api('dlq?queue=outbound'))).items.map((e) => e.eventKey)).not.toContain(marked);
+    expect(remote.graph.messages.sends().filter((s) => s.callbackData === marked)).toHaveLength(2);
+    expect((await decide('ob_nothing', 'resend', { reason: 'x' })).status).toBe(404);
+  }, 60_000);
 });

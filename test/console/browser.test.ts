@@ -167,6 +167,29 @@ describe('console page', () => {
     await page.setViewportSize({ width: 1280, height: 800 });
   });
 
+  it('an operator marks a reply whose outcome is unknown as sent, with a reason, from its detail page', async () => {
+    remote.graph.messages.failNextSends(2, { code: 131000 });
+    const res = await fetch(`${c.rig.ingress.url}/v1/lines/${LINES.doc.lineId}/messages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${OUTBOUND_KEY}`, 'content-type': 'application/json', 'idempotency-key': 'browser-uncertain-1' },
+      body: JSON.stringify({ to: SENDER, type: 'text', text: { body: 'did this arrive?' } }),
+    });
+    const { id } = (await res.json()) as { id: string };
+    for (let i = 0; i < 100; i++) {
+      if (((await (await c.api(`outbound/${id}`)).json()) as { awaitsOperator?: boolean }).awaitsOperator) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await page.goto(`${c.console.url}#/outbound/${id}`);
+    await page.getByRole('heading', { name: 'Outcome unknown' }).waitFor();
+    await page.locator('h1 .badge', { hasText: 'Uncertain' }).waitFor();
+    await page.getByLabel('Reason').fill('the person confirmed by phone');
+    await page.getByRole('button', { name: 'Mark as sent' }).click();
+    await page.locator('h1 .badge', { hasText: 'Sent' }).waitFor({ timeout: 5000 });
+    await page.getByText('marked sent by console: the person confirmed by phone', { exact: false }).waitFor();
+    expect(await page.getByRole('heading', { name: 'Outcome unknown' }).count()).toBe(0);
+    await snapshot('outbound-uncertain-marked');
+  }, 30_000);
+
   it('never puts a secret, a token or a whole phone number in the page', () => {
     expect(pagesSeen.length).toBeGreaterThanOrEqual(9);
     for (const html of pagesSeen) for (const secret of SECRETS) expect(html).not.toContain(secret);

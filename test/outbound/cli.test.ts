@@ -5,6 +5,7 @@ import { createRegistry } from '../../src/observability/metrics';
 import { DlqParker } from '../../src/queue/dlq';
 import { encodeJob } from '../../src/outbound/job-message';
 import { outboundId } from '../../src/outbound/record';
+import { DynamoOutboundStore } from '../../src/outbound/dynamo-outbound-store';
 import { startAwsHarness, type AwsHarness } from '../support/aws';
 
 let aws: AwsHarness;
@@ -88,5 +89,52 @@ describe('npm run outbound', () => {
     expect(back?.Body).toBe(body);
     expect(back?.Attributes?.MessageGroupId).toBe('line-cli:16505550000');
     expect(await runDlqCli(['list', '--queue', 'sideways'], io().io)).toBe(2);
+  });
+
+  it('resend and mark-sent act on a reply parked send_uncertain: conditional, journaled with who and why, the parked job leaves the DLQ', async () => {
+    const store = new DynamoOutboundStore({ documents: aws.clients.documents, tableName: aws.names.outboundTable, retentionDays: 14 });
+    const parker = new DlqParker({ sqs: aws.clients.sqs, dlqUrl: aws.standIns.outboundDlqUrl, registry: createRegistry({ defaultMetrics: false }) });
+    async function parkedUncertain(key: string) {
+      const id = outboundId('line-cli', key);
+      const request = { lineId: 'line-cli', to: '16505550001', idempotencyKey: key, source: 'api' as const, body: { type: 'text', text: { body: 'x' } } };
+      await store.create({ id, lineId: 'line-cli', idempotencyKey: key, to: request.to, bodyHash: 'h', type: 'text', source: 'api', body: request.body });
+      await store.claim(id, 5000);
+      await store.markUncertain({ id, attempt: 1 }, undefined, 'timeout');
+      const body = encodeJob(id, request);
+      await parker.park({ body, attributes: {}, reason: 'send_uncertain', eventKey: id, lineId: 'line-cli', fifo: { groupId: 'line-cli:16505550001', deduplicationId: `park-${key}` } });
+      return { id, body };
+    }
+    const operator = { ...env, USER: 'ops-anna' };
+    const as = () => {
+      const out = io();
+      return { ...out, io: { ...out.io, env: operator } };
+    };
+
+    const resent = await parkedUncertain('uncertain-resend');
+    expect(await runOutboundCli(['resend', 'line-cli', resent.id], as().io)).toBe(2);
+    expect(await runOutboundCli(['resend', 'line-cli', resent.id, '--reason', 'the person says nothing came'], as().io)).toBe(0);
+    const record = (await store.get(resent.id))!;
+    expect(record).toMatchObject({ status: 'uncertain', retryAt: 0 });
+    expect(record.journey.at(-1)).toMatchObject({ step: 'operator', detail: 'resend allowed by cli:ops-anna: the person says nothing came' });
+    const [back] = await receive(aws.standIns.outboundQueueUrl);
+    expect(back?.Body).toBe(resent.body);
+    expect(back?.Attributes?.MessageGroupId).toBe('line-cli:16505550001');
+    expect((await store.claim(resent.id, 5000)).claimed).toBe(true);
+    // Decided already (and claimed since): a second decision changes nothing.
+    const again = as();
+    expect(await runOutboundCli(['mark-sent', 'line-cli', resent.id, '--reason', 'twice'], again.io)).toBe(1);
+    expect(again.err.join('\n')).toMatch(/not parked uncertain/);
+
+    const marked = await parkedUncertain('uncertain-mark');
+    expect(await runOutboundCli(['mark-sent', 'line-cli', marked.id, '--reason', 'seen on 16505550001 phone'], as().io)).toBe(0);
+    const settled = (await store.get(marked.id))!;
+    expect(settled.status).toBe('sent');
+    expect(settled.wamid).toBeUndefined();
+    expect(settled.journey.at(-1)!.detail).toMatch(/^marked sent by cli:ops-anna: seen on 1650\*+01 phone/);
+    const dlqLeft = io();
+    expect(await runDlqCli(['list', '--queue', 'outbound'], dlqLeft.io)).toBe(0);
+    expect(dlqLeft.out.join('\n')).not.toContain(marked.id);
+    await aws.drainQueue(aws.standIns.outboundQueueUrl);
+    expect(await runOutboundCli(['resend', 'other-line', marked.id, '--reason', 'x'], as().io)).toBe(1);
   });
 });

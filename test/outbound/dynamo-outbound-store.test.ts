@@ -37,18 +37,18 @@ describe('DynamoOutboundStore', () => {
   it('statuses only move forward: a late sent or delivered never overwrites read; failed is terminal', async () => {
     const id = await created();
     expect((await store.claim(id, 10_000)).claimed).toBe(true);
-    expect(await store.markSent(id, 'wamid.one')).toBe(true);
+    expect(await store.markSent({ id, attempt: 1 }, 'wamid.one')).toBe(true);
     expect((await store.settle({ lineId: 'line-a', id, wamid: 'wamid.one', status: 'read' }))!.status).toBe('read');
     expect((await store.settle({ lineId: 'line-a', id, wamid: 'wamid.one', status: 'sent' }))!.status).toBe('read');
     expect((await store.settle({ lineId: 'line-a', id, wamid: 'wamid.one', status: 'delivered' }))!.status).toBe('read');
-    expect(await store.markSent(id, 'wamid.two')).toBe(false);
+    expect(await store.markSent({ id, attempt: 1 }, 'wamid.two')).toBe(false);
     const record = (await store.get(id))!;
     expect(record).toMatchObject({ status: 'read', wamid: 'wamid.one' });
     expect(record.journey.map((j) => j.step)).toEqual(['queued', 'sending', 'sent', 'read']);
 
     const failed = await created();
     await store.claim(failed, 10_000);
-    expect(await store.markFailed(failed, { code: 131047, title: 'Re-engagement message' })).toBe(true);
+    expect(await store.markFailed({ id: failed, attempt: 1 }, { code: 131047, title: 'Re-engagement message' })).toBe(true);
     expect((await store.settle({ lineId: 'line-a', id: failed, wamid: 'wamid.x', status: 'read' }))!.status).toBe('failed');
     expect((await store.get(failed))!.error).toEqual({ code: 131047, title: 'Re-engagement message' });
   });
@@ -56,7 +56,7 @@ describe('DynamoOutboundStore', () => {
   it('a status found by wamid settles the record; another line\'s status does not', async () => {
     const id = await created('line-b');
     await store.claim(id, 10_000);
-    await store.markSent(id, 'wamid.by-index');
+    await store.markSent({ id, attempt: 1 }, 'wamid.by-index');
     expect((await store.findByWamid('wamid.by-index'))?.id).toBe(id);
     expect(await store.settle({ lineId: 'line-other', wamid: 'wamid.by-index', status: 'delivered' })).toBeUndefined();
     expect((await store.settle({ lineId: 'line-b', wamid: 'wamid.by-index', status: 'delivered' }))!.status).toBe('delivered');
@@ -68,7 +68,7 @@ describe('DynamoOutboundStore', () => {
     const first = await store.claim(id, 5000);
     expect(first).toMatchObject({ claimed: true, resend: false });
     expect((await store.claim(id, 5000)).claimed).toBe(false);
-    expect(await store.markUncertain(id, 3000, 'timeout')).toBe(true);
+    expect(await store.markUncertain({ id, attempt: 1 }, 3000, 'timeout')).toBe(true);
     expect((await store.claim(id, 5000)).claimed).toBe(false);
     now += 3001;
     const resend = await store.claim(id, 5000);
@@ -78,7 +78,7 @@ describe('DynamoOutboundStore', () => {
     // A status during the grace period settles it: no claim afterwards.
     const settled = await created();
     await store.claim(settled, 5000);
-    await store.markUncertain(settled, 3000, 'http_500');
+    await store.markUncertain({ id: settled, attempt: 1 }, 3000, 'http_500');
     await store.settle({ lineId: 'line-a', id: settled, wamid: 'wamid.s', status: 'sent' });
     now += 3001;
     const refused = await store.claim(settled, 5000);
@@ -93,8 +93,84 @@ describe('DynamoOutboundStore', () => {
     // A clean refusal gives it back at once.
     const released = await created();
     await store.claim(released, 5000);
-    expect(await store.release(released, 'rate_limited 130429')).toBe(true);
+    expect(await store.release({ id: released, attempt: 1 }, 'rate_limited 130429')).toBe(true);
     expect(await store.claim(released, 5000)).toMatchObject({ claimed: true, resend: false });
+  });
+
+  it('fences by the claim: a sender that paused past its lease cannot overwrite the claim that took over', async () => {
+    const id = await created();
+    const stale = await store.claim(id, 2000);
+    expect(stale).toMatchObject({ claimed: true, record: { attempts: 1 } });
+    now += 2001;
+    const owner = await store.claim(id, 2000);
+    expect(owner).toMatchObject({ claimed: true, resend: 'lapsed_claim', record: { attempts: 2 } });
+    const staleFence = { id, attempt: 1 };
+    expect(await store.markUncertain(staleFence, 3000, 'timeout')).toBe(false);
+    expect(await store.release(staleFence, 'rate_limited 130429')).toBe(false);
+    expect(await store.markSent(staleFence, 'wamid.stale')).toBe(false);
+    expect(await store.markFailed(staleFence, { code: 131047, title: 'late' })).toBe(false);
+    expect(await store.get(id)).toMatchObject({ status: 'sending', attempts: 2 });
+    // The owner's own writes still apply.
+    expect(await store.markSent({ id, attempt: 2 }, 'wamid.owner')).toBe(true);
+    expect(await store.get(id)).toMatchObject({ status: 'sent', wamid: 'wamid.owner' });
+  });
+
+  it('counts ambiguous sends; without a grace the record is parked uncertain and no claim takes it', async () => {
+    const id = await created();
+    await store.claim(id, 5000);
+    expect(await store.markUncertain({ id, attempt: 1 }, 1000, 'timeout')).toBe(true);
+    now += 1001;
+    const resend = await store.claim(id, 5000);
+    expect(resend).toMatchObject({ claimed: true, resend: 'uncertain', record: { ambiguousSends: 1, attempts: 2 } });
+    expect(await store.markUncertain({ id, attempt: 2 }, undefined, 'timeout')).toBe(true);
+    const parked = (await store.get(id))!;
+    expect(parked).toMatchObject({ status: 'uncertain', ambiguousSends: 2 });
+    expect(parked.retryAt).toBeUndefined();
+    now += 86_400_000;
+    expect(await store.claim(id, 5000)).toMatchObject({ claimed: false, record: { status: 'uncertain' } });
+  });
+
+  async function parkedUncertain(): Promise<string> {
+    const id = await created();
+    await store.claim(id, 5000);
+    await store.markUncertain({ id, attempt: 1 }, undefined, 'timeout');
+    return id;
+  }
+
+  it('operator resend: claimable for one more send, journaled with who and why; a second decision is refused', async () => {
+    const id = await parkedUncertain();
+    expect(await store.decide(id, { action: 'resend', actor: 'console', reason: 'checked with the customer' })).toBe(true);
+    expect(await store.decide(id, { action: 'mark_sent', actor: 'cli:ops', reason: 'late' })).toBe(false);
+    const claim = await store.claim(id, 5000);
+    expect(claim).toMatchObject({ claimed: true, resend: 'uncertain', record: { attempts: 2, ambiguousSends: 1 } });
+    expect((await store.get(id))!.journey.map((j) => [j.step, j.detail])).toContainEqual(['operator', 'resend allowed by console: checked with the customer']);
+    // Its one send is ambiguous again: parked again, never claimed on its own.
+    expect(await store.markUncertain({ id, attempt: 2 }, undefined, 'timeout')).toBe(true);
+    expect((await store.claim(id, 5000)).claimed).toBe(false);
+  });
+
+  it('operator mark-sent: sent with no wamid, who and why in the journey; only on a parked record', async () => {
+    const id = await parkedUncertain();
+    expect(await store.decide(id, { action: 'mark_sent', actor: 'cli:ops', reason: 'the person confirmed' })).toBe(true);
+    const record = (await store.get(id))!;
+    expect(record.status).toBe('sent');
+    expect(record.wamid).toBeUndefined();
+    expect(record.journey.at(-1)).toMatchObject({ step: 'operator', detail: expect.stringContaining('marked sent by cli:ops: the person confirmed') });
+    // A later status still moves it forward, and brings the wamid.
+    expect(await store.settle({ lineId: 'line-a', id, wamid: 'wamid.late', status: 'delivered' })).toMatchObject({ status: 'delivered', wamid: 'wamid.late' });
+
+    // Not parked (waiting for its grace, or queued): no operator decision applies.
+    const waiting = await created();
+    await store.claim(waiting, 5000);
+    await store.markUncertain({ id: waiting, attempt: 1 }, 3000, 'timeout');
+    expect(await store.decide(waiting, { action: 'mark_sent', actor: 'console', reason: 'x' })).toBe(false);
+    expect(await store.decide(await created(), { action: 'resend', actor: 'console', reason: 'x' })).toBe(false);
+  });
+
+  it('a late status settles a parked uncertain record', async () => {
+    const id = await parkedUncertain();
+    expect(await store.settle({ lineId: 'line-a', id, wamid: 'wamid.came', status: 'sent' })).toMatchObject({ status: 'sent', wamid: 'wamid.came' });
+    expect(await store.decide(id, { action: 'resend', actor: 'console', reason: 'too late' })).toBe(false);
   });
 
   it('counts its writes (what bench:outbound reports per reply)', async () => {

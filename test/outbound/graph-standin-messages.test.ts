@@ -98,6 +98,20 @@ describe('Graph stand-in /messages', () => {
     expect(received).toHaveLength(0);
   });
 
+  it('a recipient whose sends all drop their connection: never accepted, no wamid, no status; others unaffected', async () => {
+    graph.messages.dropConnectionsTo('16505550999');
+    await expect(send({ ...text, to: '16505550999' })).rejects.toThrow();
+    await expect(send({ ...text, to: '16505550999' })).rejects.toThrow();
+    expect((await send(text)).status).toBe(200);
+    expect(graph.messages.sends().map((s) => [s.to, s.outcome, s.wamid])).toEqual([
+      ['16505550999', 'dropped', undefined],
+      ['16505550999', 'dropped', undefined],
+      [text.to, 'accepted', expect.stringMatching(/^wamid\./)],
+    ]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(received.filter((r) => r.body.includes('16505550999'))).toHaveLength(0);
+  });
+
   it('the read / typing call answers {success: true}', async () => {
     const answer = await send({ messaging_product: 'whatsapp', status: 'read', message_id: 'wamid.in', typing_indicator: { type: 'text' } });
     expect(answer).toEqual({ status: 200, body: { success: true } });

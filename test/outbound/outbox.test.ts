@@ -143,7 +143,7 @@ describe('the outbox', () => {
     const [claimed, sent, parked] = ids as [string, string, string];
     await store.claim(claimed, 60_000);
     await store.claim(sent, 60_000);
-    await store.markSent(sent, 'wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA');
+    await store.markSent({ id: sent, attempt: 1 }, 'wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA');
     await index.leave(parked);
     expect((await store.get(parked))?.status).toBe('queued');
     // The claim took them out in its own write: the sparse index does not list them at all.

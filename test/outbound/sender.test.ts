@@ -183,19 +183,43 @@ describe('the sender', () => {
     expect((await store.get(id))!.status).toBe('queued');
   });
 
-  it('a 5xx is ambiguous: uncertain (shown as sending), sent again only after the grace period', async () => {
+  it('a 5xx is ambiguous: uncertain (and shown so), sent again only after the grace period', async () => {
     remote.graph.messages.failNextSends(1, { code: 131000 });
     const id = await reply(text('server error'));
     await waitFor(async () => sendsOf(id).length === 1, 10_000, 'the 500');
     // Graph answered; the sender records the outcome right after.
     await waitFor(async () => (await store.get(id))!.journey.some((j) => j.step === 'uncertain'), 5000, 'the uncertain step');
-    // The API shows an uncertain reply as still sending.
+    // The API says what the gateway knows: Meta may or may not have it.
     const view = (await (await fetch(`${rig.ingress.url}/v1/lines/${LINES.doc.lineId}/messages/${id}`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as { status: string };
-    expect(view.status).toBe('sending');
+    expect(view.status).toBe('uncertain');
     // No status can come for a refused send, so after the grace it is sent again: once.
     await waitFor(async () => accepted(id).length === 1, 15_000, 'the resend after the grace period');
     expect(sendsOf(id).map((s) => s.outcome)).toEqual(['error', 'accepted']);
   });
+
+  it('ambiguous, and ambiguous again on its one resend: 2 POSTs, then uncertain and parked send_uncertain; a late status still settles it', async () => {
+    remote.graph.messages.failNextSends(5, { code: 131000 });
+    const id = await reply(text('overloaded'), { key: 'ambiguous-twice' });
+    let parked: Awaited<ReturnType<typeof rig.aws.drainQueue>> = [];
+    await waitFor(async () => (parked = await rig.aws.drainQueue(rig.aws.standIns.outboundDlqUrl)).length > 0, 15_000, 'the parked reply');
+    expect(parked.map((m) => [m.MessageAttributes?.reason?.StringValue, m.MessageAttributes?.eventKey?.StringValue])).toEqual([['send_uncertain', id]]);
+    const record = (await store.get(id))!;
+    expect(record).toMatchObject({ status: 'uncertain', ambiguousSends: 2, attempts: 2 });
+    expect(record.retryAt).toBeUndefined();
+    // Past two more grace periods: nothing sends it again.
+    await new Promise((r) => setTimeout(r, 4500));
+    expect(sendsOf(id).map((s) => s.outcome)).toEqual(['error', 'error']);
+    const view = (await (await fetch(`${rig.ingress.url}/v1/lines/${LINES.doc.lineId}/messages/${id}`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as { status: string };
+    expect(view.status).toBe('uncertain');
+    expect(rig.logs.text()).toContain('outbound_send_uncertain');
+
+    const late = JSON.stringify({
+      object: 'whatsapp_business_account',
+      entry: [{ id: 'w', changes: [{ field: 'messages', value: { messaging_product: 'whatsapp', metadata: { display_phone_number: '1', phone_number_id: LINES.doc.phoneNumberId }, statuses: [{ id: 'wamid.HBgLlate', status: 'delivered', timestamp: '1', recipient_id: TO, biz_opaque_callback_data: id }] } }] }],
+    });
+    expect(await rig.post(late)).toBe(200);
+    await recordReaches(id, 'delivered');
+  }, 30_000);
 
   it('a late sent status after read changes nothing', async () => {
     const id = await reply(text('read first'));

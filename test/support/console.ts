@@ -3,6 +3,8 @@ import { startConsole, type RunningConsole } from '../../src/console/server';
 import { InboundJournal } from '../../src/journal/inbound-journal';
 import { JournalBus } from '../../src/journal/journal-bus';
 import { OutboundJournal } from '../../src/journal/outbound-journal';
+import { DynamoOutboundStore } from '../../src/outbound/dynamo-outbound-store';
+import { UncertainReplies } from '../../src/outbound/uncertain-replies';
 import { DeadLetterQueue } from '../../src/queue/dlq';
 import { DynamoLineStore } from '../../src/lines/store';
 import { capturedLogger } from './logs';
@@ -42,6 +44,9 @@ export async function startConsoleRig(remote: RemoteStandIns, options: WorkerRig
   const logs = capturedLogger('info');
   const { documents } = rig.aws.clients;
   const tableName = rig.config.dynamodb.dedupeTable;
+  const outboundDlq = options.outbound
+    ? new DeadLetterQueue({ sqs: rig.aws.clients.sqs, queueUrl: standIns.outboundQueueUrl, dlqUrl: standIns.outboundDlqUrl, waitTimeSeconds: 0, holdSeconds: 5 })
+    : undefined;
   const running = await startConsole({
     port: 0,
     host: '127.0.0.1',
@@ -52,10 +57,11 @@ export async function startConsoleRig(remote: RemoteStandIns, options: WorkerRig
     lines: new DynamoLineStore({ documents, tableName: rig.config.dynamodb.linesTable }),
     queues: {
       inbound: rig.dlq,
-      outbound: options.outbound
-        ? new DeadLetterQueue({ sqs: rig.aws.clients.sqs, queueUrl: standIns.outboundQueueUrl, dlqUrl: standIns.outboundDlqUrl, waitTimeSeconds: 0, holdSeconds: 5 })
-        : undefined,
+      outbound: outboundDlq,
     },
+    uncertainReplies: outboundDlq
+      ? new UncertainReplies({ store: new DynamoOutboundStore({ documents, tableName: rig.aws.names.outboundTable, retentionDays: 14, journalBus: bus }), parked: outboundDlq, logger: logs.logger })
+      : undefined,
     bus,
     localFeed: true,
     media: { s3: rig.aws.clients.s3, bucket: rig.config.s3.bucket },

@@ -89,6 +89,8 @@ export interface OutboundSummary {
 /** GET outbound/:id. */
 export interface OutboundDetail extends OutboundSummary {
   journey: { at: string; step: string; detail?: string }[];
+  /** Parked `send_uncertain`: its resends were ambiguous; an operator resends or marks it sent. */
+  awaitsOperator: boolean;
 }
 
 /** GET dlq: what the page may see of a parked message: never its body (message text, phone numbers). */

@@ -19,6 +19,8 @@ export const OUTBOUND_LABELS: Record<string, string> = {
   queued: 'Queued',
   sending: 'Sending to Meta',
   retry: 'Will be retried',
+  uncertain: 'Outcome unknown',
+  operator: 'Operator decision',
   sent: 'Accepted by Meta',
   delivered: 'Delivered to the phone',
   read: 'Read by the user',

@@ -11,6 +11,39 @@ export interface OutboundParams {
 
 const LADDER = ['queued', 'sending', 'sent', 'delivered', 'read'];
 
+/**
+ * The operator's choice for a reply whose outcome is unknown: Meta may hold it once, or not at all.
+ * Both are conditional on the server: a status or another operator that came first wins.
+ */
+function decision(r: OutboundDetail, rerender: () => Promise<void>): HTMLElement {
+  const reason: HTMLInputElement = h('input', { name: 'reason', required: true, maxlength: 200, placeholder: 'why (kept in the journey)', autocomplete: 'off' });
+  const message = h('p', { class: 'muted', role: 'status' });
+  const act = (path: 'resend' | 'mark-sent') => async (ev: Event) => {
+    ev.preventDefault();
+    if (!reason.value.trim()) return void (message.textContent = 'Say why: the reason is kept in the journey.');
+    try {
+      await api.post(`outbound/${encodeURIComponent(r.id)}/${path}`, { reason: reason.value.trim() });
+      await rerender();
+    } catch (error) {
+      message.textContent = error instanceof ApiError ? error.message : String(error);
+    }
+  };
+  return h(
+    'section',
+    { class: 'card', 'aria-label': 'Decide this reply' },
+    h('h2', {}, 'Outcome unknown'),
+    h('p', {}, 'Meta may have this reply (its send and its resend both ended without an answer), and no status came. Resend it once more, or mark it as sent if the person got it.'),
+    h(
+      'form',
+      { class: 'filters' },
+      h('label', { class: 'grow' }, 'Reason', reason),
+      h('button', { type: 'submit', name: 'resend', onclick: act('resend') }, 'Resend once'),
+      h('button', { type: 'button', name: 'mark-sent', onclick: act('mark-sent') }, 'Mark as sent'),
+    ),
+    message,
+  );
+}
+
 /** The reply's place on queued → sending → sent → delivered → read (failed ends it): a small stepper. */
 function stepper(status: string): HTMLElement {
   const reached = status === 'failed' ? -1 : LADDER.indexOf(status);
@@ -43,6 +76,7 @@ async function renderDetail(main: HTMLElement, id: string): Promise<void> {
     h(
       'div',
       { class: 'detail-grid' },
+      ...(r.awaitsOperator ? [decision(r, () => renderDetail(main, id))] : []),
       h('section', { class: 'card' }, h('h2', {}, 'Status timeline'), stepper(r.status), timeline(r.journey.map((s) => ({ ...s, detail: s.detail ? { info: s.detail } : undefined })), OUTBOUND_LABELS)),
       h(
         'section',
@@ -99,7 +133,7 @@ export async function renderOutbound(main: HTMLElement, id: string | undefined, 
       'label',
       {},
       'Status',
-      h('select', { name: 'status' }, ['', 'queued', 'sending', 'sent', 'delivered', 'read', 'failed'].map((v) => h('option', { value: v, selected: (params.status ?? '') === v }, v || 'Any status'))),
+      h('select', { name: 'status' }, ['', 'queued', 'sending', 'uncertain', 'sent', 'delivered', 'read', 'failed'].map((v) => h('option', { value: v, selected: (params.status ?? '') === v }, v || 'Any status'))),
     ),
     h('label', { class: 'grow' }, 'Recipient', h('input', { name: 'to', type: 'search', placeholder: 'the whole phone number', autocomplete: 'off' })),
     h('button', { type: 'submit' }, 'Apply'),
