@@ -8,6 +8,7 @@ import type { JournalBus } from '../journal/journal-bus';
 import { JournalNotes } from '../journal/journal-notes';
 import { claimJournal, mergeUpdateExpression, stepsJournal, type JournalUpdate } from '../journal/journal-update';
 import type { JourneyStep } from '../journal/journey';
+import { eventHandle } from '../privacy/pseudonyms';
 
 // Written by hand: Powertools' idempotency cannot expire an in-progress claim outside Lambda, so a crash would block the key for the whole window.
 
@@ -216,12 +217,12 @@ export class DynamoDedupeStore implements DedupeStore, LeaseWrites {
   /** One conditional upsert; undefined when refused but the record no longer explains why. */
   /** DedupeStore.note: a duplicate's step on the existing record (one extra write, duplicates only). */
   note(key: string, step: JourneyStep, counter: 'duplicates'): Promise<boolean> {
-    return this.notes.note(key, step, counter);
+    return this.notes.note(storedKey(key), step, counter);
   }
 
   /** After a write that carried the journal: its steps on the bus, for a live tail in this process. */
   private published(key: string, journal: LeaseJournal | undefined): void {
-    for (const step of journal?.steps ?? []) this.journalBus?.publish({ key, lineId: journal!.lineId, step: step.step, at: step.at });
+    for (const step of journal?.steps ?? []) this.journalBus?.publish({ handle: storedKey(key), lineId: journal!.lineId, step: step.step, at: step.at });
   }
 
   private async claimOnce(key: string, leaseMs: number, redrive: boolean, journal: ClaimOptions['journal']): Promise<ClaimResult | undefined> {
@@ -251,7 +252,7 @@ export class DynamoDedupeStore implements DedupeStore, LeaseWrites {
       if (journal) {
         // `received` is derived from the first claim's attributes (no list entry); the live tail hears it once.
         const lineId = journal.facts.lineId;
-        if (attempt === 1) this.journalBus?.publish({ key, lineId, step: 'received', at: journal.facts.receivedAt });
+        if (attempt === 1) this.journalBus?.publish({ handle: storedKey(key), lineId, step: 'received', at: journal.facts.receivedAt });
         this.published(key, { lineId, steps: journal.steps });
       }
       return { outcome: 'claimed', lease: new RecordLease(key, attempt, token, this, leaseMs, journal?.facts.lineId) };
@@ -275,7 +276,7 @@ export class DynamoDedupeStore implements DedupeStore, LeaseWrites {
     return this.documents.send(
       new UpdateCommand({
         TableName: this.tableName,
-        Key: { pk: key },
+        Key: { pk: storedKey(key) },
         ...input,
         UpdateExpression: mergeUpdateExpression(input.UpdateExpression ?? '', journal),
         ExpressionAttributeNames: { ...names, ...journal?.names },
@@ -289,7 +290,7 @@ export class DynamoDedupeStore implements DedupeStore, LeaseWrites {
     let item: Record<string, unknown> | undefined;
     try {
       ({ Item: item } = await this.documents.send(
-        new GetCommand({ TableName: this.tableName, Key: { pk: key }, ConsistentRead: true }),
+        new GetCommand({ TableName: this.tableName, Key: { pk: storedKey(key) }, ConsistentRead: true }),
       ));
     } catch (error) {
       throw storeFailure('read', key, error);
@@ -312,6 +313,15 @@ export class DynamoDedupeStore implements DedupeStore, LeaseWrites {
       );
     }
   }
+}
+
+/**
+ * The record's `pk`: the event key's handle, never the key itself (a key carries a wamid, which
+ * carries the sender's number). Every `Key: { pk }` of this store is built from it; callers, the
+ * DLQ and Bird's Idempotency-Key keep the event key, and a redelivery hashes to the same record.
+ */
+export function storedKey(eventKey: string): string {
+  return eventHandle(eventKey);
 }
 
 function epochSeconds(ms: number): number {

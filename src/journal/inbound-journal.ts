@@ -1,11 +1,13 @@
 import { GetCommand, QueryCommand, type DynamoDBDocumentClient, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import { JOURNAL_INDEXES } from '../aws/resources';
 import { mergedPage, type Item, type Page, type PageSource } from './index-pages';
-import { contactHash, displayEvent, inboundOutcome, receivedStep, maskWamid, type InboundOutcome, type JourneyStep } from './journey';
+import { eventHandle, looksLikeEventHandle, wamidDigest } from '../privacy/pseudonyms';
+import { contactHash, displayEvent, inboundOutcome, receivedStep, shownWamid, type InboundOutcome, type JourneyStep } from './journey';
 
-/** One row of the events list: no message text, the contact masked. */
+/** One row of the events list: no message text, no number and no wamid (the contact's last 4, the wamid's digest). */
 export interface EventSummary {
-  key: string;
+  /** The event's opaque name (eventHandle of its key): what the detail URL and the live tail use. */
+  handle: string;
   lineId: string;
   kind: string;
   type: string;
@@ -14,6 +16,7 @@ export interface EventSummary {
   updatedAt?: string;
   reason?: string;
   contact?: string;
+  /** wamidDigest of the event's wamid. */
   wamid?: string;
   duplicates: number;
   retries: number;
@@ -33,6 +36,7 @@ export type EventOutcomeFilter = (typeof EVENT_OUTCOME_FILTERS)[number];
 export interface EventQuery {
   /** One line; without it (and without wamid/contact) every line given in `lineIds` is merged by time. */
   lineId?: string;
+  /** The wamid as typed: it is hashed like the index value. */
   wamid?: string;
   /** The whole number or user id as typed: it is hashed like the index value. */
   contact?: string;
@@ -69,8 +73,9 @@ export class InboundJournal {
     },
   ) {}
 
-  async get(key: string): Promise<EventDetail | undefined> {
-    const { Item: item } = await this.options.documents.send(new GetCommand({ TableName: this.options.tableName, Key: { pk: key }, ConsistentRead: true }));
+  /** By the event's handle (its record's `pk`). */
+  async get(handle: string): Promise<EventDetail | undefined> {
+    const { Item: item } = await this.options.documents.send(new GetCommand({ TableName: this.options.tableName, Key: { pk: handle }, ConsistentRead: true }));
     if (!item || typeof item.lineId !== 'string') return undefined;
     let event: unknown;
     try {
@@ -102,7 +107,7 @@ export class InboundJournal {
       rangeName: 'receivedAt',
     });
     let sources: PageSource[];
-    if (query.wamid) sources = [source('wamid', JOURNAL_INDEXES.byWamid, 'wamid', query.wamid)];
+    if (query.wamid) sources = [source('wamid', JOURNAL_INDEXES.byWamid, 'wamid', wamidDigest(query.wamid))];
     else if (query.contact) sources = [source('contact', JOURNAL_INDEXES.byContact, 'contactHash', contactHash(query.contact))];
     else sources = (query.lineId ? [query.lineId] : allLineIds).map((lineId) => source(`line:${lineId}`, JOURNAL_INDEXES.byLine, 'lineId', lineId));
     const page = await mergedPage(this.options.documents, sources, query.cursor, query.limit);
@@ -166,7 +171,7 @@ export class InboundJournal {
   }
 
   /** Records of a line changed since `sinceIso` (received within `windowMinutes`): the SSE poller's view of other processes. */
-  async changedSince(lineId: string, sinceIso: string, windowMinutes: number, now: Date = new Date()): Promise<{ key: string; updatedAt: string }[]> {
+  async changedSince(lineId: string, sinceIso: string, windowMinutes: number, now: Date = new Date()): Promise<{ handle: string; updatedAt: string }[]> {
     const out = await this.options.documents.send(
       new QueryCommand({
         TableName: this.options.tableName,
@@ -179,7 +184,7 @@ export class InboundJournal {
         Limit: 200,
       }),
     );
-    return (out.Items ?? []).map((i) => ({ key: String(i.pk), updatedAt: String(i.updatedAt) }));
+    return (out.Items ?? []).map((i) => ({ handle: String(i.pk), updatedAt: String(i.updatedAt) }));
   }
 
   private keyQuery(indexName: string, hashName: string, hashValue: string, query: EventQuery): QueryCommandInput {
@@ -222,7 +227,7 @@ export class InboundJournal {
 function summary(item: Item): EventSummary {
   const outcome = inboundOutcome(item as { status?: string; retries?: number; journey?: JourneyStep[] });
   return {
-    key: String(item.pk),
+    handle: handleOf(String(item.pk)),
     lineId: String(item.lineId),
     kind: String(item.kind ?? ''),
     type: String(item.type ?? ''),
@@ -231,8 +236,13 @@ function summary(item: Item): EventSummary {
     updatedAt: typeof item.updatedAt === 'string' ? item.updatedAt : undefined,
     reason: typeof item.parkReason === 'string' ? item.parkReason : undefined,
     contact: typeof item.contact === 'string' ? item.contact : undefined,
-    wamid: maskWamid(typeof item.wamid === 'string' ? item.wamid : undefined),
+    wamid: shownWamid(item.wamid),
     duplicates: Number(item.duplicates ?? 0),
     retries: Number(item.retries ?? 0),
   };
+}
+
+/** A record written before keys were stored as handles has its event key as `pk`: the views name it by its handle all the same. */
+function handleOf(pk: string): string {
+  return looksLikeEventHandle(pk) ? pk : eventHandle(pk);
 }

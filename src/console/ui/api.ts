@@ -61,7 +61,7 @@ export interface Line {
 }
 
 export interface EventRow {
-  key: string;
+  handle: string;
   lineId: string;
   kind: string;
   type: string;
@@ -92,7 +92,7 @@ export interface EventDetail extends EventRow {
 export interface DlqRow {
   id: string;
   reason: string;
-  eventKey: string | null;
+  handle: string | null;
   lineId: string | null;
   receivedAt: string | null;
   parkedAt: string | null;
