@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { TurnPolicy } from '../../src/lines/line';
 import { eventHandle } from '../../src/privacy/pseudonyms';
 import { CONSOLE_TOKEN, startConsoleRig, type ConsoleRig } from '../support/console';
@@ -164,7 +165,14 @@ describe('a turn with an image', () => {
     const fetched = await fetch(media.url);
     expect(fetched.status).toBe(200);
     expect((await fetched.arrayBuffer()).byteLength).toBeGreaterThan(0);
-    // What the turn buffer keeps holds no URL at all: only the S3 key.
     expect(media.s3Key).toMatch(/^media\//);
+
+    // The stored turn's size: its projection, against what was stored before (the turn event whole but its top-level raw).
+    const { Item } = await c.rig.aws.clients.documents.send(new GetCommand({ TableName: c.rig.config.dynamodb.dedupeTable, Key: { pk: parked.handle } }));
+    const after = Buffer.byteLength(String(Item!.event));
+    const { raw: _raw, reference: _reference, ...whole } = turn as unknown as Record<string, unknown>;
+    const before = Buffer.byteLength(JSON.stringify(whole));
+    console.log(`[stored turn on the stand-ins] 3 messages with an image: ${before} bytes before, ${after} bytes after`);
+    expect(after).toBeLessThan(before);
   });
 });
