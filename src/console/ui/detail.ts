@@ -92,7 +92,7 @@ export async function renderDetail(main: HTMLElement, handle: string, refresh: (
       'div',
       { class: 'detail-grid' },
       h('section', { class: 'card' }, h('h2', {}, 'Journey'), timeline(e.journey), actions),
-      h('section', { class: 'card' }, h('h2', {}, 'Event'), facts, h('h3', {}, 'Normalised event'), h('pre', { class: 'json', tabindex: '0' }, JSON.stringify(e.event ?? null, null, 2))),
+      h('section', { class: 'card' }, h('h2', {}, 'Event'), facts, h('h3', {}, 'Stored event'), h('pre', { class: 'json', tabindex: '0' }, JSON.stringify(e.event ?? null, null, 2))),
     ),
   );
 }
