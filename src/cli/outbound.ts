@@ -12,7 +12,7 @@ import { looksLikeOutboundId, toView } from '../outbound/record';
 
 const USAGE = `Usage: npm run outbound -- <command>
   send <lineId> <to> <text> [--key <idempotency-key>]   queue a text reply (source "cli"); prints {id, status}
-  get <lineId> <id>                                      the reply's status: {id, status, to, wamid?, error?, createdAt, updatedAt}
+  get <lineId> <id>                                      the reply's status: {id, status, to, wamidDigest?, error?, createdAt, updatedAt}
   journey <lineId> <id>                                  the same with every step it took
 Works on DYNAMODB_OUTBOUND_TABLE and SQS_OUTBOUND_QUEUE_URL (and the deployment's AWS credentials);
 without SQS_QUEUE_URL, on the running embedded default (npm start).`;

@@ -5,6 +5,7 @@ import type { JournalBus } from '../journal/journal-bus';
 import { Counter, sharedCounter, type Registry } from '../observability/metrics';
 import type { ClaimResult, CreateResult, NewOutbound, OutboundStore, StatusUpdate } from './outbound-store';
 import { STATE_RANK, contactKey, outboxShardOf, type JourneyStep, type OutboundError, type OutboundRecord } from './record';
+import { wamidDigest } from '../privacy/pseudonyms';
 
 export interface DynamoOutboundStoreOptions {
   documents: DynamoDBDocumentClient;
@@ -67,7 +68,7 @@ export class DynamoOutboundStore implements OutboundStore {
         new PutCommand({ TableName: this.tableName, Item: record, ConditionExpression: 'attribute_not_exists(pk)' }),
       );
       this.writes.inc({ operation: 'create', result: 'applied' });
-      this.journalBus?.publish({ key: record.id, lineId: record.lineId, step: 'queued', at });
+      this.journalBus?.publish({ handle: record.id, lineId: record.lineId, step: 'queued', at });
       return { created: true, record };
     } catch (error) {
       if (!isConditionFailure(error)) throw storeFailure('create', error);
@@ -95,7 +96,7 @@ export class DynamoOutboundStore implements OutboundStore {
           IndexName: OUTBOUND_BY_WAMID_INDEX,
           KeyConditionExpression: '#wamid = :wamid',
           ExpressionAttributeNames: { '#wamid': 'wamid' },
-          ExpressionAttributeValues: { ':wamid': wamid },
+          ExpressionAttributeValues: { ':wamid': wamidDigest(wamid) },
           Limit: 1,
         }),
       );
@@ -149,9 +150,9 @@ export class DynamoOutboundStore implements OutboundStore {
         ExpressionAttributeValues: {
           ':sent': 'sent',
           ':rank': STATE_RANK.sent,
-          ':wamid': wamid,
+          ':wamid': wamidDigest(wamid),
           ':at': new Date(now).toISOString(),
-          ':step': [this.step(now, 'sent', wamid)],
+          ':step': [this.step(now, 'sent', wamidDigest(wamid))],
         },
       })) !== undefined
     );
@@ -213,11 +214,11 @@ export class DynamoOutboundStore implements OutboundStore {
     if (!id) return undefined;
     const now = this.clock();
     const rank = STATE_RANK[update.status];
-    const detail = update.status === 'failed' && update.error ? describeError(update.error) : update.wamid;
+    const detail = update.status === 'failed' && update.error ? describeError(update.error) : wamidDigest(update.wamid);
     const values: Record<string, unknown> = {
       ':status': update.status,
       ':rank': rank,
-      ':wamid': update.wamid,
+      ':wamid': wamidDigest(update.wamid),
       ':lineId': update.lineId,
       ':at': new Date(now).toISOString(),
       ':step': [this.step(now, update.status, detail)],
@@ -260,7 +261,7 @@ export class DynamoOutboundStore implements OutboundStore {
       this.writes.inc({ operation, result: 'applied' });
       const lineId = out.Attributes?.lineId;
       const steps = (input.ExpressionAttributeValues?.[':step'] ?? []) as JourneyStep[];
-      if (typeof lineId === 'string') for (const step of steps) this.journalBus?.publish({ key: id, lineId, step: step.step === 'uncertain' ? 'sending' : step.step, at: step.at });
+      if (typeof lineId === 'string') for (const step of steps) this.journalBus?.publish({ handle: id, lineId, step: step.step === 'uncertain' ? 'sending' : step.step, at: step.at });
       return out.Attributes ?? {};
     } catch (error) {
       if (isConditionFailure(error)) {
