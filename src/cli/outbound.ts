@@ -14,7 +14,7 @@ import { DeadLetterQueue } from '../queue/dlq';
 
 const USAGE = `Usage: npm run outbound -- <command>
   send <lineId> <to> <text> [--key <idempotency-key>]   queue a text reply (source "cli"); prints {id, status}
-  get <lineId> <id>                                      the reply's status: {id, status, to, wamid?, error?, createdAt, updatedAt}
+  get <lineId> <id>                                      the reply's status: {id, status, to, wamidDigest?, error?, createdAt, updatedAt}
   journey <lineId> <id>                                  the same with every step it took
   resend <lineId> <id> --reason <why>                    a reply parked send_uncertain: allow one more send and
                                                          put its parked job back on the outbound queue

@@ -1,6 +1,8 @@
 import express, { type Router } from 'express';
 import { z } from 'zod';
 import type { Logger } from '../observability/logger';
+import { looksLikeOutboundId } from '../outbound/record';
+import { eventHandle } from '../privacy/pseudonyms';
 import type { DeadLetterQueue, DlqEntry, RedriveResult } from '../queue/dlq';
 import { handler, offsetPage, parseQuery } from './journal-routes';
 import type { DlqSummary } from './ui/contract';
@@ -22,12 +24,17 @@ const listQuery = z.object({
 });
 const bulkQuery = z.object({ queue: queueParam, reason: z.string().min(1).max(64).optional() });
 
-/** What the page may see of a DLQ message: never the body (message text, phone numbers). */
+/** An inbound event by its handle; a reply by its outbound id, which is opaque already. */
+function shownName(eventKey: string): string {
+  return looksLikeOutboundId(eventKey) ? eventKey : eventHandle(eventKey);
+}
+
+/** What the page may see of a DLQ message: never the body (message text, phone numbers), nor the event key (it carries a wamid): its handle. */
 function listed(entry: DlqEntry): DlqSummary {
   return {
     id: entry.id,
     reason: entry.reason,
-    eventKey: entry.eventKey ?? null,
+    handle: entry.eventKey ? shownName(entry.eventKey) : null,
     lineId: entry.lineId ?? null,
     receivedAt: entry.receivedAt ?? null,
     parkedAt: entry.parkedAt ?? null,
@@ -100,7 +107,7 @@ export function dlqRoutes(options: DlqRoutesOptions): Router {
       const entry = await dlq.show(req.params.id!);
       if (!entry) return void res.status(404).json({ error: 'not_found', field: 'id', message: 'No such message in the DLQ (already redriven or purged?)' });
       const result = await dlq.redrive({ id: entry.id });
-      logger.info({ event: 'console_redrive', queue: query.queue, id: entry.id, eventKey: entry.eventKey }, 'DLQ message redriven from the console');
+      logger.info({ event: 'console_redrive', queue: query.queue, id: entry.id, handle: entry.eventKey && shownName(entry.eventKey) }, 'DLQ message redriven from the console');
       res.status(202).json({ redriven: result.redriven.length, failed: result.failed.length, notDeleted: result.notDeleted.length });
     }),
   );

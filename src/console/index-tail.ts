@@ -13,7 +13,7 @@ export class IndexTail {
   private subscribers = 0;
   private timer: NodeJS.Timeout | undefined;
   private since = new Date().toISOString();
-  /** Steps already published, per key: the newest step time seen. */
+  /** Steps already published, per handle: the newest step time seen. */
   private readonly seen = new Map<string, string>();
   private polling = false;
 
@@ -53,16 +53,16 @@ export class IndexTail {
     this.seen.clear();
   }
 
-  /** The steps of `key` newer than the last one published (or than `from`), then remember the newest. */
-  private published(key: string, lineId: string, journey: { at: string; step: string }[], from: string): void {
-    const last = this.seen.get(key) ?? from;
+  /** The steps of `handle` newer than the last one published (or than `from`), then remember the newest. */
+  private published(handle: string, lineId: string, journey: { at: string; step: string }[], from: string): void {
+    const last = this.seen.get(handle) ?? from;
     let newest = last;
     for (const step of [...journey].sort((a, b) => a.at.localeCompare(b.at))) {
       if (step.at <= last) continue;
-      this.options.bus.publish({ key, lineId, step: step.step, at: step.at });
+      this.options.bus.publish({ handle, lineId, step: step.step, at: step.at });
       if (step.at > newest) newest = step.at;
     }
-    this.seen.set(key, newest);
+    this.seen.set(handle, newest);
   }
 
   private async poll(): Promise<void> {
@@ -73,15 +73,15 @@ export class IndexTail {
       let newest = from;
       for (const lineId of await this.options.lineIds()) {
         const changed = await this.options.journal.changedSince(lineId, from, this.options.windowMinutes ?? 15);
-        for (const { key, updatedAt } of changed) {
+        for (const { handle, updatedAt } of changed) {
           if (updatedAt > newest) newest = updatedAt;
-          const detail = await this.options.journal.get(key);
+          const detail = await this.options.journal.get(handle);
           if (!detail) continue;
-          this.published(key, detail.lineId, detail.journey, from);
+          this.published(detail.handle, detail.lineId, detail.journey, from);
         }
         for (const reply of (await this.options.outbound?.changedSince(lineId, from, this.options.windowMinutes ?? 15)) ?? []) {
           if (reply.updatedAt > newest) newest = reply.updatedAt;
-          this.published(reply.key, reply.lineId, reply.journey, from);
+          this.published(reply.id, reply.lineId, reply.journey, from);
         }
       }
       // Five seconds of overlap (index propagation, writes stamped before they land): they are read

@@ -9,6 +9,7 @@ import { InvalidQueryError } from '../journal/query-error';
 import type { Line } from '../lines/line';
 import type { EventDetailView, LineSummary } from './ui/contract';
 import { maskPhone, type Logger } from '../observability/logger';
+import { eventHandle, looksLikeEventHandle } from '../privacy/pseudonyms';
 
 export interface LineSource {
   list(): Promise<Line[]>;
@@ -75,7 +76,15 @@ export function handler(logger: Logger, fn: (req: Request, res: Response) => Pro
 const textOrUndefined = (value: unknown) => (typeof value === 'string' ? value : undefined);
 const numberOrUndefined = (value: unknown) => (typeof value === 'number' ? value : undefined);
 
-/** GET lines, stats, events, events/:key, events/:key/media. */
+/**
+ * The event a URL names: its handle. An event key typed by an operator (from a DLQ listing or a
+ * log) is hashed to its handle; the console itself only ever builds URLs from handles.
+ */
+function handleParam(value: string): string {
+  return looksLikeEventHandle(value) ? value : eventHandle(value);
+}
+
+/** GET lines, stats, events, events/:handle, events/:handle/media. */
 export function journalRoutes(options: JournalRoutesOptions): Router {
   const { journal, lines, logger } = options;
   const router = express.Router();
@@ -130,29 +139,29 @@ export function journalRoutes(options: JournalRoutesOptions): Router {
   );
 
   router.get(
-    '/events/:key',
+    '/events/:handle',
     handler(logger, async (req, res) => {
-      const detail = await journal.get(req.params.key!);
+      const detail = await journal.get(handleParam(req.params.handle!));
       if (!detail) {
-        res.status(404).json({ error: 'not_found', field: 'key', message: 'No journal for this event key (never received, or past its retention)' });
+        res.status(404).json({ error: 'not_found', field: 'handle', message: 'No journal for this event (never received, or past its retention)' });
         return;
       }
       const media = [...detail.journey].reverse().find((s) => s.step === 'media_stored')?.detail;
       const view: EventDetailView = {
         ...detail,
-        media: media ? { type: textOrUndefined(media.type), size: numberOrUndefined(media.size), href: `events/${encodeURIComponent(detail.key)}/media` } : undefined,
+        media: media ? { type: textOrUndefined(media.type), size: numberOrUndefined(media.size), href: `events/${encodeURIComponent(detail.handle)}/media` } : undefined,
       };
       res.json(view);
     }),
   );
 
   router.get(
-    '/events/:key/media',
+    '/events/:handle/media',
     handler(logger, async (req, res) => {
-      const detail = await journal.get(req.params.key!);
+      const detail = await journal.get(handleParam(req.params.handle!));
       const key = [...(detail?.journey ?? [])].reverse().find((s) => s.step === 'media_stored')?.detail?.key;
       if (!options.media || typeof key !== 'string') {
-        res.status(404).json({ error: 'not_found', field: 'key', message: 'This event has no stored media' });
+        res.status(404).json({ error: 'not_found', field: 'handle', message: 'This event has no stored media' });
         return;
       }
       const object = await options.media.s3.send(new GetObjectCommand({ Bucket: options.media.bucket, Key: key }));

@@ -8,7 +8,7 @@ const streamQuery = z.object({ lineId: z.string().min(1).max(128).optional() });
 
 /**
  * GET stream?lineId=: Server-Sent Events. One `event: journal` per journey step, data
- * {key, lineId, step, at}; a comment heartbeat every `heartbeatMs` (15 s) so load balancers keep
+ * {handle, lineId, step, at} (an event's handle, or a reply's outbound id: never an event key); a comment heartbeat every `heartbeatMs` (15 s) so load balancers keep
  * the stream open. The steps come from the process's JournalBus: fed by the worker's journal writes
  * when the worker runs here, else by an IndexTail polling the line+time index.
  */
@@ -27,7 +27,7 @@ export function streamRoutes(options: { bus: JournalBus; heartbeatMs?: number; o
       res.flushHeaders();
       res.write('retry: 2000\n: connected\n\n');
       const unsubscribe = options.bus.subscribe(query.lineId, (notice) => {
-        res.write(`event: journal\ndata: ${JSON.stringify({ key: notice.key, lineId: notice.lineId, step: notice.step, at: notice.at })}\n\n`);
+        res.write(`event: journal\ndata: ${JSON.stringify({ handle: notice.handle, lineId: notice.lineId, step: notice.step, at: notice.at })}\n\n`);
       });
       const release = options.onSubscribe?.();
       const heartbeat = setInterval(() => res.write(`: heartbeat ${new Date().toISOString()}\n\n`), options.heartbeatMs ?? 15_000);

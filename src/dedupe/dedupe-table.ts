@@ -4,6 +4,7 @@ import type { JournalBus } from '../journal/journal-bus';
 import { mergeUpdateExpression, type JournalUpdate } from '../journal/journal-update';
 import type { DedupeRecord } from './dedupe-store';
 import type { LeaseJournal } from './event-lease';
+import { eventHandle } from '../privacy/pseudonyms';
 
 const DAY_SECONDS = 86_400;
 
@@ -38,7 +39,7 @@ export class DedupeTable {
     return this.options.documents.send(
       new UpdateCommand({
         TableName: this.options.tableName,
-        Key: { pk: key },
+        Key: { pk: storedKey(key) },
         ...input,
         UpdateExpression: mergeUpdateExpression(input.UpdateExpression ?? '', journal),
         ExpressionAttributeNames: { ...names, ...journal?.names },
@@ -51,7 +52,7 @@ export class DedupeTable {
   async read(key: string): Promise<DedupeRecord | undefined> {
     let item: Record<string, unknown> | undefined;
     try {
-      ({ Item: item } = await this.options.documents.send(new GetCommand({ TableName: this.options.tableName, Key: { pk: key }, ConsistentRead: true })));
+      ({ Item: item } = await this.options.documents.send(new GetCommand({ TableName: this.options.tableName, Key: { pk: storedKey(key) }, ConsistentRead: true })));
     } catch (error) {
       throw storeFailure('read', key, error);
     }
@@ -67,13 +68,23 @@ export class DedupeTable {
 
   /** After a write that carried the journal: its steps on the bus, for a live tail in this process. */
   published(key: string, journal: LeaseJournal | undefined): void {
-    for (const step of journal?.steps ?? []) this.options.journalBus?.publish({ key, lineId: journal!.lineId, step: step.step, at: step.at });
+    for (const step of journal?.steps ?? []) this.options.journalBus?.publish({ handle: storedKey(key), lineId: journal!.lineId, step: step.step, at: step.at });
   }
 
   /** The first claim's `received` step, which no list entry carries: the live tail hears it once. */
   publishReceived(key: string, lineId: string, at: string): void {
-    this.options.journalBus?.publish({ key, lineId, step: 'received', at });
+    this.options.journalBus?.publish({ handle: storedKey(key), lineId, step: 'received', at });
   }
+}
+
+/**
+ * The record's `pk`: the event key's handle, never the key itself (a key carries a wamid, which
+ * carries the sender's number). Every `Key: { pk }` of the dedupe table is built from it (update()
+ * and read() here); callers, the DLQ and Bird's Idempotency-Key keep the event key, and a
+ * redelivery hashes to the same record.
+ */
+export function storedKey(eventKey: string): string {
+  return eventHandle(eventKey);
 }
 
 export function epochSeconds(ms: number): number {

@@ -3,13 +3,16 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { ConfigError, PermanentError } from '../errors';
 import { Counter, type Registry } from '../observability/metrics';
 import { DEDUPE_STATUS, type ClaimOptions, type ClaimOutcome, type ClaimResult, type DedupeStore } from './dedupe-store';
-import { DedupeTable, epochSeconds, isConditionFailure, storeFailure } from './dedupe-table';
+import { DedupeTable, epochSeconds, isConditionFailure, storedKey, storeFailure } from './dedupe-table';
 import { DynamoLeaseWrites } from './dynamo-lease-writes';
 import { RecordLease, type LeaseWrites } from './event-lease';
 import type { JournalBus } from '../journal/journal-bus';
 import { JournalNotes } from '../journal/journal-notes';
 import { claimJournal } from '../journal/journal-update';
 import type { JourneyStep } from '../journal/journey';
+
+/** The record's `pk` for an event key (its handle): defined with the table's writes, named here too. */
+export { storedKey } from './dedupe-table';
 
 // Written by hand: Powertools' idempotency cannot expire an in-progress claim outside Lambda, so a crash would block the key for the whole window.
 
@@ -99,7 +102,7 @@ export class DynamoDedupeStore implements DedupeStore {
 
   /** DedupeStore.note: a duplicate's step on the existing record (one extra write, duplicates only). */
   note(key: string, step: JourneyStep, counter: 'duplicates'): Promise<boolean> {
-    return this.notes.note(key, step, counter);
+    return this.notes.note(storedKey(key), step, counter);
   }
 
   /** One conditional upsert; undefined when refused but the record no longer explains why. */

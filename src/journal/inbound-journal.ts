@@ -1,7 +1,8 @@
 import { GetCommand, QueryCommand, type DynamoDBDocumentClient, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import { JOURNAL_INDEXES } from '../aws/resources';
 import { mergedPage, type Item, type Page, type PageSource } from './index-pages';
-import { contactHash, displayEvent, inboundOutcome, receivedStep, maskWamid, type InboundOutcome, type JourneyStep } from './journey';
+import { eventHandle, looksLikeEventHandle, wamidDigest } from '../privacy/pseudonyms';
+import { contactHash, displayEvent, inboundOutcome, receivedStep, shownWamid, type InboundOutcome, type JourneyStep } from './journey';
 import type { EventDetail, EventSummary } from '../console/ui/contract';
 
 export type { EventDetail, EventSummary } from '../console/ui/contract';
@@ -12,6 +13,7 @@ export type EventOutcomeFilter = (typeof EVENT_OUTCOME_FILTERS)[number];
 export interface EventQuery {
   /** One line; without it (and without wamid/contact) every line given in `lineIds` is merged by time. */
   lineId?: string;
+  /** The wamid as typed: it is hashed like the index value. */
   wamid?: string;
   /** The whole number or user id as typed: it is hashed like the index value. */
   contact?: string;
@@ -48,8 +50,9 @@ export class InboundJournal {
     },
   ) {}
 
-  async get(key: string): Promise<EventDetail | undefined> {
-    const { Item: item } = await this.options.documents.send(new GetCommand({ TableName: this.options.tableName, Key: { pk: key }, ConsistentRead: true }));
+  /** By the event's handle (its record's `pk`). */
+  async get(handle: string): Promise<EventDetail | undefined> {
+    const { Item: item } = await this.options.documents.send(new GetCommand({ TableName: this.options.tableName, Key: { pk: handle }, ConsistentRead: true }));
     if (!item || typeof item.lineId !== 'string') return undefined;
     let event: unknown;
     try {
@@ -81,7 +84,7 @@ export class InboundJournal {
       rangeName: 'receivedAt',
     });
     let sources: PageSource[];
-    if (query.wamid) sources = [source('wamid', JOURNAL_INDEXES.byWamid, 'wamid', query.wamid)];
+    if (query.wamid) sources = [source('wamid', JOURNAL_INDEXES.byWamid, 'wamid', wamidDigest(query.wamid))];
     else if (query.contact) sources = [source('contact', JOURNAL_INDEXES.byContact, 'contactHash', contactHash(query.contact))];
     else sources = (query.lineId ? [query.lineId] : allLineIds).map((lineId) => source(`line:${lineId}`, JOURNAL_INDEXES.byLine, 'lineId', lineId));
     const page = await mergedPage(this.options.documents, sources, query.cursor, query.limit);
@@ -145,7 +148,7 @@ export class InboundJournal {
   }
 
   /** Records of a line changed since `sinceIso` (received within `windowMinutes`): the SSE poller's view of other processes. */
-  async changedSince(lineId: string, sinceIso: string, windowMinutes: number, now: Date = new Date()): Promise<{ key: string; updatedAt: string }[]> {
+  async changedSince(lineId: string, sinceIso: string, windowMinutes: number, now: Date = new Date()): Promise<{ handle: string; updatedAt: string }[]> {
     const out = await this.options.documents.send(
       new QueryCommand({
         TableName: this.options.tableName,
@@ -158,7 +161,7 @@ export class InboundJournal {
         Limit: 200,
       }),
     );
-    return (out.Items ?? []).map((i) => ({ key: String(i.pk), updatedAt: String(i.updatedAt) }));
+    return (out.Items ?? []).map((i) => ({ handle: String(i.pk), updatedAt: String(i.updatedAt) }));
   }
 
   private keyQuery(indexName: string, hashName: string, hashValue: string, query: EventQuery): QueryCommandInput {
@@ -201,7 +204,7 @@ export class InboundJournal {
 function summary(item: Item): EventSummary {
   const outcome = inboundOutcome(item as { status?: string; retries?: number; journey?: JourneyStep[] });
   return {
-    key: String(item.pk),
+    handle: handleOf(String(item.pk)),
     lineId: String(item.lineId),
     kind: String(item.kind ?? ''),
     type: String(item.type ?? ''),
@@ -210,8 +213,13 @@ function summary(item: Item): EventSummary {
     updatedAt: typeof item.updatedAt === 'string' ? item.updatedAt : undefined,
     reason: typeof item.parkReason === 'string' ? item.parkReason : undefined,
     contact: typeof item.contact === 'string' ? item.contact : undefined,
-    wamid: maskWamid(typeof item.wamid === 'string' ? item.wamid : undefined),
+    wamid: shownWamid(item.wamid),
     duplicates: Number(item.duplicates ?? 0),
     retries: Number(item.retries ?? 0),
   };
+}
+
+/** A record written before keys were stored as handles has its event key as `pk`: the views name it by its handle all the same. */
+function handleOf(pk: string): string {
+  return looksLikeEventHandle(pk) ? pk : eventHandle(pk);
 }

@@ -10,7 +10,7 @@ import { MAX_JOURNEY_STEPS, type JourneyStep } from './journey';
 export class JournalNotes {
   constructor(private readonly options: { documents: DynamoDBDocumentClient; tableName: string; bus?: JournalBus }) {}
 
-  /** Resolves false when there is no record for `key`. */
+  /** `key`: the record's `pk` (an event handle). Resolves false when there is no record. */
   async note(key: string, step: JourneyStep, counter?: 'duplicates'): Promise<boolean> {
     const update = (withStep: boolean) => {
       const names: Record<string, string> = { '#updatedAt': 'updatedAt', '#pk': 'pk' };
@@ -54,7 +54,7 @@ export class JournalNotes {
         throw second;
       }
     }
-    if (typeof lineId === 'string') this.options.bus?.publish({ key, lineId, step: step.step, at: step.at });
+    if (typeof lineId === 'string') this.options.bus?.publish({ handle: key, lineId, step: step.step, at: step.at });
     return true;
   }
 }

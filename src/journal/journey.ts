@@ -1,7 +1,7 @@
 import type { InboundOutcome, JourneyStep, MinuteBucket } from '../console/ui/contract';
 import type { WhatsAppEvent } from '../meta/event';
-import { maskPhone } from '../observability/logger';
-import { contactDigest } from '../privacy/pseudonyms';
+import { contactDigest, lastFour, wamidDigest } from '../privacy/pseudonyms';
+import { storedEvent, type StoredEvent } from './stored-event';
 
 /**
  * The journal: what happened to each inbound event (and, in src/outbound, to each reply), as a list
@@ -19,7 +19,8 @@ export type { InboundOutcome, JourneyStep, MinuteBucket } from '../console/ui/co
 
 /** What the live tail receives for every step written (SSE `event: journal`). */
 export interface JournalNotice {
-  key: string;
+  /** The event's handle (eventHandle of its key), or a reply's outbound id: never a key that carries a wamid. */
+  handle: string;
   lineId: string;
   step: string;
   at: string;
@@ -57,36 +58,48 @@ export function eventType(event: WhatsAppEvent): string {
   return event.message?.type ?? event.status?.status ?? event.field;
 }
 
-/** The attributes the journal indexes and lists read; written once, with the claim. */
+/** The attributes the journal indexes and lists read; written once, with the claim. Nothing here is a number or a wamid in clear. */
 export interface JournalFacts {
   lineId: string;
   kind: string;
   type: string;
   receivedAt: string;
+  /** wamidDigest of the event's wamid: the byWamid index finds it by hashing the wamid an operator types. */
   wamid?: string;
   contactHash?: string;
-  /** Masked as in the logs: what lists show. */
+  /** The contact's last 4: what lists show. */
   contact?: string;
-  /** The normalised event (text included, `raw` left out) as JSON, for the detail view. */
+  /** The event's projection (src/journal/stored-event.ts) as JSON, for the detail view. */
   event: string;
 }
 
 export function journalFacts(event: WhatsAppEvent, lineId: string, receivedAt: string): JournalFacts {
   const contact = eventContact(event);
-  const { raw: _raw, ...normalised } = event;
-  let json = JSON.stringify(normalised);
-  if (Buffer.byteLength(json, 'utf8') > MAX_STORED_EVENT_BYTES) {
-    json = JSON.stringify({ ...normalised, message: normalised.message && { ...normalised.message, text: '[cut: see the DLQ or Bird for the full text]' } });
-  }
+  const wamid = eventWamid(event);
+  const stored = storedEvent(event);
+  let json = JSON.stringify(stored);
+  if (Buffer.byteLength(json, 'utf8') > MAX_STORED_EVENT_BYTES) json = JSON.stringify(withTextCut(stored));
   return {
     lineId,
     kind: event.kind,
     type: eventType(event),
     receivedAt: new Date(receivedAt).toISOString(),
-    wamid: eventWamid(event),
+    wamid: wamid ? wamidDigest(wamid) : undefined,
     contactHash: contact ? contactHash(contact) : undefined,
-    contact: contact ? maskPhone(contact) : undefined,
+    contact: contact ? lastFour(contact) : undefined,
     event: json,
+  };
+}
+
+const CUT_TEXT = '[cut: see the DLQ or Bird for the full text]';
+
+/** Texts are what can make a stored event large (a turn holds several): cut them, keep the rest. */
+function withTextCut(stored: StoredEvent): StoredEvent {
+  const cut = (message: StoredEvent['message']) => message && { ...message, ...(message.text ? { text: CUT_TEXT } : {}) };
+  return {
+    ...stored,
+    message: cut(stored.message),
+    turn: stored.turn && { ...stored.turn, messages: stored.turn.messages.map((m) => ({ ...m, message: cut(m.message) })) },
   };
 }
 
@@ -98,10 +111,10 @@ export function inboundOutcome(record: { status?: string; retries?: number; jour
   return last === 'retried' ? 'retrying' : 'in_progress';
 }
 
-/** A wamid is base64 of a protobuf that starts with the phone number: lists show only its tail. */
-export function maskWamid(wamid: string | undefined): string | undefined {
-  if (!wamid) return undefined;
-  return wamid.length > 16 ? `wamid.…${wamid.slice(-10)}` : wamid;
+/** A stored `wamid` attribute as views show it: its digest (a record written before digests were stored held the wamid itself). */
+export function shownWamid(stored: unknown): string | undefined {
+  if (typeof stored !== 'string' || stored === '') return undefined;
+  return stored.startsWith('wd_') ? stored : wamidDigest(stored);
 }
 
 /** Events per minute by outcome over the last `minutes`, oldest first, every minute present (zeros included). */
@@ -120,20 +133,12 @@ export function perMinute(items: { at: string; outcome: string }[], now: Date, m
 }
 
 /**
- * The normalised event as the detail view shows it: text included, phone numbers and user ids
- * masked like the logs (the page never holds a whole number).
+ * The stored event as the detail view shows it. Records written before the projection existed
+ * held the normalised event itself: they are projected on the way out, so no view shows them whole.
  */
 export function displayEvent(stored: unknown): unknown {
   if (!stored || typeof stored !== 'object') return stored;
-  const event = stored as Partial<WhatsAppEvent>;
-  const contact = event.contact && {
-    ...event.contact,
-    userKey: maskPhone(event.contact.userKey),
-    waId: maskPhone(event.contact.waId),
-    userId: maskPhone(event.contact.userId),
-  };
-  const status = event.status && { ...event.status, recipientId: maskPhone(event.status.recipientId), participant: maskPhone(event.status.participant) };
-  return { ...event, displayPhoneNumber: maskPhone(event.displayPhoneNumber), ...(contact ? { contact } : {}), ...(status ? { status } : {}) };
+  return 'handle' in stored ? stored : storedEvent(stored);
 }
 
 /** The `received` step, derived from what the first claim stored: it costs no list entry. */

@@ -3,7 +3,7 @@ import { OUTBOUND_BY_CONTACT_INDEX, OUTBOUND_BY_LINE_INDEX } from '../aws/resour
 import { maskPhone, maskWamids } from '../observability/logger';
 import { apiStatus, awaitsOperator, contactKey, type OutboundRecord, type OutboundState } from '../outbound/record';
 import { mergedPage, type Item, type Page, type PageSource } from './index-pages';
-import { maskWamid } from './journey';
+import { shownWamid } from './journey';
 import type { OutboundDetail, OutboundSummary } from '../console/ui/contract';
 
 export type { OutboundDetail, OutboundSummary } from '../console/ui/contract';
@@ -83,7 +83,7 @@ export class OutboundJournal {
   }
 
   /** Replies of a line created within `windowMinutes` and changed since `sinceIso`, with their journeys (the index projects them): the live tail of a process without the sender. */
-  async changedSince(lineId: string, sinceIso: string, windowMinutes: number, now: Date = new Date()): Promise<{ key: string; lineId: string; updatedAt: string; journey: { at: string; step: string }[] }[]> {
+  async changedSince(lineId: string, sinceIso: string, windowMinutes: number, now: Date = new Date()): Promise<{ id: string; lineId: string; updatedAt: string; journey: { at: string; step: string }[] }[]> {
     const out = await this.options.documents.send(
       new QueryCommand({
         TableName: this.options.tableName,
@@ -97,7 +97,7 @@ export class OutboundJournal {
       }),
     );
     return (out.Items ?? []).map((i) => ({
-      key: String(i.pk),
+      id: String(i.pk),
       lineId: String(i.lineId),
       updatedAt: String(i.updatedAt),
       journey: ((i.journey ?? []) as { at: string; step: string }[]).map((s) => ({ at: s.at, step: s.step })),
@@ -133,7 +133,7 @@ function summary(item: Item): OutboundSummary {
     type: record.type,
     source: record.source,
     status: apiStatus(record.status),
-    ...(record.wamid ? { wamid: maskWamid(record.wamid) } : {}),
+    ...(record.wamid ? { wamid: shownWamid(record.wamid) } : {}),
     ...(record.error ? { error: record.error } : {}),
     attempts: record.attempts ?? 0,
     createdAt: record.createdAt,

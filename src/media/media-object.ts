@@ -1,3 +1,4 @@
+import { wamidDigest } from '../privacy/pseudonyms';
 import type { MediaKind } from '../meta/event';
 
 const MIB = 1024 * 1024;
@@ -69,8 +70,9 @@ function keySegment(value: string, what: string): string {
 }
 
 /**
- * `media/<lineId>/<yyyy>/<mm>/<dd>/<wamid>/<mediaId>.<ext>`, dated by receivedAt in UTC: the same
- * event always lands on the same key, so a redelivered event finds the object it already stored.
+ * `media/<lineId>/<yyyy>/<mm>/<dd>/<wamidDigest>/<mediaId>.<ext>`, dated by receivedAt in UTC: the
+ * same event always lands on the same key, so a redelivered event finds the object it already
+ * stored. The wamid's digest, not the wamid: the key is kept in the journal and read in URLs.
  */
 export function mediaObjectKey(input: {
   lineId: string;
@@ -90,7 +92,7 @@ export function mediaObjectKey(input: {
     yyyy,
     mm,
     dd,
-    keySegment(input.wamid, 'wamid'),
+    keySegment(wamidDigest(input.wamid), 'wamid'),
     `${keySegment(input.mediaId, 'media id')}.${extensionFor(input.mimeType)}`,
   ].join('/');
 }

@@ -7,6 +7,7 @@ import { ConditionalRecordUpdate, describeError, isConditionFailure, journeyStep
 import { DynamoSendOutcomes } from './dynamo-send-outcomes';
 import type { ClaimResult, CreateResult, NewOutbound, OperatorDecision, OutboundStore, SendFence, StatusUpdate } from './outbound-store';
 import { STATE_RANK, contactKey, outboxShardOf, type JourneyStep, type OutboundError, type OutboundRecord } from './record';
+import { wamidDigest } from '../privacy/pseudonyms';
 
 export interface DynamoOutboundStoreOptions {
   documents: DynamoDBDocumentClient;
@@ -74,7 +75,7 @@ export class DynamoOutboundStore implements OutboundStore {
         new PutCommand({ TableName: this.tableName, Item: record, ConditionExpression: 'attribute_not_exists(pk)' }),
       );
       this.writes.inc({ operation: 'create', result: 'applied' });
-      this.journalBus?.publish({ key: record.id, lineId: record.lineId, step: 'queued', at });
+      this.journalBus?.publish({ handle: record.id, lineId: record.lineId, step: 'queued', at });
       return { created: true, record };
     } catch (error) {
       if (!isConditionFailure(error)) throw storeFailure('create', error);
@@ -102,7 +103,7 @@ export class DynamoOutboundStore implements OutboundStore {
           IndexName: OUTBOUND_BY_WAMID_INDEX,
           KeyConditionExpression: '#wamid = :wamid',
           ExpressionAttributeNames: { '#wamid': 'wamid' },
-          ExpressionAttributeValues: { ':wamid': wamid },
+          ExpressionAttributeValues: { ':wamid': wamidDigest(wamid) },
           Limit: 1,
         }),
       );
@@ -172,11 +173,11 @@ export class DynamoOutboundStore implements OutboundStore {
     if (!id) return undefined;
     const now = this.clock();
     const rank = STATE_RANK[update.status];
-    const detail = update.status === 'failed' && update.error ? describeError(update.error) : update.wamid;
+    const detail = update.status === 'failed' && update.error ? describeError(update.error) : wamidDigest(update.wamid);
     const values: Record<string, unknown> = {
       ':status': update.status,
       ':rank': rank,
-      ':wamid': update.wamid,
+      ':wamid': wamidDigest(update.wamid),
       ':lineId': update.lineId,
       ':at': new Date(now).toISOString(),
       ':step': [this.step(now, update.status, detail)],

@@ -27,7 +27,7 @@ export class ConditionalRecordUpdate {
       this.deps.writes.inc({ operation, result: 'applied' });
       const lineId = out.Attributes?.lineId;
       const steps = (input.ExpressionAttributeValues?.[':step'] ?? []) as JourneyStep[];
-      if (typeof lineId === 'string') for (const step of steps) this.deps.journalBus?.publish({ key: id, lineId, step: step.step, at: step.at });
+      if (typeof lineId === 'string') for (const step of steps) this.deps.journalBus?.publish({ handle: id, lineId, step: step.step, at: step.at });
       return out.Attributes ?? {};
     } catch (error) {
       if (isConditionFailure(error)) {

@@ -1,6 +1,7 @@
 import type { OperatorDecision, SendFence } from './outbound-store';
 import { ConditionalRecordUpdate, describeError, journeyStep } from './dynamo-record-update';
 import { STATE_RANK, type OutboundError } from './record';
+import { wamidDigest } from '../privacy/pseudonyms';
 
 /**
  * The writes that end one send, and the operator's decisions on an uncertain reply. Each send
@@ -18,7 +19,7 @@ export class DynamoSendOutcomes {
     return this.applied('sent', fence, {
       UpdateExpression: 'SET #status = :sent, #rank = :rank, #wamid = :wamid, #updatedAt = :at, #journey = list_append(#journey, :step) REMOVE #retryAt',
       ConditionExpression: 'attribute_exists(#pk) AND #rank < :rank AND #attempts = :attempt',
-      ExpressionAttributeValues: { ':sent': 'sent', ':rank': STATE_RANK.sent, ':wamid': wamid, ':at': new Date(now).toISOString(), ':step': [journeyStep(now, 'sent', wamid)] },
+      ExpressionAttributeValues: { ':sent': 'sent', ':rank': STATE_RANK.sent, ':wamid': wamidDigest(wamid), ':at': new Date(now).toISOString(), ':step': [journeyStep(now, 'sent', wamidDigest(wamid))] },
     });
   }
 

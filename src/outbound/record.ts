@@ -152,7 +152,8 @@ export interface OutboundView {
   id: string;
   status: OutboundStatus;
   to: string;
-  wamid?: string;
+  /** The digest of Meta's wamid for the send (the wamid itself is not stored: it carries the recipient's number). */
+  wamidDigest?: string;
   error?: OutboundError;
   createdAt: string;
   updatedAt: string;
@@ -163,7 +164,7 @@ export function toView(record: OutboundRecord): OutboundView {
     id: record.id,
     status: apiStatus(record.status),
     to: record.to,
-    ...(record.wamid ? { wamid: record.wamid } : {}),
+    ...(record.wamid ? { wamidDigest: record.wamid } : {}),
     ...(record.error ? { error: record.error } : {}),
     createdAt: record.createdAt,
     updatedAt: record.updatedAt,

@@ -48,7 +48,8 @@ export class BirdHandOff {
   async run(handling: MessageHandling, event: WhatsAppEvent, line: Line, lease: EventLease, steps: JourneyStep[]): Promise<void> {
     // A status of one of our replies settles its record first, and Bird learns which reply it was.
     const outbound = event.kind === 'status' ? await this.options.outboundStatuses?.settle(line.lineId, event) : undefined;
-    const delivered = outbound ? { ...event, outbound } : event;
+    // A turn's buffered messages hold S3 keys: their files are signed now, at delivery.
+    const delivered = await this.media.signTurn(outbound ? { ...event, outbound } : event);
     const media = await this.media.fetch(delivered, line, handling.receivedAt);
     if ('stored' in media && media.stored) steps.push(step('media_stored', { key: media.stored.s3Key, size: media.stored.size, type: media.stored.mimeType }));
     // Another worker may own the event now: let it deliver, and look again later.

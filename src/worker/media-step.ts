@@ -3,6 +3,7 @@ import type { Line } from '../lines/line';
 import type { SecretResolver } from '../lines/secrets';
 import type { MediaStore, StoredMedia } from '../media';
 import type { WhatsAppEvent } from '../meta/event';
+import { withMediaUrls } from './turns/turn-message';
 
 /** The pipeline's media step: a message's file, copied from Meta to S3 with the line's Graph token. */
 export class MediaStep {
@@ -29,5 +30,12 @@ export class MediaStep {
       if (error instanceof PermanentError && isUnfixableMediaReason(error.reason)) return { error: error.reason };
       throw error;
     }
+  }
+
+  /** A turn's files, signed now: its buffered messages hold S3 keys, never a URL that may have died. */
+  async signTurn(event: WhatsAppEvent): Promise<WhatsAppEvent> {
+    if (!event.turn) return event;
+    const messages = await withMediaUrls(event.turn.messages, (s3Key) => this.options.media.presignedUrl(s3Key));
+    return { ...event, turn: { ...event.turn, messages } };
   }
 }

@@ -4,6 +4,7 @@ import { InboundJournal } from '../../src/journal/inbound-journal';
 import { OutboundJournal } from '../../src/journal/outbound-journal';
 import { JournalBus } from '../../src/journal/journal-bus';
 import { DynamoLineStore } from '../../src/lines/store';
+import { eventHandle } from '../../src/privacy/pseudonyms';
 import { CONSOLE_TOKEN, OUTBOUND_KEY, startConsoleRig, type ConsoleRig } from '../support/console';
 import { waitFor } from '../support/child';
 import { LINES, mediaMessage, startRemoteStandIns, textMessage, webhookPayload, type RemoteStandIns } from '../support/worker';
@@ -31,7 +32,7 @@ afterEach(() => {
 });
 
 interface Detail {
-  key: string;
+  handle: string;
   lineId: string;
   outcome: string;
   duplicates: number;
@@ -44,7 +45,9 @@ interface Detail {
 
 const json = async <T>(res: Response): Promise<T> => (await res.json()) as T;
 const steps = (d: Detail) => d.journey.map((s) => s.step);
-const keyOf = (wamid: string) => `msg#${LINES.doc.phoneNumberId}#${wamid}`;
+const eventKeyOf = (wamid: string) => `msg#${LINES.doc.phoneNumberId}#${wamid}`;
+/** What the console names an event by: the handle of its key, never the key (it carries the wamid). */
+const handleOf = (wamid: string) => eventHandle(eventKeyOf(wamid));
 
 async function post(wamid: string, message = textMessage(wamid)): Promise<void> {
   expect(await c.rig.post(webhookPayload([{ changes: [{ phoneNumberId: LINES.doc.phoneNumberId, messages: [message] }] }]))).toBe(200);
@@ -78,7 +81,7 @@ async function reply(text: string, key: string, to = SENDER): Promise<string> {
 
 /** Opens the SSE stream and collects `event: journal` data and comments until closed. */
 function openStream(path: string, headers: Record<string, string>, base = c.console.url) {
-  const events: { key: string; lineId: string; step: string; at: string }[] = [];
+  const events: { handle: string; lineId: string; step: string; at: string }[] = [];
   let comments = 0;
   let status = 0;
   let contentType = '';
@@ -190,17 +193,17 @@ describe('journeys', () => {
     const wamid = 'wamid.console-delivered-0001';
     const posted = Date.now();
     await post(wamid, textMessage(wamid, 'where is my order?'));
-    await waitFor(async () => stream.events.some((e) => e.key === keyOf(wamid)), 2000, 'a journal step on the stream within 2 s');
+    await waitFor(async () => stream.events.some((e) => e.handle === handleOf(wamid)), 2000, 'a journal step on the stream within 2 s');
     expect(Date.now() - posted).toBeLessThan(2000);
-    const d = await detailWhen(keyOf(wamid), (x) => x.outcome === 'delivered', 'the event delivered');
+    const d = await detailWhen(handleOf(wamid), (x) => x.outcome === 'delivered', 'the event delivered');
     expect(steps(d)).toEqual(['received', 'claimed', 'delivered', 'completed']);
     expect(d.journey[0]!.detail).toMatchObject({ line: LINES.doc.lineId, bytes: expect.any(Number), requestId: expect.any(String) });
     expect(d.journey[2]!.detail).toMatchObject({ transport: 'flow', status: 202, ms: expect.any(Number) });
     // The detail has the text; the contact is masked there as in the lists.
     expect(d.event?.message?.text).toBe('where is my order?');
     expect(JSON.stringify(d)).not.toContain(SENDER);
-    await waitFor(async () => stream.events.filter((e) => e.key === keyOf(wamid)).map((e) => e.step).includes('completed'), 2000, 'completed on the stream');
-    expect(stream.events.filter((e) => e.key === keyOf(wamid)).map((e) => e.step)).toEqual(['received', 'claimed', 'delivered', 'completed']);
+    await waitFor(async () => stream.events.filter((e) => e.handle === handleOf(wamid)).map((e) => e.step).includes('completed'), 2000, 'completed on the stream');
+    expect(stream.events.filter((e) => e.handle === handleOf(wamid)).map((e) => e.step)).toEqual(['received', 'claimed', 'delivered', 'completed']);
     await waitFor(async () => stream.comments() > 0, 2000, 'a heartbeat comment');
     stream.close();
   });
@@ -227,14 +230,14 @@ describe('journeys', () => {
       await waitFor(async () => stream.status() === 200, 2000, 'the stream to open');
       const wamid = 'wamid.console-tail-apart-0009';
       await post(wamid);
-      await waitFor(async () => stream.events.filter((e) => e.key === keyOf(wamid)).some((e) => e.step === 'completed'), 5000, 'completed through the index tail');
-      const seen = stream.events.filter((e) => e.key === keyOf(wamid)).map((e) => e.step);
+      await waitFor(async () => stream.events.filter((e) => e.handle === handleOf(wamid)).some((e) => e.step === 'completed'), 5000, 'completed through the index tail');
+      const seen = stream.events.filter((e) => e.handle === handleOf(wamid)).map((e) => e.step);
       expect(new Set(seen).size).toBe(seen.length);
       expect(seen).toEqual(expect.arrayContaining(['claimed', 'delivered', 'completed']));
       // Replies too, from the outbound records' line index.
       const id = await reply('tailed apart', 'console-reply-apart');
-      await waitFor(async () => stream.events.filter((e) => e.key === id).some((e) => e.step === 'read'), 10_000, 'the reply read, through the index tail');
-      const replySteps = stream.events.filter((e) => e.key === id).map((e) => e.step);
+      await waitFor(async () => stream.events.filter((e) => e.handle === id).some((e) => e.step === 'read'), 10_000, 'the reply read, through the index tail');
+      const replySteps = stream.events.filter((e) => e.handle === id).map((e) => e.step);
       expect(new Set(replySteps).size).toBe(replySteps.length);
       stream.close();
     } finally {
@@ -245,12 +248,12 @@ describe('journeys', () => {
   it('finds events by wamid and by contact through the indexes; lists mask the contact and carry no text', async () => {
     const wamid = 'wamid.console-lookup-0002';
     await post(wamid, textMessage(wamid, 'secret plans'));
-    await detailWhen(keyOf(wamid), (x) => x.outcome === 'delivered', 'delivered');
-    const byWamid = await json<{ items: { key: string; contact: string }[] }>(await c.api(`events?wamid=${encodeURIComponent(wamid)}`));
-    expect(byWamid.items.map((i) => i.key)).toEqual([keyOf(wamid)]);
-    const byContact = await json<{ items: { key: string; contact: string }[] }>(await c.api(`events?contact=${SENDER}&limit=200`));
-    expect(byContact.items.map((i) => i.key)).toContain(keyOf(wamid));
-    expect(byContact.items.every((i) => i.contact === '1650*****34')).toBe(true);
+    await detailWhen(handleOf(wamid), (x) => x.outcome === 'delivered', 'delivered');
+    const byWamid = await json<{ items: { handle: string; contact: string }[] }>(await c.api(`events?wamid=${encodeURIComponent(wamid)}`));
+    expect(byWamid.items.map((i) => i.handle)).toEqual([handleOf(wamid)]);
+    const byContact = await json<{ items: { handle: string; contact: string }[] }>(await c.api(`events?contact=${SENDER}&limit=200`));
+    expect(byContact.items.map((i) => i.handle)).toContain(handleOf(wamid));
+    expect(byContact.items.every((i) => i.contact === '…1234')).toBe(true);
     const text = JSON.stringify(byContact);
     expect(text).not.toContain(SENDER);
     expect(text).not.toContain('secret plans');
@@ -268,20 +271,20 @@ describe('journeys', () => {
   it('a duplicate: the same message again adds a duplicate step and count, and Bird hears it once', async () => {
     const wamid = 'wamid.console-duplicate-0003';
     await post(wamid);
-    await detailWhen(keyOf(wamid), (x) => x.outcome === 'delivered', 'delivered');
+    await detailWhen(handleOf(wamid), (x) => x.outcome === 'delivered', 'delivered');
     await post(wamid);
-    const d = await detailWhen(keyOf(wamid), (x) => x.duplicates === 1, 'the duplicate recorded');
+    const d = await detailWhen(handleOf(wamid), (x) => x.duplicates === 1, 'the duplicate recorded');
     expect(steps(d)).toEqual(['received', 'claimed', 'delivered', 'completed', 'duplicate']);
-    expect(remote.bird.received().filter((call) => call.idempotencyKey === keyOf(wamid))).toHaveLength(1);
-    const dupes = await json<{ items: { key: string }[] }>(await c.api(`events?lineId=${LINES.doc.lineId}&outcome=duplicate`));
-    expect(dupes.items.map((i) => i.key)).toContain(keyOf(wamid));
+    expect(remote.bird.received().filter((call) => call.idempotencyKey === eventKeyOf(wamid))).toHaveLength(1);
+    const dupes = await json<{ items: { handle: string }[] }>(await c.api(`events?lineId=${LINES.doc.lineId}&outcome=duplicate`));
+    expect(dupes.items.map((i) => i.handle)).toContain(handleOf(wamid));
   });
 
   it('a retried event: retried (reason) when Bird is unavailable, then claimed again and delivered', async () => {
     const wamid = 'wamid.console-retried-0006';
     remote.bird.failNext(1, { status: 503 });
     await post(wamid);
-    const d = await detailWhen(keyOf(wamid), (x) => x.outcome === 'delivered', 'delivered after the retry');
+    const d = await detailWhen(handleOf(wamid), (x) => x.outcome === 'delivered', 'delivered after the retry');
     expect(steps(d)).toEqual(['received', 'claimed', 'retried', 'claimed', 'delivered', 'completed']);
     expect(d.journey[2]!.detail).toEqual({ reason: 'bird_unavailable' });
     expect(Number(d.journey[3]!.detail!.receive)).toBeGreaterThan(Number(d.journey[1]!.detail!.receive));
@@ -291,7 +294,7 @@ describe('journeys', () => {
   it('media: a media_stored step with key, size and type, and the object streamed through the console', async () => {
     const wamid = 'wamid.console-media-0004';
     await post(wamid, mediaMessage('image', wamid, 'media-console-1', 'image/jpeg'));
-    const d = await detailWhen(keyOf(wamid), (x) => x.outcome === 'delivered', 'delivered');
+    const d = await detailWhen(handleOf(wamid), (x) => x.outcome === 'delivered', 'delivered');
     expect(steps(d)).toEqual(['received', 'claimed', 'media_stored', 'delivered', 'completed']);
     const media = d.journey[2]!.detail!;
     expect(media).toMatchObject({ key: expect.stringMatching(/^media\//), size: expect.any(Number), type: expect.any(String) });
@@ -308,20 +311,20 @@ describe('journeys', () => {
     const wamid = 'wamid.console-parked-0005';
     remote.bird.failNext(1, { status: 400 });
     await post(wamid);
-    const parked = await detailWhen(keyOf(wamid), (x) => x.outcome === 'parked', 'parked');
+    const parked = await detailWhen(handleOf(wamid), (x) => x.outcome === 'parked', 'parked');
     expect(steps(parked)).toEqual(['received', 'claimed', 'parked']);
     expect(parked.reason).toBe('bird_rejected_400');
     expect(parked.journey[2]!.detail).toMatchObject({ reason: 'bird_rejected_400' });
 
-    const dlq = await json<{ items: { id: string; eventKey: string; reason: string; lineId: string }[]; reasons: string[] }>(await c.api('dlq?queue=inbound&reason=bird_rejected_400'));
-    const entry = dlq.items.find((i) => i.eventKey === keyOf(wamid));
+    const dlq = await json<{ items: { id: string; handle: string; reason: string; lineId: string }[]; reasons: string[] }>(await c.api('dlq?queue=inbound&reason=bird_rejected_400'));
+    const entry = dlq.items.find((i) => i.handle === handleOf(wamid));
     expect(entry).toMatchObject({ reason: 'bird_rejected_400', lineId: LINES.doc.lineId });
     expect(JSON.stringify(dlq)).not.toContain(SENDER);
 
     const redrive = await c.api(`dlq/${encodeURIComponent(entry!.id)}/redrive?queue=inbound`, { method: 'POST' });
     expect(redrive.status).toBe(202);
     expect(await redrive.json()).toMatchObject({ redriven: 1 });
-    const done = await detailWhen(keyOf(wamid), (x) => x.outcome === 'delivered' && steps(x).includes('redriven'), 'delivered after the redrive');
+    const done = await detailWhen(handleOf(wamid), (x) => x.outcome === 'delivered' && steps(x).includes('redriven'), 'delivered after the redrive');
     expect(steps(done)).toEqual(['received', 'claimed', 'parked', 'redriven', 'claimed', 'delivered', 'completed']);
     expect((await c.api(`dlq/${encodeURIComponent(entry!.id)}/redrive?queue=inbound`, { method: 'POST' })).status).toBe(404);
   });
@@ -331,7 +334,7 @@ describe('journeys', () => {
     const wamids = ['wamid.console-bulk-0010', 'wamid.console-bulk-0011'];
     for (const wamid of wamids) {
       await post(wamid);
-      await detailWhen(keyOf(wamid), (x) => x.outcome === 'parked', 'parked');
+      await detailWhen(handleOf(wamid), (x) => x.outcome === 'parked', 'parked');
     }
     const listed = await json<{ items: { reason: string }[]; reasons: string[]; total: number }>(await c.api('dlq?queue=inbound&reason=bird_rejected_403'));
     expect(listed.total).toBe(2);
@@ -339,11 +342,11 @@ describe('journeys', () => {
     const redrive = await c.api('dlq/redrive?queue=inbound&reason=bird_rejected_403', { method: 'POST' });
     expect(redrive.status).toBe(202);
     expect(await redrive.json()).toMatchObject({ redriven: 2, failed: 0 });
-    for (const wamid of wamids) await detailWhen(keyOf(wamid), (x) => x.outcome === 'delivered', 'delivered after the bulk redrive');
+    for (const wamid of wamids) await detailWhen(handleOf(wamid), (x) => x.outcome === 'delivered', 'delivered after the bulk redrive');
 
     remote.bird.failNext(1, { status: 403 });
     await post('wamid.console-bulk-0012');
-    await detailWhen(keyOf('wamid.console-bulk-0012'), (x) => x.outcome === 'parked', 'parked');
+    await detailWhen(handleOf('wamid.console-bulk-0012'), (x) => x.outcome === 'parked', 'parked');
     const purge = await c.api('dlq/purge?queue=inbound', { method: 'POST' });
     expect(purge.status).toBe(200);
     expect(((await purge.json()) as { purged: number }).purged).toBeGreaterThanOrEqual(1);
@@ -354,29 +357,29 @@ describe('journeys', () => {
     const wamids = [1, 2, 3, 4, 5].map((i) => `wamid.console-page-00${i}`);
     for (const wamid of wamids) {
       await post(wamid);
-      await detailWhen(keyOf(wamid), (x) => x.outcome === 'delivered', 'delivered');
+      await detailWhen(handleOf(wamid), (x) => x.outcome === 'delivered', 'delivered');
     }
     const seen: string[] = [];
     let cursor: string | undefined;
     let pages = 0;
     do {
-      const page: { items: { key: string }[]; cursor?: string } = await json(
+      const page: { items: { handle: string }[]; cursor?: string } = await json(
         await c.api(`events?lineId=${LINES.doc.lineId}&limit=2${cursor ? `&cursor=${cursor}` : ''}`),
       );
       expect(page.items.length).toBeLessThanOrEqual(2);
-      seen.push(...page.items.map((i) => i.key));
+      seen.push(...page.items.map((i) => i.handle));
       cursor = page.cursor;
       pages++;
     } while (cursor && pages < 50);
     expect(new Set(seen).size).toBe(seen.length);
     const newestFive = seen.slice(0, 5);
-    expect(newestFive).toEqual([...wamids].reverse().map(keyOf));
+    expect(newestFive).toEqual([...wamids].reverse().map(handleOf));
 
     const merged: string[] = [];
     cursor = undefined;
     do {
-      const page: { items: { key: string }[]; cursor?: string } = await json(await c.api(`events?limit=3${cursor ? `&cursor=${cursor}` : ''}`));
-      merged.push(...page.items.map((i) => i.key));
+      const page: { items: { handle: string }[]; cursor?: string } = await json(await c.api(`events?limit=3${cursor ? `&cursor=${cursor}` : ''}`));
+      merged.push(...page.items.map((i) => i.handle));
       cursor = page.cursor;
     } while (cursor);
     expect(merged.sort()).toEqual([...seen].sort());
@@ -425,8 +428,8 @@ describe('outbound replies', () => {
     expect(detail).toMatchObject({ id, lineId: LINES.doc.lineId, to: '1650*****34' });
     expect(JSON.stringify(detail)).not.toContain(SENDER);
     expect(JSON.stringify(detail)).not.toContain('your order ships today');
-    await waitFor(async () => stream.events.filter((e) => e.key === id).some((e) => e.step === 'read'), 5000, 'read on the stream');
-    expect(stream.events.filter((e) => e.key === id).map((e) => e.step)).toEqual(expect.arrayContaining(['sending', 'sent', 'delivered', 'read']));
+    await waitFor(async () => stream.events.filter((e) => e.handle === id).some((e) => e.step === 'read'), 5000, 'read on the stream');
+    expect(stream.events.filter((e) => e.handle === id).map((e) => e.step)).toEqual(expect.arrayContaining(['sending', 'sent', 'delivered', 'read']));
     stream.close();
 
     const byLine = await json<{ items: { id: string; status: string }[] }>(await c.api(`outbound?lineId=${LINES.doc.lineId}`));

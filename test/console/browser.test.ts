@@ -6,6 +6,7 @@ import { BIRD_STANDIN_FLOW_SECRET } from '../../src/local/bird-standin';
 import { CONSOLE_TOKEN, OUTBOUND_KEY, startConsoleRig, type ConsoleRig } from '../support/console';
 import { APP_SECRET } from '../support/ingress';
 import { GRAPH_TOKEN, LINES, startRemoteStandIns, textMessage, webhookPayload, type RemoteStandIns } from '../support/worker';
+import { eventHandle } from '../../src/privacy/pseudonyms';
 
 /**
  * The console page in a real browser (Debian's Chromium through playwright-core; `.ci/run` installs
@@ -24,7 +25,8 @@ let page: Page;
 let profile: string;
 const pagesSeen: string[] = [];
 
-const keyOf = (wamid: string) => `msg#${LINES.doc.phoneNumberId}#${wamid}`;
+/** The page names events by the handle of their key, never the key (it carries the wamid). */
+const handleOf = (wamid: string) => eventHandle(`msg#${LINES.doc.phoneNumberId}#${wamid}`);
 const post = async (wamid: string, text?: string) =>
   expect(await c.rig.post(webhookPayload([{ changes: [{ phoneNumberId: LINES.doc.phoneNumberId, messages: [textMessage(wamid, text)] }] }]))).toBe(200);
 
@@ -79,7 +81,7 @@ describe('console page', () => {
     const wamid = 'wamid.browser-tail-0001';
     const posted = Date.now();
     await post(wamid, 'hello from the browser test');
-    const row = page.locator(`tr[data-key="${keyOf(wamid)}"]`);
+    const row = page.locator(`tr[data-handle="${handleOf(wamid)}"]`);
     await row.waitFor({ timeout: 2000 });
     expect(Date.now() - posted).toBeLessThan(2000);
     await row.locator('.badge', { hasText: 'Delivered' }).waitFor({ timeout: 5000 });
@@ -89,12 +91,16 @@ describe('console page', () => {
     await page.getByText('Completed').waitFor();
     expect(await page.locator('.timeline .step').count()).toBe(4);
     await page.getByText('hello from the browser test').waitFor();
+    // The URL and the page name the event by its handle: no wamid, no number anywhere in them.
+    expect(page.url()).toContain(handleOf(wamid));
+    const html = await page.content();
+    for (const secret of [wamid, SENDER, 'msg#']) expect(html).not.toContain(secret);
     await snapshot('event-detail');
     // Search by the whole number: found through the contact index, and the number stays out of the HTML.
     await page.goto(`${c.console.url}#/events`);
     await page.getByLabel('Search').fill(SENDER);
     await page.getByRole('button', { name: 'Search' }).click();
-    await page.locator(`tr[data-key="${keyOf(wamid)}"]`).waitFor();
+    await page.locator(`tr[data-handle="${handleOf(wamid)}"]`).waitFor();
     expect(await page.locator('tbody tr').count()).toBeGreaterThanOrEqual(1);
     await snapshot('events-search');
   });
@@ -105,7 +111,7 @@ describe('console page', () => {
     await post(wamid);
     // Parked (the API says so) before the page looks: the page shows what the DLQ holds when it loads.
     for (let i = 0; i < 40; i++) {
-      const res = await c.api(`events/${encodeURIComponent(keyOf(wamid))}`);
+      const res = await c.api(`events/${encodeURIComponent(handleOf(wamid))}`);
       if (res.status === 200 && ((await res.json()) as { outcome: string }).outcome === 'parked') break;
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -117,7 +123,7 @@ describe('console page', () => {
     const dialog = page.getByRole('dialog');
     await dialog.getByRole('button', { name: 'Redrive' }).click();
     await page.getByText('Redriven.').waitFor();
-    await page.goto(`${c.console.url}#/events/${encodeURIComponent(keyOf(wamid))}`);
+    await page.goto(`${c.console.url}#/events/${encodeURIComponent(handleOf(wamid))}`);
     // The detail page refreshes itself after a redrive from it; here, reload until the worker has delivered it.
     for (let i = 0; i < 20; i++) {
       if (await page.locator('h1 .badge', { hasText: 'Delivered' }).isVisible()) break;

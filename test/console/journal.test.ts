@@ -2,6 +2,7 @@ import { ConsoleAuth, readCookie, type Credential } from '../../src/console/auth
 import { claimJournal, mergeUpdateExpression, stepsJournal } from '../../src/journal/journal-update';
 import { contactHash, displayEvent, inboundOutcome, journalFacts, perMinute, receivedStep } from '../../src/journal/journey';
 import type { WhatsAppEvent } from '../../src/meta/event';
+import { wamidDigest } from '../../src/privacy/pseudonyms';
 
 const event: WhatsAppEvent = {
   key: 'msg#106540352242922#wamid.ABC',
@@ -40,9 +41,13 @@ describe('journal update fragments', () => {
 
   it('keeps the normalised event without raw, and the detail view masks numbers but keeps the text', () => {
     const facts = journalFacts(event, 'line-doc', '2026-11-30T18:00:00Z');
-    expect(facts).toMatchObject({ lineId: 'line-doc', kind: 'message', type: 'text', wamid: 'wamid.ABC', contact: '1650*****34', receivedAt: '2026-11-30T18:00:00.000Z' });
+    expect(facts).toMatchObject({ lineId: 'line-doc', kind: 'message', type: 'text', wamid: wamidDigest('wamid.ABC'), contact: '…1234', receivedAt: '2026-11-30T18:00:00.000Z' });
     expect(facts.contactHash).toBe(contactHash('+1 650 555 1234'));
     expect(facts.event).not.toContain('xxxx');
+    expect(facts.event).not.toContain('wamid.ABC');
+    // A record written before the projection held the event whole: the view projects it on the way out.
+    const { raw: _raw, ...legacy } = event;
+    expect(JSON.stringify(displayEvent(legacy))).not.toMatch(/16505551234|15550783881|wamid\.ABC/);
     const shown = JSON.stringify(displayEvent(JSON.parse(facts.event)));
     expect(shown).toContain('hello');
     expect(shown).not.toContain('16505551234');

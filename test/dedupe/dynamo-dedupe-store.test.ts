@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { createAwsClients, type AwsClients } from '../../src/aws/clients';
 import { ensureResources } from '../../src/aws/resources';
 import { DynamoDedupeStore, type DynamoDedupeStoreOptions } from '../../src/dedupe/dynamo-dedupe-store';
@@ -8,6 +8,8 @@ import type { ClaimResult, EventLease } from '../../src/dedupe/dedupe-store';
 import { ConfigError, PermanentError, RetryableError } from '../../src/errors';
 import { startAwsStandIns, type AwsStandIns } from '../../src/local/aws-standins';
 import { createRegistry, type Registry } from '../../src/observability/metrics';
+import { journalFacts } from '../../src/journal/journey';
+import { contactDigest, eventHandle, wamidDigest } from '../../src/privacy/pseudonyms';
 
 const TABLE = 'dedupe-test';
 const DAY_MS = 86_400_000;
@@ -49,8 +51,9 @@ describe('DynamoDedupeStore against dynalite', () => {
     return { store: new DynamoDedupeStore(options), time, registry, key: `msg#1234567890#wamid.${randomUUID()}` };
   }
 
+  /** The record of an event key, read where the store keeps it: under the key's handle. */
   async function rawItem(key: string) {
-    const { Item } = await clients.documents.send(new GetCommand({ TableName: TABLE, Key: { pk: key }, ConsistentRead: true }));
+    const { Item } = await clients.documents.send(new GetCommand({ TableName: TABLE, Key: { pk: eventHandle(key) }, ConsistentRead: true }));
     return Item;
   }
 
@@ -92,7 +95,7 @@ describe('DynamoDedupeStore against dynalite', () => {
     const claimedAt = time.now;
     const lease = leaseOf(await store.claim(key, { leaseMs: 30_000 }));
     const item = await rawItem(key);
-    expect(item).toMatchObject({ pk: key, status: 'INPROGRESS', owner: expect.any(String), leaseUntil: claimedAt + 30_000, attempts: 1 });
+    expect(item).toMatchObject({ pk: eventHandle(key), status: 'INPROGRESS', owner: expect.any(String), leaseUntil: claimedAt + 30_000, attempts: 1 });
     expect(Number.isInteger(item?.expiresAt)).toBe(true);
     expect(item?.expiresAt).toBe(Math.floor(claimedAt / 1000) + 15 * 86_400);
     expect(item?.expiresAt).toBeGreaterThan(claimedAt / 1000 + 14 * 86_400);
@@ -150,13 +153,31 @@ describe('DynamoDedupeStore against dynalite', () => {
     await fast.release();
   });
 
+  it('keeps no event key, wamid or number: the record sits under the key handle, indexed by digests, and still dedupes', async () => {
+    const { store, key } = setup();
+    const wamid = key.split('#')[2]!;
+    const sender = '16505550123';
+    const event = { key, kind: 'message' as const, field: 'messages', phoneNumberId: '1234567890', contact: { userKey: sender, waId: sender }, message: { id: wamid, type: 'text', text: 'hi' }, raw: { from: sender, id: wamid } };
+    const facts = { ...journalFacts(event, 'line-x', new Date().toISOString()), requestId: 'r-1', bytes: 10 };
+    const lease = leaseOf(await store.claim(key, { journal: { facts, steps: [] } }));
+    await lease.complete();
+    const { Items = [] } = await clients.documents.send(new ScanCommand({ TableName: TABLE }));
+    const mine = Items.filter((item) => item.pk === eventHandle(key));
+    expect(mine).toHaveLength(1);
+    expect(mine[0]).toMatchObject({ wamid: wamidDigest(wamid), contactHash: contactDigest(sender), contact: '…0123' });
+    const everything = JSON.stringify(Items);
+    for (const secret of [key, wamid, sender]) expect(everything).not.toContain(secret);
+    // The same event again (a Meta retry, a redelivery): the store hashes its key to the same record.
+    expect(await store.claim(key)).toEqual({ outcome: 'duplicate' });
+  });
+
   it('parks once: PARKED with its reason and a fresh expiry; later claims see parked, only a redrive claims it again', async () => {
     const { store, time, registry, key } = setup();
     const lease = leaseOf(await store.claim(key));
     time.now += 3 * DAY_MS; // parked late in the claim's window: the expiry must start again from here
     await lease.park('media_token_rejected');
     expect(await rawItem(key)).toEqual({
-      pk: key,
+      pk: eventHandle(key),
       status: 'PARKED',
       parkReason: 'media_token_rejected',
       parkedAt: time.now,

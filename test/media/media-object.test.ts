@@ -2,20 +2,21 @@ import { createHash } from 'node:crypto';
 import { ConfigError, PermanentError, RetryableError } from '../../src/errors';
 import { AllowedHosts } from '../../src/media/allowed-hosts';
 import { classifyMediaHttpFailure } from '../../src/media/graph-media-client';
+import { wamidDigest } from '../../src/privacy/pseudonyms';
 import { MEDIA_SIZE_CAPS, extensionFor, mediaObjectKey, parseFileSize, sha256ToHex } from '../../src/media/media-object';
 
 describe('mediaObjectKey', () => {
-  it('is media/<line>/<utc yyyy/mm/dd>/<wamid>/<media id>.<ext>, dated in UTC', () => {
+  it('is media/<line>/<utc yyyy/mm/dd>/<wamid digest>/<media id>.<ext>, dated in UTC: the key never holds the wamid', () => {
     // 23:30 in New York on 5 March is 6 March in UTC.
     const receivedAt = new Date('2026-03-05T23:30:00-05:00');
     expect(
       mediaObjectKey({ lineId: 'line-1', wamid: 'wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQ=', mediaId: '1003383421387256', receivedAt, mimeType: 'image/jpeg' }),
-    ).toBe('media/line-1/2026/03/06/wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQ=/1003383421387256.jpg');
+    ).toBe(`media/line-1/2026/03/06/${wamidDigest('wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQ=')}/1003383421387256.jpg`);
   });
 
   it('keeps ids from adding path segments', () => {
     const key = mediaObjectKey({ lineId: '../x', wamid: 'a/b', mediaId: 'm?1', receivedAt: new Date(0), mimeType: undefined });
-    expect(key).toBe('media/.._x/1970/01/01/a_b/m_1.bin');
+    expect(key).toBe(`media/.._x/1970/01/01/${wamidDigest('a/b')}/m_1.bin`);
     expect(key.split('/')).toHaveLength(7);
     expect(() => mediaObjectKey({ lineId: '..', wamid: 'w', mediaId: 'm', receivedAt: new Date(0), mimeType: undefined })).toThrow(/lineId/);
     expect(() => mediaObjectKey({ lineId: 'l', wamid: 'w', mediaId: 'm', receivedAt: new Date('nope'), mimeType: undefined })).toThrow(/receivedAt/);

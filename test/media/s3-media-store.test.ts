@@ -8,6 +8,7 @@ import { S3MediaStore, type S3MediaStoreOptions } from '../../src/media';
 import type { MediaRef } from '../../src/meta/event';
 import { createLogger } from '../../src/observability/logger';
 import { createRegistry, type Registry } from '../../src/observability/metrics';
+import { wamidDigest } from '../../src/privacy/pseudonyms';
 
 const TOKEN = 'EAAG-line-token-for-tests';
 const BUCKET = 'wa-ingress-media-test';
@@ -89,7 +90,7 @@ function generatedSha256(size: number, seed: string): string {
   return hash.digest('hex');
 }
 
-const keyFor = (media: { id: string; wamid: string }, ext: string) => `media/line-1/2026/03/06/${media.wamid}/${media.id}.${ext}`;
+const keyFor = (media: { id: string; wamid: string }, ext: string) => `media/line-1/2026/03/06/${wamidDigest(media.wamid)}/${media.id}.${ext}`;
 
 describe('S3MediaStore against s3rver and the Graph stand-in', () => {
   it('streams the bytes into S3 under the deterministic key, with sha256 metadata and content type', async () => {

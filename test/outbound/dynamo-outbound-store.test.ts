@@ -1,6 +1,7 @@
 import { DynamoOutboundStore } from '../../src/outbound/dynamo-outbound-store';
 import { bodyHash, outboundId } from '../../src/outbound/record';
 import { createRegistry } from '../../src/observability/metrics';
+import { wamidDigest } from '../../src/privacy/pseudonyms';
 import { startAwsHarness, type AwsHarness } from '../support/aws';
 
 let aws: AwsHarness;
@@ -43,7 +44,7 @@ describe('DynamoOutboundStore', () => {
     expect((await store.settle({ lineId: 'line-a', id, wamid: 'wamid.one', status: 'delivered' }))!.status).toBe('read');
     expect(await store.markSent({ id, attempt: 1 }, 'wamid.two')).toBe(false);
     const record = (await store.get(id))!;
-    expect(record).toMatchObject({ status: 'read', wamid: 'wamid.one' });
+    expect(record).toMatchObject({ status: 'read', wamid: wamidDigest('wamid.one') });
     expect(record.journey.map((j) => j.step)).toEqual(['queued', 'sending', 'sent', 'read']);
 
     const failed = await created();
@@ -58,6 +59,10 @@ describe('DynamoOutboundStore', () => {
     await store.claim(id, 10_000);
     await store.markSent({ id, attempt: 1 }, 'wamid.by-index');
     expect((await store.findByWamid('wamid.by-index'))?.id).toBe(id);
+    // Stored as its digest only (a wamid carries the recipient's number); the lookup hashes its input.
+    const record = (await store.get(id))!;
+    expect(record.wamid).toBe(wamidDigest('wamid.by-index'));
+    expect(JSON.stringify(record)).not.toContain('wamid.by-index');
     expect(await store.settle({ lineId: 'line-other', wamid: 'wamid.by-index', status: 'delivered' })).toBeUndefined();
     expect((await store.settle({ lineId: 'line-b', wamid: 'wamid.by-index', status: 'delivered' }))!.status).toBe('delivered');
     expect(await store.settle({ lineId: 'line-b', wamid: 'wamid.unknown', status: 'delivered' })).toBeUndefined();
@@ -82,7 +87,7 @@ describe('DynamoOutboundStore', () => {
     await store.settle({ lineId: 'line-a', id: settled, wamid: 'wamid.s', status: 'sent' });
     now += 3001;
     const refused = await store.claim(settled, 5000);
-    expect(refused).toMatchObject({ claimed: false, record: { status: 'sent', wamid: 'wamid.s' } });
+    expect(refused).toMatchObject({ claimed: false, record: { status: 'sent', wamid: wamidDigest('wamid.s') } });
 
     // A claim that lapsed (the sender died) can be taken again, and says so.
     const lapsed = await created();

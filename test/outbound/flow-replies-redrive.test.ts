@@ -7,6 +7,7 @@ import { outboundId } from '../../src/outbound/record';
 import { waitFor } from '../support/child';
 import { APP_SECRET } from '../support/ingress';
 import { LINES, countByKey, lineFor, startRemoteStandIns, startWorkerRig, textMessage, webhookPayload, type RemoteStandIns, type WorkerRig } from '../support/worker';
+import { eventHandle } from '../../src/privacy/pseudonyms';
 
 const DOC = LINES.doc.phoneNumberId;
 const CONTACT = '16505551234';
@@ -59,7 +60,7 @@ describe("a Flow's synchronous replies, end to end on the real acceptor, sender 
     // A worker that died after the replies were queued and before COMPLETED leaves a claim that lapses
     // (removed here, which claims alike); the message used up its receives and SQS moved it to the DLQ,
     // as the redrive policy does (no reason attribute). The operator redrives it.
-    await rig.aws.clients.documents.send(new DeleteCommand({ TableName: rig.config.dynamodb.dedupeTable, Key: { pk: key } }));
+    await rig.aws.clients.documents.send(new DeleteCommand({ TableName: rig.config.dynamodb.dedupeTable, Key: { pk: eventHandle(key) } }));
     await rig.aws.clients.sqs.send(
       new SendMessageCommand({
         QueueUrl: rig.aws.standIns.dlqUrl,

@@ -16,6 +16,7 @@ import { EventPipeline } from '../../src/worker/pipeline';
 import { startAwsHarness, type AwsHarness } from '../support/aws';
 import { capturedLogger } from '../support/logs';
 import { LINES, lineFor, textMessage, webhookPayload } from '../support/worker';
+import { eventHandle } from '../../src/privacy/pseudonyms';
 
 /** In front of dynalite: answers 500 to every write that marks an event COMPLETED while `failing` is on. */
 function startCompletionFailingProxy(target: string) {
@@ -109,11 +110,11 @@ it('on shutdown (the handler signal aborts) a delivery in progress gives its cla
   shutdown.abort();
   expect(await handled).toEqual({ action: 'retry', reason: 'shutting_down' });
   expect(Date.now() - started).toBeLessThan(2_000); // did not wait for Bird's 5 s
-  const record = await aws.clients.documents.send(new GetCommand({ TableName: aws.names.dedupeTable, Key: { pk: key }, ConsistentRead: true }));
+  const record = await aws.clients.documents.send(new GetCommand({ TableName: aws.names.dedupeTable, Key: { pk: eventHandle(key) }, ConsistentRead: true }));
   expect(record.Item).toMatchObject({ status: 'INPROGRESS', leaseUntil: 0 }); // released: the next receive claims at once
   expect(record.Item).not.toHaveProperty('owner');
   // The second event was not even claimed.
-  const untouched = await aws.clients.documents.send(new GetCommand({ TableName: aws.names.dedupeTable, Key: { pk: `msg#${LINES.doc.phoneNumberId}#wamid.shutdown-not-started` } }));
+  const untouched = await aws.clients.documents.send(new GetCommand({ TableName: aws.names.dedupeTable, Key: { pk: eventHandle(`msg#${LINES.doc.phoneNumberId}#wamid.shutdown-not-started`) } }));
   expect(untouched.Item).toBeUndefined();
 });
 

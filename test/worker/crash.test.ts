@@ -8,6 +8,7 @@ import { freePort, productionLikeEnv, startMain, waitFor, type Child } from '../
 import { APP_SECRET, startIngressHarness, type IngressHarness } from '../support/ingress';
 import { capturedLogger } from '../support/logs';
 import { LINES, countByKey, lineFor, queueDepth, textMessage, webhookPayload } from '../support/worker';
+import { eventHandle } from '../../src/privacy/pseudonyms';
 
 const PAYLOADS = 8;
 const EVENTS_PER_PAYLOAD = 5;
@@ -142,7 +143,7 @@ describe('worker process stopped with SIGTERM mid-work', () => {
     // And their claims were given back: the next worker claims at once instead of waiting out a lease.
     for (const wamid of wamids) {
       const record = await aws.clients.documents.send(
-        new GetCommand({ TableName: aws.names.dedupeTable, Key: { pk: `msg#${LINES.doc.phoneNumberId}#${wamid}` }, ConsistentRead: true }),
+        new GetCommand({ TableName: aws.names.dedupeTable, Key: { pk: eventHandle(`msg#${LINES.doc.phoneNumberId}#${wamid}`) }, ConsistentRead: true }),
       );
       expect(record.Item).toMatchObject({ status: 'INPROGRESS' });
       expect(Number(record.Item?.leaseUntil ?? 0)).toBeLessThanOrEqual(Date.now());

@@ -23,6 +23,7 @@ import {
   type RemoteStandIns,
   type WorkerRig,
 } from '../support/worker';
+import { eventHandle, wamidDigest } from '../../src/privacy/pseudonyms';
 
 let remote: RemoteStandIns;
 
@@ -376,7 +377,7 @@ describe('worker against the stand-ins', () => {
     expect(await rig.metric('wa_ingress_worker_messages_retried_total', { cause: 'handler' })).toBe(statuses.length / 2);
     expect(remote.bird.received()).toEqual([]);
     // The claim was given back, so the redriven event is not taken for a duplicate.
-    const claim = await rig.aws.clients.documents.send(new GetCommand({ TableName: rig.config.dynamodb.dedupeTable, Key: { pk: key } }));
+    const claim = await rig.aws.clients.documents.send(new GetCommand({ TableName: rig.config.dynamodb.dedupeTable, Key: { pk: eventHandle(key) } }));
     expect(claim.Item?.status).not.toBe('COMPLETED');
     expect(await rig.metric('wa_ingress_dedupe_releases_total', { outcome: 'released' })).toBe(statuses.length / 2);
 
@@ -401,7 +402,7 @@ describe('worker against the stand-ins', () => {
       expect(media).toMatchObject({
         sha256: sha256Hex(bytes),
         size: bytes.length,
-        s3Key: `media/line-doc/${today()}/wamid.good-image/7001.jpg`,
+        s3Key: `media/line-doc/${today()}/${wamidDigest('wamid.good-image')}/7001.jpg`,
         mimeType: 'image/jpeg',
       });
       const download = await fetch(media.url);
@@ -476,7 +477,7 @@ describe('worker against the stand-ins', () => {
       await waitFor(async () => remote.bird.received().length > 0, 10_000, 'the image at Bird');
       const media = flowBody(remote.bird.received()[0]!).message?.media as { s3Key: string; mimeType: string };
       expect(media.mimeType).toBe('image/jpeg');
-      expect(media.s3Key).toBe(`media/line-doc/${today()}/wamid.generic-type/any-8001.jpg`);
+      expect(media.s3Key).toBe(`media/line-doc/${today()}/${wamidDigest('wamid.generic-type')}/any-8001.jpg`);
       const head = await rig.aws.clients.s3.send(new HeadObjectCommand({ Bucket: rig.aws.names.bucket, Key: media.s3Key }));
       expect(head.ContentType).toBe('image/jpeg');
     });
@@ -592,7 +593,7 @@ describe('parking once per event, and redriving only the parked event', () => {
   });
 
   const record = (r: WorkerRig, key: string) =>
-    r.aws.clients.documents.send(new GetCommand({ TableName: r.config.dynamodb.dedupeTable, Key: { pk: key }, ConsistentRead: true })).then((o) => o.Item);
+    r.aws.clients.documents.send(new GetCommand({ TableName: r.config.dynamodb.dedupeTable, Key: { pk: eventHandle(key) }, ConsistentRead: true })).then((o) => o.Item);
 
   it('a late redrive (the completed events’ records gone, as after their TTL) delivers only the parked event', async () => {
     rig = await startWorkerRig(remote);
@@ -608,7 +609,7 @@ describe('parking once per event, and redriving only the parked event', () => {
     expect(await record(rig, rejected)).toMatchObject({ status: 'PARKED', parkReason: 'bird_rejected_400' });
 
     // Day 9 of the DLQ's 14: the COMPLETED records of the other events have expired and TTL removed them.
-    for (const key of [first, third]) await rig.aws.clients.documents.send(new DeleteCommand({ TableName: rig.config.dynamodb.dedupeTable, Key: { pk: key } }));
+    for (const key of [first, third]) await rig.aws.clients.documents.send(new DeleteCommand({ TableName: rig.config.dynamodb.dedupeTable, Key: { pk: eventHandle(key) } }));
     expect((await rig.dlq.redrive({ all: true })).redriven).toHaveLength(1);
     await waitFor(async () => remote.bird.received().length >= 3, 10_000, 'the redriven event at Bird');
     await settled(rig);

@@ -14,7 +14,7 @@ import { renderOverview } from './overview.js';
  */
 const root = document.getElementById('app')!;
 let stream: EventSource | undefined;
-let tailListener: ((key: string) => void) | undefined;
+let tailListener: ((handle: string) => void) | undefined;
 
 const NAV: [string, string][] = [
   ['#/', 'Overview'],
@@ -40,12 +40,12 @@ function openStream(): void {
   if (stream) return;
   stream = new EventSource('api/stream');
   stream.addEventListener('journal', (ev) => {
-    const data = JSON.parse((ev as MessageEvent<string>).data) as { key: string };
+    const data = JSON.parse((ev as MessageEvent<string>).data) as { handle: string };
     const indicator = document.getElementById('pulse');
     indicator?.classList.remove('beat');
     void indicator?.offsetWidth;
     indicator?.classList.add('beat');
-    tailListener?.(data.key);
+    tailListener?.(data.handle);
   });
 }
 

@@ -42,9 +42,10 @@ export interface MinuteBucket {
   counts: Record<string, number>;
 }
 
-/** GET events: one row of the events list: no message text, the contact masked. */
+/** GET events: one row of the events list: no message text, no number and no wamid (the contact's last 4, the wamid's digest). */
 export interface EventSummary {
-  key: string;
+  /** The event's opaque name (eventHandle of its key): what the detail URL and the live tail use. */
+  handle: string;
   lineId: string;
   kind: string;
   type: string;
@@ -53,12 +54,13 @@ export interface EventSummary {
   updatedAt?: string;
   reason?: string;
   contact?: string;
+  /** wamidDigest of the event's wamid. */
   wamid?: string;
   duplicates: number;
   retries: number;
 }
 
-/** The journal's detail of one event: the journey and the normalised event (text included). */
+/** The journal's detail of one event: the journey and the stored event (its projection, text included). */
 export interface EventDetail extends EventSummary {
   status: string;
   attempts?: number;
@@ -66,7 +68,7 @@ export interface EventDetail extends EventSummary {
   event?: unknown;
 }
 
-/** GET events/:key: the detail, and its stored media's download link when there is one. */
+/** GET events/:handle: the detail, and its stored media's download link when there is one. */
 export interface EventDetailView extends EventDetail {
   media?: { type?: string; size?: number; href: string };
 }
@@ -79,6 +81,7 @@ export interface OutboundSummary {
   type: string;
   source: string;
   status: string;
+  /** wamidDigest of the send's wamid. */
   wamid?: string;
   error?: { code?: number; title: string };
   attempts: number;
@@ -93,11 +96,12 @@ export interface OutboundDetail extends OutboundSummary {
   awaitsOperator: boolean;
 }
 
-/** GET dlq: what the page may see of a parked message: never its body (message text, phone numbers). */
+/** GET dlq: what the page may see of a parked message: never its body (message text, phone numbers), nor the event key (it carries a wamid). */
 export interface DlqSummary {
   id: string;
   reason: string;
-  eventKey: string | null;
+  /** An inbound event's handle, or a reply's outbound id (opaque already); null for a whole message. */
+  handle: string | null;
   lineId: string | null;
   receivedAt: string | null;
   parkedAt: string | null;

@@ -47,12 +47,12 @@ export function timeline(steps: { at: string; step: string; detail?: Record<stri
   );
 }
 
-export async function renderDetail(main: HTMLElement, key: string, refresh: () => void): Promise<void> {
-  const e = await api.get<EventDetailView>(`events/${encodeURIComponent(key)}`);
+export async function renderDetail(main: HTMLElement, handle: string, refresh: () => void): Promise<void> {
+  const e = await api.get<EventDetailView>(`events/${encodeURIComponent(handle)}`);
   clear(main);
   main.append(
     h('p', {}, h('a', { href: '#/events', class: 'back' }, '← Events')),
-    h('header', { class: 'page-head' }, h('h1', {}, `${e.kind} · ${e.type} `, badge(e.outcome)), h('p', { class: 'sub mono' }, e.key)),
+    h('header', { class: 'page-head' }, h('h1', {}, `${e.kind} · ${e.type} `, badge(e.outcome)), h('p', { class: 'sub mono' }, e.handle)),
   );
   const facts = h(
     'dl',
@@ -69,7 +69,7 @@ export async function renderDetail(main: HTMLElement, key: string, refresh: () =
   const actions = h('div', { class: 'actions' });
   if (e.outcome === 'parked') {
     const dlq = await api.get<Page<DlqSummary>>('dlq?queue=inbound&limit=200');
-    const parked = dlq.items.find((d) => d.eventKey === e.key);
+    const parked = dlq.items.find((d) => d.handle === e.handle);
     if (parked) {
       actions.append(
         h(
@@ -95,7 +95,7 @@ export async function renderDetail(main: HTMLElement, key: string, refresh: () =
       'div',
       { class: 'detail-grid' },
       h('section', { class: 'card' }, h('h2', {}, 'Journey'), timeline(e.journey), actions),
-      h('section', { class: 'card' }, h('h2', {}, 'Event'), facts, h('h3', {}, 'Normalised event'), h('pre', { class: 'json', tabindex: '0' }, JSON.stringify(e.event ?? null, null, 2))),
+      h('section', { class: 'card' }, h('h2', {}, 'Event'), facts, h('h3', {}, 'Stored event'), h('pre', { class: 'json', tabindex: '0' }, JSON.stringify(e.event ?? null, null, 2))),
     ),
   );
 }

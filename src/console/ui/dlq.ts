@@ -92,16 +92,16 @@ export async function renderDlq(main: HTMLElement, params: DlqParams, navigate: 
               h(
                 'td',
                 { class: 'mono' },
-                r.eventKey
+                r.handle
                   ? h(
                       'a',
-                      { href: `#/${params.queue === 'outbound' ? 'outbound' : 'events'}/${encodeURIComponent(r.eventKey)}` },
-                      r.eventKey.length > 34 ? `${r.eventKey.slice(0, 14)}…${r.eventKey.slice(-14)}` : r.eventKey,
+                      { href: `#/${params.queue === 'outbound' ? 'outbound' : 'events'}/${encodeURIComponent(r.handle)}` },
+                      r.handle,
                     )
                   : 'whole message',
               ),
               h('td', {}, time(r.receivedAt)),
-              h('td', {}, h('button', { type: 'button', class: 'small', onclick: redriveOne(r), 'aria-label': `Redrive ${r.eventKey ?? r.id}` }, 'Redrive')),
+              h('td', {}, h('button', { type: 'button', class: 'small', onclick: redriveOne(r), 'aria-label': `Redrive ${r.handle ?? r.id}` }, 'Redrive')),
             ),
           ),
         ),

@@ -17,10 +17,10 @@ function searchParams(search: string | undefined): { wamid?: string; contact?: s
 }
 
 function row(e: EventSummary, fresh = false): HTMLTableRowElement {
-  const href = `#/events/${encodeURIComponent(e.key)}`;
+  const href = `#/events/${encodeURIComponent(e.handle)}`;
   return h(
     'tr',
-    { class: fresh ? 'fresh' : '', 'data-key': e.key },
+    { class: fresh ? 'fresh' : '', 'data-handle': e.handle },
     h('td', {}, h('time', { datetime: e.receivedAt, title: time(e.receivedAt) }, ago(e.receivedAt))),
     h('td', {}, e.lineId),
     h('td', {}, h('a', { href }, `${e.kind} · ${e.type}`)),
@@ -30,7 +30,7 @@ function row(e: EventSummary, fresh = false): HTMLTableRowElement {
   );
 }
 
-export async function renderEvents(main: HTMLElement, params: EventsParams, navigate: (p: EventsParams) => void, onTail: (listener: ((key: string) => void) | undefined) => void): Promise<void> {
+export async function renderEvents(main: HTMLElement, params: EventsParams, navigate: (p: EventsParams) => void, onTail: (listener: ((handle: string) => void) | undefined) => void): Promise<void> {
   const lines = await api.get<Page<LineSummary>>('lines?limit=200');
   let cursor: string | undefined;
   clear(main);
@@ -105,11 +105,11 @@ export async function renderEvents(main: HTMLElement, params: EventsParams, navi
   onTail(
     searching
       ? undefined
-      : async (key) => {
-          if (!liveToggle.checked || key.startsWith('ob_')) return;
-          const e = await api.get<EventDetailView>(`events/${encodeURIComponent(key)}`).catch(() => undefined);
+      : async (handle) => {
+          if (!liveToggle.checked || handle.startsWith('ob_')) return;
+          const e = await api.get<EventDetailView>(`events/${encodeURIComponent(handle)}`).catch(() => undefined);
           if (!e || (filters.lineId && e.lineId !== filters.lineId) || (filters.kind && e.kind !== filters.kind) || (filters.outcome && e.outcome !== filters.outcome)) return;
-          const existing = body.querySelector(`tr[data-key="${CSS.escape(key)}"]`);
+          const existing = body.querySelector(`tr[data-handle="${CSS.escape(handle)}"]`);
           const fresh = row(e, true);
           if (existing) existing.replaceWith(fresh);
           else body.prepend(fresh);

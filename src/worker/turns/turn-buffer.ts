@@ -9,7 +9,7 @@ import type { Logger } from '../../observability/logger';
 import { isFifoQueueUrl } from '../../queue/fifo';
 import { stringAttributes } from '../../queue/message';
 import { sqsCallsCounter } from '../../queue/sqs-calls';
-import { TURN_OBJECT, turnDue, turnKey, type TurnMessage } from './turn-message';
+import { bufferedBody, TURN_OBJECT, turnDue, turnKey, type TurnMessage } from './turn-message';
 import type { DynamoTurnStore, TurnBufferState } from './turn-store';
 import type { TimerFire, TurnTimers } from './turn-timers';
 
@@ -78,7 +78,7 @@ export class TurnBuffer {
       lineId: line.lineId,
       groupId: sqsGroupId(`${event.phoneNumberId ?? line.phoneNumberId}:${contact}`),
       policy,
-      message: { key: event.key, at: this.now(), body: JSON.stringify(body) },
+      message: { key: event.key, at: this.now(), body: JSON.stringify(bufferedBody(body)) },
     });
     this.buffered.inc({ outcome: appended ? 'buffered' : 'already_buffered' });
     this.options.logger.debug({ lineId: line.lineId, turnId: state.turnId, count: state.count, appended }, 'message held for its turn');

@@ -1,3 +1,4 @@
+import type { FlowBody } from '../../bird/flow-request';
 import type { TurnPolicy } from '../../lines/line';
 import type { EventContact, TurnCut, WhatsAppEvent } from '../../meta/event';
 import { objectOrUndefined, textOrUndefined } from '../../meta/untrusted-json';
@@ -22,13 +23,38 @@ export interface TurnMessage {
     cut: TurnCut;
     /** Meta's timestamp of the last message. */
     timestamp?: string;
-    /** Each message as the flow would have received it alone (FlowBody JSON), in order. */
+    /** Each message as the flow would have received it alone (FlowBody JSON, media by S3 key: see bufferedBody), in order. */
     messages: unknown[];
   };
 }
 
 export function turnKey(lineId: string, turnId: string): string {
   return `turn#${lineId}#${turnId}`;
+}
+
+/**
+ * A message as the buffer keeps it: its FlowBody with the media's S3 key but without the presigned
+ * URL. A URL signed at buffering time is dead when a late, retried or redriven turn reaches Bird
+ * (MEDIA_URL_TTL_SECONDS, or the signing credentials rotated): the turn is signed when delivered.
+ */
+export function bufferedBody(body: FlowBody): unknown {
+  const media = body.message?.media;
+  if (!media || !('url' in media)) return body;
+  const { url: _url, ...unsigned } = media;
+  return { ...body, message: { ...body.message!, media: unsigned } };
+}
+
+/** The turn's messages with each stored file linked by a URL `presign` signs now (from its S3 key). */
+export async function withMediaUrls(messages: unknown[], presign: (s3Key: string) => Promise<string>): Promise<unknown[]> {
+  return Promise.all(
+    messages.map(async (item) => {
+      const message = objectOrUndefined(objectOrUndefined(item)?.message);
+      const media = objectOrUndefined(message?.media);
+      const s3Key = textOrUndefined(media?.s3Key);
+      if (!s3Key) return item;
+      return { ...objectOrUndefined(item), message: { ...message, media: { ...media, url: await presign(s3Key) } } };
+    }),
+  );
 }
 
 /** The one `turn` event of a turn message, or undefined when the payload is not one (a Meta webhook). */
