@@ -77,6 +77,9 @@ export const FAILURE_REASONS = {
   recipient_undeliverable: 'permanent',
   template_error: 'permanent',
   graph_rejected: 'permanent',
+  // Erasure (src/privacy/erasure): a parked message of an erased contact is never redriven
+  erased: 'permanent',
+  erasure_unavailable: 'retryable',
 } as const satisfies Record<string, 'retryable' | 'permanent'>;
 
 type ReasonTable = typeof FAILURE_REASONS;

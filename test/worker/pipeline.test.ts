@@ -3,6 +3,7 @@ import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { DeleteCommand, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { EventKind } from '../../src/meta/event';
 import { REDRIVE_POLICY_REASON } from '../../src/queue/dlq';
+import { contactDigest, wamidDigest } from '../../src/privacy/pseudonyms';
 import { webhookFixtures } from '../support/fixtures';
 import { waitFor } from '../support/child';
 import { expectedContentKey, valueAt } from '../meta/fixture-events';
@@ -10,6 +11,7 @@ import { BIRD_STANDIN_FLOW_SECRET } from '../../src/local/bird-standin';
 import { APP_SECRET } from '../support/ingress';
 import {
   GRAPH_TOKEN,
+  SENDER,
   LINES,
   birdRows,
   countByKey,
@@ -401,7 +403,7 @@ describe('worker against the stand-ins', () => {
       expect(media).toMatchObject({
         sha256: sha256Hex(bytes),
         size: bytes.length,
-        s3Key: `media/line-doc/${today()}/wamid.good-image/7001.jpg`,
+        s3Key: `media/line-doc/${contactDigest(SENDER)}/${today()}/${wamidDigest('wamid.good-image')}/7001.jpg`,
         mimeType: 'image/jpeg',
       });
       const download = await fetch(media.url);
