@@ -30,6 +30,12 @@ interface Side {
  * payload mixing users is ordered behind the first one's conversation, which costs parallelism, never order.
  */
 export function conversationGroupId(payload: unknown): string {
+  const { phoneNumberId, contact } = conversationOf(payload);
+  return sqsGroupId(`${phoneNumberId}:${contact}`);
+}
+
+/** The two halves of a payload's conversation (see conversationGroupId), unsanitised: `-` where the payload names none. */
+export function conversationOf(payload: unknown): { phoneNumberId: string; contact: string } {
   const entries = itemsOf(objectOrUndefined(payload)?.entry).map(objectOrUndefined).filter((e): e is JsonObject => e !== undefined);
   const changes = entries.flatMap((entry) =>
     itemsOf(entry.changes)
@@ -56,7 +62,7 @@ export function conversationGroupId(payload: unknown): string {
     {};
   const entryId = entries.map((e) => textOrUndefined(e.id)).find((id) => id !== undefined);
   const phoneNumberId = side.phoneNumberId ?? changes.map((c) => c.phoneNumberId).find((id) => id !== undefined) ?? entryId ?? '-';
-  return sqsGroupId(`${phoneNumberId}:${side.contact ?? entryId ?? '-'}`);
+  return { phoneNumberId, contact: side.contact ?? entryId ?? '-' };
 }
 
 /** A message naming nobody belongs to its change's only contact, as the normaliser reads it (odd-bsuid-only-no-from.json). */

@@ -203,6 +203,8 @@ export interface DeadLetterQueueOptions {
   maxMessages?: number;
   /** Refreshes the S3 object of a claim-checked message before its redrive (see S3ClaimCheckRefresher). */
   claimChecks?: { refresh(pointer: ClaimCheckPointer): Promise<void> };
+  /** A reason not to redrive a message (`erased`: src/privacy/erasure/redrive-guard.ts); it stays in the DLQ, listed as failed. */
+  refuse?: (message: Message) => Promise<PermanentReason | undefined>;
 }
 
 export type RedriveSelector = { id: string } | { all: true };
@@ -223,6 +225,7 @@ export class DeadLetterQueue {
   private readonly waitTimeSeconds: number;
   private readonly maxMessages: number;
   private readonly claimChecks?: DeadLetterQueueOptions['claimChecks'];
+  private readonly refuse?: DeadLetterQueueOptions['refuse'];
 
   constructor(options: DeadLetterQueueOptions) {
     this.sqs = options.sqs;
@@ -232,6 +235,7 @@ export class DeadLetterQueue {
     this.waitTimeSeconds = options.waitTimeSeconds ?? 1;
     this.maxMessages = options.maxMessages ?? 1000;
     this.claimChecks = options.claimChecks;
+    this.refuse = options.refuse;
   }
 
   async list(): Promise<DlqEntry[]> {
@@ -262,6 +266,11 @@ export class DeadLetterQueue {
       // One SendMessage each: bodies reach ~1 MiB, so a 10-entry batch would break SQS's 1 MiB batch cap.
       for (const message of chosen) {
         try {
+          const refusal = await this.refuse?.(message);
+          if (refusal) {
+            result.failed.push({ id: message.MessageId ?? '', error: refusal });
+            continue;
+          }
           await this.refreshClaimCheck(message);
           await this.sqs.send(
             new SendMessageCommand({
