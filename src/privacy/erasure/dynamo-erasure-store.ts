@@ -122,12 +122,12 @@ export class DynamoErasureStore {
 
   /** Before a step removes anything: what it is about to remove, so a crash mid-batch redoes exactly it. */
   async beginBatch(id: string, owner: string, batch: { step: string; ids: string[] }): Promise<void> {
-    await this.owned(id, owner, 'SET batch = :batch, updatedAt = :at', { ':batch': batch });
+    await this.owned(id, owner, 'SET #batch = :batch, updatedAt = :at', { ':batch': batch }, { '#batch': 'batch' });
   }
 
   /** After the batch is removed: its count added, the batch cleared, in one write. */
   async endBatch(id: string, owner: string, step: string, removed: number): Promise<void> {
-    await this.owned(id, owner, 'SET counts.#step = if_not_exists(counts.#step, :zero) + :n, updatedAt = :at REMOVE batch', { ':n': removed, ':zero': 0 }, { '#step': step });
+    await this.owned(id, owner, 'SET counts.#step = if_not_exists(counts.#step, :zero) + :n, updatedAt = :at REMOVE #batch', { ':n': removed, ':zero': 0 }, { '#step': step, '#batch': 'batch' });
   }
 
   async stepDone(id: string, owner: string, step: string): Promise<void> {
@@ -137,7 +137,7 @@ export class DynamoErasureStore {
   /** Done: out of the pending index, the lease dropped, and the marker free for a later erasure. Kept as the audit trail. */
   async finish(record: ErasureRecord, owner: string): Promise<ErasureRecord> {
     const at = this.now().toISOString();
-    await this.owned(record.id, owner, 'SET #status = :done, completedAt = :at, updatedAt = :at REMOVE pending, leaseOwner, leaseUntil, batch', { ':done': 'done' }, { '#status': 'status' });
+    await this.owned(record.id, owner, 'SET #status = :done, completedAt = :at, updatedAt = :at REMOVE pending, leaseOwner, leaseUntil, #batch', { ':done': 'done' }, { '#status': 'status', '#batch': 'batch' });
     try {
       await this.documents.send(
         new UpdateCommand({

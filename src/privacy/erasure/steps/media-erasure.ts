@@ -13,9 +13,11 @@ export class MediaErasureStep implements ErasureStep {
   async find(target: ErasureTarget, limit: number): Promise<string[]> {
     try {
       const out = await this.options.s3.send(
-        new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: contactMediaPrefixOfDigest(target.lineId, target.contactDigest), MaxKeys: Math.min(limit, 1000) }),
+        new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: contactMediaPrefixOfDigest(target.lineId, target.contactDigest) }),
       );
-      return (out.Contents ?? []).map((object) => object.Key!).filter(Boolean);
+      // A page of up to 1,000, cut here rather than by MaxKeys: the next call lists afresh what is left,
+      // so no continuation token is needed (s3rver fails to make one).
+      return (out.Contents ?? []).map((object) => object.Key!).filter(Boolean).slice(0, limit);
     } catch (error) {
       throw new RetryableError('erasure_unavailable', 'Erasure: listing the media failed', { cause: error });
     }
