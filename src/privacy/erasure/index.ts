@@ -42,7 +42,9 @@ export function createErasures(deps: { config: Config; clients: AwsClients; logg
   const logger = deps.logger.child({ component: 'erasure' });
   const store = new DynamoErasureStore({ documents: deps.clients.documents, tableName: deps.config.dynamodb.erasuresTable });
   const steps = erasureSteps(deps.config, deps.clients);
-  const runner = deps.runs ? new ErasureRunner({ store, steps, logger, registry: deps.registry }) : undefined;
+  // Like the dedupe lease: half the visibility timeout, so a killed worker's erasure resumes as soon as its messages do.
+  const leaseMs = Math.floor((deps.config.worker.visibilityTimeoutSeconds * 1000) / 2);
+  const runner = deps.runs ? new ErasureRunner({ store, steps, logger, registry: deps.registry, leaseMs }) : undefined;
   const service = new ErasureService({ store, stepNames: steps.map((s) => s.name), logger, onAccepted: runner && (() => runner.kick()) });
   return { service, runner, store };
 }
