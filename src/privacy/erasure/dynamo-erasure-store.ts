@@ -156,10 +156,14 @@ export class DynamoErasureStore {
 
   /** When the contact was last erased on the line of this phone number id (ISO), if ever. */
   async erasedAt(phoneNumberId: string, contactDigest: string): Promise<string | undefined> {
-    const out = await this.call(() =>
-      this.documents.send(new GetCommand({ TableName: this.tableName, Key: { pk: erasedMarkerKey(phoneNumberId, contactDigest) }, ConsistentRead: true })),
-    );
-    return typeof out.Item?.erasedAt === 'string' ? out.Item.erasedAt : undefined;
+    try {
+      const out = await this.documents.send(new GetCommand({ TableName: this.tableName, Key: { pk: erasedMarkerKey(phoneNumberId, contactDigest) }, ConsistentRead: true }));
+      return typeof out.Item?.erasedAt === 'string' ? out.Item.erasedAt : undefined;
+    } catch (error) {
+      // No erasures table (a deployment from before erasure): nobody can have been erased through it.
+      if ((error as { name?: string }).name === 'ResourceNotFoundException') return undefined;
+      throw unavailable(error);
+    }
   }
 
   /** A write only the lease holder may make: a runner that lost its lease stops at its next checkpoint. */
