@@ -19,6 +19,14 @@ import { TurnBufferErasureStep } from '../../src/privacy/erasure/steps/turn-eras
 import { contactDigest } from '../../src/privacy/pseudonyms';
 import { DeadLetterQueue } from '../../src/queue/dlq';
 import { turnBufferKey } from '../../src/worker/turns/turn-store';
+import express from 'express';
+import { parseLines, upsertLines } from '../../src/lines/admin';
+import { CachedLineRegistry } from '../../src/lines/registry';
+import { ReferenceSecretResolver } from '../../src/lines/secrets';
+import { DynamoLineStore } from '../../src/lines/store';
+import { createRegistry } from '../../src/observability/metrics';
+import { createErasureRouter } from '../../src/privacy/erasure/erasure-api';
+import { LINES, lineFor } from '../support/worker';
 import { createQueuePair, startAwsHarness, type AwsHarness } from '../support/aws';
 import { capturedLogger } from '../support/logs';
 
@@ -270,5 +278,62 @@ describe('erasure on the stand-ins', () => {
     await expect(aws.clients.s3.send(new GetObjectCommand({ Bucket: aws.names.bucket, Key: key }))).resolves.toBeDefined();
     expect(await sweep(31)).toBeGreaterThanOrEqual(1);
     expect(await mediaKeys()).not.toContain(key);
+  });
+});
+
+describe('erasure API', () => {
+  const KEY = 'erasure-api-key-0123456789';
+  const servers: { close(cb: () => void): void }[] = [];
+  let goodUrl: string;
+  let brokenUrl: string;
+  let goodService: ErasureService;
+
+  beforeAll(async () => {
+    const lineStore = new DynamoLineStore({ documents: aws.clients.documents, tableName: aws.names.linesTable });
+    await upsertLines(lineStore, parseLines([{ ...lineFor('doc', 'http://127.0.0.1:1/flow'), outboundKeys: [KEY] }, lineFor('pywa', 'http://127.0.0.1:1/flow')], { production: false }));
+    const lines = new CachedLineRegistry({ store: lineStore, ttlMs: 0, registry: createRegistry({ defaultMetrics: false }) });
+    const { logger } = capturedLogger('info');
+    const serve = async (erasures: ErasureService): Promise<string> => {
+      const app = express();
+      app.use(createErasureRouter({ lines, secrets: new ReferenceSecretResolver({ production: false, cacheTtlMs: 0 }), erasures, logger }));
+      const server = app.listen(0, '127.0.0.1');
+      await new Promise((r) => server.once('listening', r));
+      servers.push(server);
+      return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    };
+    goodService = rig().service;
+    goodUrl = await serve(goodService);
+    // An erasures table that does not exist: nothing can be recorded.
+    brokenUrl = await serve(new ErasureService({ store: new DynamoErasureStore({ documents: aws.clients.documents, tableName: 'no-such-table' }), stepNames: [], logger }));
+  });
+  afterAll(async () => {
+    await Promise.all(servers.map((server) => new Promise<void>((r) => server.close(() => r()))));
+  });
+
+  const call = (path: string, method = 'GET', key = KEY, base = goodUrl) => fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${key}` } });
+
+  it('202 with the id once recorded; 503 with Retry-After when it cannot be recorded', async () => {
+    const contact = newContact();
+    const ok = await call(`/v1/lines/${LINES.doc.lineId}/contacts/${contact}`, 'DELETE');
+    expect(ok.status).toBe(202);
+    const body = (await ok.json()) as { id: string; status: string };
+    expect(body).toEqual({ id: expect.stringMatching(/^er_[A-Za-z0-9_-]{22}$/), status: 'queued' });
+    const view = (await (await call(`/v1/lines/${LINES.doc.lineId}/erasures/${body.id}`)).json()) as Record<string, unknown>;
+    expect(view).toMatchObject({ id: body.id, status: 'queued', lineId: LINES.doc.lineId, contact: `…${contact.slice(-4)}` });
+    expect(JSON.stringify(view)).not.toContain(contact);
+    const refused = await call(`/v1/lines/${LINES.doc.lineId}/contacts/${newContact()}`, 'DELETE', KEY, brokenUrl);
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('5');
+  });
+
+  it('400 naming the field for a bad contact; 401 for a wrong key or another line; 404 for an erasure of another line', async () => {
+    const bad = await call(`/v1/lines/${LINES.doc.lineId}/contacts/12`, 'DELETE');
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ error: 'invalid_contact', field: 'contact' });
+    expect((await call(`/v1/lines/${LINES.doc.lineId}/contacts/${newContact()}`, 'DELETE', 'wrong-key')).status).toBe(401);
+    expect((await call(`/v1/lines/${LINES.pywa.lineId}/contacts/${newContact()}`, 'DELETE')).status).toBe(401);
+    const { view } = await goodService.request({ lineId: 'elsewhere', phoneNumberId: '999' }, newContact(), 'api');
+    expect((await call(`/v1/lines/${LINES.doc.lineId}/erasures/${view.id}`)).status).toBe(404);
+    expect((await call(`/v1/lines/${LINES.doc.lineId}/erasures/not-an-id`)).status).toBe(404);
   });
 });
