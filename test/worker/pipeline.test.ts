@@ -426,7 +426,7 @@ describe('worker against the stand-ins', () => {
       await waitFor(async () => (await rig!.metric('wa_ingress_worker_messages_retried_total')) >= 1, 15_000, 'the failed attempt');
       expect(await rig.metric('wa_ingress_media_downloads_total', { outcome: 'media_sha256_mismatch' })).toBe(1);
       expect(remote.graph.requests().filter((r) => r.kind === 'download').map((r) => r.status)).toEqual([200]);
-      expect(await rig.headObject(`media/line-doc/${today()}/wamid.bad-hash/7002.pdf`)).toMatchObject({ found: false });
+      expect(await rig.headObject(`media/line-doc/${contactDigest(SENDER)}/${today()}/${wamidDigest('wamid.bad-hash')}/7002.pdf`)).toMatchObject({ found: false });
       expect(await rig.objects('media/')).toEqual([]);
       expect(remote.bird.attempts()).toEqual([]);
       expect(await rig.dlq.list()).toEqual([]); // retryable: Meta may serve the right bytes next time
@@ -478,7 +478,7 @@ describe('worker against the stand-ins', () => {
       await waitFor(async () => remote.bird.received().length > 0, 10_000, 'the image at Bird');
       const media = flowBody(remote.bird.received()[0]!).message?.media as { s3Key: string; mimeType: string };
       expect(media.mimeType).toBe('image/jpeg');
-      expect(media.s3Key).toBe(`media/line-doc/${today()}/wamid.generic-type/any-8001.jpg`);
+      expect(media.s3Key).toBe(`media/line-doc/${contactDigest(SENDER)}/${today()}/${wamidDigest('wamid.generic-type')}/any-8001.jpg`);
       const head = await rig.aws.clients.s3.send(new HeadObjectCommand({ Bucket: rig.aws.names.bucket, Key: media.s3Key }));
       expect(head.ContentType).toBe('image/jpeg');
     });
