@@ -114,6 +114,7 @@ async function main(): Promise<void> {
       lineId: 'bench',
       accessToken: TOKEN,
       wamid: `wamid.bench${seq}`,
+      contact: '16505550000',
       media: { kind: 'document', id: mediaId, mimeType: 'application/pdf' },
       receivedAt: new Date(),
     });

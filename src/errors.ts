@@ -84,6 +84,9 @@ export const FAILURE_REASONS = {
   graph_rejected: 'permanent',
   // A resend was ambiguous too: Meta may hold it twice, or not at all. An operator resends or marks it sent.
   send_uncertain: 'permanent',
+  // Erasure (src/privacy/erasure): a parked message of an erased contact is never redriven
+  erased: 'permanent',
+  erasure_unavailable: 'retryable',
 } as const satisfies Record<string, 'retryable' | 'permanent'>;
 
 type ReasonTable = typeof FAILURE_REASONS;

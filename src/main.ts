@@ -15,6 +15,8 @@ import { ReferenceSecretResolver } from './lines/secrets';
 import { DynamoLineStore } from './lines/store';
 import { createLogger, type Logger } from './observability/logger';
 import { createRegistry } from './observability/metrics';
+import { MediaRetentionSweep } from './media/media-retention-sweep';
+import { createErasureRouter, createErasures } from './privacy/erasure';
 
 const ROLES: readonly Role[] = ['ingress', 'worker', 'all'];
 
@@ -47,6 +49,7 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
       dedupeTable: config.dynamodb.dedupeTable,
       bucket: config.s3.bucket,
       outboundTable: config.outbound.queueUrl ? config.dynamodb.outboundTable : undefined,
+      erasuresTable: config.dynamodb.erasuresTable,
     });
     if (created.length > 0) logger.info({ created }, 'created missing resources');
   }
@@ -68,6 +71,20 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
     cacheTtlMs: config.ingress.secretCacheTtlMs,
   });
 
+  // Erasures: accepted by the ingress (API) and the console, run by the worker.
+  const erasures = createErasures({ config, clients, logger, registry, runs: role !== 'ingress' });
+  if (erasures.runner) {
+    const runner = erasures.runner;
+    runner.start();
+    drains.push(() => runner.stop());
+  }
+  if (config.embedded) {
+    // s3rver has no lifecycle rules: the media retention is swept here (infra/ sets a lifecycle rule instead).
+    const sweep = new MediaRetentionSweep({ s3: clients.s3, bucket: config.s3.bucket, retentionDays: config.s3.mediaRetentionDays, logger });
+    sweep.start();
+    teardown.unshift(() => sweep.stop());
+  }
+
   // Journey steps the worker writes, for the console's live tail in the same process.
   const journalBus = new JournalBus();
   if (role === 'worker' || role === 'all') {
@@ -87,7 +104,7 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
   // The console (CONSOLE_TOKEN set; the embedded default generates one) on its own port.
   let consoleUrl: string | undefined;
   if (config.console.token) {
-    const running = await startConsoleFromConfig({ config, clients, lines: lineStore, bus: journalBus, localFeed: role !== 'ingress', logger });
+    const running = await startConsoleFromConfig({ config, clients, lines: lineStore, bus: journalBus, localFeed: role !== 'ingress', logger, erasures: erasures.service });
     teardown.unshift(() => running.close());
     logger.info({ port: running.port, url: running.url }, 'console listening');
     consoleUrl = running.url;
@@ -97,6 +114,7 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
   if (role === 'ingress' || role === 'all') {
     // The send API and Bird's webhooks ride on the webhook listener when the outbound queue is configured.
     const routes = config.outbound.queueUrl ? createOutboundRoutes({ config, clients, lines, secrets, registry, logger }) : [];
+    routes.push(createErasureRouter({ lines, secrets, erasures: erasures.service, logger }));
     ingress = await startIngress({
       port: config.port,
       verifyToken: config.whatsapp.verifyToken,

@@ -4,6 +4,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { GatewayAlarms } from './alarms';
 import type { ConsoleOidc } from './console';
+import { ErasureResources } from './erasure';
 import { DeployParameters } from './parameters';
 import { WebhookQueues } from './queues';
 import { OutboundPipeline } from './outbound';
@@ -102,6 +103,15 @@ export class WaIngressStack extends Stack {
       console: props.consoleOidc !== undefined,
     });
 
+    const erasure = new ErasureResources(this, 'Erasure', {
+      ingressTask: services.ingressService.taskDefinition,
+      workerTask: services.workerService.taskDefinition,
+      dedupeTable: storage.dedupeTable,
+      outboundTable: outbound.table,
+      bucket: storage.bucket,
+      mediaRetentionDays: p.mediaExpiryDays.valueAsString,
+    });
+
     const output = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });
     output('LoadBalancerDnsName', services.loadBalancer.loadBalancerDnsName, 'Point the certificate host (CNAME or alias) here');
     output('QueueUrl', queues.queue.queueUrl, 'SQS_QUEUE_URL for the dlq tool');
@@ -112,6 +122,7 @@ export class WaIngressStack extends Stack {
     output('OutboundQueueUrl', outbound.queue.queueUrl, 'SQS_OUTBOUND_QUEUE_URL for the outbound CLI');
     output('OutboundDeadLetterQueueUrl', outbound.deadLetterQueue.queueUrl, 'SQS_OUTBOUND_DLQ_URL for the dlq tool');
     output('OutboundTableName', outbound.table.tableName, 'DYNAMODB_OUTBOUND_TABLE for the outbound CLI');
+    output('ErasuresTableName', erasure.table.tableName, 'DYNAMODB_ERASURES_TABLE for the dlq tool (its redrive check)');
     output('AlarmTopicArn', alarms.topic.topicArn, 'Subscribe pagers or chat here');
     output('AppSecretsArn', secrets.appSecrets.secretArn, 'put-secret-value: comma-separated Meta app secrets');
     output('VerifyTokenArn', secrets.verifyToken.secretArn, 'put-secret-value: the webhook verify token');

@@ -1,5 +1,5 @@
 import { Match, type Template } from 'aws-cdk-lib/assertions';
-import { isInboundDlq, isInboundQueue, isTurnQueue, onlyResource, resourcesOfType, defaultTemplate } from './template';
+import { isInboundDlq, isInboundQueue, isTurnQueue, onlyResource, resourcesOfType, defaultTemplate, taskDefinitionFor } from './template';
 
 let template: Template;
 beforeAll(() => {
@@ -104,8 +104,8 @@ describe('DynamoDB', () => {
         TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
       }),
     });
-    // Lines, dedupe and the outbound records (test/outbound.test.ts).
-    template.resourceCountIs('AWS::DynamoDB::Table', 3);
+    // Lines, dedupe, the outbound records (test/outbound.test.ts) and the erasures.
+    template.resourceCountIs('AWS::DynamoDB::Table', 4);
   });
 });
 
@@ -138,6 +138,19 @@ describe('media bucket', () => {
       ]),
     );
     template.hasParameter('MediaExpiryDays', { Type: 'Number', Default: 30 });
+  });
+
+  it('keeps erasures (the audit trail) without TTL, finds pending ones by a sparse index, and tells the tasks the media retention', () => {
+    const [, table] = Object.entries(resourcesOfType(template, 'AWS::DynamoDB::Table')).find(([id]) => id.startsWith('ErasureErasuresTable'))!;
+    expect(table.Properties).toMatchObject({
+      KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+      GlobalSecondaryIndexes: [expect.objectContaining({ IndexName: 'byPending', KeySchema: [{ AttributeName: 'pending', KeyType: 'HASH' }, { AttributeName: 'requestedAt', KeyType: 'RANGE' }] })],
+    });
+    expect(table.Properties.TimeToLiveSpecification).toBeUndefined();
+    for (const role of ['ingress', 'worker']) {
+      const env = taskDefinitionFor(template, role).container.Environment ?? [];
+      expect(env).toEqual(expect.arrayContaining([{ Name: 'MEDIA_RETENTION_DAYS', Value: { Ref: 'MediaExpiryDays' } }, expect.objectContaining({ Name: 'DYNAMODB_ERASURES_TABLE' })]));
+    }
   });
 
   it('allows TLS only', () => {

@@ -24,6 +24,7 @@ let bucket: string;
 let outQueue: string;
 let outDlq: string;
 let outTable: string;
+let erasures: string;
 
 beforeAll(() => {
   template = defaultTemplate();
@@ -36,6 +37,7 @@ beforeAll(() => {
   outQueue = logicalIdOf(template, 'AWS::SQS::Queue', (_q, id) => id.startsWith('OutboundQueue'));
   outDlq = logicalIdOf(template, 'AWS::SQS::Queue', (_q, id) => id.startsWith('OutboundDeadLetterQueue'));
   outTable = logicalIdOf(template, 'AWS::DynamoDB::Table', (_t, id) => id.startsWith('OutboundRecordsTable'));
+  erasures = logicalIdOf(template, 'AWS::DynamoDB::Table', (_t, id) => id.startsWith('ErasureErasuresTable'));
 });
 
 const arn = (id: string) => ({ 'Fn::GetAtt': [id, 'Arn'] });
@@ -75,6 +77,8 @@ describe('task roles: least privilege', () => {
         // Replies: the send API and Bird webhooks put the record and queue the job; the API reads it back.
         grant(['sqs:SendMessage'], [arn(outQueue)]),
         grant(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [arn(outTable)]),
+        // Erasure: the API (and the console) records an erasure and shows it; the DLQ redrive reads the erased marker.
+        grant(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [arn(erasures)]),
       ]),
     );
   });
@@ -100,6 +104,12 @@ describe('task roles: least privilege', () => {
         grant(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [arn(outTable)]),
         grant(['dynamodb:Query'], [index(outTable, 'byWamid')]),
         grant(['dynamodb:Query'], [index(outTable, 'byPending')]),
+        // Erasure: the runner (pending index, checkpoints) and its steps: media by prefix, the journal by contact
+        // (stripped with the UpdateItem above), the turn buffer, the replies by contact.
+        grant(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'], [arn(erasures), index(erasures, 'byPending')]),
+        grant(['s3:DeleteObject'], [objects(bucket, 'media/')]),
+        grant(['dynamodb:Query', 'dynamodb:DeleteItem'], [arn(dedupe), index(dedupe, 'byContact')]),
+        grant(['dynamodb:Query', 'dynamodb:DeleteItem'], [arn(outTable), index(outTable, 'byContact')]),
       ]),
     );
   });

@@ -12,6 +12,7 @@ import type { AwsClients } from './clients';
  * The table schemas infra/ declares (infra/lib): keep both in step.
  * Lines: `lineId` key, `byPhoneNumberId` and `byWabaId` indexes. Dedupe: `pk` key, TTL on `expiresAt`.
  * Outbound: `pk` key, `byWamid`, `byLine`, `byContact`, `byPending` indexes, TTL on `expiresAt`.
+ * Erasures: `pk` key, `byPending` index, no TTL.
  */
 export const LINES_BY_PHONE_NUMBER_INDEX = 'byPhoneNumberId';
 /** Account-level webhooks (templates, account updates) name only the WABA: the worker finds its lines here. */
@@ -129,6 +130,29 @@ export function outboundTableSchema(tableName: string): CreateTableCommandInput 
   };
 }
 
+/** Erasures not done yet (src/privacy/erasure): sparse, only items with `pending` appear, so the runner never scans. */
+export const ERASURES_PENDING_INDEX = 'byPending';
+
+/** Erasures (`pk`: `er_…` records, kept as the audit trail, and `erased#…` markers); no TTL. */
+export function erasuresTableSchema(tableName: string): CreateTableCommandInput {
+  return {
+    TableName: tableName,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: ['pk', 'pending', 'requestedAt'].map((AttributeName) => ({ AttributeName, AttributeType: 'S' as const })),
+    KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+    GlobalSecondaryIndexes: [
+      {
+        IndexName: ERASURES_PENDING_INDEX,
+        KeySchema: [
+          { AttributeName: 'pending', KeyType: 'HASH' },
+          { AttributeName: 'requestedAt', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      },
+    ],
+  };
+}
+
 async function ensureTable(clients: AwsClients, schema: CreateTableCommandInput): Promise<boolean> {
   try {
     const { Table } = await clients.dynamodb.send(new DescribeTableCommand({ TableName: schema.TableName }));
@@ -182,6 +206,8 @@ export interface ResourceNames {
   bucket: string;
   /** DYNAMODB_OUTBOUND_TABLE; omitted by callers that need no outbound records. */
   outboundTable?: string;
+  /** DYNAMODB_ERASURES_TABLE; omitted by callers that need no erasures. */
+  erasuresTable?: string;
 }
 
 /** CREATE_MISSING_RESOURCES: create what infra/ would have created, with the same schema. Returns what was created. */
@@ -190,6 +216,7 @@ export async function ensureResources(clients: AwsClients, names: ResourceNames)
   if (await ensureTable(clients, linesTableSchema(names.linesTable))) created.push(`table ${names.linesTable}`);
   if (await ensureTable(clients, dedupeTableSchema(names.dedupeTable))) created.push(`table ${names.dedupeTable}`);
   if (names.outboundTable && (await ensureTable(clients, outboundTableSchema(names.outboundTable)))) created.push(`table ${names.outboundTable}`);
+  if (names.erasuresTable && (await ensureTable(clients, erasuresTableSchema(names.erasuresTable)))) created.push(`table ${names.erasuresTable}`);
   if (await ensureBucket(clients, names.bucket)) created.push(`bucket ${names.bucket}`);
   return created;
 }

@@ -7,6 +7,7 @@ import { embeddedAwsSettings, readEmbeddedState } from '../config/embedded-state
 import { parseClaimCheckPointer } from '../queue/message';
 import { S3ClaimCheckRefresher } from '../queue/claim-check-writer';
 import { DeadLetterQueue, type DlqEntry } from '../queue/dlq';
+import { erasedRedriveGuard } from '../privacy/erasure';
 import { maskPhone } from '../observability/logger';
 
 const USAGE = `Usage: npm run dlq -- <command>
@@ -77,7 +78,9 @@ export async function runDlqCli(argv: string[], io: CliIo = processIo): Promise<
   const clients = createAwsClients(aws);
   // A redrive refreshes each claim-check object, so the redriven pointer resolves for a whole new lifecycle window.
   const claimChecks = new S3ClaimCheckRefresher({ s3: clients.s3, bucket: config.s3.bucket });
-  const dlq = new DeadLetterQueue({ sqs: clients.sqs, queueUrl, dlqUrl, claimChecks });
+  // An erased contact's parked messages stay where they are (reason `erased`).
+  const refuse = which === 'outbound' ? undefined : erasedRedriveGuard(config, clients).refuse;
+  const dlq = new DeadLetterQueue({ sqs: clients.sqs, queueUrl, dlqUrl, claimChecks, refuse });
   try {
     switch (command) {
       case 'list': {

@@ -35,6 +35,7 @@ const envSchema = z.object({
   DYNAMODB_LINES_TABLE: z.string().min(3).default('wa-ingress-lines'),
   DYNAMODB_DEDUPE_TABLE: z.string().min(3).default('wa-ingress-dedupe'),
   DYNAMODB_OUTBOUND_TABLE: z.string().min(3).default('wa-ingress-outbound'),
+  DYNAMODB_ERASURES_TABLE: z.string().min(3).default('wa-ingress-erasures'),
   SQS_OUTBOUND_QUEUE_URL: z.string().url().optional(),
   SQS_OUTBOUND_DLQ_URL: z.string().url().optional(),
   AWS_REGION: z.string().min(1).default('us-east-1'),
@@ -90,6 +91,8 @@ const envSchema = z.object({
   // The outbox: a reply written but not claimed for this long is enqueued again (its job may never have reached the queue).
   OUTBOUND_OUTBOX_AGE_MS: int(500, 3_600_000).default(30_000),
   OUTBOUND_OUTBOX_SWEEP_MS: int(100, 600_000).default(10_000),
+  // Media objects (S3 media/): infra's lifecycle rule, and a sweep on the embedded default (s3rver has no lifecycle).
+  MEDIA_RETENTION_DAYS: int(1, 3650).default(30),
 
   // Operator console (src/console): its own port, off unless a token is set.
   CONSOLE_PORT: int(0, 65535).default(8081),
@@ -117,8 +120,8 @@ export interface Config {
   dataDir: string;
   whatsapp: { verifyToken?: string; appSecrets: string[]; accessToken?: string };
   sqs: { queueUrl?: string; dlqUrl?: string; turnQueueUrl?: string; sendTimeoutMs: number; batchWindowMs: number; claimCheckThresholdBytes: number };
-  s3: { bucket: string };
-  dynamodb: { linesTable: string; dedupeTable: string; outboundTable: string };
+  s3: { bucket: string; mediaRetentionDays: number };
+  dynamodb: { linesTable: string; dedupeTable: string; outboundTable: string; erasuresTable: string };
   aws: AwsSettings;
   createMissingResources: boolean;
   linesFile?: string;
@@ -226,8 +229,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       batchWindowMs: env.BATCH_WINDOW_MS,
       claimCheckThresholdBytes: env.CLAIM_CHECK_THRESHOLD_BYTES,
     },
-    s3: { bucket: env.S3_BUCKET ?? 'wa-ingress-local' },
-    dynamodb: { linesTable: env.DYNAMODB_LINES_TABLE, dedupeTable: env.DYNAMODB_DEDUPE_TABLE, outboundTable: env.DYNAMODB_OUTBOUND_TABLE },
+    s3: { bucket: env.S3_BUCKET ?? 'wa-ingress-local', mediaRetentionDays: env.MEDIA_RETENTION_DAYS },
+    dynamodb: {
+      linesTable: env.DYNAMODB_LINES_TABLE,
+      dedupeTable: env.DYNAMODB_DEDUPE_TABLE,
+      outboundTable: env.DYNAMODB_OUTBOUND_TABLE,
+      erasuresTable: env.DYNAMODB_ERASURES_TABLE,
+    },
     aws: {
       region: env.AWS_REGION,
       endpoints: {

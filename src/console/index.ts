@@ -7,6 +7,7 @@ import type { Logger } from '../observability/logger';
 import { DeadLetterQueue } from '../queue/dlq';
 import { DynamoOutboundStore } from '../outbound/dynamo-outbound-store';
 import { UncertainReplies } from '../outbound/uncertain-replies';
+import { erasedRedriveGuard, type ErasureService } from '../privacy/erasure';
 import type { LineSource } from './journal-routes';
 import { startConsole, type RunningConsole } from './server';
 
@@ -20,13 +21,21 @@ export function startConsoleFromConfig(deps: {
   bus: JournalBus;
   localFeed: boolean;
   logger: Logger;
+  erasures?: ErasureService;
 }): Promise<RunningConsole> {
   const { config, clients } = deps;
   if (!config.console.token) throw new Error('CONSOLE_TOKEN is required to start the console');
   const tableName = config.dynamodb.dedupeTable;
   const inbound =
     config.sqs.queueUrl && config.sqs.dlqUrl
-      ? new DeadLetterQueue({ sqs: clients.sqs, queueUrl: config.sqs.queueUrl, dlqUrl: config.sqs.dlqUrl, waitTimeSeconds: 0, holdSeconds: 20 })
+      ? new DeadLetterQueue({
+          sqs: clients.sqs,
+          queueUrl: config.sqs.queueUrl,
+          dlqUrl: config.sqs.dlqUrl,
+          waitTimeSeconds: 0,
+          holdSeconds: 20,
+          refuse: erasedRedriveGuard(config, clients).refuse,
+        })
       : undefined;
   const { queueUrl: outboundQueueUrl, dlqUrl: outboundDlqUrl } = config.outbound;
   const outbound =
@@ -52,6 +61,7 @@ export function startConsoleFromConfig(deps: {
     bus: deps.bus,
     localFeed: deps.localFeed,
     media: { s3: clients.s3, bucket: config.s3.bucket },
+    erasures: deps.erasures,
     logger: deps.logger,
   });
 }

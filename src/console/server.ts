@@ -13,6 +13,8 @@ import type { UncertainReplies } from '../outbound/uncertain-replies';
 import { CONSOLE_PATH, requireCredential, sessionRoutes } from './access';
 import { ConsoleAuth } from './auth';
 import { dlqRoutes, type QueueName } from './dlq-routes';
+import { erasureRoutes } from './erasure-routes';
+import type { ErasureService } from '../privacy/erasure/erasure-service';
 import { IndexTail } from './index-tail';
 import { journalRoutes, type LineSource } from './journal-routes';
 import { outboundRoutes } from './outbound-routes';
@@ -34,6 +36,8 @@ export interface ConsoleOptions {
   /** True when a worker in this process publishes its steps on `bus`; else the live tail polls the index. */
   localFeed: boolean;
   media?: { s3: S3Client; bucket: string };
+  /** Erasure of a contact from the console (with a confirmation on the page). */
+  erasures?: ErasureService;
   logger: Logger;
   /** The built page (dist/console/public); tests point here after `npm run build`. */
   assetsDir?: string;
@@ -82,6 +86,7 @@ export function createConsoleApp(options: ConsoleOptions): { app: Express; tail?
   api.use(journalRoutes({ journal: options.journal, outbound: options.outbound, lines: options.lines, media: options.media, logger }));
   if (options.outbound) api.use(outboundRoutes({ outbound: options.outbound, lines: options.lines, decisions: options.uncertainReplies, logger }));
   api.use(dlqRoutes({ queues: options.queues, logger }));
+  if (options.erasures) api.use(erasureRoutes({ erasures: options.erasures, lines: options.lines, logger }));
   api.use(streamRoutes({ bus: options.bus, heartbeatMs: options.heartbeatMs, onSubscribe: tail && (() => tail.subscribe()), logger }));
   api.use((req, res) => res.status(404).json({ error: 'not_found', message: `No console API ${req.method} ${req.path}` }));
   app.use(`${CONSOLE_PATH}/api`, api);

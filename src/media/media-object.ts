@@ -1,5 +1,5 @@
-import { wamidDigest } from '../privacy/pseudonyms';
 import type { MediaKind } from '../meta/event';
+import { contactDigest, wamidDigest } from '../privacy/pseudonyms';
 
 const MIB = 1024 * 1024;
 
@@ -70,12 +70,16 @@ function keySegment(value: string, what: string): string {
 }
 
 /**
- * `media/<lineId>/<yyyy>/<mm>/<dd>/<wamidDigest>/<mediaId>.<ext>`, dated by receivedAt in UTC: the
- * same event always lands on the same key, so a redelivered event finds the object it already
- * stored. The wamid's digest, not the wamid: the key is kept in the journal and read in URLs.
+ * `media/<lineId>/<contactDigest>/<yyyy>/<mm>/<dd>/<wamidDigest>/<mediaId>.<ext>`, dated by
+ * receivedAt in UTC. Deterministic, so a redelivered event finds the object it already stored; the
+ * contact's digest makes all of a person's files on a line one prefix (what erasure deletes), and
+ * neither the number nor the wamid (base64 of a structure that starts with the number) is in a key:
+ * the key is kept in the journal and read in URLs.
  */
 export function mediaObjectKey(input: {
   lineId: string;
+  /** The sender (wa_id or BSUID); absent only for media no person sent, which no erasure needs to find. */
+  contact: string | undefined;
   wamid: string;
   mediaId: string;
   receivedAt: Date;
@@ -86,9 +90,9 @@ export function mediaObjectKey(input: {
   const yyyy = String(at.getUTCFullYear()).padStart(4, '0');
   const mm = String(at.getUTCMonth() + 1).padStart(2, '0');
   const dd = String(at.getUTCDate()).padStart(2, '0');
+  if (input.wamid.length === 0) throw new TypeError('media object key: wamid is empty');
   return [
-    'media',
-    keySegment(input.lineId, 'lineId'),
+    contactMediaPrefix(input.lineId, input.contact).slice(0, -1),
     yyyy,
     mm,
     dd,
@@ -96,6 +100,19 @@ export function mediaObjectKey(input: {
     `${keySegment(input.mediaId, 'media id')}.${extensionFor(input.mimeType)}`,
   ].join('/');
 }
+
+/** Where every media object of one contact on one line lives: the prefix erasure lists and deletes. */
+export function contactMediaPrefix(lineId: string, contact: string | undefined): string {
+  return contactMediaPrefixOfDigest(lineId, contact ? contactDigest(contact) : NO_CONTACT_SEGMENT);
+}
+
+/** The same prefix from the contact's digest (an erasure keeps only the digest). */
+export function contactMediaPrefixOfDigest(lineId: string, digest: string): string {
+  return `media/${keySegment(lineId, 'lineId')}/${keySegment(digest, 'contact digest')}/`;
+}
+
+/** Media of an event that names no person (none today: only messages carry media, and they have a sender). */
+const NO_CONTACT_SEGMENT = '-';
 
 /**
  * Meta sends sha256 as base64 in webhooks and does not show the encoding of the Graph response,

@@ -13,6 +13,8 @@ export interface StoreMediaInput {
   /** The line's resolved access token (the literal, not a secret reference). */
   accessToken: string;
   wamid: string;
+  /** The sender (wa_id or BSUID): its digest groups the person's files under one prefix, for erasure. */
+  contact: string | undefined;
   media: MediaRef;
   receivedAt: Date;
 }

@@ -36,6 +36,12 @@ export function conversationGroupId(payload: unknown): string {
   return groupIdOf(parts, side);
 }
 
+/** The two halves of a payload's conversation (see conversationGroupId), unsanitised: `-` where the payload names none. */
+export function conversationOf(payload: unknown): { phoneNumberId: string; contact: string } {
+  const parts = partsOf(payload);
+  return halvesOf(parts, parts.firstSender ?? parts.firstRecipient ?? {});
+}
+
 /**
  * Which part of a payload an SQS message carries (the `lane` attribute): a mixed payload travels
  * twice, byte for byte, and each copy's worker handles only its lane's events.
@@ -120,9 +126,13 @@ function partsOf(payload: unknown): PayloadParts {
   };
 }
 
+function halvesOf(parts: PayloadParts, side: Side): { phoneNumberId: string; contact: string } {
+  return { phoneNumberId: side.phoneNumberId ?? parts.firstPhoneNumberId ?? parts.entryId ?? '-', contact: side.contact ?? parts.entryId ?? '-' };
+}
+
 function groupIdOf(parts: PayloadParts, side: Side, suffix = ''): string {
-  const phoneNumberId = side.phoneNumberId ?? parts.firstPhoneNumberId ?? parts.entryId ?? '-';
-  return sqsGroupId(`${phoneNumberId}:${side.contact ?? parts.entryId ?? '-'}${suffix}`);
+  const { phoneNumberId, contact } = halvesOf(parts, side);
+  return sqsGroupId(`${phoneNumberId}:${contact}${suffix}`);
 }
 
 /** A message naming nobody belongs to its change's only contact, as the normaliser reads it (odd-bsuid-only-no-from.json). */

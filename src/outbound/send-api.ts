@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { PermanentError } from '../errors';
-import { tokensEqual } from '../ingress/signature';
-import { lineSchema, type Line } from '../lines/line';
 import type { LineRegistry } from '../lines/registry';
 import type { SecretResolver } from '../lines/secrets';
 import { recipientSchema } from '../meta/send-body';
 import { maskPhone, type Logger } from '../observability/logger';
 import { Counter, type Registry } from '../observability/metrics';
+import { failV1, lineKeyAuthentication, type LineKeyLocals } from './line-key-auth';
 import { InvalidOutboundError, MAX_IDEMPOTENCY_KEY_LENGTH } from './acceptor';
 import type { OutboundAcceptor, OutboundBody } from './job';
 import type { OutboundStore } from './outbound-store';
@@ -16,8 +15,6 @@ import { looksLikeOutboundId, toView } from './record';
 /** Meta's send bodies are small; anything larger is not a reply. */
 export const SEND_API_MAX_BODY_BYTES = 64 * 1024;
 const RETRY_AFTER_SECONDS = '5';
-/** Compared against when a line has no key, so an unknown line costs the same as a wrong key. */
-const NO_KEY = randomUUID();
 
 export interface SendApiDependencies {
   lines: LineRegistry;
@@ -28,11 +25,8 @@ export interface SendApiDependencies {
   logger: Logger;
 }
 
-type Locals = { requestId?: string; log?: Logger; line?: Line };
-
-function fail(res: Response, status: number, error: string, message: string, extra: Record<string, unknown> = {}): void {
-  res.status(status).json({ error, message, ...extra, requestId: (res.locals as Locals).requestId });
-}
+type Locals = LineKeyLocals;
+const fail = failV1;
 
 /**
  * Entry 1 of the outbound pipeline: `POST /v1/lines/:lineId/messages` (a Meta send body with `to`)
@@ -54,37 +48,7 @@ export function createSendApiRouter(deps: SendApiDependencies): express.Router {
     next();
   });
 
-  /** One 401 for an unknown line, an inactive one, a missing key and a wrong key. */
-  const authenticate = async (req: Request, res: Response, next: NextFunction) => {
-    const lineId = req.params.lineId ?? '';
-    const given = /^Bearer ([^\s]+)$/.exec(req.get('authorization') ?? '')?.[1] ?? '';
-    const line = lineSchema.shape.lineId.safeParse(lineId).success ? await deps.lines.byId(lineId) : undefined;
-    const keys = line?.active ? await resolveKeys(line) : [];
-    let ok = false;
-    // Every key is compared (no early exit), so timing tells nothing about which one matched.
-    for (const key of keys.length > 0 ? keys : [NO_KEY]) ok = tokensEqual(given, key) || ok;
-    if (!ok || keys.length === 0 || given === '') {
-      log(res).warn({ event: 'send_api_unauthorized', lineId: lineId.slice(0, 64), keyGiven: given !== '' }, 'send API request refused');
-      res.setHeader('WWW-Authenticate', 'Bearer');
-      return fail(res, 401, 'unauthorized', 'Unknown line or wrong key');
-    }
-    (res.locals as Locals).line = line;
-    next();
-  };
-
-  const resolveKeys = async (line: Line): Promise<string[]> => {
-    const keys: string[] = [];
-    for (const ref of line.outboundKeys ?? []) {
-      try {
-        keys.push(await deps.secrets.resolve(ref));
-      } catch (error) {
-        // A key that cannot resolve for good (env var unset) is skipped: the line's other keys still work.
-        if (!(error instanceof PermanentError)) throw error;
-        deps.logger.warn({ lineId: line.lineId, reason: error.reason }, 'a send API key of the line cannot be resolved');
-      }
-    }
-    return keys;
-  };
+  const authenticate = lineKeyAuthentication({ lines: deps.lines, secrets: deps.secrets, logger: deps.logger, event: 'send_api_unauthorized' });
 
   const send = async (req: Request, res: Response) => {
     const line = (res.locals as Locals).line!;

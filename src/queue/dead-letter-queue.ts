@@ -1,4 +1,5 @@
 import { SendMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
+import type { PermanentReason } from '../errors';
 import type { Logger } from '../observability/logger';
 import { groupOfBody, unparkedAttributes } from './dlq-parking';
 import { conversationOf, describeDlqMessage, isDlqMessage, type DlqEntry } from './dlq-entry';
@@ -22,6 +23,8 @@ export interface DeadLetterQueueOptions {
   maxMessages?: number;
   /** Refreshes the S3 object of a claim-checked message before its redrive (see S3ClaimCheckRefresher). */
   claimChecks?: { refresh(pointer: ClaimCheckPointer): Promise<void> };
+  /** A reason not to redrive a message (`erased`: src/privacy/erasure/redrive-guard.ts); it stays in the DLQ, listed as failed. */
+  refuse?: (message: Message) => Promise<PermanentReason | undefined>;
   logger?: Logger;
   now?: () => number;
 }
@@ -41,11 +44,13 @@ export class DeadLetterQueue {
   private readonly queueUrl: string;
   private readonly scanner: DlqScanner;
   private readonly claimChecks?: DeadLetterQueueOptions['claimChecks'];
+  private readonly refuse?: DeadLetterQueueOptions['refuse'];
 
   constructor(options: DeadLetterQueueOptions) {
     this.sqs = options.sqs;
     this.queueUrl = options.queueUrl;
     this.claimChecks = options.claimChecks;
+    this.refuse = options.refuse;
     this.scanner = new DlqScanner({
       sqs: options.sqs,
       dlqUrl: options.dlqUrl,
@@ -97,6 +102,11 @@ export class DeadLetterQueue {
         // One SendMessage each: bodies reach ~1 MiB, so a 10-entry batch would break SQS's 1 MiB batch cap.
         for (const message of chosen) {
           try {
+            const refusal = await this.refuse?.(message);
+            if (refusal) {
+              result.failed.push({ id: message.MessageId ?? '', error: refusal });
+              continue;
+            }
             await this.sendBack(message);
             sent.push(message);
           } catch (error) {

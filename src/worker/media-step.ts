@@ -4,6 +4,7 @@ import type { SecretResolver } from '../lines/secrets';
 import type { MediaStore, StoredMedia } from '../media';
 import type { WhatsAppEvent } from '../meta/event';
 import { withMediaUrls } from './turns/turn-message';
+import { eventContact } from '../journal/journey';
 
 /** The pipeline's media step: a message's file, copied from Meta to S3 with the line's Graph token. */
 export class MediaStep {
@@ -24,7 +25,7 @@ export class MediaStep {
     if (!tokenRef) throw new PermanentError('media_no_token', `Line ${line.lineId} has no accessToken and WHATSAPP_ACCESS_TOKEN is not set`);
     const accessToken = await this.options.secrets.resolve(tokenRef);
     try {
-      const stored = await this.options.media.store({ lineId: line.lineId, accessToken, wamid: event.message!.id, media, receivedAt: new Date(receivedAt) });
+      const stored = await this.options.media.store({ lineId: line.lineId, accessToken, wamid: event.message!.id, contact: eventContact(event), media, receivedAt: new Date(receivedAt) });
       return { stored: { ...stored, url: await this.options.media.presignedUrl(stored.s3Key) } };
     } catch (error) {
       if (error instanceof PermanentError && isUnfixableMediaReason(error.reason)) return { error: error.reason };

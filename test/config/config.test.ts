@@ -26,6 +26,9 @@ describe('configuration', () => {
     // Outbound records (and their journey) must outlive the DLQ's 14 days.
     expect(() => loadConfig({ OUTBOUND_RETENTION_DAYS: '13' })).toThrow(/OUTBOUND_RETENTION_DAYS/);
     expect(loadConfig({ OUTBOUND_RETENTION_DAYS: '14' }).env.OUTBOUND_RETENTION_DAYS).toBe(14);
+    expect(() => loadConfig({ MEDIA_RETENTION_DAYS: '0' })).toThrow(/MEDIA_RETENTION_DAYS/);
+    expect(loadConfig({}).s3.mediaRetentionDays).toBe(30);
+    expect(loadConfig({ MEDIA_RETENTION_DAYS: '7', DYNAMODB_ERASURES_TABLE: 'my-erasures' })).toMatchObject({ s3: { mediaRetentionDays: 7 }, dynamodb: { erasuresTable: 'my-erasures' } });
     expect(() => loadConfig({ SQS_QUEUE_URL: 'not a url' })).toThrow(/SQS_QUEUE_URL/);
     // The outbox sweeper: 30 s pending, a sweep every 10 s, unless told.
     expect(loadConfig({}).outbound.outbox).toEqual({ ageMs: 30_000, sweepMs: 10_000 });

@@ -40,7 +40,7 @@ beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does this)`);
   mkdirSync(SHOTS, { recursive: true });
   remote = await startRemoteStandIns();
-  c = await startConsoleRig(remote, { outbound: true });
+  c = await startConsoleRig(remote, { outbound: true, erasures: true });
   profile = mkdtempSync(join(tmpdir(), 'wa-console-chromium-'));
   context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -199,6 +199,26 @@ describe('console page', () => {
     expect(await page.getByRole('heading', { name: 'Outcome unknown' }).count()).toBe(0);
     await snapshot('outbound-uncertain-marked');
   }, 30_000);
+
+  it('erases a contact from the Erase page after a confirmation, and shows what it removed', async () => {
+    const found = async () => ((await (await c.api(`events?contact=${SENDER}`)).json()) as { items: unknown[] }).items.length;
+    expect(await found()).toBeGreaterThan(0);
+    await page.goto(`${c.console.url}#/erase`);
+    await page.getByRole('heading', { name: 'Erase a contact' }).waitFor();
+    await page.getByLabel('Line').selectOption(LINES.doc.lineId);
+    await page.getByLabel('Contact').fill(SENDER);
+    await page.getByRole('button', { name: 'Erase…' }).click();
+    // Cancelling erases nothing.
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+    expect(await found()).toBeGreaterThan(0);
+    await page.getByRole('button', { name: 'Erase…' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Erase' }).click();
+    await page.locator('.erasure-status', { hasText: 'Done' }).waitFor({ timeout: 15_000 });
+    expect(await page.locator('li[data-step="journal"]').textContent()).toMatch(/[1-9]\d* removed/);
+    expect(await page.locator('li[data-step="outbound"]').textContent()).toMatch(/[1-9]\d* removed/);
+    await snapshot('erase-done');
+    expect(await found()).toBe(0);
+  });
 
   it('never puts a secret, a token or a whole phone number in the page', () => {
     expect(pagesSeen.length).toBeGreaterThanOrEqual(9);

@@ -73,7 +73,7 @@ describe('embedded default (npm start)', () => {
     const inbox = readFileSync(join(dataDir, 'bird-inbox.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     const image = inbox.find((e) => e.body.message?.type === 'image');
     expect(image.body.line.lineId).toBe('demo');
-    expect(image.body.message.media.s3Key).toMatch(/^media\/demo\/\d{4}\/\d{2}\/\d{2}\//);
+    expect(image.body.message.media.s3Key).toMatch(/^media\/demo\/[0-9a-f]{32}\/\d{4}\/\d{2}\/\d{2}\/wd_[A-Za-z0-9_-]{32}\//);
     const download = await fetch(image.body.message.media.url);
     expect(download.status).toBe(200);
     expect((await download.arrayBuffer()).byteLength).toBe(image.body.message.media.size);

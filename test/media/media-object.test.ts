@@ -2,24 +2,45 @@ import { createHash } from 'node:crypto';
 import { ConfigError, PermanentError, RetryableError } from '../../src/errors';
 import { AllowedHosts } from '../../src/media/allowed-hosts';
 import { classifyMediaHttpFailure } from '../../src/media/graph-media-client';
-import { wamidDigest } from '../../src/privacy/pseudonyms';
-import { MEDIA_SIZE_CAPS, extensionFor, mediaObjectKey, parseFileSize, sha256ToHex } from '../../src/media/media-object';
+import { MEDIA_SIZE_CAPS, contactMediaPrefix, contactMediaPrefixOfDigest, extensionFor, mediaObjectKey, parseFileSize, sha256ToHex } from '../../src/media/media-object';
+import { contactDigest, wamidDigest } from '../../src/privacy/pseudonyms';
 
 describe('mediaObjectKey', () => {
-  it('is media/<line>/<utc yyyy/mm/dd>/<wamid digest>/<media id>.<ext>, dated in UTC: the key never holds the wamid', () => {
+  const wamid = 'wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQ=';
+  it('is media/<line>/<contact digest>/<utc yyyy/mm/dd>/<wamid digest>/<media id>.<ext>, dated in UTC', () => {
     // 23:30 in New York on 5 March is 6 March in UTC.
     const receivedAt = new Date('2026-03-05T23:30:00-05:00');
-    expect(
-      mediaObjectKey({ lineId: 'line-1', wamid: 'wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQ=', mediaId: '1003383421387256', receivedAt, mimeType: 'image/jpeg' }),
-    ).toBe(`media/line-1/2026/03/06/${wamidDigest('wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQ=')}/1003383421387256.jpg`);
+    expect(mediaObjectKey({ lineId: 'line-1', contact: '16503879439', wamid, mediaId: '1003383421387256', receivedAt, mimeType: 'image/jpeg' })).toBe(
+      `media/line-1/${contactDigest('16503879439')}/2026/03/06/${wamidDigest(wamid)}/1003383421387256.jpg`,
+    );
+  });
+
+  it('holds neither the number nor the wamid, and is the same for the same event', () => {
+    const input = { lineId: 'line-1', contact: '+1 650 387 9439', wamid, mediaId: 'm1', receivedAt: new Date(0), mimeType: 'audio/ogg' };
+    const key = mediaObjectKey(input);
+    expect(key).not.toContain('16503879439');
+    expect(key).not.toContain('HBgLMTY1MDM4Nzk0MzkVAgASGBQ');
+    expect(mediaObjectKey({ ...input })).toBe(key);
+  });
+
+  it('puts every file of one contact on one line under one prefix, and no other contact under it', () => {
+    const at = new Date('2026-01-01T00:00:00Z');
+    const a1 = mediaObjectKey({ lineId: 'l', contact: '111122223333', wamid: 'w1', mediaId: 'm1', receivedAt: at, mimeType: undefined });
+    const a2 = mediaObjectKey({ lineId: 'l', contact: '+111122223333', wamid: 'w2', mediaId: 'm2', receivedAt: new Date('2027-05-05T00:00:00Z'), mimeType: undefined });
+    const b = mediaObjectKey({ lineId: 'l', contact: '111122223334', wamid: 'w3', mediaId: 'm3', receivedAt: at, mimeType: undefined });
+    const other = mediaObjectKey({ lineId: 'l2', contact: '111122223333', wamid: 'w4', mediaId: 'm4', receivedAt: at, mimeType: undefined });
+    const prefix = contactMediaPrefix('l', '111122223333');
+    expect(prefix).toBe(contactMediaPrefixOfDigest('l', contactDigest('111122223333')));
+    expect(a1.startsWith(prefix) && a2.startsWith(prefix)).toBe(true);
+    expect(b.startsWith(prefix) || other.startsWith(prefix)).toBe(false);
   });
 
   it('keeps ids from adding path segments', () => {
-    const key = mediaObjectKey({ lineId: '../x', wamid: 'a/b', mediaId: 'm?1', receivedAt: new Date(0), mimeType: undefined });
-    expect(key).toBe(`media/.._x/1970/01/01/${wamidDigest('a/b')}/m_1.bin`);
-    expect(key.split('/')).toHaveLength(7);
-    expect(() => mediaObjectKey({ lineId: '..', wamid: 'w', mediaId: 'm', receivedAt: new Date(0), mimeType: undefined })).toThrow(/lineId/);
-    expect(() => mediaObjectKey({ lineId: 'l', wamid: 'w', mediaId: 'm', receivedAt: new Date('nope'), mimeType: undefined })).toThrow(/receivedAt/);
+    const key = mediaObjectKey({ lineId: '../x', contact: 'c', wamid: 'a/b', mediaId: 'm?1', receivedAt: new Date(0), mimeType: undefined });
+    expect(key).toBe(`media/.._x/${contactDigest('c')}/1970/01/01/${wamidDigest('a/b')}/m_1.bin`);
+    expect(key.split('/')).toHaveLength(8);
+    expect(() => mediaObjectKey({ lineId: '..', contact: 'c', wamid: 'w', mediaId: 'm', receivedAt: new Date(0), mimeType: undefined })).toThrow(/lineId/);
+    expect(() => mediaObjectKey({ lineId: 'l', contact: 'c', wamid: 'w', mediaId: 'm', receivedAt: new Date('nope'), mimeType: undefined })).toThrow(/receivedAt/);
   });
 });
 

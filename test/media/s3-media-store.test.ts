@@ -1,3 +1,4 @@
+import { contactDigest, wamidDigest } from '../../src/privacy/pseudonyms';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
@@ -8,7 +9,6 @@ import { S3MediaStore, type S3MediaStoreOptions } from '../../src/media';
 import type { MediaRef } from '../../src/meta/event';
 import { createLogger } from '../../src/observability/logger';
 import { createRegistry, type Registry } from '../../src/observability/metrics';
-import { wamidDigest } from '../../src/privacy/pseudonyms';
 
 const TOKEN = 'EAAG-line-token-for-tests';
 const BUCKET = 'wa-ingress-media-test';
@@ -62,7 +62,7 @@ function newMedia(kind: MediaRef['kind'], extra: Partial<MediaRef> = {}): MediaR
 }
 
 function input(media: MediaRef & { wamid: string }, accessToken = TOKEN) {
-  return { lineId: 'line-1', accessToken, wamid: media.wamid, media, receivedAt: new Date('2026-03-05T23:30:00-05:00') };
+  return { lineId: 'line-1', accessToken, wamid: media.wamid, contact: CONTACT, media, receivedAt: new Date('2026-03-05T23:30:00-05:00') };
 }
 
 async function head(key: string) {
@@ -90,7 +90,9 @@ function generatedSha256(size: number, seed: string): string {
   return hash.digest('hex');
 }
 
-const keyFor = (media: { id: string; wamid: string }, ext: string) => `media/line-1/2026/03/06/${wamidDigest(media.wamid)}/${media.id}.${ext}`;
+const CONTACT = '16505551234';
+const keyFor = (media: { id: string; wamid: string }, ext: string) =>
+  `media/line-1/${contactDigest(CONTACT)}/2026/03/06/${wamidDigest(media.wamid)}/${media.id}.${ext}`;
 
 describe('S3MediaStore against s3rver and the Graph stand-in', () => {
   it('streams the bytes into S3 under the deterministic key, with sha256 metadata and content type', async () => {

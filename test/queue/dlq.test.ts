@@ -220,6 +220,8 @@ describe('DLQ parker and tool against local-aws-sqs', () => {
         SQS_QUEUE_URL: queueUrl,
         SQS_DLQ_URL: dlqUrl,
         AWS_ENDPOINT_URL_SQS: standIns.endpoints.sqs,
+        // A redrive asks the erasures table whether the contact was erased (none here: no table).
+        AWS_ENDPOINT_URL_DYNAMODB: standIns.endpoints.dynamodb,
         AWS_REGION: REGION,
         // loadConfig() requires these whenever SQS_QUEUE_URL is set.
         WHATSAPP_VERIFY_TOKEN: 'unused',

@@ -8,6 +8,10 @@ import { UncertainReplies } from '../../src/outbound/uncertain-replies';
 import { DeadLetterQueue } from '../../src/queue/dlq';
 import { DynamoLineStore } from '../../src/lines/store';
 import { capturedLogger } from './logs';
+import { ensureResources } from '../../src/aws/resources';
+import { DynamoErasureStore, ErasureRunner, ErasureService, erasureSteps } from '../../src/privacy/erasure';
+
+const ERASURES_TABLE = 'erasures';
 import { APP_SECRET } from './ingress';
 import { lineFor, startWorkerRig, type RemoteStandIns, type WorkerRig, type WorkerRigOptions } from './worker';
 
@@ -33,7 +37,7 @@ export interface ConsoleRig {
  * worker's journal bus; with `outbound`, also the send API, the sender and the outbound journal
  * (line-doc takes OUTBOUND_KEY, and the Graph stand-in posts its status webhooks to the ingress).
  */
-export async function startConsoleRig(remote: RemoteStandIns, options: WorkerRigOptions & { heartbeatMs?: number } = {}): Promise<ConsoleRig> {
+export async function startConsoleRig(remote: RemoteStandIns, options: WorkerRigOptions & { heartbeatMs?: number; erasures?: boolean } = {}): Promise<ConsoleRig> {
   const bus = new JournalBus();
   const lines = options.outbound
     ? [{ ...lineFor('doc', remote.bird.flowUrl()), outboundKeys: [OUTBOUND_KEY] }, lineFor('pywa', remote.bird.flowUrl()), lineFor('third', remote.bird.flowUrl())]
@@ -47,6 +51,18 @@ export async function startConsoleRig(remote: RemoteStandIns, options: WorkerRig
   const outboundDlq = options.outbound
     ? new DeadLetterQueue({ sqs: rig.aws.clients.sqs, queueUrl: standIns.outboundQueueUrl, dlqUrl: standIns.outboundDlqUrl, waitTimeSeconds: 0, holdSeconds: 5 })
     : undefined;
+  // Erasures from the console, run by a runner in this process (as in the `all` role).
+  let runner: ErasureRunner | undefined;
+  let erasures: ErasureService | undefined;
+  if (options.erasures) {
+    await ensureResources(rig.aws.clients, { ...rig.aws.names, erasuresTable: ERASURES_TABLE });
+    const store = new DynamoErasureStore({ documents, tableName: ERASURES_TABLE });
+    const steps = erasureSteps({ ...rig.config, dynamodb: { ...rig.config.dynamodb, outboundTable: rig.aws.names.outboundTable } }, rig.aws.clients);
+    const erasureRunner = new ErasureRunner({ store, steps, logger: logs.logger, pollMs: 200 });
+    erasures = new ErasureService({ store, stepNames: steps.map((step) => step.name), logger: logs.logger, onAccepted: () => erasureRunner.kick() });
+    erasureRunner.start();
+    runner = erasureRunner;
+  }
   const running = await startConsole({
     port: 0,
     host: '127.0.0.1',
@@ -66,6 +82,7 @@ export async function startConsoleRig(remote: RemoteStandIns, options: WorkerRig
     localFeed: true,
     media: { s3: rig.aws.clients.s3, bucket: rig.config.s3.bucket },
     logger: logs.logger,
+    erasures,
     assetsDir: BUILT_ASSETS,
     heartbeatMs: options.heartbeatMs,
   });
@@ -81,6 +98,7 @@ export async function startConsoleRig(remote: RemoteStandIns, options: WorkerRig
       return fetch(`${origin}/console/api/${path}`, { ...init, headers });
     },
     async stop() {
+      await runner?.stop();
       await running.close();
       await rig.stop();
     },

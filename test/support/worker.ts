@@ -263,7 +263,7 @@ export function parkedRows(entries: Pick<DlqEntry, 'reason' | 'eventKey'>[]): [s
 
 // ---- Meta payloads built for a test: the shape of the fixtures, with ids the test chooses ----
 
-const SENDER = '16505551234';
+export const SENDER = '16505551234';
 
 export function textMessage(wamid: string, body = `text of ${wamid}`): Record<string, unknown> {
   return { from: SENDER, id: wamid, timestamp: '1749416383', type: 'text', text: { body } };

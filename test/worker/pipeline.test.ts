@@ -3,6 +3,7 @@ import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { DeleteCommand, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { EventKind } from '../../src/meta/event';
 import { REDRIVE_POLICY_REASON } from '../../src/queue/dlq';
+import { contactDigest, wamidDigest } from '../../src/privacy/pseudonyms';
 import { webhookFixtures } from '../support/fixtures';
 import { waitFor } from '../support/child';
 import { expectedContentKey, valueAt } from '../meta/fixture-events';
@@ -10,6 +11,7 @@ import { BIRD_STANDIN_FLOW_SECRET } from '../../src/local/bird-standin';
 import { APP_SECRET } from '../support/ingress';
 import {
   GRAPH_TOKEN,
+  SENDER,
   LINES,
   birdRows,
   countByKey,
@@ -23,7 +25,7 @@ import {
   type RemoteStandIns,
   type WorkerRig,
 } from '../support/worker';
-import { eventHandle, wamidDigest } from '../../src/privacy/pseudonyms';
+import { eventHandle } from '../../src/privacy/pseudonyms';
 
 let remote: RemoteStandIns;
 
@@ -402,7 +404,7 @@ describe('worker against the stand-ins', () => {
       expect(media).toMatchObject({
         sha256: sha256Hex(bytes),
         size: bytes.length,
-        s3Key: `media/line-doc/${today()}/${wamidDigest('wamid.good-image')}/7001.jpg`,
+        s3Key: `media/line-doc/${contactDigest(SENDER)}/${today()}/${wamidDigest('wamid.good-image')}/7001.jpg`,
         mimeType: 'image/jpeg',
       });
       const download = await fetch(media.url);
@@ -425,7 +427,7 @@ describe('worker against the stand-ins', () => {
       await waitFor(async () => (await rig!.metric('wa_ingress_worker_messages_retried_total')) >= 1, 15_000, 'the failed attempt');
       expect(await rig.metric('wa_ingress_media_downloads_total', { outcome: 'media_sha256_mismatch' })).toBe(1);
       expect(remote.graph.requests().filter((r) => r.kind === 'download').map((r) => r.status)).toEqual([200]);
-      expect(await rig.headObject(`media/line-doc/${today()}/wamid.bad-hash/7002.pdf`)).toMatchObject({ found: false });
+      expect(await rig.headObject(`media/line-doc/${contactDigest(SENDER)}/${today()}/${wamidDigest('wamid.bad-hash')}/7002.pdf`)).toMatchObject({ found: false });
       expect(await rig.objects('media/')).toEqual([]);
       expect(remote.bird.attempts()).toEqual([]);
       expect(await rig.dlq.list()).toEqual([]); // retryable: Meta may serve the right bytes next time
@@ -477,7 +479,7 @@ describe('worker against the stand-ins', () => {
       await waitFor(async () => remote.bird.received().length > 0, 10_000, 'the image at Bird');
       const media = flowBody(remote.bird.received()[0]!).message?.media as { s3Key: string; mimeType: string };
       expect(media.mimeType).toBe('image/jpeg');
-      expect(media.s3Key).toBe(`media/line-doc/${today()}/${wamidDigest('wamid.generic-type')}/any-8001.jpg`);
+      expect(media.s3Key).toBe(`media/line-doc/${contactDigest(SENDER)}/${today()}/${wamidDigest('wamid.generic-type')}/any-8001.jpg`);
       const head = await rig.aws.clients.s3.send(new HeadObjectCommand({ Bucket: rig.aws.names.bucket, Key: media.s3Key }));
       expect(head.ContentType).toBe('image/jpeg');
     });

@@ -3,7 +3,7 @@ import { lineSchema } from '../../src/lines/line';
 import { createRegistry } from '../../src/observability/metrics';
 import { TurnBuffer } from '../../src/worker/turns/turn-buffer';
 import { turnDue, turnEvents, TURN_OBJECT } from '../../src/worker/turns/turn-message';
-import { DynamoTurnStore } from '../../src/worker/turns/turn-store';
+import { DynamoTurnStore, turnBufferKey } from '../../src/worker/turns/turn-store';
 import type { TimerFire } from '../../src/worker/turns/turn-timers';
 import { startAwsHarness, type AwsHarness } from '../support/aws';
 import { capturedLogger } from '../support/logs';
@@ -71,7 +71,7 @@ describe('TurnBuffer on the stand-ins: a crash at any point', () => {
     await first.buffer({ line, event: event('w2'), body: flowBody('w2') });
     // The worker crashed after buffering w2 but before marking it done: the message comes back.
     await first.buffer({ line, event: event('w2'), body: flowBody('w2') });
-    const pk = `turnbuf#${line.lineId}#15550003001`;
+    const pk = turnBufferKey(line.lineId, '15550003001');
     expect((await store().read(pk))!.items.map((m) => m.key)).toEqual([event('w1').key, event('w2').key]);
     expect(fires.length).toBe(3); // every buffering armed a timer, the retry too
 

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { turnBufferKey } from '../../src/worker/turns/turn-store';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { sign } from '../../src/ingress/signature';
 import { startBirdStandIn, type BirdStandIn } from '../../src/local/bird-standin';
@@ -74,7 +75,7 @@ function text(wamid: string): string {
 }
 
 const buffered = async () => {
-  const out = await aws.clients.documents.send(new GetCommand({ TableName: aws.names.dedupeTable, Key: { pk: `turnbuf#${LINES.doc.lineId}#${CONTACT}` }, ConsistentRead: true }));
+  const out = await aws.clients.documents.send(new GetCommand({ TableName: aws.names.dedupeTable, Key: { pk: turnBufferKey(LINES.doc.lineId, CONTACT) }, ConsistentRead: true }));
   return Number(out.Item?.count ?? 0);
 };
 

@@ -1,6 +1,7 @@
 import { api, ApiError } from './api.js';
 import { renderDetail } from './detail.js';
 import { renderDlq, type DlqParams } from './dlq.js';
+import { renderErase } from './erase.js';
 import { clear, empty, h } from './dom.js';
 import { renderEvents, type EventsParams } from './events.js';
 import { renderLogin } from './login.js';
@@ -8,7 +9,7 @@ import { renderOutbound, type OutboundParams } from './outbound.js';
 import { renderOverview } from './overview.js';
 
 /**
- * The console page: a hash router over five views, one live stream (SSE) for the session, and the
+ * The console page: a hash router over six views, one live stream (SSE) for the session, and the
  * login screen when the API answers 401. Written without a framework: the views are small, and the
  * page ships as a few static files the gateway serves.
  */
@@ -21,6 +22,7 @@ const NAV: [string, string][] = [
   ['#/events', 'Events'],
   ['#/dlq', 'DLQ'],
   ['#/outbound', 'Outbound'],
+  ['#/erase', 'Erase'],
 ];
 
 function parseHash(): { path: string; params: URLSearchParams } {
@@ -116,7 +118,9 @@ async function route(): Promise<void> {
       const id = path.startsWith('/outbound/') ? decodeURIComponent(path.slice('/outbound/'.length)) : undefined;
       await renderOutbound(main, id, p, (next) => (location.hash = toHash('/outbound', { ...next })), (listener) => (tailListener = listener));
     }
-    else {
+    else if (path === '/erase') {
+      await renderErase(main, params.get('id') ?? undefined, params.get('lineId') ?? undefined, (id, lineId) => (location.hash = toHash('/erase', { id, lineId })));
+    } else {
       clear(main);
       main.append(empty('No such page.', h('a', { href: '#/' }, 'Back to the overview')));
     }

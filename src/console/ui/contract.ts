@@ -96,6 +96,29 @@ export interface OutboundDetail extends OutboundSummary {
   awaitsOperator: boolean;
 }
 
+/** POST erasures: accepted (202); the job runs in the worker. */
+export interface ErasureAccepted {
+  id: string;
+  status: ErasureView['status'];
+}
+
+/**
+ * GET erasures/:id (and the send API's GET …/erasures/:id): progress per step, the counts once done.
+ * `contact` is the last four characters only; `contactDigest` is the pseudonym the stores are keyed by.
+ */
+export interface ErasureView {
+  id: string;
+  status: 'queued' | 'running' | 'done';
+  lineId: string;
+  contact: string;
+  contactDigest: string;
+  requestedAt: string;
+  completedAt?: string;
+  steps: { step: string; done: boolean; removed: number }[];
+  /** Once done: what was removed, per store. */
+  removed?: Record<string, number>;
+}
+
 /** GET dlq: what the page may see of a parked message: never its body (message text, phone numbers), nor the event key (it carries a wamid). */
 export interface DlqSummary {
   id: string;

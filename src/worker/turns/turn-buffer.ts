@@ -10,7 +10,7 @@ import { isFifoQueueUrl } from '../../queue/fifo';
 import { stringAttributes } from '../../queue/message';
 import { sqsCallsCounter } from '../../queue/sqs-calls';
 import { bufferedBody, TURN_OBJECT, turnDue, turnKey, type TurnMessage } from './turn-message';
-import type { DynamoTurnStore, TurnBufferState } from './turn-store';
+import { turnBufferKey, type DynamoTurnStore, type TurnBufferState } from './turn-store';
 import type { TimerFire, TurnTimers } from './turn-timers';
 
 export interface TurnBufferOptions {
@@ -72,7 +72,7 @@ export class TurnBuffer {
   async buffer({ line, event, body }: BufferInput): Promise<void> {
     const policy = line.turn!;
     const contact = event.contact!.userKey!;
-    const pk = `turnbuf#${line.lineId}#${contact}`;
+    const pk = turnBufferKey(line.lineId, contact);
     const { appended, state } = await this.options.store.append({
       pk,
       lineId: line.lineId,

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { RetryableError } from '../../errors';
 import type { TurnPolicy } from '../../lines/line';
+import { contactDigest } from '../../privacy/pseudonyms';
 
 /** One buffered message: its event key, when it was buffered, and its FlowBody as JSON. */
 export interface BufferedMessage {
@@ -37,11 +38,24 @@ export interface AppendInput {
   message: BufferedMessage;
 }
 
+/**
+ * A conversation's turn item: `turnbuf#<lineId>#<contact digest>`. The digest keeps the number out
+ * of the key (and out of the timer messages that carry it), and lets an erasure, which keeps only
+ * the digest, find the item.
+ */
+export function turnBufferKey(lineId: string, contact: string): string {
+  return turnBufferKeyOfDigest(lineId, contactDigest(contact));
+}
+
+export function turnBufferKeyOfDigest(lineId: string, digest: string): string {
+  return `turnbuf#${lineId}#${digest}`;
+}
+
 /** Keys remembered per conversation before the oldest turns' keys are let go (at a cut). */
 const MAX_SEEN_KEYS = 1000;
 
 /**
- * The durable turn buffer: one DynamoDB item per conversation (`turnbuf#<lineId>#<contact>`) in the
+ * The durable turn buffer: one DynamoDB item per conversation (`turnbuf#<lineId>#<contact digest>`) in the
  * dedupe table, written only with conditional single-item updates (no transactions, which dynalite
  * lacks). Appending is idempotent per message key: the item remembers every key it took (`seen`), so
  * a message retried after a crash, even after its turn went out, is never buffered twice. Cutting a
