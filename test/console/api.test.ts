@@ -472,7 +472,7 @@ describe('outbound replies', () => {
       expect(detail.status).toBe('uncertain');
       const listed = await json<{ items: { id: string }[] }>(await c.api(`outbound?lineId=${LINES.doc.lineId}&status=uncertain`));
       expect(listed.items.map((i) => i.id)).toContain(id);
-      await waitFor(async () => (await json<{ items: { eventKey: string; reason: string }[] }>(await c.api('dlq?queue=outbound'))).items.some((e) => e.eventKey === id && e.reason === 'send_uncertain'), 10_000, 'the parked job');
+      await waitFor(async () => (await json<{ items: { handle: string; reason: string }[] }>(await c.api('dlq?queue=outbound'))).items.some((e) => e.handle === id && e.reason === 'send_uncertain'), 10_000, 'the parked job');
       return id;
     };
     const decide = (id: string, action: string, body: unknown) => c.api(`outbound/${id}/${action}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -499,7 +499,7 @@ describe('outbound replies', () => {
     expect(settled.journey.at(-1)!.detail).toContain('marked sent by console: the person confirmed');
     // Its parked job left the DLQ, and the sender dropped it: still 2 POSTs.
     await new Promise((r) => setTimeout(r, 1500));
-    expect((await json<{ items: { eventKey: string }[] }>(await c.api('dlq?queue=outbound'))).items.map((e) => e.eventKey)).not.toContain(marked);
+    expect((await json<{ items: { handle: string }[] }>(await c.api('dlq?queue=outbound'))).items.map((e) => e.handle)).not.toContain(marked);
     expect(remote.graph.messages.sends().filter((s) => s.callbackData === marked)).toHaveLength(2);
     expect((await decide('ob_nothing', 'resend', { reason: 'x' })).status).toBe(404);
   }, 60_000);
