@@ -5,10 +5,11 @@ import { recordsInRange } from '../../src/archive/archive-range';
 import { archiveKey, bodyBytes, contactIndex, mayHoldContact, toRecord, type ArchiveEntry } from '../../src/archive/archive-record';
 import { S3PayloadArchive } from '../../src/archive/archive-writer';
 import { ArchiveRetentionSweep } from '../../src/archive/retention-sweep';
+import { deduplicationId } from '../../src/ingress/queued-payload';
 import { createRegistry } from '../../src/observability/metrics';
 import { startAwsHarness, type AwsHarness } from '../support/aws';
-import { freePort } from '../support/child';
 import { capturedLogger } from '../support/logs';
+import { startTcpRelay } from '../support/tcp-relay';
 import { textMessage, webhookPayload } from '../support/worker';
 
 const PHONE_NUMBER_ID = '106540352242922';
@@ -67,6 +68,17 @@ describe('archive records', () => {
   });
 });
 
+describe("a replay's FIFO deduplication id", () => {
+  it("differs from the original's (SQS would drop a replay within 5 minutes of it) and stays within 128 characters", () => {
+    const sha = 'a'.repeat(64);
+    for (const route of [{ groupId: 'g' }, { groupId: 'g:status', lane: 'statuses' as const }]) {
+      const replayed = deduplicationId(sha, route, 'replay-0123abcd');
+      expect(replayed).not.toBe(deduplicationId(sha, route));
+      expect(replayed.length).toBeLessThanOrEqual(128);
+    }
+  });
+});
+
 describe('S3PayloadArchive', () => {
   it('writes one object per flush window, within ARCHIVE_FLUSH_MS, and one per full object under load', async () => {
     const registry = createRegistry({ defaultMetrics: false });
@@ -87,22 +99,8 @@ describe('S3PayloadArchive', () => {
   it('while S3 is down it answers nothing, retries, drops past its buffer (counted, logged) and catches up when S3 returns', async () => {
     const registry = createRegistry({ defaultMetrics: false });
     const logs = capturedLogger();
-    const port = await freePort();
-    const { createServer } = await import('node:net');
-    const sockets = new Set<import('node:net').Socket>();
-    let up = false;
-    // A TCP relay to the S3 stand-in that refuses connections while "down".
-    const relay = createServer((socket) => {
-      if (!up) return socket.destroy();
-      const target = new (require('node:net').Socket)() as import('node:net').Socket;
-      target.connect(Number(new URL(aws.standIns.endpoints.s3).port), '127.0.0.1');
-      socket.pipe(target).pipe(socket);
-      sockets.add(socket).add(target);
-      socket.on('error', () => target.destroy());
-      target.on('error', () => socket.destroy());
-    });
-    await new Promise<void>((r) => relay.listen(port, '127.0.0.1', () => r()));
-    const s3 = new S3Client({ region: 'us-east-1', endpoint: `http://127.0.0.1:${port}`, forcePathStyle: true, credentials: aws.standIns.credentials, maxAttempts: 1 });
+    const relay = await startTcpRelay(aws.standIns.endpoints.s3, false);
+    const s3 = new S3Client({ region: 'us-east-1', endpoint: relay.url, forcePathStyle: true, credentials: aws.standIns.credentials, maxAttempts: 1 });
     const body = payloadFrom('16505550002', 'wamid.down');
     const lineBytes = Buffer.byteLength(JSON.stringify(toRecord(entry(body, new Date().toISOString(), [])))) + 1;
     const archive = new S3PayloadArchive({
@@ -128,7 +126,7 @@ describe('S3PayloadArchive', () => {
       expect(logs.lines.some((l) => l.includes('"event":"archive_put_failed"'))).toBe(true);
       expect(await allKeys()).toEqual([]);
 
-      up = true;
+      relay.setUp(true);
       await new Promise((r) => setTimeout(r, 400));
       const ids = [];
       for await (const item of recordsInRange(objects, new Date(t0 - 1000), new Date(t0 + 1000))) ids.push(item.record!.requestId);
@@ -137,8 +135,7 @@ describe('S3PayloadArchive', () => {
       expect(await allKeys()).toHaveLength(1);
       expect(await metric('wa_ingress_archive_records_total', { outcome: 'archived' })).toBe(10);
     } finally {
-      for (const s of sockets) s.destroy();
-      relay.close();
+      await relay.stop();
       s3.destroy();
     }
   });
