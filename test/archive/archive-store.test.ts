@@ -1,7 +1,14 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { eraseContactFromArchive } from '../../src/archive/archive-erasure';
 import { ArchiveObjects } from '../../src/archive/archive-objects';
-import { recordsInRange } from '../../src/archive/archive-range';
+import { formatCursor, parseCursor, recordsInRange } from '../../src/archive/archive-range';
+import { ArchiveReplay, type ReplayRequest } from '../../src/archive/replay';
+import { sign } from '../../src/ingress/signature';
+import type { Payload } from '../../src/ingress/queued-payload';
+import { parseLines, upsertLines } from '../../src/lines/admin';
+import { CachedLineRegistry } from '../../src/lines/registry';
+import { ReferenceSecretResolver } from '../../src/lines/secrets';
+import { DynamoLineStore } from '../../src/lines/store';
 import { archiveKey, bodyBytes, contactIndex, mayHoldContact, toRecord, type ArchiveEntry } from '../../src/archive/archive-record';
 import { S3PayloadArchive } from '../../src/archive/archive-writer';
 import { ArchiveRetentionSweep } from '../../src/archive/retention-sweep';
@@ -10,7 +17,7 @@ import { createRegistry } from '../../src/observability/metrics';
 import { startAwsHarness, type AwsHarness } from '../support/aws';
 import { capturedLogger } from '../support/logs';
 import { startTcpRelay } from '../support/tcp-relay';
-import { textMessage, webhookPayload } from '../support/worker';
+import { lineFor, LINES, textMessage, webhookPayload } from '../support/worker';
 
 const PHONE_NUMBER_ID = '106540352242922';
 
@@ -185,5 +192,59 @@ describe('retention on the embedded default', () => {
     const sweep = new ArchiveRetentionSweep({ objects, retentionDays: 30, logger: capturedLogger().logger, clock: () => now });
     expect(await sweep.sweep()).toBe(1);
     expect((await allKeys()).map((k) => k.slice(0, 22))).toEqual(['archive/2026/06/01/12/', 'archive/2026/06/30/12/']);
+  });
+});
+
+describe('replay reads the archive in receive order', () => {
+  const SECRET = 'replay-secret';
+  /** The producer's interface, recording what it is given: where the queue's own behaviour is not under test. */
+  const recordingQueue = () => {
+    const sent: Payload[] = [];
+    return { sent, queue: { enqueue: async (p: Payload) => void sent.push(p), flush: async () => undefined } };
+  };
+  const signed = (body: Buffer, receivedAt: string, requestId: string, path = '/webhooks/whatsapp', lineId?: string): ArchiveEntry => ({
+    ...entry(body, receivedAt, [], requestId),
+    path,
+    lineId,
+    signature: sign(SECRET, body),
+  });
+  const putObject = async (writer: string, entries: ArchiveEntry[]) =>
+    objects.put(archiveKey(entries[0]!.receivedAt, writer, 0), entries.map((e) => `${JSON.stringify(toRecord(e))}\n`).join(''), entries.length, []);
+
+  it('merges two writers by receive time, filters by line, skips what does not verify, resumes after a cursor', async () => {
+    const store = new DynamoLineStore({ documents: aws.clients.documents, tableName: aws.names.linesTable });
+    await upsertLines(store, parseLines([lineFor('doc', 'http://127.0.0.1:9/flow'), lineFor('pywa', 'http://127.0.0.1:9/flow')], { production: false }));
+    const t0 = Date.parse('2026-04-01T09:59:59.000Z');
+    const at = (ms: number) => new Date(t0 + ms).toISOString();
+    const doc = (wamid: string) => payloadFrom('16505550001', wamid);
+    const pywa = Buffer.from(doc('wamid.p').toString().replace(PHONE_NUMBER_ID, LINES.pywa.phoneNumberId));
+    // Writer A and writer B interleave in time; both objects cross the hour (filed under 09).
+    await putObject('a', [signed(doc('wamid.1'), at(0), 'r1'), signed(doc('wamid.3'), at(400), 'r3'), signed(doc('wamid.5'), at(1500), 'r5')]);
+    await putObject('b', [signed(doc('wamid.2'), at(200), 'r2'), signed(pywa, at(450), 'r4', `/webhooks/whatsapp/${LINES.pywa.lineId}`, LINES.pywa.lineId), { ...signed(doc('wamid.6'), at(1600), 'r6'), signature: sign('wrong', doc('wamid.6')) }]);
+    const lines = new CachedLineRegistry({ store, ttlMs: 0, registry: createRegistry({ defaultMetrics: false }) });
+    const secrets = new ReferenceSecretResolver({ production: false, cacheTtlMs: 0, env: {} });
+    const run = async (request: Omit<ReplayRequest, 'from' | 'to'>) => {
+      const { sent, queue } = recordingQueue();
+      const pages: string[] = [];
+      const replay = new ArchiveReplay({ objects, queue, lines, secrets, appSecrets: [SECRET], pageSize: 2, onPage: (_c, cursor) => void pages.push(formatCursor(cursor)) });
+      const counts = await replay.run({ from: new Date(t0 - 1000), to: new Date(t0 + 5000), ...request });
+      return { counts, requestIds: sent.map((p) => p.attributes.requestId), sent, pages };
+    };
+
+    const all = await run({});
+    expect(all.requestIds).toEqual(['r1', 'r2', 'r3', 'r4', 'r5']);
+    expect(all.counts).toEqual({ read: 6, verified: 5, enqueued: 5, skipped: { signature_mismatch: 1 } });
+    // Each run dedupes under its own id; groups are the conversation's, as at the ingress.
+    expect(all.sent[0]!.deduplicationScope).toMatch(/^replay-[0-9a-f]{8}$/);
+    expect(all.sent[0]!.routes).toEqual([{ groupId: `${PHONE_NUMBER_ID}:16505550001` }]);
+
+    expect((await run({ lineId: LINES.pywa.lineId })).requestIds).toEqual(['r4']);
+    expect((await run({ lineId: LINES.doc.lineId })).requestIds).toEqual(['r1', 'r2', 'r3', 'r5']);
+    expect((await run({ dryRun: true })).counts).toMatchObject({ verified: 5, enqueued: 0 });
+
+    // A page is 2 records read; resume after the first page's cursor: only what follows it.
+    const cursor = parseCursor(all.pages[0]!)!;
+    expect(cursor.receivedAt).toBe(at(200));
+    expect((await run({ after: cursor })).requestIds).toEqual(['r3', 'r4', 'r5']);
   });
 });
