@@ -14,6 +14,9 @@ import { CachedLineRegistry } from './lines/registry';
 import { ReferenceSecretResolver } from './lines/secrets';
 import { DynamoLineStore } from './lines/store';
 import { createLogger, type Logger } from './observability/logger';
+import { ArchiveObjects } from './archive/archive-objects';
+import { S3PayloadArchive } from './archive/archive-writer';
+import { ArchiveRetentionSweep } from './archive/retention-sweep';
 import { createRegistry } from './observability/metrics';
 import { MediaRetentionSweep } from './media/media-retention-sweep';
 import { createErasureRouter, createErasures } from './privacy/erasure';
@@ -115,6 +118,14 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
     // The send API and Bird's webhooks ride on the webhook listener when the outbound queue is configured.
     const routes = config.outbound.queueUrl ? createOutboundRoutes({ config, clients, lines, secrets, registry, logger }) : [];
     routes.push(createErasureRouter({ lines, secrets, erasures: erasures.service, logger }));
+    const archiveObjects = new ArchiveObjects({ s3: clients.s3, bucket: config.s3.bucket });
+    const archive = new S3PayloadArchive({ objects: archiveObjects, flushMs: config.archive.flushMs, maxBufferBytes: config.archive.bufferBytes, logger, registry });
+    if (config.embedded) {
+      // In AWS the bucket's lifecycle rule expires the archive; the S3 stand-in has none.
+      const sweep = new ArchiveRetentionSweep({ objects: archiveObjects, retentionDays: config.archive.retentionDays, logger });
+      sweep.start();
+      teardown.unshift(async () => sweep.stop());
+    }
     ingress = await startIngress({
       port: config.port,
       verifyToken: config.whatsapp.verifyToken,
@@ -132,6 +143,7 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
       registry,
       logger,
       routes,
+      archive,
     });
     const running = ingress;
     drains.push(() => running.drain());

@@ -16,6 +16,9 @@ export const LOG_METRICS_NAMESPACE = 'WaIngress';
  */
 export const SIGNATURE_REJECTED_EVENT = 'signature_rejected';
 export const MEDIA_TOKEN_REJECTED_EVENT = 'media_token_rejected';
+/** src/archive/archive-writer.ts: a failed archive PUT (retried), and records dropped because the archive buffer was full. */
+export const ARCHIVE_PUT_FAILED_EVENT = 'archive_put_failed';
+export const ARCHIVE_DROPPED_EVENT = 'archive_dropped';
 
 export interface GatewayAlarmsProps {
   queue: sqs.IQueue;
@@ -94,6 +97,25 @@ export class GatewayAlarms extends Construct {
     this.alarm('MediaTokenRejected', {
       alarmDescription: "Graph refused a line's access token for media: the token expired or was revoked; put a new one in the line's secret",
       metric: mediaTokenRejected.with({ period: fiveMinutes, statistic: 'Sum' }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+    });
+
+    const archiveFailing = this.logEventMetric('ArchivePutFailed', props.ingressLogGroup, ARCHIVE_PUT_FAILED_EVENT);
+    this.alarm('ArchivePutFailed', {
+      alarmDescription:
+        'The ingress cannot write the archive of signed webhooks to S3 (retried; webhooks are still acknowledged and queued). Check S3 and the task role. Runbook: docs/DEPLOY.md#archive-alarms',
+      metric: archiveFailing.with({ period: fiveMinutes, statistic: 'Sum' }),
+      threshold: 3,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+    });
+    const archiveDropped = this.logEventMetric('ArchiveDropped', props.ingressLogGroup, ARCHIVE_DROPPED_EVENT);
+    this.alarm('ArchiveDropped', {
+      alarmDescription:
+        'Accepted webhooks were not archived: the archive buffer filled while S3 failed. They are on the queue, but a replay cannot bring them back. Runbook: docs/DEPLOY.md#archive-alarms',
+      metric: archiveDropped.with({ period: fiveMinutes, statistic: 'Sum' }),
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 1,

@@ -12,6 +12,7 @@ export class DeployParameters extends Construct {
   readonly certificateArn: CfnParameter;
   readonly maxReceiveCount: CfnParameter;
   readonly mediaExpiryDays: CfnParameter;
+  readonly archiveRetentionDays: CfnParameter;
   readonly visibilityTimeoutSeconds: CfnParameter;
   readonly alarmEmail: CfnParameter;
   /** True when AlarmEmail is not empty: the topic gets an email subscription. */
@@ -57,6 +58,12 @@ export class DeployParameters extends Construct {
       default: 30,
       minValue: 1,
       description: 'Days media copied from Meta stays in S3 (media/ prefix); Bird gets presigned URLs to it',
+    });
+    this.archiveRetentionDays = new CfnParameter(stack, 'ArchiveRetentionDays', {
+      type: 'Number',
+      default: 30,
+      minValue: 1,
+      description: 'Days the archive of signed webhook originals stays in S3 (archive/ prefix): how far back `npm run replay` reaches',
     });
     this.visibilityTimeoutSeconds = new CfnParameter(stack, 'VisibilityTimeoutSeconds', {
       type: 'Number',

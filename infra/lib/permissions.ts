@@ -2,7 +2,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
-import { CLAIM_CHECK_PREFIX, LINES_BY_PHONE_NUMBER_INDEX, LINES_BY_WABA_INDEX, MEDIA_PREFIX } from './storage';
+import { ARCHIVE_PREFIX, CLAIM_CHECK_PREFIX, LINES_BY_PHONE_NUMBER_INDEX, LINES_BY_WABA_INDEX, MEDIA_PREFIX } from './storage';
 
 /**
  * The one place that says what each task role may do. Statements are written out rather than
@@ -49,6 +49,12 @@ export function ingressStatements(r: GatewayResources): iam.PolicyStatement[] {
       sid: 'WriteClaimChecks',
       actions: ['s3:PutObject'],
       resources: [r.bucket.arnForObjects(`${CLAIM_CHECK_PREFIX}*`)],
+    }),
+    new iam.PolicyStatement({
+      // src/archive/archive-writer.ts: one PutObject per archive object; never read back by the tasks.
+      sid: 'WriteArchive',
+      actions: ['s3:PutObject'],
+      resources: [r.bucket.arnForObjects(`${ARCHIVE_PREFIX}*`)],
     }),
     resolveLines(r),
     readLineSecrets(r),

@@ -16,9 +16,13 @@ export const MEDIA_PREFIX = 'media/';
 export const JOURNAL_INDEXES = { byLine: 'byLineTime', byWamid: 'byWamid', byContact: 'byContact' } as const;
 export const JOURNAL_PROJECTED = ['status', 'kind', 'type', 'updatedAt', 'contact', 'wamid', 'lineId', 'parkReason', 'retries', 'duplicates'];
 export const CLAIM_CHECK_PREFIX = 'claim-check/';
+/** Must match src/archive/archive-record.ts (ARCHIVE_PREFIX): the ingress's archive of signed webhook originals. */
+export const ARCHIVE_PREFIX = 'archive/';
 
 export interface GatewayStorageProps {
   mediaExpiryDays: number;
+  /** ARCHIVE_RETENTION_DAYS: how long `npm run replay` can reach back. */
+  archiveRetentionDays: number;
 }
 
 /** Lines registry, dedupe claims and the media / claim-check bucket. */
@@ -87,6 +91,8 @@ export class GatewayStorage extends Construct {
         // parking (≤ 28 days after the object was written), plus 2 days' margin. A redrive copies the
         // object onto itself first (src/queue/claim-check-writer.ts), which starts a new window.
         { id: 'expire-claim-checks', prefix: CLAIM_CHECK_PREFIX, expiration: Duration.days(CLAIM_CHECK_EXPIRY_DAYS) },
+        // The archive of signed originals, kept for replay (the embedded default sweeps it itself).
+        { id: 'expire-archive', prefix: ARCHIVE_PREFIX, expiration: Duration.days(props.archiveRetentionDays) },
         // lib-storage multipart uploads of large media that a killed task never completed.
         { id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
       ],

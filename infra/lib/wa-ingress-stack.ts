@@ -53,7 +53,10 @@ export class WaIngressStack extends Stack {
       visibilityTimeoutSeconds: p.visibilityTimeoutSeconds.valueAsNumber,
       maxReceiveCount: p.maxReceiveCount.valueAsNumber,
     });
-    const storage = new GatewayStorage(this, 'Storage', { mediaExpiryDays: p.mediaExpiryDays.valueAsNumber });
+    const storage = new GatewayStorage(this, 'Storage', {
+      mediaExpiryDays: p.mediaExpiryDays.valueAsNumber,
+      archiveRetentionDays: p.archiveRetentionDays.valueAsNumber,
+    });
     const secrets = new GatewaySecrets(this, 'Secrets', { console: props.consoleOidc !== undefined });
 
     const services = new GatewayServices(this, 'Services', {

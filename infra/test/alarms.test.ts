@@ -33,8 +33,8 @@ function logGroupOf(role: string): string {
 describe('alarm topic', () => {
   it('every operator alarm notifies the one topic on ALARM and on OK', () => {
     template.resourceCountIs('AWS::SNS::Topic', 1);
-    // Six for the inbound path, two for the outbound one (test/outbound.test.ts).
-    expect(operatorAlarms).toHaveLength(8);
+    // Six for the inbound path, two for the archive, two for the outbound one (test/outbound.test.ts).
+    expect(operatorAlarms).toHaveLength(10);
     for (const alarm of operatorAlarms) {
       expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topic }]);
       expect(alarm.Properties.OKActions).toEqual([{ Ref: topic }]);
@@ -93,6 +93,8 @@ describe('log metric alarms', () => {
   it.each([
     ['SignatureRejected', 'signature_rejected', 'ingress'],
     ['MediaTokenRejected', 'media_token_rejected', 'worker'],
+    ['ArchivePutFailed', 'archive_put_failed', 'ingress'],
+    ['ArchiveDropped', 'archive_dropped', 'ingress'],
   ])('%s: counts {"event":"%s"} lines in the %s log group', (metricName, event, role) => {
     template.hasResourceProperties('AWS::Logs::MetricFilter', {
       FilterPattern: `{ $.event = "${event}" }`,

@@ -153,6 +153,13 @@ describe('media bucket', () => {
     }
   });
 
+  it('expires archive/ (signed webhook originals) after ArchiveRetentionDays, 30 by default', () => {
+    const [, bucket] = onlyResource(template, 'AWS::S3::Bucket');
+    const rules = (bucket.Properties.LifecycleConfiguration as { Rules: Record<string, unknown>[] }).Rules;
+    expect(rules).toEqual(expect.arrayContaining([expect.objectContaining({ Prefix: 'archive/', ExpirationInDays: { Ref: 'ArchiveRetentionDays' }, Status: 'Enabled' })]));
+    template.hasParameter('ArchiveRetentionDays', { Type: 'Number', Default: 30, MinValue: 1 });
+  });
+
   it('allows TLS only', () => {
     template.hasResourceProperties('AWS::S3::BucketPolicy', {
       PolicyDocument: {

@@ -67,11 +67,12 @@ const taskRoleOf = (role: string) => roleIdOf(taskDefinitionFor(template, role).
 const executionRoleOf = (role: string) => roleIdOf(taskDefinitionFor(template, role).props.ExecutionRoleArn);
 
 describe('task roles: least privilege', () => {
-  it('ingress may enqueue, write claim checks, resolve lines and read line secrets, nothing else', () => {
+  it('ingress may enqueue, write claim checks and the archive, resolve lines and read line secrets, nothing else', () => {
     expect(grants(statementsOfRole(template, taskRoleOf('ingress')))).toEqual(
       sorted([
         grant(['sqs:SendMessage', 'sqs:GetQueueAttributes'], [arn(queue)]),
         grant(['s3:PutObject'], [objects(bucket, 'claim-check/')]),
+        grant(['s3:PutObject'], [objects(bucket, 'archive/')]),
         grant(['dynamodb:GetItem', 'dynamodb:Query'], [arn(lines), index(lines)]),
         grant(['secretsmanager:GetSecretValue'], [lineSecrets]),
         // Replies: the send API and Bird webhooks put the record and queue the job; the API reads it back.

@@ -94,6 +94,12 @@ const envSchema = z.object({
   // Media objects (S3 media/): infra's lifecycle rule, and a sweep on the embedded default (s3rver has no lifecycle).
   MEDIA_RETENTION_DAYS: int(1, 3650).default(30),
 
+  // The archive of signed originals (src/archive): written by the ingress, read by `npm run replay`.
+  ARCHIVE_FLUSH_MS: int(50, 60_000).default(1000),
+  ARCHIVE_RETENTION_DAYS: int(1, 3650).default(30),
+  // Records held while S3 fails before new ones are dropped (counted, logged): bounds the ingress's memory.
+  ARCHIVE_BUFFER_BYTES: int(MEBIBYTE, 1024 * MEBIBYTE).default(64 * MEBIBYTE),
+
   // Operator console (src/console): its own port, off unless a token is set.
   CONSOLE_PORT: int(0, 65535).default(8081),
   CONSOLE_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
@@ -126,6 +132,7 @@ export interface Config {
   createMissingResources: boolean;
   linesFile?: string;
   ingress: { maxBodyBytes: number; shutdownTimeoutMs: number; lineCacheTtlMs: number; secretCacheTtlMs: number; publicBaseUrl?: string; birdWebhookMaxSkewMs: number };
+  archive: { flushMs: number; retentionDays: number; bufferBytes: number };
   /** Absent token: the console is off (the embedded default generates one). */
   console: { port: number; token?: string; sessionHours: number };
   worker: {
@@ -255,6 +262,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       publicBaseUrl: env.PUBLIC_BASE_URL,
       birdWebhookMaxSkewMs: env.BIRD_WEBHOOK_MAX_SKEW_SECONDS * 1000,
     },
+    archive: { flushMs: env.ARCHIVE_FLUSH_MS, retentionDays: env.ARCHIVE_RETENTION_DAYS, bufferBytes: env.ARCHIVE_BUFFER_BYTES },
     console: { port: env.CONSOLE_PORT, token: env.CONSOLE_TOKEN, sessionHours: env.CONSOLE_SESSION_HOURS },
     worker: {
       concurrency: env.WORKER_CONCURRENCY,

@@ -6,6 +6,8 @@ import type { LineRegistry } from '../lines/registry';
 import type { SecretResolver } from '../lines/secrets';
 import type { Logger } from '../observability/logger';
 import type { PayloadQueue } from './producer';
+import { contactsOf } from '../archive/archive-record';
+import type { PayloadArchive } from '../archive/archive-writer';
 import { inboundRoutes } from '../meta/conversation';
 import { envelopeToEvents } from '../meta/envelope';
 import type { ReadinessProbe } from './readiness';
@@ -18,6 +20,8 @@ export interface IngressDependencies {
   lines: LineRegistry;
   secrets: SecretResolver;
   queue: PayloadQueue;
+  /** Every POST SQS accepted is copied here (signed original), off the 200's path. */
+  archive?: PayloadArchive;
   readiness: ReadinessProbe;
   registry: Registry;
   logger: Logger;
@@ -190,9 +194,10 @@ export function createIngressApp(deps: IngressDependencies): express.Express {
     if (traceparent && TRACEPARENT.test(traceparent)) attributes.traceparent = traceparent;
 
     const started = process.hrtime.bigint();
+    const events = envelopeToEvents(envelope);
     try {
       // The FIFO group(s): the conversation's, and statuses in a lane of their own (ignored on a standard queue).
-      await deps.queue.enqueue({ body: raw, attributes, routes: inboundRoutes(envelope, envelopeToEvents(envelope)) });
+      await deps.queue.enqueue({ body: raw, attributes, routes: inboundRoutes(envelope, events) });
     } catch (error) {
       log.error({ err: error, lineId: line?.lineId, event: 'enqueue_failed' }, 'payload not made durable; answering 503 so Meta retries');
       res.setHeader('Retry-After', RETRY_AFTER_SECONDS);
@@ -203,6 +208,16 @@ export function createIngressApp(deps: IngressDependencies): express.Express {
     // Per-payload success is debug: at webhook volumes, metrics and the load balancer's access log carry it.
     if (deps.logger.isLevelEnabled('debug')) log.debug({ lineId: line?.lineId, bytes: raw.length, bodySha256: attributes.bodySha256 }, 'payload enqueued');
     res.status(200).json({ status: 'queued' });
+    // Only what SQS accepted; buffered, so the 200 never waits on S3.
+    deps.archive?.add({
+      receivedAt: attributes.receivedAt!,
+      requestId: attributes.requestId!,
+      path: req.path,
+      lineId: line?.lineId,
+      signature: req.get('x-hub-signature-256')!,
+      body: raw,
+      contacts: contactsOf(events),
+    });
   };
 
   const asyncRoute =

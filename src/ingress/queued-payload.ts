@@ -17,6 +17,8 @@ export interface Payload {
    * (src/meta/conversation.ts). A payload split by lane goes once per route, the same bytes each time.
    */
   routes?: InboundRoute[];
+  /** Prefixes the FIFO deduplication id (a replay run's), so SQS does not drop it as a repeat of the original. */
+  deduplicationScope?: string;
 }
 
 /** One SQS message of a payload, as the batcher holds it until its SendMessageBatch. */
@@ -33,6 +35,7 @@ const SQS_REFUSED_CHARS = /[^\x09\x0A\x0D\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10
 
 export interface PreparedPayload {
   sha256: string;
+  deduplicationScope?: string;
   attributes: Record<string, string>;
   /** The body as SQS carries it, when it can; undefined: it goes to S3 (too big, or not sendable as an SQS string). */
   inlineBody?: string;
@@ -45,7 +48,7 @@ export function preparePayload(payload: Payload, claimCheckThresholdBytes: numbe
   const tooBig = payload.body.length + attributeBytes(attributes) > claimCheckThresholdBytes;
   // A body that is not valid UTF-8 would not survive as an SQS string byte for byte.
   const notSendable = !Buffer.from(body, 'utf8').equals(payload.body) || SQS_REFUSED_CHARS.test(body);
-  return { sha256, attributes, ...(tooBig || notSendable ? {} : { inlineBody: body }) };
+  return { sha256, attributes, deduplicationScope: payload.deduplicationScope, ...(tooBig || notSendable ? {} : { inlineBody: body }) };
 }
 
 /** What a payload's body travels as: itself, or the pointer to its copy in S3. */
@@ -65,7 +68,7 @@ export function queuedMessage(prepared: PreparedPayload, carried: CarriedBody, r
     body: carried.body,
     attributes: messageAttributes,
     bytes: Buffer.byteLength(carried.body) + attributeBytes(attributes),
-    ...(route ? { fifo: { groupId: route.groupId, deduplicationId: deduplicationId(prepared.sha256, route) } } : {}),
+    ...(route ? { fifo: { groupId: route.groupId, deduplicationId: deduplicationId(prepared.sha256, route, prepared.deduplicationScope) } } : {}),
   };
 }
 
@@ -74,8 +77,9 @@ export function queuedMessage(prepared: PreparedPayload, carried: CarriedBody, r
  * copy of a split payload gets its own (on a queue deduplicating queue-wide, not per group, the
  * shared id would drop one of the two copies).
  */
-export function deduplicationId(sha256: string, route: InboundRoute): string {
-  return route.lane === 'statuses' ? `${sha256}:statuses` : sha256;
+export function deduplicationId(sha256: string, route: InboundRoute, scope?: string): string {
+  const id = route.lane === 'statuses' ? `${sha256}:statuses` : sha256;
+  return scope ? `${scope}:${id}` : id;
 }
 
 export function sendBatchEntry(message: QueuedMessage & { Id: string }): SendMessageBatchRequestEntry {

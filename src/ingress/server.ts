@@ -7,6 +7,7 @@ import type { LineRegistry } from '../lines/registry';
 import type { SecretResolver } from '../lines/secrets';
 import type { Logger } from '../observability/logger';
 import { createIngressApp } from './app';
+import type { PayloadArchive } from '../archive/archive-writer';
 import { S3ClaimCheckWriter } from '../queue/claim-check-writer';
 import { SqsBatchProducer, type PayloadQueue } from './producer';
 import { SqsReadiness, type ReadinessProbe } from './readiness';
@@ -30,6 +31,8 @@ export interface IngressOptions {
   logger: Logger;
   /** More routes on this listener (the send API). */
   routes?: import('express').Router[];
+  /** The archive of signed originals (main.ts: S3PayloadArchive); flushed last on drain. */
+  archive?: PayloadArchive;
   /** Overrides for tests and benchmarks. */
   queue?: PayloadQueue;
   readiness?: ReadinessProbe;
@@ -64,6 +67,7 @@ export async function startIngress(options: IngressOptions): Promise<RunningIngr
     lines: options.lines,
     secrets: options.secrets,
     queue,
+    archive: options.archive,
     readiness: options.readiness ?? new SqsReadiness({ sqs: options.sqs, queueUrl: options.queueUrl }),
     registry: options.registry,
     logger: options.logger,
@@ -99,6 +103,7 @@ export async function startIngress(options: IngressOptions): Promise<RunningIngr
           clearInterval(sweeper);
         }
         await queue.flush();
+        await options.archive?.flush();
       })();
       return drained;
     },

@@ -20,6 +20,13 @@ describe('configuration', () => {
     expect(() => loadConfig({ BIRD_WEBHOOK_MAX_SKEW_SECONDS: '5' })).toThrow(/BIRD_WEBHOOK_MAX_SKEW_SECONDS/);
   });
 
+  it('the archive: flushed within 1 s, kept 30 days, 64 MiB of buffer while S3 fails, unless told', () => {
+    expect(loadConfig({}).archive).toEqual({ flushMs: 1000, retentionDays: 30, bufferBytes: 64 * 1024 * 1024 });
+    expect(loadConfig({ ARCHIVE_FLUSH_MS: '250', ARCHIVE_RETENTION_DAYS: '7', ARCHIVE_BUFFER_BYTES: '1048576' }).archive).toEqual({ flushMs: 250, retentionDays: 7, bufferBytes: 1048576 });
+    expect(() => loadConfig({ ARCHIVE_FLUSH_MS: '0' })).toThrow(/ARCHIVE_FLUSH_MS/);
+    expect(() => loadConfig({ ARCHIVE_RETENTION_DAYS: '0' })).toThrow(/ARCHIVE_RETENTION_DAYS/);
+  });
+
   it('names the variable that is wrong', () => {
     expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/PORT/);
     expect(() => loadConfig({ DEDUPE_TTL_DAYS: '14' })).toThrow(/DEDUPE_TTL_DAYS/);

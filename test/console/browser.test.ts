@@ -118,6 +118,8 @@ describe('console page', () => {
     await page.goto(`${c.console.url}#/dlq`);
     const row = page.locator('tr', { hasText: 'bird_rejected_422' });
     await row.first().waitFor({ timeout: 5000 });
+    // The way back for what left the queue: the replay command for the parked range.
+    expect(await page.locator('code', { hasText: /^npm run replay -- --from \S+Z --to \S+Z --dry-run$/ }).count()).toBe(1);
     await snapshot('dlq');
     await row.first().getByRole('button', { name: /Redrive/ }).click();
     const dialog = page.getByRole('dialog');

@@ -31,6 +31,7 @@ export async function renderDlq(main: HTMLElement, params: DlqParams, navigate: 
   for (const r of all.items) counts.set(r.reason, (counts.get(r.reason) ?? 0) + 1);
   if (all.items.length === 0) {
     main.append(h('section', { class: 'card' }, empty('Nothing parked. ', ['Parked events appear here with their reason; ', code('npm run dlq -- list'), ' shows the same from a terminal.'])));
+    if (params.queue === 'inbound') main.append(replayHint(all.items));
     return;
   }
   const redriveAll = async () => {
@@ -107,5 +108,23 @@ export async function renderDlq(main: HTMLElement, params: DlqParams, navigate: 
         ),
       ),
     ),
+  );
+  if (params.queue === 'inbound') main.append(replayHint(rows));
+}
+
+/**
+ * Payloads gone from the queue (purged, or past the DLQ's 14 days) are still in the archive: the
+ * replay command for the range of what is shown here (else the last 24 hours).
+ */
+function replayHint(rows: DlqSummary[]): HTMLElement {
+  const times = rows.map((r) => r.receivedAt).filter((t): t is string => !!t).sort();
+  const to = new Date();
+  const from = times[0] ? new Date(Date.parse(times[0]) - 60_000) : new Date(to.getTime() - 86_400_000);
+  return h(
+    'section',
+    { class: 'card' },
+    h('h2', {}, 'Lost from the queue?'),
+    h('p', {}, 'Every accepted webhook is archived with its signature. Replay a range from a terminal: signatures are checked again, and events that already completed are skipped.'),
+    code(`npm run replay -- --from ${from.toISOString()} --to ${to.toISOString()} --dry-run`),
   );
 }
