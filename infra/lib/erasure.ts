@@ -5,7 +5,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { OUTBOUND_BY_CONTACT_INDEX } from './outbound';
-import { JOURNAL_INDEXES, MEDIA_PREFIX } from './storage';
+import { ARCHIVE_PREFIX, JOURNAL_INDEXES, MEDIA_PREFIX } from './storage';
 
 /** Must match src/aws/resources.ts (ERASURES_PENDING_INDEX): the runner finds pending erasures here, never by Scan. */
 export const ERASURES_PENDING_INDEX = 'byPending';
@@ -73,6 +73,13 @@ function erasureWorkerStatements(table: dynamodb.ITable, props: ErasureProps): i
       // ListBucket is the worker's already (TellMissingObjects); DeleteObjects is authorised by DeleteObject.
       actions: ['s3:DeleteObject'],
       resources: [props.bucket.arnForObjects(`${MEDIA_PREFIX}*`)],
+    }),
+    new iam.PolicyStatement({
+      sid: 'EraseFromArchive',
+      // src/privacy/erasure/steps/archive-erasure.ts: HEAD (GetObject) for each object's contact index, GetObject of the
+      // candidates, PutObject to rewrite one without the contact's payloads, DeleteObject when none remain.
+      actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
+      resources: [props.bucket.arnForObjects(`${ARCHIVE_PREFIX}*`)],
     }),
     new iam.PolicyStatement({
       sid: 'EraseJournalAndTurns',

@@ -106,9 +106,10 @@ describe('task roles: least privilege', () => {
         grant(['dynamodb:Query'], [index(outTable, 'byWamid')]),
         grant(['dynamodb:Query'], [index(outTable, 'byPending')]),
         // Erasure: the runner (pending index, checkpoints) and its steps: media by prefix, the journal by contact
-        // (stripped with the UpdateItem above), the turn buffer, the replies by contact.
+        // (stripped with the UpdateItem above), the turn buffer, the replies by contact, the archive's objects.
         grant(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'], [arn(erasures), index(erasures, 'byPending')]),
         grant(['s3:DeleteObject'], [objects(bucket, 'media/')]),
+        grant(['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], [objects(bucket, 'archive/')]),
         grant(['dynamodb:Query', 'dynamodb:DeleteItem'], [arn(dedupe), index(dedupe, 'byContact')]),
         grant(['dynamodb:Query', 'dynamodb:DeleteItem'], [arn(outTable), index(outTable, 'byContact')]),
       ]),

@@ -123,21 +123,26 @@ export const CONTACT_INDEX_METADATA = 'contact-bloom';
 const BLOOM_BITS = 8192;
 const BLOOM_PROBES = 4;
 
-function probes(contact: string): number[] {
-  const h = createHash('sha256').update(contactDigest(contact)).digest();
+function probes(digest: string): number[] {
+  const h = createHash('sha256').update(digest).digest();
   return Array.from({ length: BLOOM_PROBES }, (_, i) => h.readUInt32BE(i * 4) % BLOOM_BITS);
 }
 
 export function contactIndex(contacts: Iterable<string>): string {
   const bits = Buffer.alloc(BLOOM_BITS / 8);
-  for (const contact of contacts) for (const p of probes(contact)) bits[p >> 3]! |= 1 << (p & 7);
+  for (const contact of contacts) for (const p of probes(contactDigest(contact))) bits[p >> 3]! |= 1 << (p & 7);
   return bits.toString('base64');
 }
 
 /** False only when the object certainly holds no payload naming `contact`; an absent or unreadable index says "maybe". */
 export function mayHoldContact(index: string | undefined, contact: string): boolean {
+  return mayHoldDigest(index, contactDigest(contact));
+}
+
+/** The same test by the contact's digest: an erasure knows the contact only by it. */
+export function mayHoldDigest(index: string | undefined, digest: string): boolean {
   if (!index) return true;
   const bits = Buffer.from(index, 'base64');
   if (bits.length !== BLOOM_BITS / 8) return true;
-  return probes(contact).every((p) => (bits[p >> 3]! & (1 << (p & 7))) !== 0);
+  return probes(digest).every((p) => (bits[p >> 3]! & (1 << (p & 7))) !== 0);
 }

@@ -1,5 +1,6 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { eraseContactFromArchive } from '../../src/archive/archive-erasure';
+import { contactDigest } from '../../src/privacy/pseudonyms';
 import { ArchiveObjects } from '../../src/archive/archive-objects';
 import { formatCursor, parseCursor, recordsInRange } from '../../src/archive/archive-range';
 import { ArchiveReplay, type ReplayRequest } from '../../src/archive/replay';
@@ -168,16 +169,16 @@ describe('erasure reaches the archive', () => {
     await write(3, [{ sender: alice, s: 5 }]);
     await write(4, [{ sender: alice, s: 6, phoneNumberId: '999999999999' }]);
 
-    const counts = await eraseContactFromArchive(objects, { phoneNumberId: PHONE_NUMBER_ID, contact: `+${alice}` });
+    const counts = await eraseContactFromArchive(objects, { phoneNumberId: PHONE_NUMBER_ID, contactDigest: contactDigest(`+${alice}`) });
     // Object 2 is never downloaded: its index says it holds no alice.
     expect(counts).toEqual({ objects: 4, read: 3, rewritten: 1, deleted: 1, recordsRemoved: 3 });
     const left = [];
     for await (const item of recordsInRange(objects, new Date(t0 - 3_600_000), new Date(t0 + 3_600_000))) left.push(item.record!.requestId);
     expect(left).toEqual(['e-1-2', 'e-2-4', 'e-4-6']);
     // The rewritten object's index no longer names alice: a second erasure downloads only the other number's object.
-    expect(await eraseContactFromArchive(objects, { phoneNumberId: PHONE_NUMBER_ID, contact: alice })).toEqual({ objects: 3, read: 1, rewritten: 0, deleted: 0, recordsRemoved: 0 });
+    expect(await eraseContactFromArchive(objects, { phoneNumberId: PHONE_NUMBER_ID, contactDigest: contactDigest(alice) })).toEqual({ objects: 3, read: 1, rewritten: 0, deleted: 0, recordsRemoved: 0 });
     // A time range lists only its hours.
-    const later = await eraseContactFromArchive(objects, { phoneNumberId: PHONE_NUMBER_ID, contact: bob, from: new Date(t0 + 5 * 3_600_000), to: new Date(t0 + 6 * 3_600_000) });
+    const later = await eraseContactFromArchive(objects, { phoneNumberId: PHONE_NUMBER_ID, contactDigest: contactDigest(bob), from: new Date(t0 + 5 * 3_600_000), to: new Date(t0 + 6 * 3_600_000) });
     expect(later.objects).toBe(0);
   });
 });

@@ -1,4 +1,7 @@
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { ArchiveObjects } from '../../src/archive/archive-objects';
+import { archiveKey, toRecord } from '../../src/archive/archive-record';
+import { archiveObjectsHolding } from '../../src/archive/archive-erasure';
 import { GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { ensureResources } from '../../src/aws/resources';
 import { sign } from '../../src/ingress/signature';
@@ -210,6 +213,24 @@ describe('erasure through the running process', () => {
     const mediaBefore = await mediaUnder(prefix);
     expect(mediaBefore).toBe(EXTRA_MEDIA + 2);
 
+    // The signed originals in the archive (src/archive): one object with both contacts' payloads, one
+    // with the erased contact's only. The first is rewritten without its payloads, the second deleted.
+    const archive = new ArchiveObjects({ s3: aws.clients.s3, bucket: aws.names.bucket });
+    const archived = (from: string, i: number) => {
+      const body = Buffer.from(erased.payloads[0]!.replace(new RegExp(ERASED, 'g'), from).replace(erased.wamids[0]!, `wamid.ARCHIVED${i}`));
+      return toRecord({ receivedAt: new Date(Date.now() - 3_600_000).toISOString(), requestId: `archived-${i}`, path: '/webhooks/whatsapp', signature: 'sha256=00', body, contacts: [from] });
+    };
+    const objectOf = (records: ReturnType<typeof archived>[]) => records.map((r) => `${JSON.stringify(r)}\n`).join('');
+    const mixedKey = archiveKey(new Date(Date.now() - 3_600_000).toISOString(), 'e2e', 1);
+    const erasedOnlyKey = archiveKey(new Date(Date.now() - 3_600_000).toISOString(), 'e2e', 2);
+    await archive.put(mixedKey, objectOf([archived(ERASED, 1), archived(KEPT, 2)]), 2, [ERASED, KEPT]);
+    await archive.put(erasedOnlyKey, objectOf([archived(ERASED, 3)]), 1, [ERASED]);
+    // The running process archives what it takes too (within ARCHIVE_FLUSH_MS of each 200).
+    await new Promise((r) => setTimeout(r, 1500));
+    const holding = () => archiveObjectsHolding(archive, { phoneNumberId: LINE.phoneNumberId, contactDigest: contactDigest(ERASED) });
+    const archiveBefore = (await holding()).length;
+    expect(archiveBefore).toBeGreaterThanOrEqual(3);
+
     // Bad input is refused, naming the field.
     const bad = await api(`/v1/lines/${LINE.lineId}/contacts/no`, { method: 'DELETE' });
     expect(bad.status).toBe(400);
@@ -243,11 +264,15 @@ describe('erasure through the running process', () => {
       throw new Error(`${e.message}: ${JSON.stringify(view)}\n${child.output().slice(-3000)}`);
     });
     // text, image, voice and the pending message, each with its statuses' records: 3 replies × 3 statuses.
-    expect(view.removed).toEqual({ media: mediaBefore, journal: 4 + 9, outbound: 3, turns: 1 });
+    expect(view.removed).toEqual({ media: mediaBefore, journal: 4 + 9, outbound: 3, turns: 1, archive: archiveBefore });
     console.log(`erasure e2e counts: ${JSON.stringify(view.removed)} (killed after ${removedAtKill} media objects)`);
 
     // S3 holds none of its media; its turn buffer and replies are gone; the console finds nothing.
     expect(await mediaUnder(prefix)).toBe(0);
+    // The archive keeps the other contact's payload only.
+    expect(await holding()).toEqual([]);
+    expect((await archive.read(mixedKey)).map((r) => r?.requestId)).toEqual(['archived-2']);
+    expect(await mediaUnder(erasedOnlyKey)).toBe(0);
     expect(await turnItem()).toBeUndefined();
     expect(await repliesOf(ERASED)).toEqual([]);
     expect((await consoleApi(`events?contact=${ERASED}`)).items).toEqual([]);

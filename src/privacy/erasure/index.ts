@@ -11,6 +11,8 @@ import { JournalErasureStep } from './steps/journal-erasure';
 import { MediaErasureStep } from './steps/media-erasure';
 import { OutboundErasureStep } from './steps/outbound-erasure';
 import { TurnBufferErasureStep } from './steps/turn-erasure';
+import { ArchiveErasureStep } from './steps/archive-erasure';
+import { ArchiveObjects } from '../../archive/archive-objects';
 
 export { createErasureRouter } from './erasure-api';
 export { ErasureService } from './erasure-service';
@@ -19,8 +21,7 @@ export { DynamoErasureStore } from './dynamo-erasure-store';
 export { ErasedContactRedriveGuard } from './redrive-guard';
 
 /**
- * The stores an erasure reaches, in the order it empties them. Issue 15's per-contact state and
- * issue 16's archive add their step here.
+ * The stores an erasure reaches, in the order it empties them.
  */
 export function erasureSteps(config: Config, clients: AwsClients): ErasureStep[] {
   const documents = clients.documents;
@@ -30,6 +31,7 @@ export function erasureSteps(config: Config, clients: AwsClients): ErasureStep[]
     // Outbound records exist only where the outbound pipeline runs.
     ...(config.outbound.queueUrl ? [new OutboundErasureStep({ documents, tableName: config.dynamodb.outboundTable })] : []),
     new TurnBufferErasureStep({ documents, tableName: config.dynamodb.dedupeTable }),
+    new ArchiveErasureStep(new ArchiveObjects({ s3: clients.s3, bucket: config.s3.bucket })),
   ];
 }
 
