@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { UnfixableMediaReason } from '../errors';
 import type { EventContact, EventKind, MediaKind, OutboundRef, TurnContent } from '../meta/event';
+import type { ConversationView } from '../conversation/contact-states';
 import type { BirdDelivery } from './delivery';
 
 /** The header carrying `sha256=<hex HMAC-SHA256(flowSigningSecret, raw body)>` on flow requests of lines that have a signing secret. */
@@ -41,6 +42,8 @@ export interface FlowBody {
   outbound?: OutboundRef;
   /** kind `turn`: the burst's messages, each the FlowBody it would have been alone. */
   turn?: TurnContent;
+  /** Messages, turns and conversation events: the window, the pause and the stable contact id (src/conversation). */
+  conversation?: ConversationView;
   raw: unknown;
 }
 
@@ -83,6 +86,7 @@ export function buildFlowBody(delivery: BirdDelivery): FlowBody {
   if (event.error) body.error = { ...event.error };
   if (event.outbound) body.outbound = { ...event.outbound };
   if (event.turn) body.turn = event.turn;
+  if (delivery.conversation) body.conversation = delivery.conversation;
   return body;
 }
 

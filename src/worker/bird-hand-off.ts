@@ -15,6 +15,7 @@ import type { TurnBuffer } from './turns/turn-buffer';
 import { presenceTarget } from './turns/turn-message';
 import { MediaStep } from './media-step';
 import type { MessageHandling } from './message-handling';
+import type { ContactStates, ConversationView } from '../conversation/contact-states';
 
 export interface BirdHandOffOptions {
   secrets: SecretResolver;
@@ -30,6 +31,8 @@ export interface BirdHandOffOptions {
   presence?: PresenceSignal;
   /** A Flow's synchronous `replies`, made durable before the event is COMPLETED. */
   replies?: ReplyScheduler;
+  /** Conversation state (src/conversation): updated before Bird hears the event, and told to Bird with it. */
+  contacts?: ContactStates;
 }
 
 /**
@@ -53,8 +56,10 @@ export class BirdHandOff {
     if ('stored' in media && media.stored) steps.push(step('media_stored', { key: media.stored.s3Key, size: media.stored.size, type: media.stored.mimeType }));
     // Another worker may own the event now: let it deliver, and look again later.
     if (lease.lost) throw new RetryableError('dedupe_lease_lost', 'The claim lapsed while fetching media; the event was not delivered');
+    // Before Bird: the window and pause Bird is told already count this event. Idempotent, so a retry re-applies nothing.
+    const conversation = await this.options.contacts?.observe(line.lineId, event, { pauseMinutes: line.handoff?.pauseMinutes, payload: handling.events });
     const started = Date.now();
-    const answer = await this.deliver(handling, delivered, line, 'error' in media ? { mediaError: media.error } : { media: media.stored });
+    const answer = await this.deliver(handling, delivered, line, { ...('error' in media ? { mediaError: media.error } : { media: media.stored }), conversation });
     steps.push(step('delivered', { transport: answer ? line.bird.transport : 'turn_buffer', status: answer?.status, ms: Date.now() - started }));
     // Held for its turn: Bird has not seen it yet, so no read mark, no typing, no replies.
     if (!answer) return;
@@ -70,7 +75,12 @@ export class BirdHandOff {
    * Undefined: the message joined its conversation's turn (a line with `turn`), as the flow would have
    * received it alone, and is done once buffered; its turn reaches Bird later as one `turn` event.
    */
-  private async deliver(handling: MessageHandling, event: WhatsAppEvent, line: Line, file: { media?: DeliveredMedia; mediaError?: UnfixableMediaReason }): Promise<BirdAnswer | undefined> {
+  private async deliver(
+    handling: MessageHandling,
+    event: WhatsAppEvent,
+    line: Line,
+    file: { media?: DeliveredMedia; mediaError?: UnfixableMediaReason; conversation?: ConversationView },
+  ): Promise<BirdAnswer | undefined> {
     const target = await resolveBirdTarget(line, this.options.secrets);
     const delivery = { lineId: line.lineId, target, event, receivedAt: handling.receivedAt, signal: handling.signal, ...file };
     if (this.options.turns?.holds(line, event)) {

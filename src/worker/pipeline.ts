@@ -78,7 +78,9 @@ export class EventPipeline {
     let redriveFound = false;
     // In Meta's timestamp order (ties in payload order): a conversation's events reach Bird as they happened.
     // A cut conversation turn (src/worker/turns) comes back through here as one `turn` event.
-    for (const event of inTimestampOrder(turnEvents(payload) ?? envelopeToEvents(payload).map((e) => this.keyedForMessage(e, message)))) {
+    const events = inTimestampOrder(turnEvents(payload) ?? envelopeToEvents(payload).map((e) => this.keyedForMessage(e, message)));
+    handling.events = events;
+    for (const event of events) {
       const outcome: EventOutcome = handling.signal?.aborted ? { result: 'retry', reason: 'shutting_down' } : await this.handleEvent(handling, event);
       this.events.inc({ kind: event.kind, outcome: outcome.result });
       if (outcome.result !== 'skipped') redriveFound = true;

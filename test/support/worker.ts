@@ -101,6 +101,7 @@ export function outboundEnv(aws: AwsHarness): Record<string, string> {
     SQS_OUTBOUND_QUEUE_URL: aws.standIns.outboundQueueUrl,
     SQS_OUTBOUND_DLQ_URL: aws.standIns.outboundDlqUrl,
     DYNAMODB_OUTBOUND_TABLE: aws.names.outboundTable,
+    DYNAMODB_CONTACTS_TABLE: aws.names.contactsTable,
     OUTBOUND_UNCERTAIN_GRACE_MS: '2000',
     OUTBOUND_SEND_TIMEOUT_MS: '2000',
     OUTBOUND_CONCURRENCY: '16',
