@@ -83,7 +83,8 @@ export class ContactStates {
       const read = attempt === 0 && !fresh ? this.cached(cacheKey) ?? (await this.options.store.find(lineId, identity)) : await this.options.store.find(lineId, identity);
       if (!read && !create) return undefined;
       const current = read ?? { state: { lineId, contactId: newContactId() }, version: 0 };
-      const next = facts.reduce(applyFact, learnIdentity(current.state, identity));
+      // Only an event teaches ids; an API call names the contact by any id and teaches nothing.
+      const next = facts.reduce(applyFact, create ? learnIdentity(current.state, identity) : current.state);
       if (read && sameState(current.state, next)) {
         this.writes.inc({ outcome: 'unchanged' });
         this.remember(cacheKey, current);

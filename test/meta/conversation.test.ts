@@ -11,14 +11,14 @@ describe('conversationGroupId over the fixtures', () => {
     ['batch-two-changes-two-texts', 'PHONE_NUMBER_ID:PHONE_NUMBER'],
     // from_user_id only (BSUID rollout)
     ['bsuid-message-text-no-from', '106540352242922:US.13491208655302741918'],
-    ['message-button-quick-reply-from-user-id', '1122334455667:972987654321'],
+    ['message-button-quick-reply-from-user-id', '1122334455667:US.13491208655302741918'],
     // a message naming nobody: its change's only contact (user_id)
     ['odd-bsuid-only-no-from', 'PHONE_NUMBER_ID:BSUID_123'],
     // statuses: recipient_id, else recipient_user_id
     ['status-read', '1122334455667:972987654321'],
     ['status-failed', '106540352242922:16505551234'],
     ['bsuid-status-delivered-no-phone', '106540352242922:US.13491208655302741918'],
-    ['bsuid-status-delivered-username', '106540352242922:16505551234'],
+    ['bsuid-status-delivered-username', '106540352242922:US.13491208655302741918'],
     // a group receipt: the group is the conversation; '<' and '>' are punctuation SQS accepts
     ['status-group-read', '<BUSINESS_PHONE_NUMBER_ID>:fowefinoewcnw'],
     // no message, no status: entry.id (account events carry no phone_number_id either)
