@@ -45,7 +45,7 @@ afterAll(async () => {
   await aws.stop();
 });
 
-const path = (contact: string, line = LINES.doc.lineId) => `/v1/lines/${line}/contacts/${encodeURIComponent(contact)}`;
+const path = (contact: string, line: string = LINES.doc.lineId) => `/v1/lines/${line}/contacts/${encodeURIComponent(contact)}`;
 
 describe('contact API', () => {
   it('GET finds the contact by either id (number with or without +) and shows the window from Meta’s timestamp', async () => {
