@@ -36,6 +36,7 @@ export const FAILURE_REASONS = {
   // Conversation state (src/conversation)
   contact_state_unavailable: 'retryable',
   contact_state_contended: 'retryable',
+  contact_state_identity_unknown: 'retryable',
   // Line secrets
   secret_literal_refused: 'permanent',
   secret_env_missing: 'permanent',

@@ -2,10 +2,19 @@ import { objectOrUndefined, textOrUndefined } from '../meta/untrusted-json';
 import type { WhatsAppEvent } from '../meta/event';
 import { metaTimeMs, type ContactFact, type ContactIdentity } from './contact-state';
 
+/** An id move (user_changed_number / user_changed_user_id): it carries state over, and creates none. */
+export function movesIdentity(observation: ContactObservation): boolean {
+  return observation.facts.some((fact) => fact.type === 'number_changed' || fact.type === 'user_id_changed');
+}
+
 /** What the state of a conversation learns from one event. Pure. */
 export interface ContactObservation {
   /** The ids the event names the conversation by: how its record is found, and what it learns. */
   identity: ContactIdentity;
+  /** Meta's timestamp of the event (epoch ms): how new its ids are. */
+  at?: number;
+  /** An id move's new id: the record is looked for by it too, when a later message already taught it. */
+  movedTo?: ContactIdentity;
   facts: ContactFact[];
 }
 
@@ -24,17 +33,20 @@ export function observationOf(event: WhatsAppEvent, pauseMinutes = DEFAULT_PAUSE
   const at = metaTimeMs(event.timestamp);
   const facts: ContactFact[] = [];
   if (event.kind === 'message') {
-    if (at !== undefined) facts.push({ type: 'inbound', at });
-    if (event.message?.type === 'system') facts.push(...identityChange(event.raw));
+    // A system message is WhatsApp's notice, not the person writing: it moves ids, never the window.
+    if (event.message?.type === 'system') facts.push(...identityChange(event.raw, at ?? 0));
+    else if (at !== undefined) facts.push({ type: 'inbound', at });
   } else if (event.kind === 'account' && at !== undefined) {
     facts.push(...accountFacts(event, at, pauseMinutes));
   } else if (event.kind === 'turn') {
     // A turn's messages each opened the window when they were buffered: nothing new, only the state to tell Bird.
-    return { identity, facts };
+    return { identity, at, facts };
   } else {
     return undefined;
   }
-  return { identity, facts };
+  const moved = facts.find((fact) => fact.type === 'number_changed' || fact.type === 'user_id_changed');
+  const movedTo = moved?.type === 'number_changed' ? { waId: moved.newWaId } : moved?.type === 'user_id_changed' ? { userId: moved.newUserId } : undefined;
+  return { identity, at, facts, ...(movedTo ? { movedTo } : {}) };
 }
 
 /**
@@ -42,13 +54,13 @@ export function observationOf(event: WhatsAppEvent, pauseMinutes = DEFAULT_PAUSE
  * in `system.user_id` (Meta's system messages reference). Older payloads name the second
  * `customer_identity_changed`; it carries no new id, so it moves nothing.
  */
-function identityChange(raw: unknown): ContactFact[] {
+function identityChange(raw: unknown, at: number): ContactFact[] {
   const system = objectOrUndefined(objectOrUndefined(raw)?.system);
   const type = textOrUndefined(system?.type);
   const newWaId = textOrUndefined(system?.wa_id);
   const newUserId = textOrUndefined(system?.user_id);
-  if (type === 'user_changed_number' && newWaId) return [{ type: 'number_changed', newWaId }];
-  if (type === 'user_changed_user_id' && newUserId) return [{ type: 'user_id_changed', newUserId }];
+  if (type === 'user_changed_number' && newWaId) return [{ type: 'number_changed', newWaId, at }];
+  if (type === 'user_changed_user_id' && newUserId) return [{ type: 'user_id_changed', newUserId, at }];
   return [];
 }
 

@@ -29,6 +29,8 @@ export interface ContactState extends ContactIdentity {
   pausedBy?: PauseSource;
   /** Epoch ms (Meta timestamp) of the latest handover change applied: an older one changes nothing. */
   handoverAt?: number;
+  /** Epoch ms (Meta timestamp) of the newest event that set an id: an older event's ids never overwrite a newer one's. */
+  identityAt?: number;
 }
 
 /** What one event tells about a contact. Times are Meta's (epoch ms). */
@@ -38,17 +40,32 @@ export type ContactFact =
   | { type: 'business_echo'; at: number; pauseMinutes: number }
   | { type: 'thread_control_lost'; at: number }
   | { type: 'thread_control_back'; at: number }
-  | { type: 'number_changed'; newWaId: string }
-  | { type: 'user_id_changed'; newUserId: string }
+  | { type: 'number_changed'; newWaId: string; at: number }
+  | { type: 'user_id_changed'; newUserId: string; at: number }
   | { type: 'pause'; until: number }
   | { type: 'resume' };
 
-/** The contact's identity learnt from an event carrying both ids; an id already known is kept unless a change moves it. */
-export function learnIdentity(state: ContactState, seen: ContactIdentity): ContactState {
+/**
+ * The ids an event names, learnt: a missing one is added; a different one replaces the stored one
+ * only when the event is at least as new as the event that set it (Meta timestamp `at`), so a
+ * message sent after a number change teaches the new number even when the change itself was lost
+ * or came late, and a late retry of an old message never brings the old number back.
+ */
+export function learnIdentity(state: ContactState, seen: ContactIdentity, at?: number): ContactState {
+  const newer = at !== undefined && (state.identityAt === undefined || at >= state.identityAt);
   const next = { ...state };
-  if (seen.waId !== undefined && next.waId === undefined) next.waId = seen.waId;
-  if (seen.userId !== undefined && next.userId === undefined) next.userId = seen.userId;
-  if (seen.groupId !== undefined && next.groupId === undefined) next.groupId = seen.groupId;
+  let changed = false;
+  for (const key of ['waId', 'userId', 'groupId'] as const) {
+    const id = seen[key];
+    if (id === undefined || next[key] === id) continue;
+    if (next[key] === undefined || newer) {
+      next[key] = id;
+      changed = true;
+    }
+  }
+  // The time of the event that set the ids as they are: only a change moves it (a plain message writes nothing for it).
+  if (!changed) return state;
+  if (at !== undefined && (state.identityAt === undefined || at > state.identityAt)) next.identityAt = at;
   return next;
 }
 
@@ -72,9 +89,9 @@ export function applyFact(state: ContactState, fact: ContactFact): ContactState 
       if (state.handoverAt !== undefined && state.handoverAt >= fact.at) return state;
       return { ...(state.pausedBy === 'meta_handover' ? withoutPause(state) : state), handoverAt: fact.at };
     case 'number_changed':
-      return state.waId === fact.newWaId ? state : { ...state, waId: fact.newWaId };
+      return learnIdentity(state, { waId: fact.newWaId }, fact.at);
     case 'user_id_changed':
-      return state.userId === fact.newUserId ? state : { ...state, userId: fact.newUserId };
+      return learnIdentity(state, { userId: fact.newUserId }, fact.at);
     case 'pause':
       if (state.pausedBy === 'meta_handover') return state;
       return { ...state, pausedUntil: fact.until, pausedBy: 'api' };
@@ -103,7 +120,7 @@ export function activePause(state: ContactState | undefined, now: number): { unt
 
 /** Fields that matter to a write: two states equal here need no write. */
 export function sameState(a: ContactState, b: ContactState): boolean {
-  const keys: Array<keyof ContactState> = ['waId', 'userId', 'groupId', 'windowOpenUntil', 'lastInboundAt', 'pausedUntil', 'pausedBy', 'handoverAt'];
+  const keys: Array<keyof ContactState> = ['waId', 'userId', 'groupId', 'windowOpenUntil', 'lastInboundAt', 'pausedUntil', 'pausedBy', 'handoverAt', 'identityAt'];
   return keys.every((key) => a[key] === b[key]);
 }
 

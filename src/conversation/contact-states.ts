@@ -2,7 +2,7 @@ import { Counter, type Registry } from 'prom-client';
 import { RetryableError } from '../errors';
 import type { WhatsAppEvent } from '../meta/event';
 import { conversationKeyOf } from '../meta/conversation';
-import { observationOf, DEFAULT_PAUSE_MINUTES, type ContactObservation } from './contact-facts';
+import { movesIdentity, observationOf, DEFAULT_PAUSE_MINUTES, type ContactObservation } from './contact-facts';
 import { activePause, applyFact, learnIdentity, metaTimeMs, sameState, type ContactFact, type ContactIdentity, type ContactState } from './contact-state';
 import { newContactId, type ContactStore, type VersionedContactState } from './contact-store';
 
@@ -22,6 +22,9 @@ export interface ContactStatesOptions {
 }
 
 const MAX_ATTEMPTS = 4;
+/** An id change for an unknown contact is retried until this receive, IDENTITY_WAIT_MS apart. */
+const IDENTITY_WAIT_RECEIVES = 3;
+const IDENTITY_WAIT_MS = 1000;
 
 /**
  * The worker's and the contact API's way to the contact-state store: a read-through cache per
@@ -51,11 +54,22 @@ export class ContactStates {
    * events about no conversation. `payload`: the other events of the same webhook payload; the
    * person's later messages in it move the window in this same write (one write per payload and person).
    */
-  async observe(lineId: string, event: WhatsAppEvent, options: { pauseMinutes?: number; payload?: readonly WhatsAppEvent[] } = {}): Promise<ConversationView | undefined> {
+  async observe(
+    lineId: string,
+    event: WhatsAppEvent,
+    options: { pauseMinutes?: number; payload?: readonly WhatsAppEvent[]; receiveCount?: number } = {},
+  ): Promise<ConversationView | undefined> {
     const observation = observationOf(event, options.pauseMinutes ?? DEFAULT_PAUSE_MINUTES);
     if (!observation) return undefined;
     const facts = [...observation.facts, ...this.laterMessages(event, options.payload ?? [])];
-    const state = await this.update(lineId, observation.identity, facts, true);
+    // A number change names only the old number, so it travels in the number's FIFO group, not the
+    // BSUID's: the message that taught us that number may still be on its way. Wait for it a little
+    // (the payload goes back to the queue); after that, a move of a number nobody knows moves nothing.
+    const moveOnly = movesIdentity(observation);
+    const state = await this.update(lineId, observation, facts, !moveOnly);
+    if (!state && moveOnly && (options.receiveCount ?? IDENTITY_WAIT_RECEIVES) < IDENTITY_WAIT_RECEIVES) {
+      throw new RetryableError('contact_state_identity_unknown', 'An id change for a contact not known yet; waiting for the message that names them', { retryAfterMs: IDENTITY_WAIT_MS });
+    }
     return state && this.view(state);
   }
 
@@ -66,7 +80,8 @@ export class ContactStates {
 
   /** `PUT …/pause` and `DELETE …/pause`; undefined when the contact is unknown. */
   async setPause(lineId: string, contact: string, fact: Extract<ContactFact, { type: 'pause' | 'resume' }>): Promise<ContactState | undefined> {
-    return this.update(lineId, anyId(contact), [fact], false, true);
+    // An API call names the contact by any id and teaches none.
+    return this.update(lineId, { identity: anyId(contact), facts: [] }, [fact], false, true, false);
   }
 
   view(state: ContactState): ConversationView {
@@ -77,14 +92,14 @@ export class ContactStates {
     };
   }
 
-  private async update(lineId: string, identity: ContactIdentity, facts: ContactFact[], create: boolean, fresh = false): Promise<ContactState | undefined> {
+  private async update(lineId: string, observation: ContactObservation, facts: ContactFact[], create: boolean, fresh = false, learn = true): Promise<ContactState | undefined> {
+    const { identity } = observation;
     const cacheKey = this.cacheKey(lineId, identity);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const read = attempt === 0 && !fresh ? this.cached(cacheKey) ?? (await this.options.store.find(lineId, identity)) : await this.options.store.find(lineId, identity);
+      const read = (attempt === 0 && !fresh ? this.cached(cacheKey) : undefined) ?? (await this.find(lineId, observation));
       if (!read && !create) return undefined;
       const current = read ?? { state: { lineId, contactId: newContactId() }, version: 0 };
-      // Only an event teaches ids; an API call names the contact by any id and teaches nothing.
-      const next = facts.reduce(applyFact, create ? learnIdentity(current.state, identity) : current.state);
+      const next = facts.reduce(applyFact, learn ? learnIdentity(current.state, identity, observation.at) : current.state);
       if (read && sameState(current.state, next)) {
         this.writes.inc({ outcome: 'unchanged' });
         this.remember(cacheKey, current);
@@ -99,6 +114,11 @@ export class ContactStates {
       this.cache.delete(cacheKey);
     }
     throw new RetryableError('contact_state_contended', 'The contact state kept changing under this worker; the event goes back to the queue');
+  }
+
+  private async find(lineId: string, observation: ContactObservation): Promise<VersionedContactState | undefined> {
+    const found = await this.options.store.find(lineId, observation.identity);
+    return found ?? (observation.movedTo && (await this.options.store.find(lineId, observation.movedTo)));
   }
 
   /** The person's later messages in the same payload: their window moves in this write, so theirs find nothing to write. */

@@ -57,7 +57,7 @@ export class BirdHandOff {
     // Another worker may own the event now: let it deliver, and look again later.
     if (lease.lost) throw new RetryableError('dedupe_lease_lost', 'The claim lapsed while fetching media; the event was not delivered');
     // Before Bird: the window and pause Bird is told already count this event. Idempotent, so a retry re-applies nothing.
-    const conversation = await this.options.contacts?.observe(line.lineId, event, { pauseMinutes: line.handoff?.pauseMinutes, payload: handling.events });
+    const conversation = await this.options.contacts?.observe(line.lineId, event, { pauseMinutes: line.handoff?.pauseMinutes, payload: handling.events, receiveCount: handling.message.receiveCount });
     const started = Date.now();
     const answer = await this.deliver(handling, delivered, line, { ...('error' in media ? { mediaError: media.error } : { media: media.stored }), conversation });
     steps.push(step('delivered', { transport: answer ? line.bird.transport : 'turn_buffer', status: answer?.status, ms: Date.now() - started }));

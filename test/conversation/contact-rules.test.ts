@@ -22,8 +22,9 @@ describe('window, pause and identity rules (pure)', () => {
     ['control back: the handover pause ends', { ...base, pausedBy: 'meta_handover', handoverAt: T }, { type: 'thread_control_back', at: T + 1000 }, { pausedBy: undefined, handoverAt: T + 1000 }],
     ['a late "lost" after "back" changes nothing', { ...base, handoverAt: T + 1000 }, { type: 'thread_control_lost', at: T }, { pausedBy: undefined }],
     ['an echo does not end a handover pause', { ...base, pausedBy: 'meta_handover', handoverAt: T }, { type: 'business_echo', at: T, pauseMinutes: 60 }, { pausedBy: 'meta_handover', pausedUntil: undefined }],
-    ['user_changed_number moves the number; window and pause stay', { ...base, waId: '1', userId: 'US.1', windowOpenUntil: T, pausedUntil: T, pausedBy: 'api' }, { type: 'number_changed', newWaId: '2' }, { waId: '2', userId: 'US.1', windowOpenUntil: T, pausedUntil: T, pausedBy: 'api' }],
-    ['user_changed_user_id moves the BSUID', { ...base, userId: 'US.1' }, { type: 'user_id_changed', newUserId: 'US.2' }, { userId: 'US.2' }],
+    ['user_changed_number moves the number; window and pause stay', { ...base, waId: '1', userId: 'US.1', windowOpenUntil: T, pausedUntil: T, pausedBy: 'api' }, { type: 'number_changed', newWaId: '2', at: T }, { waId: '2', userId: 'US.1', windowOpenUntil: T, pausedUntil: T, pausedBy: 'api', identityAt: T }],
+    ['user_changed_user_id moves the BSUID', { ...base, userId: 'US.1' }, { type: 'user_id_changed', newUserId: 'US.2', at: T }, { userId: 'US.2' }],
+    ['a number change older than the ids already learnt moves nothing', { ...base, waId: '3', identityAt: T + 1 }, { type: 'number_changed', newWaId: '2', at: T }, { waId: '3', identityAt: T + 1 }],
     ['the API pause', base, { type: 'pause', until: T }, { pausedUntil: T, pausedBy: 'api' }],
     ['resume', { ...base, pausedUntil: T, pausedBy: 'business_app' }, { type: 'resume' }, { pausedUntil: undefined, pausedBy: undefined }],
   ];
@@ -34,8 +35,11 @@ describe('window, pause and identity rules (pure)', () => {
     expect(applyFact(next, fact)).toEqual(next);
   });
 
-  it('learns the other id from an event carrying both, and keeps a known one', () => {
-    expect(learnIdentity({ ...base, userId: 'US.1' }, { waId: '1', userId: 'US.1' })).toMatchObject({ waId: '1', userId: 'US.1' });
+  it('learns the other id from an event carrying both; a newer event’s id replaces a stored one, an older one never does', () => {
+    expect(learnIdentity({ ...base, userId: 'US.1' }, { waId: '1', userId: 'US.1' }, T)).toMatchObject({ waId: '1', userId: 'US.1', identityAt: T });
+    expect(learnIdentity({ ...base, waId: '1', identityAt: T }, { waId: '9' }, T + 1000)).toMatchObject({ waId: '9', identityAt: T + 1000 });
+    const late = { ...base, waId: '9', identityAt: T + 1000 };
+    expect(learnIdentity(late, { waId: '1' }, T)).toBe(late);
     expect(learnIdentity({ ...base, waId: '1' }, { waId: '9' }).waId).toBe('1');
   });
 
@@ -49,9 +53,10 @@ describe('window, pause and identity rules (pure)', () => {
 describe('facts read from Meta payloads (fixtures)', () => {
   const table: Array<[string, ContactFact[], Record<string, string | undefined>]> = [
     ['message-text.json', [{ type: 'inbound', at: Number(eventsOf('message-text.json')[0]!.timestamp) * 1000 }], {}],
-    ['message-system-user-changed-number.json', [{ type: 'inbound', at: 1750269342000 }, { type: 'number_changed', newWaId: '12195555358' }], { waId: '16505551234' }],
-    ['message-system-user-changed-user-id.json', [{ type: 'inbound', at: 1750269400000 }, { type: 'user_id_changed', newUserId: 'US.22775810934471029384' }], { userId: 'US.13491208655302741918' }],
-    ['message-system-identity-changed.json', [{ type: 'inbound', at: 1697044706000 }], {}],
+    // System messages are WhatsApp's notices, not the person writing: ids move, the window does not.
+    ['message-system-user-changed-number.json', [{ type: 'number_changed', newWaId: '12195555358', at: 1750269342000 }], { waId: '16505551234' }],
+    ['message-system-user-changed-user-id.json', [{ type: 'user_id_changed', newUserId: 'US.22775810934471029384', at: 1750269400000 }], { userId: 'US.13491208655302741918' }],
+    ['message-system-identity-changed.json', [], {}],
     ['smb-message-echo-text.json', [{ type: 'business_echo', at: 1739321024000, pauseMinutes: 45 }], { waId: '16505551234' }],
     ['messaging-handovers-control-taken.json', [{ type: 'thread_control_lost', at: 1750101000000 }], { waId: '16505551234' }],
     ['messaging-handovers-control-passed.json', [{ type: 'thread_control_back', at: 1750104600000 }], { waId: '16505551234' }],

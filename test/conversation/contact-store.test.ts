@@ -47,7 +47,7 @@ describe('contact state on DynamoDB (dynalite)', () => {
     );
     expect(changed!.contactId).toBe(first!.contactId);
     const state = await states.get(LINE, '+12195555358');
-    expect(state).toMatchObject({ contactId: first!.contactId, waId: '12195555358', userId: BSUID, windowOpenUntil: (T + 20 + 86_400) * 1000, pausedBy: 'api' });
+    expect(state).toMatchObject({ contactId: first!.contactId, waId: '12195555358', userId: BSUID, windowOpenUntil: (T + 10 + 86_400) * 1000, pausedBy: 'api' });
     expect(await states.get(LINE, '16505551234')).toBeUndefined();
     expect(changed!.paused).toEqual({ until: new Date((T + 3600) * 1000).toISOString(), by: 'api' });
   });
