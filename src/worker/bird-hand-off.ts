@@ -52,12 +52,15 @@ export class BirdHandOff {
     // A status of one of our replies settles its record first, and Bird learns which reply it was.
     const outbound = event.kind === 'status' ? await this.options.outboundStatuses?.settle(line.lineId, event) : undefined;
     const delivered = outbound ? { ...event, outbound } : event;
-    const media = await this.media.fetch(delivered, line, handling.receivedAt);
+    // Before Bird: the window and pause Bird is told already count this event. Idempotent (a retry
+    // re-applies nothing), so it runs beside the media copy rather than after it.
+    const [media, conversation] = await Promise.all([
+      this.media.fetch(delivered, line, handling.receivedAt),
+      this.options.contacts?.observe(line.lineId, event, { pauseMinutes: line.handoff?.pauseMinutes, payload: handling.events, receiveCount: handling.message.receiveCount }),
+    ]);
     if ('stored' in media && media.stored) steps.push(step('media_stored', { key: media.stored.s3Key, size: media.stored.size, type: media.stored.mimeType }));
     // Another worker may own the event now: let it deliver, and look again later.
     if (lease.lost) throw new RetryableError('dedupe_lease_lost', 'The claim lapsed while fetching media; the event was not delivered');
-    // Before Bird: the window and pause Bird is told already count this event. Idempotent, so a retry re-applies nothing.
-    const conversation = await this.options.contacts?.observe(line.lineId, event, { pauseMinutes: line.handoff?.pauseMinutes, payload: handling.events, receiveCount: handling.message.receiveCount });
     const started = Date.now();
     const answer = await this.deliver(handling, delivered, line, { ...('error' in media ? { mediaError: media.error } : { media: media.stored }), conversation });
     steps.push(step('delivered', { transport: answer ? line.bird.transport : 'turn_buffer', status: answer?.status, ms: Date.now() - started }));
