@@ -19,6 +19,8 @@ export interface FlowBody {
   line: { lineId: string; phoneNumberId?: string };
   /** Never undefined: null when Meta sent no contact (statuses, account events). */
   contact: EventContact | null;
+  /** A message in a WhatsApp group (Groups API): the group's id; `contact` is the member who wrote. */
+  groupId?: string;
   receivedAt: string;
   /** Meta's timestamp (seconds since epoch, as a string), when the item has one. */
   timestamp?: string;
@@ -55,6 +57,7 @@ export function buildFlowBody(delivery: BirdDelivery): FlowBody {
     field: event.field,
     line: { lineId: delivery.lineId, phoneNumberId: event.phoneNumberId },
     contact: event.contact ?? null,
+    ...(event.groupId !== undefined ? { groupId: event.groupId } : {}),
     receivedAt: delivery.receivedAt,
     timestamp: event.timestamp,
     raw: event.raw,
