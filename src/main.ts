@@ -9,6 +9,7 @@ import { parseLines, readLinesFile, upsertLines } from './lines/admin';
 import type { LineInput } from './lines/line';
 import { startWorker } from './worker';
 import { createOutboundRoutes } from './outbound';
+import { createContactStates } from './conversation';
 import { startHealthServer } from './observability/health';
 import { CachedLineRegistry } from './lines/registry';
 import { ReferenceSecretResolver } from './lines/secrets';
@@ -47,6 +48,7 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
       dedupeTable: config.dynamodb.dedupeTable,
       bucket: config.s3.bucket,
       outboundTable: config.outbound.queueUrl ? config.dynamodb.outboundTable : undefined,
+      contactsTable: config.dynamodb.contactsTable,
     });
     if (created.length > 0) logger.info({ created }, 'created missing resources');
   }
@@ -70,8 +72,10 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
 
   // Journey steps the worker writes, for the console's live tail in the same process.
   const journalBus = new JournalBus();
+  // One conversation-state cache per process: in `all`, the contact API's pause is what the worker tells Bird next.
+  const contacts = createContactStates(config, clients, registry);
   if (role === 'worker' || role === 'all') {
-    const worker = startWorker({ config, clients, lines, secrets, registry, logger, journalBus });
+    const worker = startWorker({ config, clients, lines, secrets, registry, logger, journalBus, contacts });
     let workerStopping = false;
     drains.push(() => {
       workerStopping = true;
@@ -96,7 +100,7 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
   let ingress: RunningIngress | undefined;
   if (role === 'ingress' || role === 'all') {
     // The send API and Bird's webhooks ride on the webhook listener when the outbound queue is configured.
-    const routes = config.outbound.queueUrl ? createOutboundRoutes({ config, clients, lines, secrets, registry, logger }) : [];
+    const routes = config.outbound.queueUrl ? createOutboundRoutes({ config, clients, lines, secrets, registry, logger, contacts }) : [];
     ingress = await startIngress({
       port: config.port,
       verifyToken: config.whatsapp.verifyToken,

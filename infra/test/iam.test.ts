@@ -24,6 +24,7 @@ let bucket: string;
 let outQueue: string;
 let outDlq: string;
 let outTable: string;
+let contacts: string;
 
 beforeAll(() => {
   template = defaultTemplate();
@@ -36,11 +37,13 @@ beforeAll(() => {
   outQueue = logicalIdOf(template, 'AWS::SQS::Queue', (_q, id) => id.startsWith('OutboundQueue'));
   outDlq = logicalIdOf(template, 'AWS::SQS::Queue', (_q, id) => id.startsWith('OutboundDeadLetterQueue'));
   outTable = logicalIdOf(template, 'AWS::DynamoDB::Table', (_t, id) => id.startsWith('OutboundRecordsTable'));
+  contacts = logicalIdOf(template, 'AWS::DynamoDB::Table', (_t, id) => id.startsWith('StorageContactsTable'));
 });
 
 const arn = (id: string) => ({ 'Fn::GetAtt': [id, 'Arn'] });
 const objects = (id: string, prefix: string) => ({ 'Fn::Join': ['', [arn(id), `/${prefix}*`]] });
 const index = (id: string, name = 'byPhoneNumberId') => ({ 'Fn::Join': ['', [arn(id), `/index/${name}`]] });
+const indexes = (id: string) => ({ 'Fn::Join': ['', [arn(id), '/index/*']] });
 const lineSecrets = {
   'Fn::Join': [
     '',
@@ -75,6 +78,8 @@ describe('task roles: least privilege', () => {
         // Replies: the send API and Bird webhooks put the record and queue the job; the API reads it back.
         grant(['sqs:SendMessage'], [arn(outQueue)]),
         grant(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [arn(outTable)]),
+        // The contact API: read the state, pause and resume.
+        grant(['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem'], [arn(contacts), indexes(contacts)]),
       ]),
     );
   });
@@ -100,6 +105,8 @@ describe('task roles: least privilege', () => {
         grant(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [arn(outTable)]),
         grant(['dynamodb:Query'], [index(outTable, 'byWamid')]),
         grant(['dynamodb:Query'], [index(outTable, 'byPending')]),
+        // Conversation state: each event applied with a write conditioned on the version read.
+        grant(['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem'], [arn(contacts), indexes(contacts)]),
       ]),
     );
   });
