@@ -57,7 +57,7 @@ const BOUND_MS = 300_000;
 const FIFO_CONTACTS = 100;
 const WORKER_PHASE_MS = 120_000;
 const BUCKET = 'wa-ingress-bench';
-const TABLES = { linesTable: 'wa-ingress-lines', dedupeTable: 'wa-ingress-dedupe' };
+const TABLES = { linesTable: 'wa-ingress-lines', dedupeTable: 'wa-ingress-dedupe', contactsTable: 'wa-ingress-contacts' };
 const LINE: BenchLine & { lineId: string } = {
   lineId: 'bench',
   phoneNumberId: '106540352242922',
@@ -179,6 +179,7 @@ async function runWorker(): Promise<void> {
     S3_BUCKET: BUCKET,
     DYNAMODB_LINES_TABLE: TABLES.linesTable,
     DYNAMODB_DEDUPE_TABLE: TABLES.dedupeTable,
+    DYNAMODB_CONTACTS_TABLE: TABLES.contactsTable,
     WHATSAPP_VERIFY_TOKEN: 'bench',
     WHATSAPP_APP_SECRETS: 'bench',
     AWS_ENDPOINT_URL_SQS: info.endpoints.sqs,

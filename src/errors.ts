@@ -33,6 +33,10 @@ export const FAILURE_REASONS = {
   dedupe_invalid_key: 'permanent',
   dedupe_lease_lost: 'retryable',
   dedupe_complete_failed: 'retryable',
+  // Conversation state (src/conversation)
+  contact_state_unavailable: 'retryable',
+  contact_state_contended: 'retryable',
+  contact_state_identity_unknown: 'retryable',
   // Line secrets
   secret_literal_refused: 'permanent',
   secret_env_missing: 'permanent',

@@ -9,6 +9,7 @@ import { parseLines, readLinesFile, upsertLines } from './lines/admin';
 import type { LineInput } from './lines/line';
 import { startWorker } from './worker';
 import { createOutboundRoutes } from './outbound';
+import { createContactStates } from './conversation';
 import { startHealthServer } from './observability/health';
 import { CachedLineRegistry } from './lines/registry';
 import { ReferenceSecretResolver } from './lines/secrets';
@@ -53,6 +54,7 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
       bucket: config.s3.bucket,
       outboundTable: config.outbound.queueUrl ? config.dynamodb.outboundTable : undefined,
       erasuresTable: config.dynamodb.erasuresTable,
+      contactsTable: config.dynamodb.contactsTable,
     });
     if (created.length > 0) logger.info({ created }, 'created missing resources');
   }
@@ -90,8 +92,10 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
 
   // Journey steps the worker writes, for the console's live tail in the same process.
   const journalBus = new JournalBus();
+  // One conversation-state cache per process: in `all`, the contact API's pause is what the worker tells Bird next.
+  const contacts = createContactStates(config, clients, registry);
   if (role === 'worker' || role === 'all') {
-    const worker = startWorker({ config, clients, lines, secrets, registry, logger, journalBus });
+    const worker = startWorker({ config, clients, lines, secrets, registry, logger, journalBus, contacts });
     let workerStopping = false;
     drains.push(() => {
       workerStopping = true;
@@ -116,7 +120,7 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
   let ingress: RunningIngress | undefined;
   if (role === 'ingress' || role === 'all') {
     // The send API and Bird's webhooks ride on the webhook listener when the outbound queue is configured.
-    const routes = config.outbound.queueUrl ? createOutboundRoutes({ config, clients, lines, secrets, registry, logger }) : [];
+    const routes = config.outbound.queueUrl ? createOutboundRoutes({ config, clients, lines, secrets, registry, logger, contacts }) : [];
     routes.push(createErasureRouter({ lines, secrets, erasures: erasures.service, logger }));
     const archiveObjects = new ArchiveObjects({ s3: clients.s3, bucket: config.s3.bucket });
     const archive = new S3PayloadArchive({ objects: archiveObjects, flushMs: config.archive.flushMs, maxBufferBytes: config.archive.bufferBytes, logger, registry });

@@ -15,6 +15,8 @@ export interface ErasureProps {
   workerTask: ecs.TaskDefinition;
   dedupeTable: dynamodb.ITable;
   outboundTable: dynamodb.ITable;
+  /** The conversation state (src/conversation): the contact's item is deleted. */
+  contactsTable: dynamodb.ITable;
   bucket: s3.IBucket;
   /** MEDIA_RETENTION_DAYS: the bucket's lifecycle rule (storage.ts) enforces it; the tasks are told it. */
   mediaRetentionDays: string;
@@ -92,6 +94,12 @@ function erasureWorkerStatements(table: dynamodb.ITable, props: ErasureProps): i
       sid: 'EraseReplies',
       actions: ['dynamodb:Query', 'dynamodb:DeleteItem'],
       resources: [props.outboundTable.tableArn, `${props.outboundTable.tableArn}/index/${OUTBOUND_BY_CONTACT_INDEX}`],
+    }),
+    new iam.PolicyStatement({
+      // Found through the contact-state indexes (the worker's Query already); the item deleted.
+      sid: 'EraseContactState',
+      actions: ['dynamodb:DeleteItem'],
+      resources: [props.contactsTable.tableArn],
     }),
   ];
 }

@@ -16,6 +16,7 @@ export interface GatewayResources {
   turnQueue: sqs.IQueue;
   linesTable: dynamodb.ITable;
   dedupeTable: dynamodb.ITable;
+  contactsTable: dynamodb.ITable;
   bucket: s3.IBucket;
   lineSecretsArn: string;
 }
@@ -26,6 +27,18 @@ function resolveLines(r: GatewayResources): iam.PolicyStatement {
     sid: 'ResolveLines',
     actions: ['dynamodb:GetItem', 'dynamodb:Query'],
     resources: [r.linesTable.tableArn, `${r.linesTable.tableArn}/index/${LINES_BY_PHONE_NUMBER_INDEX}`],
+  });
+}
+
+/**
+ * src/conversation/contact-store.ts: the worker applies each event, the contact API (ingress) reads
+ * and pauses. Consistent GetItem of the item, Query on its id indexes, PutItem conditioned on the version.
+ */
+function keepConversationState(r: GatewayResources): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid: 'KeepConversationState',
+    actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem'],
+    resources: [r.contactsTable.tableArn, `${r.contactsTable.tableArn}/index/*`],
   });
 }
 
@@ -58,6 +71,7 @@ export function ingressStatements(r: GatewayResources): iam.PolicyStatement[] {
     }),
     resolveLines(r),
     readLineSecrets(r),
+    keepConversationState(r),
   ];
 }
 
@@ -153,5 +167,6 @@ export function workerStatements(r: GatewayResources): iam.PolicyStatement[] {
       resources: [r.bucket.arnForObjects(`${CLAIM_CHECK_PREFIX}*`)],
     }),
     readLineSecrets(r),
+    keepConversationState(r),
   ];
 }

@@ -49,6 +49,7 @@ export interface GatewayServicesProps {
   turnQueue: sqs.Queue;
   linesTable: dynamodb.Table;
   dedupeTable: dynamodb.Table;
+  contactsTable: dynamodb.Table;
   bucket: s3.Bucket;
   secrets: GatewaySecrets;
   lineSecretsArn: string;
@@ -92,6 +93,7 @@ export class GatewayServices extends Construct {
       turnQueue: props.turnQueue,
       linesTable: props.linesTable,
       dedupeTable: props.dedupeTable,
+      contactsTable: props.contactsTable,
       bucket: props.bucket,
       lineSecretsArn: props.lineSecretsArn,
     };
@@ -106,6 +108,7 @@ export class GatewayServices extends Construct {
       S3_BUCKET: props.bucket.bucketName,
       DYNAMODB_LINES_TABLE: props.linesTable.tableName,
       DYNAMODB_DEDUPE_TABLE: props.dedupeTable.tableName,
+      DYNAMODB_CONTACTS_TABLE: props.contactsTable.tableName,
       // The stack owns every resource; a typo in a name must fail loudly, not create a stray table.
       CREATE_MISSING_RESOURCES: 'false',
       SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),

@@ -18,6 +18,8 @@ export const JOURNAL_PROJECTED = ['status', 'kind', 'type', 'updatedAt', 'contac
 export const CLAIM_CHECK_PREFIX = 'claim-check/';
 /** Must match src/archive/archive-record.ts (ARCHIVE_PREFIX): the ingress's archive of signed webhook originals. */
 export const ARCHIVE_PREFIX = 'archive/';
+/** Must match src/aws/resources.ts (CONTACTS_BY_*_INDEX): the conversation state found by wa_id, BSUID or group. */
+export const CONTACT_INDEXES = { byWaId: 'waIdKey', byUserId: 'userIdKey', byGroup: 'groupKey' } as const;
 
 export interface GatewayStorageProps {
   mediaExpiryDays: number;
@@ -29,6 +31,7 @@ export interface GatewayStorageProps {
 export class GatewayStorage extends Construct {
   readonly linesTable: dynamodb.Table;
   readonly dedupeTable: dynamodb.Table;
+  readonly contactsTable: dynamodb.Table;
   readonly bucket: s3.Bucket;
 
   constructor(scope: Construct, id: string, props: GatewayStorageProps) {
@@ -75,6 +78,18 @@ export class GatewayStorage extends Construct {
         projectionType: dynamodb.ProjectionType.INCLUDE,
         nonKeyAttributes: JOURNAL_PROJECTED,
       });
+    }
+
+    // Conversation state (src/conversation): one item per line and contact, written by the worker
+    // (and the contact API's pause). Point-in-time recovery: pauses are operator input with no other copy.
+    this.contactsTable = new dynamodb.Table(this, 'ContactsTable', {
+      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    for (const [indexName, hash] of Object.entries(CONTACT_INDEXES)) {
+      this.contactsTable.addGlobalSecondaryIndex({ indexName, partitionKey: { name: hash, type: dynamodb.AttributeType.STRING }, projectionType: dynamodb.ProjectionType.KEYS_ONLY });
     }
 
     this.bucket = new s3.Bucket(this, 'MediaBucket', {

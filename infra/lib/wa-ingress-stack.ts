@@ -69,6 +69,7 @@ export class WaIngressStack extends Stack {
       turnQueue: queues.turnQueue,
       linesTable: storage.linesTable,
       dedupeTable: storage.dedupeTable,
+      contactsTable: storage.contactsTable,
       bucket: storage.bucket,
       secrets,
       lineSecretsArn: lineSecretsArn(this),
@@ -111,6 +112,7 @@ export class WaIngressStack extends Stack {
       workerTask: services.workerService.taskDefinition,
       dedupeTable: storage.dedupeTable,
       outboundTable: outbound.table,
+      contactsTable: storage.contactsTable,
       bucket: storage.bucket,
       mediaRetentionDays: p.mediaExpiryDays.valueAsString,
     });
@@ -121,6 +123,7 @@ export class WaIngressStack extends Stack {
     output('DeadLetterQueueUrl', queues.deadLetterQueue.queueUrl, 'SQS_DLQ_URL for the dlq tool');
     output('LinesTableName', storage.linesTable.tableName, 'DYNAMODB_LINES_TABLE for the lines CLI');
     output('DedupeTableName', storage.dedupeTable.tableName, 'DYNAMODB_DEDUPE_TABLE');
+    output('ContactsTableName', storage.contactsTable.tableName, 'DYNAMODB_CONTACTS_TABLE');
     output('MediaBucketName', storage.bucket.bucketName, 'S3_BUCKET');
     output('OutboundQueueUrl', outbound.queue.queueUrl, 'SQS_OUTBOUND_QUEUE_URL for the outbound CLI');
     output('OutboundDeadLetterQueueUrl', outbound.deadLetterQueue.queueUrl, 'SQS_OUTBOUND_DLQ_URL for the dlq tool');

@@ -104,8 +104,24 @@ describe('DynamoDB', () => {
         TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
       }),
     });
-    // Lines, dedupe, the outbound records (test/outbound.test.ts) and the erasures.
-    template.resourceCountIs('AWS::DynamoDB::Table', 4);
+    // Lines, dedupe, the outbound records (test/outbound.test.ts), the erasures and the conversation state.
+    template.resourceCountIs('AWS::DynamoDB::Table', 5);
+  });
+
+  it('contacts table: on-demand, pk key, KEYS_ONLY indexes by wa_id, BSUID and group (names the app queries)', () => {
+    template.hasResource('AWS::DynamoDB::Table', {
+      DeletionPolicy: 'Retain',
+      Properties: Match.objectLike({
+        BillingMode: 'PAY_PER_REQUEST',
+        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+        GlobalSecondaryIndexes: [
+          ['byWaId', 'waIdKey'],
+          ['byUserId', 'userIdKey'],
+          ['byGroup', 'groupKey'],
+        ].map(([IndexName, hash]) => ({ IndexName, KeySchema: [{ AttributeName: hash, KeyType: 'HASH' }], Projection: { ProjectionType: 'KEYS_ONLY' } })),
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      }),
+    });
   });
 });
 

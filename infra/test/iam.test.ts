@@ -25,6 +25,7 @@ let outQueue: string;
 let outDlq: string;
 let outTable: string;
 let erasures: string;
+let contacts: string;
 
 beforeAll(() => {
   template = defaultTemplate();
@@ -38,11 +39,13 @@ beforeAll(() => {
   outDlq = logicalIdOf(template, 'AWS::SQS::Queue', (_q, id) => id.startsWith('OutboundDeadLetterQueue'));
   outTable = logicalIdOf(template, 'AWS::DynamoDB::Table', (_t, id) => id.startsWith('OutboundRecordsTable'));
   erasures = logicalIdOf(template, 'AWS::DynamoDB::Table', (_t, id) => id.startsWith('ErasureErasuresTable'));
+  contacts = logicalIdOf(template, 'AWS::DynamoDB::Table', (_t, id) => id.startsWith('StorageContactsTable'));
 });
 
 const arn = (id: string) => ({ 'Fn::GetAtt': [id, 'Arn'] });
 const objects = (id: string, prefix: string) => ({ 'Fn::Join': ['', [arn(id), `/${prefix}*`]] });
 const index = (id: string, name = 'byPhoneNumberId') => ({ 'Fn::Join': ['', [arn(id), `/index/${name}`]] });
+const indexes = (id: string) => ({ 'Fn::Join': ['', [arn(id), '/index/*']] });
 const lineSecrets = {
   'Fn::Join': [
     '',
@@ -80,6 +83,8 @@ describe('task roles: least privilege', () => {
         grant(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [arn(outTable)]),
         // Erasure: the API (and the console) records an erasure and shows it; the DLQ redrive reads the erased marker.
         grant(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [arn(erasures)]),
+        // The contact API: read the state, pause and resume.
+        grant(['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem'], [arn(contacts), indexes(contacts)]),
       ]),
     );
   });
@@ -112,6 +117,9 @@ describe('task roles: least privilege', () => {
         grant(['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], [objects(bucket, 'archive/')]),
         grant(['dynamodb:Query', 'dynamodb:DeleteItem'], [arn(dedupe), index(dedupe, 'byContact')]),
         grant(['dynamodb:Query', 'dynamodb:DeleteItem'], [arn(outTable), index(outTable, 'byContact')]),
+        grant(['dynamodb:DeleteItem'], [arn(contacts)]),
+        // Conversation state: each event applied with a write conditioned on the version read.
+        grant(['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem'], [arn(contacts), indexes(contacts)]),
       ]),
     );
   });

@@ -153,6 +153,27 @@ export function erasuresTableSchema(tableName: string): CreateTableCommandInput 
   };
 }
 
+export const CONTACTS_BY_WA_ID_INDEX = 'byWaId';
+export const CONTACTS_BY_USER_ID_INDEX = 'byUserId';
+export const CONTACTS_BY_GROUP_INDEX = 'byGroup';
+
+/** Conversation state (src/conversation): one item per line and contact, found by wa_id, BSUID or group through KEYS_ONLY indexes. */
+export function contactsTableSchema(tableName: string): CreateTableCommandInput {
+  const index = (IndexName: string, hash: string) => ({ IndexName, KeySchema: [{ AttributeName: hash, KeyType: 'HASH' as const }], Projection: { ProjectionType: 'KEYS_ONLY' as const } });
+  return {
+    TableName: tableName,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: [
+      { AttributeName: 'pk', AttributeType: 'S' },
+      { AttributeName: 'waIdKey', AttributeType: 'S' },
+      { AttributeName: 'userIdKey', AttributeType: 'S' },
+      { AttributeName: 'groupKey', AttributeType: 'S' },
+    ],
+    KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+    GlobalSecondaryIndexes: [index(CONTACTS_BY_WA_ID_INDEX, 'waIdKey'), index(CONTACTS_BY_USER_ID_INDEX, 'userIdKey'), index(CONTACTS_BY_GROUP_INDEX, 'groupKey')],
+  };
+}
+
 async function ensureTable(clients: AwsClients, schema: CreateTableCommandInput): Promise<boolean> {
   try {
     const { Table } = await clients.dynamodb.send(new DescribeTableCommand({ TableName: schema.TableName }));
@@ -208,6 +229,8 @@ export interface ResourceNames {
   outboundTable?: string;
   /** DYNAMODB_ERASURES_TABLE; omitted by callers that need no erasures. */
   erasuresTable?: string;
+  /** DYNAMODB_CONTACTS_TABLE; omitted by callers that keep no conversation state. */
+  contactsTable?: string;
 }
 
 /** CREATE_MISSING_RESOURCES: create what infra/ would have created, with the same schema. Returns what was created. */
@@ -217,6 +240,7 @@ export async function ensureResources(clients: AwsClients, names: ResourceNames)
   if (await ensureTable(clients, dedupeTableSchema(names.dedupeTable))) created.push(`table ${names.dedupeTable}`);
   if (names.outboundTable && (await ensureTable(clients, outboundTableSchema(names.outboundTable)))) created.push(`table ${names.outboundTable}`);
   if (names.erasuresTable && (await ensureTable(clients, erasuresTableSchema(names.erasuresTable)))) created.push(`table ${names.erasuresTable}`);
+  if (names.contactsTable && (await ensureTable(clients, contactsTableSchema(names.contactsTable)))) created.push(`table ${names.contactsTable}`);
   if (await ensureBucket(clients, names.bucket)) created.push(`bucket ${names.bucket}`);
   return created;
 }

@@ -42,6 +42,8 @@ export interface CreateConversationMessage {
   addMissingParticipants: true;
   reference: string;
   body: ConversationMessageBody;
+  /** The conversation's state (src/conversation) as message metadata, JSON in `extraInformation.conversation`. */
+  meta?: { extraInformation: { conversation: string } };
 }
 
 export interface CreateConversation {
@@ -126,6 +128,7 @@ export function buildCreateConversationMessage(
     addMissingParticipants: true,
     reference: delivery.event.key,
     body,
+    ...(delivery.conversation ? { meta: { extraInformation: { conversation: JSON.stringify(delivery.conversation) } } } : {}),
   };
 }
 

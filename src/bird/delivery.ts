@@ -1,5 +1,6 @@
 import type { UnfixableMediaReason } from '../errors';
 import type { BirdTarget } from '../lines/line';
+import type { ConversationView } from '../conversation/contact-states';
 import type { WhatsAppEvent } from '../meta/event';
 
 /** The media of a message, already copied to S3 and checked; Bird reads it through the presigned URL. */
@@ -29,6 +30,8 @@ export interface BirdDelivery {
    * caption, so the AI can ask the contact to send the file again.
    */
   mediaError?: UnfixableMediaReason;
+  /** The conversation's state once this event is applied (src/conversation): may the AI speak, and to whom. */
+  conversation?: ConversationView;
 }
 
 export type BirdTransport = BirdTarget['transport'];

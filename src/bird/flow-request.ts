@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { UnfixableMediaReason } from '../errors';
 import type { EventContact, EventKind, MediaKind, OutboundRef, TurnContent } from '../meta/event';
+import type { ConversationView } from '../conversation/contact-states';
 import type { BirdDelivery } from './delivery';
 
 /** The header carrying `sha256=<hex HMAC-SHA256(flowSigningSecret, raw body)>` on flow requests of lines that have a signing secret. */
@@ -18,6 +19,8 @@ export interface FlowBody {
   line: { lineId: string; phoneNumberId?: string };
   /** Never undefined: null when Meta sent no contact (statuses, account events). */
   contact: EventContact | null;
+  /** A message in a WhatsApp group (Groups API): the group's id; `contact` is the member who wrote. */
+  groupId?: string;
   receivedAt: string;
   /** Meta's timestamp (seconds since epoch, as a string), when the item has one. */
   timestamp?: string;
@@ -41,6 +44,8 @@ export interface FlowBody {
   outbound?: OutboundRef;
   /** kind `turn`: the burst's messages, each the FlowBody it would have been alone. */
   turn?: TurnContent;
+  /** Messages, turns and conversation events: the window, the pause and the stable contact id (src/conversation). */
+  conversation?: ConversationView;
   raw: unknown;
 }
 
@@ -52,6 +57,7 @@ export function buildFlowBody(delivery: BirdDelivery): FlowBody {
     field: event.field,
     line: { lineId: delivery.lineId, phoneNumberId: event.phoneNumberId },
     contact: event.contact ?? null,
+    ...(event.groupId !== undefined ? { groupId: event.groupId } : {}),
     receivedAt: delivery.receivedAt,
     timestamp: event.timestamp,
     raw: event.raw,
@@ -83,6 +89,7 @@ export function buildFlowBody(delivery: BirdDelivery): FlowBody {
   if (event.error) body.error = { ...event.error };
   if (event.outbound) body.outbound = { ...event.outbound };
   if (event.turn) body.turn = event.turn;
+  if (delivery.conversation) body.conversation = delivery.conversation;
   return body;
 }
 

@@ -36,6 +36,9 @@ const envSchema = z.object({
   DYNAMODB_DEDUPE_TABLE: z.string().min(3).default('wa-ingress-dedupe'),
   DYNAMODB_OUTBOUND_TABLE: z.string().min(3).default('wa-ingress-outbound'),
   DYNAMODB_ERASURES_TABLE: z.string().min(3).default('wa-ingress-erasures'),
+  DYNAMODB_CONTACTS_TABLE: z.string().min(3).default('wa-ingress-contacts'),
+  /** How long a worker trusts the contact state it last read or wrote before reading it again. */
+  CONTACT_STATE_CACHE_MS: z.coerce.number().int().min(0).max(60_000).default(5000),
   SQS_OUTBOUND_QUEUE_URL: z.string().url().optional(),
   SQS_OUTBOUND_DLQ_URL: z.string().url().optional(),
   AWS_REGION: z.string().min(1).default('us-east-1'),
@@ -127,7 +130,8 @@ export interface Config {
   whatsapp: { verifyToken?: string; appSecrets: string[]; accessToken?: string };
   sqs: { queueUrl?: string; dlqUrl?: string; turnQueueUrl?: string; sendTimeoutMs: number; batchWindowMs: number; claimCheckThresholdBytes: number };
   s3: { bucket: string; mediaRetentionDays: number };
-  dynamodb: { linesTable: string; dedupeTable: string; outboundTable: string; erasuresTable: string };
+  dynamodb: { linesTable: string; dedupeTable: string; outboundTable: string; erasuresTable: string; contactsTable: string };
+  contactState: { cacheMs: number };
   aws: AwsSettings;
   createMissingResources: boolean;
   linesFile?: string;
@@ -242,7 +246,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       dedupeTable: env.DYNAMODB_DEDUPE_TABLE,
       outboundTable: env.DYNAMODB_OUTBOUND_TABLE,
       erasuresTable: env.DYNAMODB_ERASURES_TABLE,
+      contactsTable: env.DYNAMODB_CONTACTS_TABLE,
     },
+    contactState: { cacheMs: env.CONTACT_STATE_CACHE_MS },
     aws: {
       region: env.AWS_REGION,
       endpoints: {

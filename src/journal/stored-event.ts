@@ -48,12 +48,22 @@ export interface StoredEvent {
   timestamp?: string;
   receivedAt?: string;
   contact?: StoredPerson & { name?: string; username?: string; userId?: StoredPerson };
+  /** A message in a WhatsApp group: the group's id as a person's (last 4 and digest: the contacts table's byGroup key hashes it too). */
+  group?: StoredPerson;
+  /** A turn's message: the conversation state Bird was told (src/conversation). An opaque contact id, never a number. */
+  conversation?: StoredConversation;
   message?: StoredMessage;
   status?: { id?: string; status?: string; recipient?: StoredPerson; participant?: StoredPerson };
   error?: { code?: number; title?: string };
   /** A reply of ours: its opaque outbound id (the caller's idempotency key may carry an event key, so it is left out). */
   outbound?: { id?: string };
   turn?: { id?: string; cut?: string; messages: StoredEvent[] };
+}
+
+export interface StoredConversation {
+  contactId?: string;
+  windowOpenUntil?: string | null;
+  paused?: { until?: string | null; by?: string } | null;
 }
 
 export function storedPerson(value: unknown): StoredPerson | undefined {
@@ -92,6 +102,17 @@ function storedMessage(value: unknown): StoredMessage | undefined {
   };
 }
 
+function storedConversation(value: unknown): StoredConversation | undefined {
+  const conversation = objectOrUndefined(value);
+  if (!conversation) return undefined;
+  const paused = conversation.paused === null ? null : objectOrUndefined(conversation.paused);
+  return {
+    contactId: textOrUndefined(conversation.contactId),
+    windowOpenUntil: conversation.windowOpenUntil === null ? null : textOrUndefined(conversation.windowOpenUntil),
+    paused: paused && { until: paused.until === null ? null : textOrUndefined(paused.until), by: textOrUndefined(paused.by) },
+  };
+}
+
 function storedContact(value: unknown): StoredEvent['contact'] {
   const contact = objectOrUndefined(value);
   const person = storedPerson(contact?.userKey ?? contact?.waId ?? contact?.userId);
@@ -127,6 +148,8 @@ export function storedEvent(value: unknown): StoredEvent {
     timestamp: textOrUndefined(event.timestamp),
     receivedAt: textOrUndefined(event.receivedAt),
     contact: storedContact(event.contact),
+    group: storedPerson(event.groupId),
+    conversation: storedConversation(event.conversation),
     message: storedMessage(event.message),
     status: status && {
       id: digestOf(status.id),
@@ -144,12 +167,13 @@ export function storedEvent(value: unknown): StoredEvent {
   return withoutEmpty(stored) as StoredEvent;
 }
 
-/** A turn's messages share its contact and line: stored once, on the turn. */
+/** A turn's messages share its contact, group and line: stored once, on the turn. */
 function withoutRepeats(message: StoredEvent, turn: StoredEvent): StoredEvent {
-  const { contact, phoneNumberId, field, ...rest } = message;
+  const { contact, group, phoneNumberId, field, ...rest } = message;
   return {
     ...rest,
     ...(JSON.stringify(contact) !== JSON.stringify(turn.contact) ? { contact } : {}),
+    ...(JSON.stringify(group) !== JSON.stringify(turn.group) ? { group } : {}),
     ...(phoneNumberId !== turn.phoneNumberId ? { phoneNumberId } : {}),
     ...(field !== turn.field ? { field } : {}),
   };

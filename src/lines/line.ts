@@ -86,6 +86,11 @@ export const lineSchema = z.object({
     .default({}),
   /** Off when absent. Only flow lines buffer turns (parseLines refuses it on a conversations line). */
   turn: turnSchema.optional(),
+  /**
+   * Handoff: how long the AI stays paused for a contact after the owner answered them from the
+   * WhatsApp Business app (an smb_message_echoes webhook); each echo renews it.
+   */
+  handoff: z.object({ pauseMinutes: z.number().int().min(1).max(10_080).default(60) }).strict().optional(),
   active: z.boolean().default(true),
 });
 

@@ -22,9 +22,10 @@ interface Side {
 
 /**
  * The conversation a webhook payload belongs to: `<phone_number_id>:<contact>`.
- * The contact is the first message's sender (`from`, else `from_user_id`, else its change's only
- * contact, as the normaliser reads it), else the first status's
- * recipient (`recipient_id`, else `recipient_user_id`), else `entry.id` (account events, errors).
+ * The contact is the first message's group (`group:<group_id>`), else its sender (`from_user_id`,
+ * else `from`, else its change's only contact: see conversationKeyOf for why the BSUID comes first),
+ * else the first status's recipient (`recipient_user_id`, else `recipient_id`), else `entry.id`
+ * (account events, errors).
  * The phone number id is that item's change's `metadata.phone_number_id`, else the first one the
  * payload names, else `entry.id` (account-level changes carry none).
  * One payload carries one group: Meta batches per business number, and in practice per user; a
@@ -62,7 +63,9 @@ export const STATUS_GROUP_SUFFIX = ':status';
  * The status lane. A status only moves a record forward (src/outbound/record.ts), so it needs no
  * place in the conversation's order, and must not wait behind a message of it that is being
  * retried: the sender resends a reply it has no status for after its grace. So statuses go to a
- * group of their own per recipient, `<phone_number_id>:<recipient>:status`:
+ * group of their own per recipient, `<phone_number_id>:<recipient>:status`, the recipient read as
+ * the conversation group reads it (`recipient_user_id`, else `recipient_id`: the BSUID first), so one
+ * person's status group stays one when Meta starts or stops sending their number:
  * - statuses only: one route, the status group;
  * - no status: one route, the conversation group (as before);
  * - both (a POST mixing messages and statuses): two routes, the same bytes to each, the
@@ -119,8 +122,8 @@ function partsOf(payload: unknown): PayloadParts {
     return undefined;
   };
   return {
-    firstSender: firstOf('messages', (m, value) => textOrUndefined(m.from) ?? textOrUndefined(m.from_user_id) ?? onlyContact(value)),
-    firstRecipient: firstOf('statuses', (s) => textOrUndefined(s.recipient_id) ?? textOrUndefined(s.recipient_user_id)),
+    firstSender: firstOf('messages', (m, value) => groupKey(textOrUndefined(m.group_id)) ?? textOrUndefined(m.from_user_id) ?? textOrUndefined(m.from) ?? onlyContact(value)),
+    firstRecipient: firstOf('statuses', (s) => textOrUndefined(s.recipient_user_id) ?? textOrUndefined(s.recipient_id)),
     firstPhoneNumberId: changes.map((c) => c.phoneNumberId).find((id) => id !== undefined),
     entryId: entries.map((e) => textOrUndefined(e.id)).find((id) => id !== undefined),
   };
@@ -140,7 +143,22 @@ function onlyContact(value: JsonObject): string | undefined {
   const contacts = itemsOf(value.contacts);
   if (contacts.length !== 1) return undefined;
   const contact = objectOrUndefined(contacts[0]);
-  return textOrUndefined(contact?.wa_id) ?? textOrUndefined(contact?.user_id);
+  return textOrUndefined(contact?.user_id) ?? textOrUndefined(contact?.wa_id);
+}
+
+function groupKey(groupId: string | undefined): string | undefined {
+  return groupId === undefined ? undefined : `group:${groupId}`;
+}
+
+/**
+ * The key of the conversation an event belongs to, the same the FIFO group uses: the WhatsApp group
+ * for a group message, else the person's BSUID when Meta sent one, else their number. The BSUID comes
+ * first because it is the id that stays: a number changes (user_changed_number) and, for people who
+ * adopt a username, disappears from webhooks; so one person's messages keep one group and one turn
+ * buffer when Meta starts or stops sending their number.
+ */
+export function conversationKeyOf(event: Pick<WhatsAppEvent, 'groupId' | 'contact'>): string | undefined {
+  return groupKey(event.groupId) ?? event.contact?.userId ?? event.contact?.waId ?? event.contact?.userKey;
 }
 
 /** A value SQS takes as MessageGroupId: odd characters replaced, an over-long id hashed (still one per input). */

@@ -63,6 +63,8 @@ const ACCOUNT_FIELDS: ReadonlySet<string> = new Set([
   'payment_configuration_update',
   'automatic_events',
   'calls',
+  'messaging_handovers',
+  'standby',
 ]);
 
 export function isAccountField(field: string): boolean {
@@ -128,7 +130,47 @@ function changeToEvents(
     if (events.length > 0) return events;
   }
   const kind: EventKind = field !== undefined && isAccountField(field) ? 'account' : 'unknown';
-  return [keyed({ ...scope, kind, timestamp: entry.time, raw })];
+  const person = kind === 'account' && value ? conversationSide(scope.field, value) : undefined;
+  return [keyed({ ...scope, kind, timestamp: entry.time, raw, ...person, phoneNumberId: scope.phoneNumberId ?? person?.phoneNumberId })];
+}
+
+/**
+ * The person an account change is about, for the fields that move a conversation's state (their
+ * first item; Meta sends one per change in every example): `smb_message_echoes` (the owner wrote
+ * from the WhatsApp Business app: `to`), `calls` (the caller: `from`), `messaging_handovers` (the
+ * thread's user: `sender`; the line is `recipient.phone_number_id`, there is no metadata) and
+ * `standby` (messages while another app has the thread: their sender). Their timestamp is the item's.
+ */
+function conversationSide(field: string, value: JsonObject): Pick<EventBody, 'contact' | 'timestamp' | 'phoneNumberId'> | undefined {
+  const first = (list: unknown) => objectOrUndefined(itemsOf(list)[0]);
+  const contacts = itemsOf(value.contacts).map(objectOrUndefined).filter((c): c is JsonObject => c !== undefined);
+  switch (field) {
+    case 'smb_message_echoes': {
+      const echo = first(value.message_echoes);
+      if (!echo) return undefined;
+      return { contact: contactOf(textOrUndefined(echo.to), textOrUndefined(echo.to_user_id), contacts), timestamp: textOrUndefined(echo.timestamp) };
+    }
+    case 'calls': {
+      const call = first(value.calls);
+      if (!call) return undefined;
+      return { contact: contactOf(textOrUndefined(call.from), textOrUndefined(call.from_user_id), contacts), timestamp: textOrUndefined(call.timestamp) };
+    }
+    case 'messaging_handovers': {
+      const sender = objectOrUndefined(value.sender);
+      return {
+        contact: contactOf(textOrUndefined(sender?.phone_number) ?? textOrUndefined(sender?.wa_id), textOrUndefined(sender?.user_id), contacts),
+        timestamp: textOrUndefined(value.timestamp),
+        phoneNumberId: textOrUndefined(objectOrUndefined(value.recipient)?.phone_number_id),
+      };
+    }
+    case 'standby': {
+      const message = first(value.messages);
+      if (!message) return undefined;
+      return { contact: contactOf(textOrUndefined(message.from), textOrUndefined(message.from_user_id), contacts), timestamp: textOrUndefined(message.timestamp) };
+    }
+    default:
+      return undefined;
+  }
 }
 
 function messagesValueToEvents(value: JsonObject, scope: ChangeScope): WhatsAppEvent[] {
@@ -164,6 +206,7 @@ function messageEvent(item: unknown, scope: ChangeScope, contacts: JsonObject[])
       ...content,
       replyToId: textOrUndefined(objectOrUndefined(message.context)?.id),
     },
+    ...(textOrUndefined(message.group_id) ? { groupId: textOrUndefined(message.group_id) } : {}),
     raw: item,
   });
 }

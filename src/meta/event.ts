@@ -60,6 +60,8 @@ export interface WhatsAppEvent {
   /** Meta's timestamp (seconds since epoch, as a string) when the item has one. */
   timestamp?: string;
   contact?: EventContact;
+  /** A message in a WhatsApp group (Groups API): the group is the conversation, `contact` the member who wrote. */
+  groupId?: string;
   message?: {
     id: string;
     type: string;

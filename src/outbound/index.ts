@@ -1,3 +1,4 @@
+import type { ContactStates } from '../conversation/contact-states';
 import type { AwsClients } from '../aws/clients';
 import type { BirdClient } from '../bird';
 import type { Config } from '../config/config';
@@ -27,7 +28,7 @@ export { QueueOutboundAcceptor, InvalidOutboundError } from './acceptor';
 export { DynamoOutboundStore } from './dynamo-outbound-store';
 export { createSendApiRouter } from './send-api';
 
-type OutboundDeps = { config: Config; clients: AwsClients; lines: LineRegistry; secrets: SecretResolver; registry: Registry; logger: Logger };
+type OutboundDeps = { config: Config; clients: AwsClients; lines: LineRegistry; secrets: SecretResolver; registry: Registry; logger: Logger; contacts?: ContactStates };
 
 /** The one acceptor of a process: records in DynamoDB, jobs on the outbound FIFO queue. */
 export function createOutboundAcceptor(deps: Omit<OutboundDeps, 'lines' | 'secrets'>, store?: OutboundStore): { acceptor: QueueOutboundAcceptor; store: OutboundStore } {
@@ -43,7 +44,7 @@ export function createOutboundRoutes(deps: OutboundDeps): Router[] {
   const { config, registry, logger } = deps;
   const { acceptor, store } = createOutboundAcceptor(deps);
   return [
-    createSendApiRouter({ lines: deps.lines, secrets: deps.secrets, acceptor, store, registry, logger }),
+    createSendApiRouter({ lines: deps.lines, secrets: deps.secrets, acceptor, store, registry, logger, contacts: deps.contacts }),
     birdWebhookRouter({
       lines: deps.lines,
       secrets: deps.secrets,

@@ -50,6 +50,8 @@ export class GraphPresence implements PresenceSignal {
   messageHandedToBird(line: Line, event: WhatsAppEvent): void {
     if (event.kind !== 'message' || !event.message?.id || !event.phoneNumberId) return;
     if (!line.presence.markRead) return this.count('skipped', 'disabled');
+    // Meta refuses read receipts and typing in groups (Groups API).
+    if (event.groupId !== undefined) return this.count('skipped', 'group');
     if (this.inFlight.size >= (this.options.maxInFlight ?? 256)) return this.count('skipped', 'busy');
     const call = this.send(line, event.phoneNumberId, event.message.id).finally(() => this.inFlight.delete(call));
     this.inFlight.add(call);

@@ -11,6 +11,8 @@ import { InvalidOutboundError, MAX_IDEMPOTENCY_KEY_LENGTH } from './acceptor';
 import type { OutboundAcceptor, OutboundBody } from './job';
 import type { OutboundStore } from './outbound-store';
 import { looksLikeOutboundId, toView } from './record';
+import { contactHandlers } from '../conversation/contact-routes';
+import type { ContactStates } from '../conversation/contact-states';
 
 /** Meta's send bodies are small; anything larger is not a reply. */
 export const SEND_API_MAX_BODY_BYTES = 64 * 1024;
@@ -23,6 +25,8 @@ export interface SendApiDependencies {
   store: Pick<OutboundStore, 'get'>;
   registry: Registry;
   logger: Logger;
+  /** The contact API (`/v1/lines/:lineId/contacts/:contact`), when the process keeps conversation state. */
+  contacts?: ContactStates;
 }
 
 type Locals = LineKeyLocals;
@@ -113,6 +117,12 @@ export function createSendApiRouter(deps: SendApiDependencies): express.Router {
   const rawBody = express.raw({ type: () => true, limit: SEND_API_MAX_BODY_BYTES });
   router.post('/v1/lines/:lineId/messages', asyncRoute(authenticate), rawBody, asyncRoute(send));
   router.get('/v1/lines/:lineId/messages/:id', asyncRoute(authenticate), asyncRoute(status));
+  if (deps.contacts) {
+    const contact = contactHandlers(deps.contacts, fail);
+    router.get('/v1/lines/:lineId/contacts/:contact', asyncRoute(authenticate), asyncRoute(contact.get));
+    router.put('/v1/lines/:lineId/contacts/:contact/pause', asyncRoute(authenticate), rawBody, asyncRoute(contact.pause));
+    router.delete('/v1/lines/:lineId/contacts/:contact/pause', asyncRoute(authenticate), asyncRoute(contact.resume));
+  }
 
   router.use('/v1', (error: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
     if (error.status === 413) {

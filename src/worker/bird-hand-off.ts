@@ -15,6 +15,7 @@ import type { TurnBuffer } from './turns/turn-buffer';
 import { presenceTarget } from './turns/turn-message';
 import { MediaStep } from './media-step';
 import type { MessageHandling } from './message-handling';
+import type { ContactStates, ConversationView } from '../conversation/contact-states';
 
 export interface BirdHandOffOptions {
   secrets: SecretResolver;
@@ -30,6 +31,8 @@ export interface BirdHandOffOptions {
   presence?: PresenceSignal;
   /** A Flow's synchronous `replies`, made durable before the event is COMPLETED. */
   replies?: ReplyScheduler;
+  /** Conversation state (src/conversation): updated before Bird hears the event, and told to Bird with it. */
+  contacts?: ContactStates;
 }
 
 /**
@@ -50,12 +53,17 @@ export class BirdHandOff {
     const outbound = event.kind === 'status' ? await this.options.outboundStatuses?.settle(line.lineId, event) : undefined;
     // A turn's buffered messages hold S3 keys: their files are signed now, at delivery.
     const delivered = await this.media.signTurn(outbound ? { ...event, outbound } : event);
-    const media = await this.media.fetch(delivered, line, handling.receivedAt);
+    // Before Bird: the window and pause Bird is told already count this event. Idempotent (a retry
+    // re-applies nothing), so it runs beside the media copy rather than after it.
+    const [media, conversation] = await Promise.all([
+      this.media.fetch(delivered, line, handling.receivedAt),
+      this.options.contacts?.observe(line.lineId, event, { pauseMinutes: line.handoff?.pauseMinutes, payload: handling.events, receiveCount: handling.message.receiveCount }),
+    ]);
     if ('stored' in media && media.stored) steps.push(step('media_stored', { key: media.stored.s3Key, size: media.stored.size, type: media.stored.mimeType }));
     // Another worker may own the event now: let it deliver, and look again later.
     if (lease.lost) throw new RetryableError('dedupe_lease_lost', 'The claim lapsed while fetching media; the event was not delivered');
     const started = Date.now();
-    const answer = await this.deliver(handling, delivered, line, 'error' in media ? { mediaError: media.error } : { media: media.stored });
+    const answer = await this.deliver(handling, delivered, line, { ...('error' in media ? { mediaError: media.error } : { media: media.stored }), conversation });
     steps.push(step('delivered', { transport: answer ? line.bird.transport : 'turn_buffer', status: answer?.status, ms: Date.now() - started }));
     // Held for its turn: Bird has not seen it yet, so no read mark, no typing, no replies.
     if (!answer) return;
@@ -71,7 +79,12 @@ export class BirdHandOff {
    * Undefined: the message joined its conversation's turn (a line with `turn`), as the flow would have
    * received it alone, and is done once buffered; its turn reaches Bird later as one `turn` event.
    */
-  private async deliver(handling: MessageHandling, event: WhatsAppEvent, line: Line, file: { media?: DeliveredMedia; mediaError?: UnfixableMediaReason }): Promise<BirdAnswer | undefined> {
+  private async deliver(
+    handling: MessageHandling,
+    event: WhatsAppEvent,
+    line: Line,
+    file: { media?: DeliveredMedia; mediaError?: UnfixableMediaReason; conversation?: ConversationView },
+  ): Promise<BirdAnswer | undefined> {
     const target = await resolveBirdTarget(line, this.options.secrets);
     const delivery = { lineId: line.lineId, target, event, receivedAt: handling.receivedAt, signal: handling.signal, ...file };
     if (this.options.turns?.holds(line, event)) {

@@ -1,3 +1,5 @@
+import { createContactStates } from '../conversation';
+import type { ContactStates } from '../conversation/contact-states';
 import type { AwsClients } from '../aws/clients';
 import { createBirdClient, type BirdBreakerOptions, type BirdRetryOptions } from '../bird';
 import type { Config } from '../config/config';
@@ -40,6 +42,8 @@ export function startWorker(deps: {
   logger: Logger;
   /** Where the worker's journey steps are published for a console in the same process. */
   journalBus?: JournalBus;
+  /** Conversation state; shared with the contact API in an `all` process so both see one cache. */
+  contacts?: ContactStates;
   /** Knobs no environment variable reaches (tests shorten Bird's retries and the poller's backoff). */
   tuning?: {
     bird?: { retry?: BirdRetryOptions; breaker?: BirdBreakerOptions };
@@ -85,6 +89,7 @@ export function startWorker(deps: {
     replies: outboundStore && new FlowReplyScheduler({ acceptor: createOutboundAcceptor({ config, clients, registry, logger }, outboundStore).acceptor, registry, logger }),
     lines: deps.lines,
     secrets: deps.secrets,
+    contacts: deps.contacts ?? createContactStates(config, clients, registry),
     dedupe: new DynamoDedupeStore({
       documents: clients.documents,
       tableName: config.dynamodb.dedupeTable,

@@ -1,4 +1,5 @@
 import type { FailureReason } from '../errors';
+import type { WhatsAppEvent } from '../meta/event';
 import type { Logger } from '../observability/logger';
 import type { ReceivedMessage } from '../queue/message';
 
@@ -13,6 +14,8 @@ export interface MessageHandling {
   redriveKey?: string;
   signal?: AbortSignal;
   log: Logger;
+  /** Every event of the payload: the contact state folds a person's later messages into one write. */
+  events?: readonly WhatsAppEvent[];
 }
 
 /** `skipped`: parked earlier (it is parked once), or not the event a redrive is for. */

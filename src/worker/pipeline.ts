@@ -79,8 +79,9 @@ export class EventPipeline {
     // In Meta's timestamp order (ties in payload order): a conversation's events reach Bird as they happened.
     // A cut conversation turn (src/worker/turns) comes back through here as one `turn` event.
     // A copy of a payload split by lane (statuses apart from the conversation) handles its lane's events only.
-    const events = turnEvents(payload) ?? envelopeToEvents(payload).filter(inLane(message.attributes.lane)).map((e) => this.keyedForMessage(e, message));
-    for (const event of inTimestampOrder(events)) {
+    const events = inTimestampOrder(turnEvents(payload) ?? envelopeToEvents(payload).filter(inLane(message.attributes.lane)).map((e) => this.keyedForMessage(e, message)));
+    handling.events = events;
+    for (const event of events) {
       const outcome: EventOutcome = handling.signal?.aborted ? { result: 'retry', reason: 'shutting_down' } : await this.handleEvent(handling, event);
       this.events.inc({ kind: event.kind, outcome: outcome.result });
       if (outcome.result !== 'skipped') redriveFound = true;

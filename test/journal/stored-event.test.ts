@@ -14,7 +14,11 @@ import { loadFixture, webhookFixtures } from '../support/fixtures';
  */
 
 /** Fields of Meta's JSON that hold a person's or a line's number, a user id, or a message id. */
-const IDENTIFYING_FIELDS = new Set(['from', 'wa_id', 'recipient_id', 'display_phone_number', 'user_id', 'from_user_id', 'recipient_user_id', 'phone', 'id', 'message_id', 'original_message_id']);
+const IDENTIFYING_FIELDS = new Set([
+  'from', 'wa_id', 'recipient_id', 'display_phone_number', 'user_id', 'from_user_id', 'recipient_user_id', 'phone', 'id', 'message_id', 'original_message_id',
+  // smb_message_echoes (`to`), messaging_handovers (`sender.phone_number`), Groups API (`group_id`).
+  'to', 'to_user_id', 'phone_number', 'group_id',
+]);
 
 function identifiers(value: unknown, out = new Set<string>(), field = ''): Set<string> {
   if (Array.isArray(value)) value.forEach((item) => identifiers(item, out, field));
@@ -57,6 +61,44 @@ describe('the stored event (mask when writing)', () => {
     expect(projected.contact).toMatchObject({ lastFour: `…${event!.contact!.waId!.slice(-4)}`, digest: contactDigest(event!.contact!.waId!) });
     const facts = journalFacts(event!, 'line-doc', '2026-12-01T10:00:00Z');
     expect(facts).toMatchObject({ wamid: wamidDigest(event!.message!.id), contactHash: contactDigest(event!.contact!.waId!), contact: `…${event!.contact!.waId!.slice(-4)}` });
+  });
+});
+
+describe('conversation state (issue 15) in the stored event', () => {
+  it.each(['smb-message-echo-text', 'messaging-handovers-control-passed', 'messaging-handovers-control-taken', 'standby-message-text', 'message-system-user-changed-user-id'])(
+    '%s: its person is stored as last 4 and digest, no whole id',
+    (name) => {
+      const fixture = loadFixture(name).json;
+      const [event] = envelopeToEvents(fixture);
+      expect(event!.contact).toBeDefined();
+      const json = stored(event!);
+      for (const id of [event!.contact!.waId, event!.contact!.userId].filter((id): id is string => id !== undefined)) expect(json).not.toContain(id);
+      expect(storedEvent(event).contact?.digest).toBe(contactDigest(event!.contact!.userKey ?? event!.contact!.waId ?? event!.contact!.userId!));
+    },
+  );
+
+  it('a group message: the group as last 4 and digest, never its id', () => {
+    const payload = loadFixture('message-text').json as { entry: { changes: { value: { messages: Record<string, unknown>[] } }[] }[] };
+    payload.entry[0]!.changes[0]!.value.messages[0]!.group_id = 'G-journal-120363025246125486';
+    const [event] = envelopeToEvents(payload);
+    expect(event!.groupId).toBe('G-journal-120363025246125486');
+    const projected = storedEvent(event);
+    expect(projected.group).toEqual({ lastFour: `…5486`, digest: contactDigest('G-journal-120363025246125486') });
+    expect(stored(event!)).not.toContain('G-journal-120363025246125486');
+  });
+
+  it("a turn's message keeps the conversation Bird was told: opaque contact id, window, pause", () => {
+    const text = envelopeToEvents(loadFixture('message-text').json)[0]!;
+    const conversation = { contactId: 'ct_0123456789abcdef', windowOpenUntil: '2026-12-02T10:00:00.000Z', paused: { until: null, by: 'business_app' as const } };
+    const body = buildFlowBody({ lineId: 'line-doc', target: undefined as never, event: text, receivedAt: '2026-12-01T10:00:00Z', conversation });
+    const message: TurnMessage = {
+      object: TURN_OBJECT,
+      turn: { id: 't-2', key: 'turn#line-doc#t-2', lineId: 'line-doc', phoneNumberId: text.phoneNumberId!, contact: text.contact ?? null, cut: 'quiet', messages: [body] },
+    };
+    const turn = turnEvents(JSON.parse(JSON.stringify(message)))![0]!;
+    const projected = storedEvent(turn);
+    expect(projected.turn?.messages[0]?.conversation).toEqual(conversation);
+    expect(stored(turn)).not.toContain(text.contact!.waId!);
   });
 });
 

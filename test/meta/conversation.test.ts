@@ -31,14 +31,14 @@ describe('conversationGroupId over the fixtures', () => {
     ['batch-two-changes-two-texts', 'PHONE_NUMBER_ID:PHONE_NUMBER'],
     // from_user_id only (BSUID rollout)
     ['bsuid-message-text-no-from', '106540352242922:US.13491208655302741918'],
-    ['message-button-quick-reply-from-user-id', '1122334455667:972987654321'],
+    ['message-button-quick-reply-from-user-id', '1122334455667:US.13491208655302741918'],
     // a message naming nobody: its change's only contact (user_id)
     ['odd-bsuid-only-no-from', 'PHONE_NUMBER_ID:BSUID_123'],
-    // statuses: recipient_id, else recipient_user_id
+    // statuses: recipient_user_id, else recipient_id (the BSUID first, as for senders)
     ['status-read', '1122334455667:972987654321'],
     ['status-failed', '106540352242922:16505551234'],
     ['bsuid-status-delivered-no-phone', '106540352242922:US.13491208655302741918'],
-    ['bsuid-status-delivered-username', '106540352242922:16505551234'],
+    ['bsuid-status-delivered-username', '106540352242922:US.13491208655302741918'],
     // a group receipt: the group is the conversation; '<' and '>' are punctuation SQS accepts
     ['status-group-read', '<BUSINESS_PHONE_NUMBER_ID>:fowefinoewcnw'],
     // no message, no status: entry.id (account events carry no phone_number_id either)
@@ -87,6 +87,8 @@ describe('inboundRoutes: statuses in a lane of their own', () => {
   it.each([
     ['status-read', '1122334455667:972987654321:status'],
     ['bsuid-status-delivered-no-phone', '106540352242922:US.13491208655302741918:status'],
+    // both ids: the BSUID, as the person's conversation group reads a sender
+    ['bsuid-status-delivered-username', '106540352242922:US.13491208655302741918:status'],
     ['status-group-read', '<BUSINESS_PHONE_NUMBER_ID>:fowefinoewcnw:status'],
   ])('%s → %s', (name, group) => {
     const routes = routesOf(loadFixture(name).json);
@@ -112,6 +114,20 @@ describe('inboundRoutes: statuses in a lane of their own', () => {
     const events = envelopeToEvents(MIXED);
     const byLane = routes.map((route) => events.filter(inLane(route.lane)).map((e) => e.kind));
     expect(byLane).toEqual([['message'], ['status']]);
+  });
+
+  it("derives the status group's person as the conversation group does: the BSUID when Meta sends both ids", () => {
+    const both = JSON.parse(JSON.stringify(MIXED)) as { entry: { changes: { value: { messages: Record<string, unknown>[]; statuses: Record<string, unknown>[] } }[] }[] };
+    both.entry[0]!.changes[0]!.value.messages[0]!.from_user_id = 'US.5';
+    both.entry[0]!.changes[0]!.value.statuses[0]!.recipient_user_id = 'US.5';
+    expect(routesOf(both)).toEqual([
+      { groupId: '1:US.5', lane: 'conversation' },
+      { groupId: '1:US.5:status', lane: 'statuses' },
+    ]);
+    // The same person once Meta stops sending the number: the same two groups.
+    delete both.entry[0]!.changes[0]!.value.messages[0]!.from;
+    delete both.entry[0]!.changes[0]!.value.statuses[0]!.recipient_id;
+    expect(routesOf(both).map((r) => r.groupId)).toEqual(['1:US.5', '1:US.5:status']);
   });
 
   it('handles every event of a message without a lane (standard queue, or sent before the split)', () => {

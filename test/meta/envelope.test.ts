@@ -79,6 +79,20 @@ const EXPECTED: Record<string, Row[]> = {
   'message-sticker-animated': [['message', 'sticker', `msg#${PYWA_PNID}#wamid.xyzxyz`]],
   'message-sticker': [['message', 'sticker', `msg#${DOC_PNID}#${DOC_WAMID_4RGA}`]],
   'message-system-identity-changed': [['message', 'system', `msg#${PYWA_PNID}#wamid.xyzxyz`]],
+  'message-system-user-changed-user-id': [['message', 'system', `msg#${DOC_PNID}#wamid.HBgLMTY1MDM4Nzk0MzkVAgASGAoxMTgyMDg2MjY4AA==`]],
+  // Conversation-state changes (src/conversation) stay account events; the person and the item's timestamp are read out.
+  'smb-message-echo-text': [
+    ['account', 'smb_message_echoes', hashed('account', { field: 'smb_message_echoes', wabaId: DOC_WABA, phoneNumberId: DOC_PNID, timestamp: '1739321024', raw: 'entry.0.changes.0.value' })],
+  ],
+  'messaging-handovers-control-taken': [
+    ['account', 'messaging_handovers', hashed('account', { field: 'messaging_handovers', wabaId: DOC_WABA, phoneNumberId: DOC_PNID, timestamp: '1750101000', raw: 'entry.0.changes.0.value' })],
+  ],
+  'messaging-handovers-control-passed': [
+    ['account', 'messaging_handovers', hashed('account', { field: 'messaging_handovers', wabaId: DOC_WABA, phoneNumberId: DOC_PNID, timestamp: '1750104600', raw: 'entry.0.changes.0.value' })],
+  ],
+  'standby-message-text': [
+    ['account', 'standby', hashed('account', { field: 'standby', wabaId: DOC_WABA, phoneNumberId: DOC_PNID, timestamp: '1750102000', raw: 'entry.0.changes.0.value' })],
+  ],
   'message-system-user-changed-number': [
     ['message', 'system', `msg#${DOC_PNID}#wamid.HBgLMTk4MzU1NTE5NzQVAgASGAoxMTgyMDg2MjY3AA==`],
   ],

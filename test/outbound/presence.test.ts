@@ -40,7 +40,8 @@ const reads = () => remote.graph.messages.readCalls();
 
 async function deliver(phoneNumberId: string, wamid: string): Promise<void> {
   const before = await rig.handled();
-  expect(await rig.post(webhookPayload([{ changes: [{ phoneNumberId, messages: [textMessage(wamid)] }] }]))).toBe(200);
+  const message = wamid.endsWith('-group') ? { ...textMessage(wamid), group_id: 'G-presence' } : textMessage(wamid);
+  expect(await rig.post(webhookPayload([{ changes: [{ phoneNumberId, messages: [message] }] }]))).toBe(200);
   await rig.waitForHandled(before + 1);
 }
 
@@ -85,5 +86,13 @@ describe('presence: read receipt and typing indicator once Bird has the message'
     expect(JSON.parse(line!)).toMatchObject({ source: 'presence', lineId: 'line-bad-token', code: 190 });
     expect(line).not.toContain('a-revoked-token');
     expect(countByKey(remote.bird.received()).get(`msg#${BAD_TOKEN_LINE.phoneNumberId}#wamid.presence-5`)).toBe(1);
+  });
+
+  it('a message in a WhatsApp group gets no read receipt and no typing indicator (Meta refuses both in groups)', async () => {
+    await deliver(LINES.doc.phoneNumberId, 'wamid.presence-group');
+    await deliver(LINES.doc.phoneNumberId, 'wamid.presence-after-the-group-one');
+    await waitFor(async () => reads().some((r) => r.messageId === 'wamid.presence-after-the-group-one'), 5000, 'the read call');
+    expect(reads().map((r) => r.messageId)).toEqual(['wamid.presence-after-the-group-one']);
+    expect(await rig.metric('wa_ingress_presence_calls_total', { outcome: 'skipped', reason: 'group' })).toBe(1);
   });
 });

@@ -264,7 +264,7 @@ describe('erasure through the running process', () => {
       throw new Error(`${e.message}: ${JSON.stringify(view)}\n${child.output().slice(-3000)}`);
     });
     // text, image, voice and the pending message, each with its statuses' records: 3 replies × 3 statuses.
-    expect(view.removed).toEqual({ media: mediaBefore, journal: 4 + 9, outbound: 3, turns: 1, archive: archiveBefore });
+    expect(view.removed).toEqual({ media: mediaBefore, journal: 4 + 9, outbound: 3, turns: 1, contact_state: 1, archive: archiveBefore });
     console.log(`erasure e2e counts: ${JSON.stringify(view.removed)} (killed after ${removedAtKill} media objects)`);
 
     // S3 holds none of its media; its turn buffer and replies are gone; the console finds nothing.

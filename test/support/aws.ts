@@ -7,7 +7,7 @@ import { startAwsStandIns, type AwsStandIns, type AwsStandInOptions } from '../.
 export interface AwsHarness {
   standIns: AwsStandIns;
   clients: AwsClients;
-  names: { linesTable: string; dedupeTable: string; bucket: string; outboundTable: string };
+  names: { linesTable: string; dedupeTable: string; bucket: string; outboundTable: string; contactsTable: string };
   /** Receive (and delete) everything on a queue until it stays empty. */
   drainQueue(queueUrl?: string): Promise<Message[]>;
   purge(queueUrl?: string): Promise<void>;
@@ -18,7 +18,7 @@ export interface AwsHarness {
 export async function startAwsHarness(options: AwsStandInOptions = {}): Promise<AwsHarness> {
   const standIns = await startAwsStandIns(options);
   const clients = createAwsClients({ region: 'us-east-1', endpoints: standIns.endpoints, forcePathStyle: true, credentials: standIns.credentials });
-  const names = { linesTable: 'lines', dedupeTable: 'dedupe', bucket: 'wa-test', outboundTable: 'outbound' };
+  const names = { linesTable: 'lines', dedupeTable: 'dedupe', bucket: 'wa-test', outboundTable: 'outbound', contactsTable: 'contacts' };
   await ensureResources(clients, names);
   return {
     standIns,

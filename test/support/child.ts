@@ -28,6 +28,7 @@ export function productionLikeEnv(aws: AwsHarness, extra: Record<string, string>
     S3_BUCKET: aws.names.bucket,
     DYNAMODB_LINES_TABLE: aws.names.linesTable,
     DYNAMODB_DEDUPE_TABLE: aws.names.dedupeTable,
+    DYNAMODB_CONTACTS_TABLE: aws.names.contactsTable,
     ...extra,
   };
 }

@@ -15,9 +15,12 @@ import { DynamoOutboundStore, QueueOutboundAcceptor, createSendApiRouter } from 
 function sendApiFor(aws: AwsHarness, lines: CachedLineRegistry, secrets: SecretResolver, registry: Registry, logger: Logger, timeoutMs: number) {
   const store = new DynamoOutboundStore({ documents: aws.clients.documents, tableName: aws.names.outboundTable, retentionDays: 30, registry });
   const acceptor = new QueueOutboundAcceptor({ store, sqs: aws.clients.sqs, queueUrl: aws.standIns.outboundQueueUrl, timeoutMs, registry, logger });
-  return createSendApiRouter({ lines, secrets, acceptor, store, registry, logger });
+  // The contact API rides on the same router, as in main.ts.
+  const contacts = new ContactStates({ store: new DynamoContactStore({ documents: aws.clients.documents, tableName: aws.names.contactsTable }), registry, cacheMs: 0 });
+  return createSendApiRouter({ lines, secrets, acceptor, store, registry, logger, contacts });
 }
 import { capturedLogger } from './logs';
+import { ContactStates, DynamoContactStore } from '../../src/conversation';
 
 export const VERIFY_TOKEN = 'verify-token-under-test';
 export const APP_SECRET = 'app-secret-under-test-1';

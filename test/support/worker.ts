@@ -80,6 +80,7 @@ export function workerConfig(aws: AwsHarness, graph: GraphStandIn, env: Record<s
     S3_BUCKET: aws.names.bucket,
     DYNAMODB_LINES_TABLE: aws.names.linesTable,
     DYNAMODB_DEDUPE_TABLE: aws.names.dedupeTable,
+    DYNAMODB_CONTACTS_TABLE: aws.names.contactsTable,
     SQS_WAIT_TIME_SECONDS: '0',
     SQS_VISIBILITY_TIMEOUT_SECONDS: '5',
     WORKER_CONCURRENCY: '4',

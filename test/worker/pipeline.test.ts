@@ -101,6 +101,20 @@ const EXPECTED: Record<string, { bird: BirdRow[]; parked?: ParkedRow[] }> = {
   'message-sticker-animated': { bird: [['message', 'sticker', `msg#${PYWA}#wamid.xyzxyz`]] },
   'message-sticker': { bird: [['message', 'sticker', `msg#${DOC}#${WAMID_4RGA}`]] },
   'message-system-identity-changed': { bird: [['message', 'system', `msg#${PYWA}#wamid.xyzxyz`]] },
+  'message-system-user-changed-user-id': { bird: [['message', 'system', `msg#${DOC}#wamid.HBgLMTY1MDM4Nzk0MzkVAgASGAoxMTgyMDg2MjY4AA==`]] },
+  // Conversation-state changes reach Bird as account events of their line (the handover's line is its recipient.phone_number_id).
+  'smb-message-echo-text': {
+    bird: [['account', 'smb_message_echoes', hashed('account', { field: 'smb_message_echoes', wabaId: DOC_WABA, phoneNumberId: DOC, timestamp: '1739321024', raw: 'entry.0.changes.0.value' })]],
+  },
+  'messaging-handovers-control-taken': {
+    bird: [['account', 'messaging_handovers', hashed('account', { field: 'messaging_handovers', wabaId: DOC_WABA, phoneNumberId: DOC, timestamp: '1750101000', raw: 'entry.0.changes.0.value' })]],
+  },
+  'messaging-handovers-control-passed': {
+    bird: [['account', 'messaging_handovers', hashed('account', { field: 'messaging_handovers', wabaId: DOC_WABA, phoneNumberId: DOC, timestamp: '1750104600', raw: 'entry.0.changes.0.value' })]],
+  },
+  'standby-message-text': {
+    bird: [['account', 'standby', hashed('account', { field: 'standby', wabaId: DOC_WABA, phoneNumberId: DOC, timestamp: '1750102000', raw: 'entry.0.changes.0.value' })]],
+  },
   'message-system-user-changed-number': {
     bird: [['message', 'system', `msg#${DOC}#wamid.HBgLMTk4MzU1NTE5NzQVAgASGAoxMTgyMDg2MjY3AA==`]],
   },

@@ -12,6 +12,7 @@ import { MediaErasureStep } from './steps/media-erasure';
 import { OutboundErasureStep } from './steps/outbound-erasure';
 import { TurnBufferErasureStep } from './steps/turn-erasure';
 import { ArchiveErasureStep } from './steps/archive-erasure';
+import { ContactStateErasureStep } from './steps/contact-state-erasure';
 import { ArchiveObjects } from '../../archive/archive-objects';
 
 export { createErasureRouter } from './erasure-api';
@@ -31,6 +32,7 @@ export function erasureSteps(config: Config, clients: AwsClients): ErasureStep[]
     // Outbound records exist only where the outbound pipeline runs.
     ...(config.outbound.queueUrl ? [new OutboundErasureStep({ documents, tableName: config.dynamodb.outboundTable })] : []),
     new TurnBufferErasureStep({ documents, tableName: config.dynamodb.dedupeTable }),
+    new ContactStateErasureStep({ documents, tableName: config.dynamodb.contactsTable }),
     new ArchiveErasureStep(new ArchiveObjects({ s3: clients.s3, bucket: config.s3.bucket })),
   ];
 }

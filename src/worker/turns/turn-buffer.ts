@@ -3,7 +3,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { FlowBody } from '../../bird/flow-request';
 import { RetryableError } from '../../errors';
 import type { Line, TurnPolicy } from '../../lines/line';
-import { sqsGroupId } from '../../meta/conversation';
+import { conversationKeyOf, sqsGroupId } from '../../meta/conversation';
 import type { TurnCut, WhatsAppEvent } from '../../meta/event';
 import type { Logger } from '../../observability/logger';
 import { isFifoQueueUrl } from '../../queue/fifo';
@@ -65,13 +65,13 @@ export class TurnBuffer {
 
   /** Messages from a contact, on a flow line with `turn` set. Statuses, errors and account events are never held. */
   holds(line: Line, event: WhatsAppEvent): boolean {
-    return line.turn !== undefined && line.bird.transport === 'flow' && event.kind === 'message' && event.contact?.userKey !== undefined;
+    return line.turn !== undefined && line.bird.transport === 'flow' && event.kind === 'message' && conversationKeyOf(event) !== undefined;
   }
 
   /** Durable once this resolves: the message is in the buffer and a timer will cut its turn. */
   async buffer({ line, event, body }: BufferInput): Promise<void> {
     const policy = line.turn!;
-    const contact = event.contact!.userKey!;
+    const contact = conversationKeyOf(event)!;
     const pk = turnBufferKey(line.lineId, contact);
     const { appended, state } = await this.options.store.append({
       pk,

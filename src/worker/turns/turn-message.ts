@@ -74,10 +74,17 @@ export function turnEvents(payload: unknown): WhatsAppEvent[] | undefined {
       phoneNumberId: textOrUndefined(turn.phoneNumberId),
       timestamp: textOrUndefined(turn.timestamp),
       contact: (objectOrUndefined(turn.contact) as EventContact | undefined) ?? undefined,
+      // A group's turn is the group's (its buffer is keyed by it): no read receipt, the group's state.
+      ...groupOf(turn.messages),
       turn: { id, cut, messages: turn.messages },
       raw: null,
     },
   ];
+}
+
+function groupOf(messages: unknown[]): { groupId?: string } {
+  const groupId = textOrUndefined(objectOrUndefined(messages[0])?.groupId);
+  return groupId === undefined ? {} : { groupId };
 }
 
 /**

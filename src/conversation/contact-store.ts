@@ -1,0 +1,150 @@
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { CONTACTS_BY_USER_ID_INDEX, CONTACTS_BY_WA_ID_INDEX, CONTACTS_BY_GROUP_INDEX } from '../aws/resources';
+import { RetryableError } from '../errors';
+import { contactDigest } from '../privacy/pseudonyms';
+import type { ContactIdentity, ContactState, PauseSource } from './contact-state';
+
+/** A state as read, with the version its next write is conditioned on. */
+export interface VersionedContactState {
+  state: ContactState;
+  version: number;
+}
+
+/** The contact-state table: one item per line and contact (src/conversation/README in the project README). */
+export interface ContactStore {
+  /** By any id the conversation is known by (wa_id, BSUID or group). */
+  find(lineId: string, identity: ContactIdentity): Promise<VersionedContactState | undefined>;
+  /** Writes `state` if the item is still at `expectedVersion` (0: not there yet). False: someone wrote first; read again. */
+  write(state: ContactState, expectedVersion: number): Promise<boolean>;
+  /** Erasure's "per-contact state" step: the record found by either id, gone. True when there was one. */
+  deleteContact(lineId: string, contact: string): Promise<boolean>;
+}
+
+/** A new contact's stable id: random, so it says nothing about the person. */
+/**
+ * The id of a contact first seen under `identity`: derived from it, not random, so two workers that
+ * meet a new person at once (a message and a status lane, say) write the same item, and the second
+ * write's condition sends it back to read the first.
+ */
+export function contactIdFor(lineId: string, identity: ContactIdentity): string {
+  const first = identity.groupId ?? identity.userId ?? identity.waId ?? '';
+  return `ct_${contactDigest(`${lineId}#${first}`)}`;
+}
+
+const indexKey = (lineId: string, id: string) => `${lineId}#${contactDigest(id)}`;
+
+/**
+ * DynamoDB: item `contact#<lineId>#<contactId>` with the state, plus `waIdKey`, `userIdKey` and
+ * `groupKey` (`<lineId>#<digest of the id>`), each the hash key of a KEYS_ONLY index. Each write is a
+ * PutItem conditioned on the version read, so concurrent workers never lose each other's facts.
+ */
+export class DynamoContactStore implements ContactStore {
+  constructor(private readonly options: { documents: DynamoDBDocumentClient; tableName: string }) {}
+
+  async find(lineId: string, identity: ContactIdentity): Promise<VersionedContactState | undefined> {
+    const lookups: Array<[string, string | undefined]> = [
+      [CONTACTS_BY_GROUP_INDEX, identity.groupId],
+      [CONTACTS_BY_USER_ID_INDEX, identity.userId],
+      [CONTACTS_BY_WA_ID_INDEX, identity.waId],
+    ];
+    for (const [index, id] of lookups) {
+      if (id === undefined) continue;
+      const pk = await this.keyByIndex(index, lineId, id);
+      if (pk === undefined) continue;
+      const found = await this.get(pk);
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  async write(state: ContactState, expectedVersion: number): Promise<boolean> {
+    const item = {
+      ...state,
+      pk: pk(state.lineId, state.contactId),
+      version: expectedVersion + 1,
+      updatedAt: new Date().toISOString(),
+      ...(state.waId ? { waIdKey: indexKey(state.lineId, state.waId) } : {}),
+      ...(state.userId ? { userIdKey: indexKey(state.lineId, state.userId) } : {}),
+      ...(state.groupId ? { groupKey: indexKey(state.lineId, state.groupId) } : {}),
+    };
+    try {
+      await this.call(() =>
+        this.options.documents.send(
+          new PutCommand({
+            TableName: this.options.tableName,
+            Item: item,
+            ConditionExpression: expectedVersion === 0 ? 'attribute_not_exists(pk)' : 'version = :v',
+            ExpressionAttributeValues: expectedVersion === 0 ? undefined : { ':v': expectedVersion },
+          }),
+        ),
+      );
+      return true;
+    } catch (error) {
+      if ((error as { name?: string }).name === 'ConditionalCheckFailedException') return false;
+      throw error;
+    }
+  }
+
+  async deleteContact(lineId: string, contact: string): Promise<boolean> {
+    const found = await this.find(lineId, { waId: contact, userId: contact, groupId: contact });
+    if (!found) return false;
+    await this.call(() => this.options.documents.send(new DeleteCommand({ TableName: this.options.tableName, Key: { pk: pk(lineId, found.state.contactId) } })));
+    return true;
+  }
+
+  private async keyByIndex(index: string, lineId: string, id: string): Promise<string | undefined> {
+    const attribute = index === CONTACTS_BY_WA_ID_INDEX ? 'waIdKey' : index === CONTACTS_BY_USER_ID_INDEX ? 'userIdKey' : 'groupKey';
+    const out = await this.call(() =>
+      this.options.documents.send(
+        new QueryCommand({
+          TableName: this.options.tableName,
+          IndexName: index,
+          KeyConditionExpression: '#k = :k',
+          ExpressionAttributeNames: { '#k': attribute },
+          ExpressionAttributeValues: { ':k': indexKey(lineId, id) },
+          Limit: 1,
+        }),
+      ),
+    );
+    return out.Items?.[0]?.pk as string | undefined;
+  }
+
+  /** Consistent: the index only points at the item; the state itself is read fresh. */
+  private async get(key: string): Promise<VersionedContactState | undefined> {
+    const out = await this.call(() => this.options.documents.send(new GetCommand({ TableName: this.options.tableName, Key: { pk: key }, ConsistentRead: true })));
+    const item = out.Item;
+    if (!item) return undefined;
+    return { state: fromItem(item), version: Number(item.version ?? 0) };
+  }
+
+  private async call<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if ((error as { name?: string }).name === 'ConditionalCheckFailedException') throw error;
+      throw new RetryableError('contact_state_unavailable', `The contact-state table did not answer: ${(error as Error).message}`);
+    }
+  }
+}
+
+function pk(lineId: string, contactId: string): string {
+  return `contact#${lineId}#${contactId}`;
+}
+
+function fromItem(item: Record<string, unknown>): ContactState {
+  const text = (key: string) => (typeof item[key] === 'string' ? (item[key] as string) : undefined);
+  const num = (key: string) => (typeof item[key] === 'number' ? (item[key] as number) : undefined);
+  const state: ContactState = { lineId: text('lineId') ?? '', contactId: text('contactId') ?? '' };
+  const fields: Partial<ContactState> = {
+    waId: text('waId'),
+    userId: text('userId'),
+    groupId: text('groupId'),
+    windowOpenUntil: num('windowOpenUntil'),
+    lastInboundAt: num('lastInboundAt'),
+    pausedUntil: num('pausedUntil'),
+    pausedBy: text('pausedBy') as PauseSource | undefined,
+    handoverAt: num('handoverAt'),
+  };
+  for (const [key, value] of Object.entries(fields)) if (value !== undefined) (state as unknown as Record<string, unknown>)[key] = value;
+  return state;
+}
