@@ -15,6 +15,7 @@ import { ReferenceSecretResolver } from './lines/secrets';
 import { DynamoLineStore } from './lines/store';
 import { createLogger, type Logger } from './observability/logger';
 import { createRegistry } from './observability/metrics';
+import { startWatch } from './watch';
 
 const ROLES: readonly Role[] = ['ingress', 'worker', 'all'];
 
@@ -68,10 +69,14 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
     cacheTtlMs: config.ingress.secretCacheTtlMs,
   });
 
+  // Meta's side of each line: the lease holder among worker processes checks it; every process shows it.
+  const watch = startWatch({ config, clients, lines: lineStore, secrets, registry, logger, compete: role !== 'ingress' });
+  teardown.unshift(() => watch.stop());
+
   // Journey steps the worker writes, for the console's live tail in the same process.
   const journalBus = new JournalBus();
   if (role === 'worker' || role === 'all') {
-    const worker = startWorker({ config, clients, lines, secrets, registry, logger, journalBus });
+    const worker = startWorker({ config, clients, lines, secrets, registry, logger, journalBus, accountEvents: watch.accountEvents });
     let workerStopping = false;
     drains.push(() => {
       workerStopping = true;
@@ -87,7 +92,7 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
   // The console (CONSOLE_TOKEN set; the embedded default generates one) on its own port.
   let consoleUrl: string | undefined;
   if (config.console.token) {
-    const running = await startConsoleFromConfig({ config, clients, lines: lineStore, bus: journalBus, localFeed: role !== 'ingress', logger });
+    const running = await startConsoleFromConfig({ config, clients, lines: lineStore, bus: journalBus, localFeed: role !== 'ingress', logger, problems: watch.store });
     teardown.unshift(() => running.close());
     logger.info({ port: running.port, url: running.url }, 'console listening');
     consoleUrl = running.url;

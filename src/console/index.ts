@@ -7,6 +7,7 @@ import type { Logger } from '../observability/logger';
 import { DeadLetterQueue } from '../queue/dlq';
 import type { LineSource } from './journal-routes';
 import { startConsole, type RunningConsole } from './server';
+import type { ProblemStore } from '../watch';
 
 export { startConsole, type RunningConsole } from './server';
 
@@ -18,6 +19,7 @@ export function startConsoleFromConfig(deps: {
   bus: JournalBus;
   localFeed: boolean;
   logger: Logger;
+  problems?: Pick<ProblemStore, 'read'>;
 }): Promise<RunningConsole> {
   const { config, clients } = deps;
   if (!config.console.token) throw new Error('CONSOLE_TOKEN is required to start the console');
@@ -38,6 +40,7 @@ export function startConsoleFromConfig(deps: {
     journal: new InboundJournal({ documents: clients.documents, tableName }),
     outbound: outboundQueueUrl ? new OutboundJournal({ documents: clients.documents, tableName: config.dynamodb.outboundTable }) : undefined,
     lines: deps.lines,
+    problems: deps.problems,
     queues: { inbound, outbound },
     bus: deps.bus,
     localFeed: deps.localFeed,

@@ -9,6 +9,7 @@ import { InvalidQueryError } from '../journal/query-error';
 import type { Line } from '../lines/line';
 import type { EventDetailView, LineSummary } from './ui/contract';
 import { maskPhone, type Logger } from '../observability/logger';
+import { PROBLEM_ADVICE, type ActiveProblem, type ProblemStore } from '../watch';
 
 export interface LineSource {
   list(): Promise<Line[]>;
@@ -22,6 +23,8 @@ export interface JournalRoutesOptions {
   /** Media objects are streamed through the console: the page never holds a presigned URL. */
   media?: { s3: S3Client; bucket: string };
   logger: Logger;
+  /** The lines' stored problems (src/watch); without it every line shows none. */
+  problems?: Pick<ProblemStore, 'read'>;
 }
 
 const limit = z.coerce.number().int().min(1).max(200).default(50);
@@ -88,6 +91,7 @@ export function journalRoutes(options: JournalRoutesOptions): Router {
       const page = parseQuery(pageQuery, req.query);
       const all = await lines.list();
       const now = new Date();
+      const problems = (await options.problems?.read(all.map((l) => l.lineId))) ?? new Map<string, ActiveProblem[]>();
       const rows = await Promise.all(
         all.map(async (line): Promise<LineSummary> => {
           const [activity, outbound] = await Promise.all([journal.activity(line.lineId, now), replies(line.lineId, now, 60)]);
@@ -99,6 +103,7 @@ export function journalRoutes(options: JournalRoutesOptions): Router {
             lastEventAt: activity.lastEventAt ?? null,
             lastHour: { ...activity.counts, sent: outbound.sent, failed: outbound.failed },
             truncated: activity.truncated,
+            problems: (problems.get(line.lineId) ?? []).map((p) => ({ ...p, todo: PROBLEM_ADVICE[p.problem] })),
           };
         }),
       );

@@ -16,6 +16,7 @@ import { IndexTail } from './index-tail';
 import { journalRoutes, type LineSource } from './journal-routes';
 import { outboundRoutes } from './outbound-routes';
 import { streamRoutes } from './stream-routes';
+import type { ProblemStore } from '../watch';
 
 export interface ConsoleOptions {
   port: number;
@@ -26,6 +27,8 @@ export interface ConsoleOptions {
   /** The replies' journal, when this gateway sends replies (SQS_OUTBOUND_QUEUE_URL). */
   outbound?: OutboundJournal;
   lines: LineSource;
+  /** The lines' problems on Meta's side (src/watch), stored by the watcher and the worker. */
+  problems?: Pick<ProblemStore, 'read'>;
   queues: Partial<Record<QueueName, DeadLetterQueue>>;
   bus: JournalBus;
   /** True when a worker in this process publishes its steps on `bus`; else the live tail polls the index. */
@@ -76,7 +79,7 @@ export function createConsoleApp(options: ConsoleOptions): { app: Express; tail?
   });
   api.use(sessionRoutes(auth, logger));
   api.use(requireCredential(auth, logger));
-  api.use(journalRoutes({ journal: options.journal, outbound: options.outbound, lines: options.lines, media: options.media, logger }));
+  api.use(journalRoutes({ journal: options.journal, outbound: options.outbound, lines: options.lines, media: options.media, logger, problems: options.problems }));
   if (options.outbound) api.use(outboundRoutes({ outbound: options.outbound, lines: options.lines, logger }));
   api.use(dlqRoutes({ queues: options.queues, logger }));
   api.use(streamRoutes({ bus: options.bus, heartbeatMs: options.heartbeatMs, onSubscribe: tail && (() => tail.subscribe()), logger }));
