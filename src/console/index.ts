@@ -8,6 +8,7 @@ import { DeadLetterQueue } from '../queue/dlq';
 import type { LineSource } from './journal-routes';
 import { startConsole, type RunningConsole } from './server';
 import type { ProblemStore } from '../watch';
+import { LatencyReader } from '../journal/latency-reader';
 
 export { startConsole, type RunningConsole } from './server';
 
@@ -41,6 +42,7 @@ export function startConsoleFromConfig(deps: {
     outbound: outboundQueueUrl ? new OutboundJournal({ documents: clients.documents, tableName: config.dynamodb.outboundTable }) : undefined,
     lines: deps.lines,
     problems: deps.problems,
+    latency: new LatencyReader({ documents: clients.documents, dedupeTable: tableName, outboundTable: outboundQueueUrl ? config.dynamodb.outboundTable : undefined }),
     queues: { inbound, outbound },
     bus: deps.bus,
     localFeed: deps.localFeed,

@@ -17,6 +17,7 @@ import { journalRoutes, type LineSource } from './journal-routes';
 import { outboundRoutes } from './outbound-routes';
 import { streamRoutes } from './stream-routes';
 import type { ProblemStore } from '../watch';
+import type { LatencyReader } from '../journal/latency-reader';
 
 export interface ConsoleOptions {
   port: number;
@@ -29,6 +30,8 @@ export interface ConsoleOptions {
   lines: LineSource;
   /** The lines' problems on Meta's side (src/watch), stored by the watcher and the worker. */
   problems?: Pick<ProblemStore, 'read'>;
+  /** Per-line delivery latency for the Overview. */
+  latency?: Pick<LatencyReader, 'line'>;
   queues: Partial<Record<QueueName, DeadLetterQueue>>;
   bus: JournalBus;
   /** True when a worker in this process publishes its steps on `bus`; else the live tail polls the index. */
@@ -79,7 +82,7 @@ export function createConsoleApp(options: ConsoleOptions): { app: Express; tail?
   });
   api.use(sessionRoutes(auth, logger));
   api.use(requireCredential(auth, logger));
-  api.use(journalRoutes({ journal: options.journal, outbound: options.outbound, lines: options.lines, media: options.media, logger, problems: options.problems }));
+  api.use(journalRoutes({ journal: options.journal, outbound: options.outbound, lines: options.lines, media: options.media, logger, problems: options.problems, latency: options.latency }));
   if (options.outbound) api.use(outboundRoutes({ outbound: options.outbound, lines: options.lines, logger }));
   api.use(dlqRoutes({ queues: options.queues, logger }));
   api.use(streamRoutes({ bus: options.bus, heartbeatMs: options.heartbeatMs, onSubscribe: tail && (() => tail.subscribe()), logger }));

@@ -5,7 +5,8 @@ import type { LineRegistry } from '../lines/registry';
 import type { SecretResolver } from '../lines/secrets';
 import { PAIR_LIMIT_RETRY_SECONDS } from '../meta/send-errors';
 import { maskPhone, type Logger } from '../observability/logger';
-import { Counter, type Registry } from '../observability/metrics';
+import { Counter, type Histogram, type Registry } from '../observability/metrics';
+import { stageHistogram, stageSeconds } from '../observability/stage-latency';
 import { GroupSequencer } from '../queue/group-sequencer';
 import type { ReceivedMessage } from '../queue/message';
 import type { HandlerOutcome } from '../queue/poller';
@@ -63,9 +64,11 @@ export class OutboundSender {
     resends: Counter<'cause'>;
     tokenFailures: Counter;
   };
+  private readonly stages: Histogram<'stage'>;
 
   constructor(private readonly options: OutboundSenderOptions) {
     this.retryBase = options.retryBaseSeconds ?? 1;
+    this.stages = stageHistogram(options.registry);
     this.retryMax = options.retryMaxSeconds ?? 300;
     const registers = [options.registry];
     this.metrics = {
@@ -143,6 +146,8 @@ export class OutboundSender {
           // Meta has it: a status webhook will settle the record; the job is done either way.
           log.error({ err: error }, 'reply accepted by Meta but not recorded as sent; its status webhooks will settle it');
         });
+        const latency = stageSeconds(claim.record.inboundReceivedAt ? Date.parse(claim.record.inboundReceivedAt) : undefined, Date.now());
+        if (latency !== undefined) this.stages.observe({ stage: 'received_to_reply_sent' }, latency);
         log.info({ messageStatus: outcome.messageStatus }, 'reply sent');
         return DONE;
       }

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { startConsole, type RunningConsole } from '../../src/console/server';
 import { InboundJournal } from '../../src/journal/inbound-journal';
 import { JournalBus } from '../../src/journal/journal-bus';
+import { LatencyReader } from '../../src/journal/latency-reader';
 import { OutboundJournal } from '../../src/journal/outbound-journal';
 import { DeadLetterQueue } from '../../src/queue/dlq';
 import { DynamoLineStore } from '../../src/lines/store';
@@ -58,6 +59,7 @@ export async function startConsoleRig(remote: RemoteStandIns, options: WorkerRig
     },
     bus,
     localFeed: true,
+    latency: new LatencyReader({ documents, dedupeTable: tableName, outboundTable: options.outbound ? rig.aws.names.outboundTable : undefined }),
     media: { s3: rig.aws.clients.s3, bucket: rig.config.s3.bucket },
     logger: logs.logger,
     assetsDir: BUILT_ASSETS,

@@ -35,6 +35,15 @@ export interface LineSummary {
   truncated: boolean;
   /** Meta's side of the line (src/watch): empty when nothing is wrong. */
   problems: LineProblemView[];
+  /** Over the last hour (a sample of the newest events; see the README). */
+  latency: { metaToBird: LatencyFigures; receivedToReplySent: LatencyFigures };
+}
+
+/** Percentiles of a delivery stage; nulls when the hour had no sample. */
+export interface LatencyFigures {
+  samples: number;
+  p50Ms: number | null;
+  p95Ms: number | null;
 }
 
 /** A stored problem of a line, with what the operator should do about it. */

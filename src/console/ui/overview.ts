@@ -1,5 +1,5 @@
 import { api, query } from './api.js';
-import type { LineProblemView, LineSummary, MinuteBucket, Page } from './contract.js';
+import type { LatencyFigures, LineProblemView, LineSummary, MinuteBucket, Page } from './contract.js';
 import { perMinuteChart } from './charts.js';
 import { ago, clear, code, empty, h } from './dom.js';
 
@@ -30,6 +30,25 @@ function problemList(problems: LineProblemView[]): HTMLElement | undefined {
         h('p', { class: 'problem-todo' }, p.todo),
       ),
     ),
+  );
+}
+
+function duration(ms: number | null): string {
+  if (ms === null) return '—';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  return ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 60_000)} min`;
+}
+
+/** p50 / p95 of the last hour's deliveries and replies. */
+function latencyList(latency: LineSummary['latency'] | undefined): HTMLElement | undefined {
+  if (!latency) return undefined;
+  const row = (label: string, title: string, f: LatencyFigures) =>
+    h('div', { class: 'latency-row', title }, h('dt', {}, label), h('dd', {}, f.samples === 0 ? '—' : `p50 ${duration(f.p50Ms)} · p95 ${duration(f.p95Ms)}`));
+  return h(
+    'dl',
+    { class: 'latency', 'aria-label': 'Delivery latency, last hour' },
+    row('Meta → Bird', 'From Meta\'s message timestamp to delivered to Bird', latency.metaToBird),
+    row('Received → reply sent', 'From the webhook received to the Flow\'s reply accepted by Meta', latency.receivedToReplySent),
   );
 }
 
@@ -69,6 +88,7 @@ export async function renderOverview(main: HTMLElement): Promise<void> {
           ),
           h('p', { class: `health health-${state.level}` }, state.text),
           problemList(line.problems ?? []) ?? '',
+          latencyList(line.latency) ?? '',
           h('p', { class: 'muted' }, 'Last event: ', h('time', { datetime: line.lastEventAt ?? '' }, ago(line.lastEventAt))),
           h(
             'dl',
