@@ -75,6 +75,9 @@ describe('task roles: least privilege', () => {
         // Replies: the send API and Bird webhooks put the record and queue the job; the API reads it back.
         grant(['sqs:SendMessage'], [arn(outQueue)]),
         grant(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [arn(outTable)]),
+        // The lines' problems (src/watch) for its gauge: read per line, the lines listed.
+        grant(['dynamodb:BatchGetItem'], [arn(dedupe)]),
+        grant(['dynamodb:Scan'], [arn(lines)]),
       ]),
     );
   });
@@ -100,6 +103,10 @@ describe('task roles: least privilege', () => {
         grant(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [arn(outTable)]),
         grant(['dynamodb:Query'], [index(outTable, 'byWamid')]),
         grant(['dynamodb:Query'], [index(outTable, 'byPending')]),
+        // The Meta watcher: problems read per line, the lines listed, each line's recent arrivals.
+        grant(['dynamodb:BatchGetItem'], [arn(dedupe)]),
+        grant(['dynamodb:Scan'], [arn(lines)]),
+        grant(['dynamodb:Query'], [index(dedupe, 'byLineTime')]),
       ]),
     );
   });
@@ -107,7 +114,9 @@ describe('task roles: least privilege', () => {
   it('never lets a task scan the dedupe table or touch the gateway secrets directly', () => {
     for (const role of ['ingress', 'worker']) {
       const statements = statementsOfRole(template, taskRoleOf(role));
-      expect(statements.flatMap(actionsOf)).not.toContain('dynamodb:Scan');
+      // The small lines table may be listed (the watcher, the gauge); the dedupe table never.
+      const scans = statements.filter((s) => actionsOf(s).includes('dynamodb:Scan'));
+      expect(JSON.stringify(scans.flatMap(resourcesOf))).not.toContain(dedupe);
       const secretRefs = Object.keys(resourcesOfType(template, 'AWS::SecretsManager::Secret'));
       const touched = JSON.stringify(statements.flatMap(resourcesOf));
       for (const id of secretRefs) expect(touched).not.toContain(id);

@@ -62,10 +62,7 @@ export function startWatch(deps: {
       : undefined;
   watcher?.start();
 
-  const refresh = async () => {
-    const lineIds = (await deps.lines.list()).filter((l) => l.active).map((l) => l.lineId);
-    reporter.show(lineIds, await store.read(lineIds));
-  };
+  const refresh = async () => reporter.refresh((await deps.lines.list()).filter((l) => l.active).map((l) => l.lineId));
   const refreshMs = Math.min(config.watch.intervalMs || 60_000, 60_000);
   const refresher = setInterval(() => void refresh().catch((error: unknown) => logger.debug({ err: error }, 'could not refresh the line problem gauge')), refreshMs);
   refresher.unref();

@@ -39,6 +39,13 @@ export class ProblemReporter {
     for (const problem of verdict.checked) this.gauge.set({ lineId, problem }, verdict.found[problem] === undefined ? 0 : 1);
   }
 
+  /** Reads the stored problems of these lines into the gauge; returns how many lines have one. */
+  async refresh(lineIds: string[]): Promise<number> {
+    const stored = await this.options.store.read(lineIds);
+    this.show(lineIds, stored);
+    return lineIds.filter((id) => (stored.get(id) ?? []).length > 0).length;
+  }
+
   /** Sets the whole gauge from stored problems: every known problem of every line, 0 or 1. */
   show(lineIds: string[], stored: Map<string, ActiveProblem[]>): void {
     for (const lineId of lineIds) {

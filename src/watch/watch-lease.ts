@@ -1,4 +1,4 @@
-import { PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 
 /** The one watcher of a deployment holds this item of the dedupe table (see problem-store.ts for why that table). */
 export const WATCH_LEASE_KEY = 'watch#lease';
@@ -15,7 +15,8 @@ function isConditionFailure(error: unknown): boolean {
 }
 
 /**
- * A lease taken with a conditional put: it succeeds when no one holds it, when this holder does
+ * A lease taken with a conditional write (an UpdateItem, which creates the item: the worker's role
+ * may update the dedupe table, never put into it): it succeeds when no one holds it, when this holder does
  * (a renewal), or when the holder's lease has lapsed (a crashed or partitioned watcher). Time is
  * each process's clock; a skew between hosts only shortens or lengthens a takeover.
  */
@@ -32,17 +33,18 @@ export class DynamoLease implements Lease {
     const now = this.clock();
     try {
       await this.options.documents.send(
-        new PutCommand({
+        new UpdateCommand({
           TableName: this.options.tableName,
-          Item: {
-            pk: WATCH_LEASE_KEY,
-            holder: this.options.holder,
-            leaseUntil: now + this.options.leaseMs,
-            // The table's TTL removes a lease nobody renews for a day.
-            expiresAt: Math.ceil((now + this.options.leaseMs) / 1000) + 86_400,
-          },
+          Key: { pk: WATCH_LEASE_KEY },
+          UpdateExpression: 'SET holder = :me, leaseUntil = :until, expiresAt = :expires',
           ConditionExpression: 'attribute_not_exists(pk) OR holder = :me OR leaseUntil < :now',
-          ExpressionAttributeValues: { ':me': this.options.holder, ':now': now },
+          ExpressionAttributeValues: {
+            ':me': this.options.holder,
+            ':now': now,
+            ':until': now + this.options.leaseMs,
+            // The table's TTL removes a lease nobody renews for a day.
+            ':expires': Math.ceil((now + this.options.leaseMs) / 1000) + 86_400,
+          },
         }),
       );
       return true;
@@ -55,11 +57,12 @@ export class DynamoLease implements Lease {
   async release(): Promise<void> {
     try {
       await this.options.documents.send(
-        new PutCommand({
+        new UpdateCommand({
           TableName: this.options.tableName,
-          Item: { pk: WATCH_LEASE_KEY, holder: '', leaseUntil: 0, expiresAt: Math.ceil(this.clock() / 1000) + 86_400 },
+          Key: { pk: WATCH_LEASE_KEY },
+          UpdateExpression: 'SET holder = :none, leaseUntil = :zero',
           ConditionExpression: 'holder = :me',
-          ExpressionAttributeValues: { ':me': this.options.holder },
+          ExpressionAttributeValues: { ':me': this.options.holder, ':none': '', ':zero': 0 },
         }),
       );
     } catch (error) {

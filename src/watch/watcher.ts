@@ -9,6 +9,9 @@ import { deriveProblems, type GraphAnswer, type ProblemVerdict } from './problem
 import { DEFAULT_SILENCE_RULE, silenceDetail, silenceVerdict, type SilenceRule } from './silence';
 import type { Lease } from './watch-lease';
 
+/** The `event` of the log line each round ends with; infra's LineProblems alarm reads `linesWithProblems` from it. */
+export const WATCH_ROUND_EVENT = 'watch_round';
+
 export interface MetaWatcherOptions {
   lease: Lease;
   lines: { list(): Promise<Line[]> };
@@ -98,6 +101,9 @@ export class MetaWatcher {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.options.concurrency ?? 4, lines.length) }, worker));
+    // Every round says how many lines have a problem (webhook-raised ones included): infra's alarm counts this line.
+    const linesWithProblems = await this.options.reporter.refresh(lines.map((l) => l.lineId));
+    this.log.info({ event: WATCH_ROUND_EVENT, lines: lines.length, linesWithProblems }, 'watch round done');
   }
 
   private async checkLine(line: Line): Promise<void> {
