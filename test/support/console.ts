@@ -3,6 +3,7 @@ import { startConsole, type RunningConsole } from '../../src/console/server';
 import { InboundJournal } from '../../src/journal/inbound-journal';
 import { JournalBus } from '../../src/journal/journal-bus';
 import { LatencyReader } from '../../src/journal/latency-reader';
+import { DynamoProblemStore } from '../../src/watch/problem-store';
 import { OutboundJournal } from '../../src/journal/outbound-journal';
 import { DeadLetterQueue } from '../../src/queue/dlq';
 import { DynamoLineStore } from '../../src/lines/store';
@@ -59,6 +60,7 @@ export async function startConsoleRig(remote: RemoteStandIns, options: WorkerRig
     },
     bus,
     localFeed: true,
+    problems: new DynamoProblemStore({ documents, tableName }),
     latency: new LatencyReader({ documents, dedupeTable: tableName, outboundTable: options.outbound ? rig.aws.names.outboundTable : undefined }),
     media: { s3: rig.aws.clients.s3, bucket: rig.config.s3.bucket },
     logger: logs.logger,

@@ -156,6 +156,21 @@ describe('the Meta watcher, through the running process', () => {
     await untilShown(gateway, 'token_rejected', false);
   });
 
+  it('the number disconnected and its quality RED → number_not_connected and quality_red; both clear', async () => {
+    remote.graph.watch.setDrift({ status: 'DISCONNECTED', qualityRating: 'RED' });
+    await untilShown(gateway, 'number_not_connected', true);
+    await untilShown(gateway, 'quality_red', true);
+    expect((await problemsOf(gateway)).map((p) => [p.problem, p.detail])).toEqual(
+      expect.arrayContaining([
+        ['number_not_connected', 'status DISCONNECTED'],
+        ['quality_red', 'quality_rating RED'],
+      ]),
+    );
+    remote.graph.watch.setDrift({ status: 'CONNECTED', qualityRating: 'GREEN' });
+    await untilShown(gateway, 'number_not_connected', false);
+    await untilShown(gateway, 'quality_red', false);
+  });
+
   it('two processes → one watcher: one holds the lease, Graph sees one round per interval, and the other takes over when it stops', async () => {
     const second = await startGateway();
     const leaders = async () => [await metric(gateway, 'wa_ingress_watch_leader'), await metric(second, 'wa_ingress_watch_leader')];
