@@ -21,6 +21,7 @@ import { ArchiveRetentionSweep } from './archive/retention-sweep';
 import { createRegistry } from './observability/metrics';
 import { MediaRetentionSweep } from './media/media-retention-sweep';
 import { createErasureRouter, createErasures } from './privacy/erasure';
+import { startWatch } from './watch';
 
 const ROLES: readonly Role[] = ['ingress', 'worker', 'all'];
 
@@ -90,12 +91,16 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
     teardown.unshift(() => sweep.stop());
   }
 
+  // Meta's side of each line: the lease holder among worker processes checks it; every process shows it.
+  const watch = startWatch({ config, clients, lines: lineStore, secrets, registry, logger, compete: role !== 'ingress' });
+  teardown.unshift(() => watch.stop());
+
   // Journey steps the worker writes, for the console's live tail in the same process.
   const journalBus = new JournalBus();
   // One conversation-state cache per process: in `all`, the contact API's pause is what the worker tells Bird next.
   const contacts = createContactStates(config, clients, registry);
   if (role === 'worker' || role === 'all') {
-    const worker = startWorker({ config, clients, lines, secrets, registry, logger, journalBus, contacts });
+    const worker = startWorker({ config, clients, lines, secrets, registry, logger, journalBus, contacts, accountEvents: watch.accountEvents });
     let workerStopping = false;
     drains.push(() => {
       workerStopping = true;
@@ -111,7 +116,16 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
   // The console (CONSOLE_TOKEN set; the embedded default generates one) on its own port.
   let consoleUrl: string | undefined;
   if (config.console.token) {
-    const running = await startConsoleFromConfig({ config, clients, lines: lineStore, bus: journalBus, localFeed: role !== 'ingress', logger, erasures: erasures.service });
+    const running = await startConsoleFromConfig({
+      config,
+      clients,
+      lines: lineStore,
+      bus: journalBus,
+      localFeed: role !== 'ingress',
+      logger,
+      erasures: erasures.service,
+      problems: watch.store,
+    });
     teardown.unshift(() => running.close());
     logger.info({ port: running.port, url: running.url }, 'console listening');
     consoleUrl = running.url;

@@ -19,6 +19,8 @@ export const MEDIA_TOKEN_REJECTED_EVENT = 'media_token_rejected';
 /** src/archive/archive-writer.ts: a failed archive PUT (retried), and records dropped because the archive buffer was full. */
 export const ARCHIVE_PUT_FAILED_EVENT = 'archive_put_failed';
 export const ARCHIVE_DROPPED_EVENT = 'archive_dropped';
+/** The Meta watcher's end-of-round line (src/watch/watcher.ts WATCH_ROUND_EVENT), carrying `linesWithProblems`. */
+export const WATCH_ROUND_EVENT = 'watch_round';
 
 export interface GatewayAlarmsProps {
   queue: sqs.IQueue;
@@ -120,6 +122,30 @@ export class GatewayAlarms extends Construct {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 1,
     });
+
+    // The watcher ends each round (META_WATCH_INTERVAL_SECONDS, 600 by default) with the count of
+    // lines that have a problem: the alarm holds while one stays, and clears with the round that fixes it.
+    const lineProblems = this.logFieldMetric('LinesWithProblems', props.workerLogGroup, WATCH_ROUND_EVENT, 'linesWithProblems');
+    this.alarm('LineProblems', {
+      alarmDescription:
+        "A line has a problem on Meta's side (app_not_subscribed, callback_elsewhere, token_rejected, number_not_connected, quality_red, graph_unreachable, inbound_silent): see the console's Overview. Runbook: docs/DEPLOY.md#line-problems",
+      metric: lineProblems.with({ period: Duration.minutes(15), statistic: 'Maximum' }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+    });
+  }
+
+  /** The value of a numeric field of the app's JSON log lines whose `event` field has this value. */
+  private logFieldMetric(id: string, logGroup: logs.ILogGroup, event: string, field: string): cloudwatch.Metric {
+    const filter = new logs.MetricFilter(this, `${id}Filter`, {
+      logGroup,
+      filterPattern: logs.FilterPattern.stringValue('$.event', '=', event),
+      metricNamespace: LOG_METRICS_NAMESPACE,
+      metricName: id,
+      metricValue: `$.${field}`,
+    });
+    return filter.metric();
   }
 
   /** A count metric of the app's JSON log lines whose `event` field has this value. */

@@ -15,6 +15,8 @@ export class DeployParameters extends Construct {
   readonly archiveRetentionDays: CfnParameter;
   readonly visibilityTimeoutSeconds: CfnParameter;
   readonly alarmEmail: CfnParameter;
+  /** The Meta app's id, for the watcher's subscription check (WHATSAPP_APP_ID); empty skips it. */
+  readonly whatsAppAppId: CfnParameter;
   /** True when AlarmEmail is not empty: the topic gets an email subscription. */
   readonly hasAlarmEmail: CfnCondition;
 
@@ -79,6 +81,13 @@ export class DeployParameters extends Construct {
       type: 'String',
       default: '',
       description: 'Email subscribed to the alarm topic (empty: subscribe something else to the AlarmTopicArn output)',
+    });
+    this.whatsAppAppId = new CfnParameter(stack, 'WhatsAppAppId', {
+      type: 'String',
+      default: '',
+      allowedPattern: '^[0-9]*$',
+      constraintDescription: 'the numeric Meta app id',
+      description: "The Meta app's id: the worker's watcher checks that each WABA's subscribed_apps lists it (WHATSAPP_APP_ID; empty: that check is skipped)",
     });
     this.hasAlarmEmail = new CfnCondition(stack, 'HasAlarmEmail', {
       expression: Fn.conditionNot(Fn.conditionEquals(this.alarmEmail.valueAsString, '')),

@@ -2,7 +2,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
-import { ARCHIVE_PREFIX, CLAIM_CHECK_PREFIX, LINES_BY_PHONE_NUMBER_INDEX, LINES_BY_WABA_INDEX, MEDIA_PREFIX } from './storage';
+import { ARCHIVE_PREFIX, CLAIM_CHECK_PREFIX, JOURNAL_INDEXES, LINES_BY_PHONE_NUMBER_INDEX, LINES_BY_WABA_INDEX, MEDIA_PREFIX } from './storage';
 
 /**
  * The one place that says what each task role may do. Statements are written out rather than
@@ -52,6 +52,7 @@ function readLineSecrets(r: GatewayResources): iam.PolicyStatement {
 
 export function ingressStatements(r: GatewayResources): iam.PolicyStatement[] {
   return [
+    ...lineProblemStatements(r),
     new iam.PolicyStatement({
       sid: 'EnqueueWebhooks',
       // SendMessageBatch is authorised by sqs:SendMessage; GetQueueAttributes is the readiness probe.
@@ -108,8 +109,29 @@ export function consoleStatements(r: GatewayResources): iam.PolicyStatement[] {
   ];
 }
 
+/**
+ * The line problems (src/watch), in every task: its gauge and the console read them (BatchGetItem on
+ * the dedupe table's `watch#problems#…` items) for every line (a Scan of the small lines table; the
+ * dedupe table is never scanned).
+ */
+export function lineProblemStatements(r: GatewayResources): iam.PolicyStatement[] {
+  return [
+    new iam.PolicyStatement({ sid: 'ReadLineProblems', actions: ['dynamodb:BatchGetItem'], resources: [r.dedupeTable.tableArn] }),
+    new iam.PolicyStatement({ sid: 'ListLinesToWatch', actions: ['dynamodb:Scan'], resources: [r.linesTable.tableArn] }),
+  ];
+}
+
+/** The Meta watcher in the worker: its lease and the problems are UpdateItems (ClaimEvents); the silence rule queries the journal's line index. */
+function watchStatements(r: GatewayResources): iam.PolicyStatement[] {
+  return [
+    ...lineProblemStatements(r),
+    new iam.PolicyStatement({ sid: 'ReadLineArrivals', actions: ['dynamodb:Query'], resources: [`${r.dedupeTable.tableArn}/index/${JOURNAL_INDEXES.byLine}`] }),
+  ];
+}
+
 export function workerStatements(r: GatewayResources): iam.PolicyStatement[] {
   return [
+    ...watchStatements(r),
     new iam.PolicyStatement({
       sid: 'ConsumeWebhooks',
       actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes'],

@@ -55,6 +55,8 @@ export interface GatewayServicesProps {
   lineSecretsArn: string;
   /** Given to the worker so its heartbeat and the queue agree. */
   visibilityTimeoutSeconds: string;
+  /** WHATSAPP_APP_ID for the worker's Meta watcher (empty: its subscription check is skipped). */
+  whatsAppAppId: string;
   logRetention: logs.RetentionDays;
   ingressScaling: ScalingLimits;
   workerScaling: ScalingLimits;
@@ -139,7 +141,7 @@ export class GatewayServices extends Construct {
       role: 'worker',
       image,
       imageRepositoryName: props.imageRepositoryName,
-      environment: { ...commonEnvironment, SQS_VISIBILITY_TIMEOUT_SECONDS: props.visibilityTimeoutSeconds },
+      environment: { ...commonEnvironment, SQS_VISIBILITY_TIMEOUT_SECONDS: props.visibilityTimeoutSeconds, WHATSAPP_APP_ID: props.whatsAppAppId },
       secrets: { WHATSAPP_ACCESS_TOKEN: ecs.Secret.fromSecretsManager(props.secrets.accessToken) },
       statements: workerStatements(resources),
       logRetention: props.logRetention,

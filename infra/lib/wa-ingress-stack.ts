@@ -74,6 +74,7 @@ export class WaIngressStack extends Stack {
       secrets,
       lineSecretsArn: lineSecretsArn(this),
       visibilityTimeoutSeconds: p.visibilityTimeoutSeconds.valueAsString,
+      whatsAppAppId: p.whatsAppAppId.valueAsString,
       logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
       ingressScaling: props.ingressScaling ?? { min: 2, max: 10 },
       workerScaling: props.workerScaling ?? { min: 1, max: 10 },

@@ -33,8 +33,8 @@ function logGroupOf(role: string): string {
 describe('alarm topic', () => {
   it('every operator alarm notifies the one topic on ALARM and on OK', () => {
     template.resourceCountIs('AWS::SNS::Topic', 1);
-    // Six for the inbound path, two for the archive, two for the outbound one (test/outbound.test.ts).
-    expect(operatorAlarms).toHaveLength(10);
+    // Seven for the inbound path (the Meta watcher's LineProblems included), two for the archive, two for the outbound one (test/outbound.test.ts).
+    expect(operatorAlarms).toHaveLength(11);
     for (const alarm of operatorAlarms) {
       expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topic }]);
       expect(alarm.Properties.OKActions).toEqual([{ Ref: topic }]);
@@ -103,6 +103,19 @@ describe('log metric alarms', () => {
     });
     expect(alarmOn(metricName, 'WaIngress')).toEqual(
       expect.objectContaining({ Statistic: 'Sum', ComparisonOperator: 'GreaterThanOrEqualToThreshold', Threshold: expect.any(Number) }),
+    );
+  });
+});
+
+describe('Meta watcher alarm', () => {
+  it('LineProblems: the largest linesWithProblems of the worker\'s watch_round lines in 15 minutes, from 1', () => {
+    template.hasResourceProperties('AWS::Logs::MetricFilter', {
+      FilterPattern: '{ $.event = "watch_round" }',
+      LogGroupName: { Ref: logGroupOf('worker') },
+      MetricTransformations: [{ MetricNamespace: 'WaIngress', MetricName: 'LinesWithProblems', MetricValue: '$.linesWithProblems' }],
+    });
+    expect(alarmOn('LinesWithProblems', 'WaIngress')).toEqual(
+      expect.objectContaining({ Statistic: 'Maximum', Period: 900, Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold', TreatMissingData: 'notBreaching' }),
     );
   });
 });

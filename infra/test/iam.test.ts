@@ -85,6 +85,9 @@ describe('task roles: least privilege', () => {
         grant(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [arn(erasures)]),
         // The contact API: read the state, pause and resume.
         grant(['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem'], [arn(contacts), indexes(contacts)]),
+        // The lines' problems (src/watch) for its gauge: read per line, the lines listed.
+        grant(['dynamodb:BatchGetItem'], [arn(dedupe)]),
+        grant(['dynamodb:Scan'], [arn(lines)]),
       ]),
     );
   });
@@ -120,6 +123,10 @@ describe('task roles: least privilege', () => {
         grant(['dynamodb:DeleteItem'], [arn(contacts)]),
         // Conversation state: each event applied with a write conditioned on the version read.
         grant(['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem'], [arn(contacts), indexes(contacts)]),
+        // The Meta watcher: problems read per line, the lines listed, each line's recent arrivals.
+        grant(['dynamodb:BatchGetItem'], [arn(dedupe)]),
+        grant(['dynamodb:Scan'], [arn(lines)]),
+        grant(['dynamodb:Query'], [index(dedupe, 'byLineTime')]),
       ]),
     );
   });
@@ -127,7 +134,9 @@ describe('task roles: least privilege', () => {
   it('never lets a task scan the dedupe table or touch the gateway secrets directly', () => {
     for (const role of ['ingress', 'worker']) {
       const statements = statementsOfRole(template, taskRoleOf(role));
-      expect(statements.flatMap(actionsOf)).not.toContain('dynamodb:Scan');
+      // The small lines table may be listed (the watcher, the gauge); the dedupe table never.
+      const scans = statements.filter((s) => actionsOf(s).includes('dynamodb:Scan'));
+      expect(JSON.stringify(scans.flatMap(resourcesOf))).not.toContain(dedupe);
       const secretRefs = Object.keys(resourcesOfType(template, 'AWS::SecretsManager::Secret'));
       const touched = JSON.stringify(statements.flatMap(resourcesOf));
       for (const id of secretRefs) expect(touched).not.toContain(id);

@@ -116,6 +116,11 @@ describe('worker service', () => {
     expect(environmentOf(taskDefinitionFor(template, 'ingress').container).SQS_VISIBILITY_TIMEOUT_SECONDS).toBeUndefined();
   });
 
+  it('is told the Meta app id for the watcher\'s subscription check (WhatsAppAppId, empty by default: skipped)', () => {
+    expect(environmentOf(taskDefinitionFor(template, 'worker').container).WHATSAPP_APP_ID).toEqual({ Ref: 'WhatsAppAppId' });
+    template.hasParameter('WhatsAppAppId', { Type: 'String', Default: '', AllowedPattern: '^[0-9]*$' });
+  });
+
   it('scales on the queue backlog and on the age of the oldest message', () => {
     const { target, policies } = scalingPolicies(serviceFor(template, 'worker').id);
     expect(target.MinCapacity).toBeGreaterThanOrEqual(1);

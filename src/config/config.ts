@@ -103,6 +103,14 @@ const envSchema = z.object({
   // Records held while S3 fails before new ones are dropped (counted, logged): bounds the ingress's memory.
   ARCHIVE_BUFFER_BYTES: int(MEBIBYTE, 1024 * MEBIBYTE).default(64 * MEBIBYTE),
 
+  // The Meta watcher (src/watch): one process per deployment checks each line on Meta's side.
+  /** Seconds between rounds; 0 turns the watcher off (stored problems are still shown). */
+  META_WATCH_INTERVAL_SECONDS: int(0, 86_400).default(600),
+  /** The watcher lease: a standby takes over this long after the holder stops renewing. */
+  META_WATCH_LEASE_SECONDS: int(3, 3600).default(60),
+  /** This app's id: subscribed_apps must list it. Unset: that check is skipped. */
+  WHATSAPP_APP_ID: z.string().regex(/^[0-9]{1,32}$/, 'the numeric Meta app id').optional(),
+
   // Operator console (src/console): its own port, off unless a token is set.
   CONSOLE_PORT: int(0, 65535).default(8081),
   CONSOLE_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
@@ -137,6 +145,8 @@ export interface Config {
   linesFile?: string;
   ingress: { maxBodyBytes: number; shutdownTimeoutMs: number; lineCacheTtlMs: number; secretCacheTtlMs: number; publicBaseUrl?: string; birdWebhookMaxSkewMs: number };
   archive: { flushMs: number; retentionDays: number; bufferBytes: number };
+  /** The Meta watcher: `intervalMs` 0 is off; `appId` absent skips the subscription check. */
+  watch: { intervalMs: number; leaseMs: number; appId?: string };
   /** Absent token: the console is off (the embedded default generates one). */
   console: { port: number; token?: string; sessionHours: number };
   worker: {
@@ -269,6 +279,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       birdWebhookMaxSkewMs: env.BIRD_WEBHOOK_MAX_SKEW_SECONDS * 1000,
     },
     archive: { flushMs: env.ARCHIVE_FLUSH_MS, retentionDays: env.ARCHIVE_RETENTION_DAYS, bufferBytes: env.ARCHIVE_BUFFER_BYTES },
+    watch: { intervalMs: env.META_WATCH_INTERVAL_SECONDS * 1000, leaseMs: env.META_WATCH_LEASE_SECONDS * 1000, appId: env.WHATSAPP_APP_ID },
     console: { port: env.CONSOLE_PORT, token: env.CONSOLE_TOKEN, sessionHours: env.CONSOLE_SESSION_HOURS },
     worker: {
       concurrency: env.WORKER_CONCURRENCY,

@@ -10,6 +10,8 @@ import { UncertainReplies } from '../outbound/uncertain-replies';
 import { erasedRedriveGuard, type ErasureService } from '../privacy/erasure';
 import type { LineSource } from './journal-routes';
 import { startConsole, type RunningConsole } from './server';
+import type { ProblemStore } from '../watch';
+import { LatencyReader } from '../journal/latency-reader';
 
 export { startConsole, type RunningConsole } from './server';
 
@@ -22,6 +24,7 @@ export function startConsoleFromConfig(deps: {
   localFeed: boolean;
   logger: Logger;
   erasures?: ErasureService;
+  problems?: Pick<ProblemStore, 'read'>;
 }): Promise<RunningConsole> {
   const { config, clients } = deps;
   if (!config.console.token) throw new Error('CONSOLE_TOKEN is required to start the console');
@@ -56,6 +59,8 @@ export function startConsoleFromConfig(deps: {
     journal: new InboundJournal({ documents: clients.documents, tableName }),
     outbound: outboundQueueUrl ? new OutboundJournal({ documents: clients.documents, tableName: config.dynamodb.outboundTable }) : undefined,
     lines: deps.lines,
+    problems: deps.problems,
+    latency: new LatencyReader({ documents: clients.documents, dedupeTable: tableName, outboundTable: outboundQueueUrl ? config.dynamodb.outboundTable : undefined }),
     queues: { inbound, outbound },
     uncertainReplies,
     bus: deps.bus,

@@ -10,6 +10,9 @@ import type { Line } from '../lines/line';
 import type { EventDetailView, LineSummary } from './ui/contract';
 import { maskPhone, type Logger } from '../observability/logger';
 import { eventHandle, looksLikeEventHandle } from '../privacy/pseudonyms';
+import { latencyFigures } from '../journal/latency';
+import type { LatencyReader, LineLatency } from '../journal/latency-reader';
+import { PROBLEM_ADVICE, type ActiveProblem, type ProblemStore } from '../watch';
 
 export interface LineSource {
   list(): Promise<Line[]>;
@@ -23,7 +26,13 @@ export interface JournalRoutesOptions {
   /** Media objects are streamed through the console: the page never holds a presigned URL. */
   media?: { s3: S3Client; bucket: string };
   logger: Logger;
+  /** The lines' stored problems (src/watch); without it every line shows none. */
+  problems?: Pick<ProblemStore, 'read'>;
+  /** Per-line delivery latency over the last hour; without it the figures are empty. */
+  latency?: Pick<LatencyReader, 'line'>;
 }
+
+const NO_LATENCY: LineLatency = { metaToBird: latencyFigures([]), receivedToReplySent: latencyFigures([]) };
 
 const limit = z.coerce.number().int().min(1).max(200).default(50);
 const isoTime = z.string().refine((v) => !Number.isNaN(Date.parse(v)), 'an ISO 8601 time').transform((v) => new Date(v).toISOString());
@@ -97,9 +106,15 @@ export function journalRoutes(options: JournalRoutesOptions): Router {
       const page = parseQuery(pageQuery, req.query);
       const all = await lines.list();
       const now = new Date();
+      const problems = (await options.problems?.read(all.map((l) => l.lineId))) ?? new Map<string, ActiveProblem[]>();
       const rows = await Promise.all(
         all.map(async (line): Promise<LineSummary> => {
-          const [activity, outbound] = await Promise.all([journal.activity(line.lineId, now), replies(line.lineId, now, 60)]);
+          const hourAgo = new Date(now.getTime() - 60 * 60_000).toISOString();
+          const [activity, outbound, latency] = await Promise.all([
+            journal.activity(line.lineId, now),
+            replies(line.lineId, now, 60),
+            options.latency?.line(line.lineId, hourAgo) ?? Promise.resolve(NO_LATENCY),
+          ]);
           return {
             lineId: line.lineId,
             active: line.active,
@@ -108,6 +123,8 @@ export function journalRoutes(options: JournalRoutesOptions): Router {
             lastEventAt: activity.lastEventAt ?? null,
             lastHour: { ...activity.counts, sent: outbound.sent, failed: outbound.failed },
             truncated: activity.truncated,
+            problems: (problems.get(line.lineId) ?? []).map((p) => ({ ...p, todo: PROBLEM_ADVICE[p.problem] })),
+            latency,
           };
         }),
       );

@@ -19,6 +19,8 @@ import { IndexTail } from './index-tail';
 import { journalRoutes, type LineSource } from './journal-routes';
 import { outboundRoutes } from './outbound-routes';
 import { streamRoutes } from './stream-routes';
+import type { ProblemStore } from '../watch';
+import type { LatencyReader } from '../journal/latency-reader';
 
 export interface ConsoleOptions {
   port: number;
@@ -31,6 +33,10 @@ export interface ConsoleOptions {
   /** An operator's resend / mark-as-sent of replies parked `send_uncertain` (needs the outbound DLQ). */
   uncertainReplies?: UncertainReplies;
   lines: LineSource;
+  /** The lines' problems on Meta's side (src/watch), stored by the watcher and the worker. */
+  problems?: Pick<ProblemStore, 'read'>;
+  /** Per-line delivery latency for the Overview. */
+  latency?: Pick<LatencyReader, 'line'>;
   queues: Partial<Record<QueueName, DeadLetterQueue>>;
   bus: JournalBus;
   /** True when a worker in this process publishes its steps on `bus`; else the live tail polls the index. */
@@ -83,7 +89,7 @@ export function createConsoleApp(options: ConsoleOptions): { app: Express; tail?
   });
   api.use(sessionRoutes(auth, logger));
   api.use(requireCredential(auth, logger));
-  api.use(journalRoutes({ journal: options.journal, outbound: options.outbound, lines: options.lines, media: options.media, logger }));
+  api.use(journalRoutes({ journal: options.journal, outbound: options.outbound, lines: options.lines, media: options.media, logger, problems: options.problems, latency: options.latency }));
   if (options.outbound) api.use(outboundRoutes({ outbound: options.outbound, lines: options.lines, decisions: options.uncertainReplies, logger }));
   api.use(dlqRoutes({ queues: options.queues, logger }));
   if (options.erasures) api.use(erasureRoutes({ erasures: options.erasures, lines: options.lines, logger }));

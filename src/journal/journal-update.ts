@@ -34,6 +34,7 @@ export function claimJournal(facts: JournalFacts & ReceivedFacts, steps: Journey
     event: facts.event,
     requestId: facts.requestId,
     bytes: facts.bytes,
+    metaAt: facts.metaAt,
   };
   for (const [name, value] of Object.entries(once)) {
     // A GSI key attribute may not be an empty string: absent values are not written at all.

@@ -71,6 +71,8 @@ export interface JournalFacts {
   contact?: string;
   /** The event's projection (src/journal/stored-event.ts) as JSON, for the detail view. */
   event: string;
+  /** Meta's timestamp of the event (ISO), for the delivery latency: written with the claim, no write of its own. */
+  metaAt?: string;
 }
 
 export function journalFacts(event: WhatsAppEvent, lineId: string, receivedAt: string): JournalFacts {
@@ -88,6 +90,7 @@ export function journalFacts(event: WhatsAppEvent, lineId: string, receivedAt: s
     contactHash: contact ? contactHash(contact) : undefined,
     contact: contact ? lastFour(contact) : undefined,
     event: json,
+    metaAt: metaTime(event.timestamp),
   };
 }
 
@@ -101,6 +104,12 @@ function withTextCut(stored: StoredEvent): StoredEvent {
     message: cut(stored.message),
     turn: stored.turn && { ...stored.turn, messages: stored.turn.messages.map((m) => ({ ...m, message: cut(m.message) })) },
   };
+}
+
+/** Meta's timestamp (whole seconds since the epoch, as a string) as ISO; undefined when absent or not a time. */
+export function metaTime(timestamp: string | undefined): string | undefined {
+  const seconds = Number(timestamp);
+  return timestamp !== undefined && timestamp !== '' && Number.isFinite(seconds) && seconds > 0 ? new Date(seconds * 1000).toISOString() : undefined;
 }
 
 /** The outcome a list shows, from the record's state and counters. */

@@ -139,6 +139,8 @@ export async function startEmbeddedDefault(config: Config, logger: Logger, env: 
       }),
     publish(gatewayUrl) {
       graph.messages.setWebhookTarget(gatewayUrl, embedded.whatsapp.appSecrets[0]);
+      // The app's callback, as the Meta watcher reads it (webhook_configuration.application).
+      graph.watch.setDrift({ appCallbackUrl: gatewayUrl });
       writeEmbeddedState(dataDir, {
         pid: process.pid,
         endpoints: standIns.endpoints,

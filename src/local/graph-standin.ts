@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable, pipeline } from 'node:stream';
 import type { Logger } from '../observability/logger';
 import { MessagesStandIn, type MessagesStandInOptions } from './graph-messages-standin';
+import { WatchStandIn, type WatchStandInOptions } from './graph-watch-standin';
 
 /**
  * A loopback stand-in for Graph's media API, speaking the documented shapes:
@@ -23,6 +24,8 @@ export interface GraphStandInOptions {
   logger?: Logger;
   /** `/messages`: outbox file, status webhooks back to the gateway. */
   messages?: Omit<MessagesStandInOptions, 'logger'>;
+  /** The Meta watcher's reads (subscribed_apps, the number's webhook_configuration). */
+  watch?: WatchStandInOptions;
 }
 
 export interface StandInMedia {
@@ -50,7 +53,7 @@ export interface StandInMedia {
 }
 
 export interface RecordedGraphRequest {
-  kind: 'lookup' | 'download' | 'send' | 'other';
+  kind: 'lookup' | 'download' | 'send' | 'watch' | 'other';
   method: string;
   path: string;
   /** The Host header as sent. */
@@ -72,6 +75,8 @@ export interface GraphStandIn {
   failNextLookups(n: number, status?: number): void;
   /** `POST /{version}/{phone_number_id}/messages`: sends, read calls, faults, status webhooks. */
   messages: MessagesStandIn;
+  /** The watcher's reads, with programmable drift (unsubscribe, overrides, 190, status, quality). */
+  watch: WatchStandIn;
   requests(): RecordedGraphRequest[];
   clearRequests(): void;
   stop(): Promise<void>;
@@ -185,6 +190,7 @@ export async function startGraphStandIn(options: GraphStandInOptions = {}): Prom
   const faults = { downloads: { n: 0, status: 500 }, lookups: { n: 0, status: 500 } };
   let port = 0;
   const messages = new MessagesStandIn({ ...options.messages, logger: options.logger });
+  const watch = new WatchStandIn(options.watch);
 
   const sign = (id: string, expires: number) => createHmac('sha256', signingKey).update(`${id}:${expires}`).digest('hex');
   const validSignature = (id: string, expires: number, hash: string) => {
@@ -242,6 +248,12 @@ export async function startGraphStandIn(options: GraphStandInOptions = {}): Prom
         return graphError(res, 401);
       }
       return messages.handle(req, res, send[1] ?? '');
+    }
+    const watchRead = req.method === 'GET' ? WatchStandIn.matches(url.pathname, url.searchParams.get('fields')) : undefined;
+    if (watchRead) {
+      record.kind = 'watch';
+      if (!bearerOk(req)) return graphError(res, 401);
+      return watch.handle(res, watchRead, url.searchParams.get('fields'));
     }
     const lookup = /^\/(v\d+\.\d+)\/([^/]+)$/.exec(url.pathname);
     if (req.method === 'GET' && lookup) {
@@ -311,6 +323,7 @@ export async function startGraphStandIn(options: GraphStandInOptions = {}): Prom
       faults.lookups = { n, status };
     },
     messages,
+    watch,
     requests: () => recorded.map((r) => ({ ...r })),
     clearRequests() {
       recorded.length = 0;

@@ -67,6 +67,7 @@ export class QueueOutboundAcceptor implements OutboundAcceptor {
         body: normalised.body,
         type: normalised.body.type,
         source: request.source,
+        ...(request.inboundReceivedAt ? { inboundReceivedAt: request.inboundReceivedAt } : {}),
       }),
     );
     if (!created.created && created.record.bodyHash !== hash) {

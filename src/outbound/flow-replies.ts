@@ -14,7 +14,8 @@ import type { OutboundAcceptor, OutboundBody } from './job';
  */
 export interface ReplyScheduler {
   /** Resolves once every reply is accepted; throws RetryableError when they cannot be made durable. */
-  schedule(args: { line: Line; event: WhatsAppEvent; answer: BirdAnswer }): Promise<void>;
+  /** `receivedAt`: the inbound event's receive time, kept on each reply for the delivery latency. */
+  schedule(args: { line: Line; event: WhatsAppEvent; answer: BirdAnswer; receivedAt?: string }): Promise<void>;
 }
 
 /** `reply:<event key>:<index>`: the index in Bird's array, so the keys do not move when a reply is invalid. */
@@ -38,7 +39,7 @@ export class FlowReplyScheduler implements ReplyScheduler {
     });
   }
 
-  async schedule({ line, event, answer }: { line: Line; event: WhatsAppEvent; answer: BirdAnswer }): Promise<void> {
+  async schedule({ line, event, answer, receivedAt }: { line: Line; event: WhatsAppEvent; answer: BirdAnswer; receivedAt?: string }): Promise<void> {
     const found = flowRepliesOf(answer.flowResponse);
     const log = this.options.logger.child({ lineId: line.lineId, eventKey: event.key });
     if ('invalid' in found) {
@@ -66,7 +67,7 @@ export class FlowReplyScheduler implements ReplyScheduler {
       const idempotencyKey = replyKey(event.key, index);
       try {
         // The acceptor checks the body against the send-body schema (PermanentError naming the field).
-        const accepted = await this.options.acceptor.accept({ lineId: line.lineId, to, idempotencyKey, body: reply as OutboundBody, source: 'flow_reply' });
+        const accepted = await this.options.acceptor.accept({ lineId: line.lineId, to, idempotencyKey, body: reply as OutboundBody, source: 'flow_reply', inboundReceivedAt: receivedAt });
         this.count(accepted.duplicate ? 'duplicate' : 'queued');
         log.debug({ outboundId: accepted.id, index, to: maskPhone(to), duplicate: accepted.duplicate }, 'flow reply queued');
       } catch (error) {

@@ -24,6 +24,8 @@ export interface OutboundRequest {
   idempotencyKey: string;
   body: OutboundBody;
   source: OutboundSource;
+  /** A Flow reply: when its inbound event was received (the delivery latency's start). */
+  inboundReceivedAt?: string;
 }
 
 /** The answer of an acceptance: durable on the outbound queue when this resolves. */

@@ -11,6 +11,7 @@ export interface NewOutbound {
   body: OutboundBody;
   type: string;
   source: OutboundRecord['source'];
+  inboundReceivedAt?: string;
 }
 
 export type CreateResult = { created: true; record: OutboundRecord } | { created: false; record: OutboundRecord };

@@ -64,6 +64,8 @@ export interface OutboundRecord {
   /** The byPending sort key: the creation time, moved forward each time a sweep enqueues the job again. */
   outboxAt?: string;
   source: OutboundSource;
+  /** A Flow reply: when its inbound event was received; `sent` minus this is received_to_reply_sent. */
+  inboundReceivedAt?: string;
   status: OutboundState;
   rank: number;
   wamid?: string;

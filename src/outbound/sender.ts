@@ -4,7 +4,8 @@ import type { LineRegistry } from '../lines/registry';
 import type { SecretResolver } from '../lines/secrets';
 import { PAIR_LIMIT_RETRY_SECONDS } from '../meta/send-errors';
 import { maskPhone, type Logger } from '../observability/logger';
-import { Counter, type Registry } from '../observability/metrics';
+import { Counter, type Histogram, type Registry } from '../observability/metrics';
+import { stageHistogram, stageSeconds } from '../observability/stage-latency';
 import { GroupHold } from '../queue/group-hold';
 import type { ReceivedMessage } from '../queue/message';
 import type { HandlerOutcome, MessageHandler } from '../queue/poller';
@@ -69,9 +70,11 @@ export class OutboundSender {
     resends: Counter<'cause'>;
     tokenFailures: Counter;
   };
+  private readonly stages: Histogram<'stage'>;
 
   constructor(private readonly options: OutboundSenderOptions) {
     this.retryBase = options.retryBaseSeconds ?? 1;
+    this.stages = stageHistogram(options.registry);
     this.retryMax = options.retryMaxSeconds ?? 300;
     this.hold = new GroupHold({
       retryPolicy: options.pollerRetryPolicy ?? SENDER_POLLER_RETRY_POLICY,
@@ -152,6 +155,9 @@ export class OutboundSender {
 
     switch (outcome.kind) {
       case 'accepted': {
+        // Delivery latency: the inbound message's receive time (a Flow's reply) → Meta accepted the reply.
+        const latency = stageSeconds(claim.record.inboundReceivedAt ? Date.parse(claim.record.inboundReceivedAt) : undefined, Date.now());
+        if (latency !== undefined) this.stages.observe({ stage: 'received_to_reply_sent' }, latency);
         log.info({ messageStatus: outcome.messageStatus }, 'reply sent');
         return this.outcomes.accepted(sending, outcome.wamid);
       }

@@ -16,6 +16,8 @@ import { presenceTarget } from './turns/turn-message';
 import { MediaStep } from './media-step';
 import type { MessageHandling } from './message-handling';
 import type { ContactStates, ConversationView } from '../conversation/contact-states';
+import type { Histogram, Registry } from 'prom-client';
+import { stageHistogram, stageSeconds } from '../observability/stage-latency';
 
 export interface BirdHandOffOptions {
   secrets: SecretResolver;
@@ -25,6 +27,8 @@ export interface BirdHandOffOptions {
   outboundStatuses?: OutboundStatusSettler;
   /** Conversation turns (lines with `turn`); without it every message is delivered alone. */
   turns?: TurnBuffer;
+  /** Where the delivery latency is observed (wa_ingress_stage_seconds). */
+  registry?: Registry;
   /** Global Graph token (WHATSAPP_ACCESS_TOKEN) for lines without their own. */
   defaultAccessToken?: string;
   /** Read receipt and typing indicator once Bird has a message (best effort, never fails the event). */
@@ -43,8 +47,20 @@ export interface BirdHandOffOptions {
 export class BirdHandOff {
   private readonly media: MediaStep;
 
+  private readonly stages?: Histogram<'stage'>;
+
   constructor(private readonly options: BirdHandOffOptions) {
     this.media = new MediaStep(options);
+    this.stages = options.registry && stageHistogram(options.registry);
+  }
+
+  /** Meta's timestamp (whole seconds) and the ingress's receive time → delivered to Bird. */
+  private observeDelivered(event: WhatsAppEvent, receivedAt: string): void {
+    const now = Date.now();
+    const fromMeta = stageSeconds(event.timestamp ? Number(event.timestamp) * 1000 : undefined, now);
+    if (fromMeta !== undefined) this.stages?.observe({ stage: 'meta_to_bird' }, fromMeta);
+    const fromReceived = stageSeconds(Date.parse(receivedAt), now);
+    if (fromReceived !== undefined) this.stages?.observe({ stage: 'received_to_bird' }, fromReceived);
   }
 
   /** `steps`: the attempt's journey, appended to as the work goes. */
@@ -67,11 +83,12 @@ export class BirdHandOff {
     steps.push(step('delivered', { transport: answer ? line.bird.transport : 'turn_buffer', status: answer?.status, ms: Date.now() - started }));
     // Held for its turn: Bird has not seen it yet, so no read mark, no typing, no replies.
     if (!answer) return;
+    this.observeDelivered(event, handling.receivedAt);
     // Read and typing go out before the replies are queued, so the indicator does not outlive them
     // (for a turn: its last message).
     this.options.presence?.messageHandedToBird(line, presenceTarget(event));
     // Before COMPLETED: if this fails the event is retried, and the same keys dedupe what was queued.
-    await this.options.replies?.schedule({ line, event, answer });
+    await this.options.replies?.schedule({ line, event, answer, receivedAt: handling.receivedAt });
   }
 
   /**

@@ -13,6 +13,7 @@ import type { Registry } from '../observability/metrics';
 import { ClaimCheckReader } from '../queue/claim-check-reader';
 import { DlqParker } from '../queue/dlq';
 import { EventPipeline } from './pipeline';
+import type { AccountEventSink } from '../watch/account-events';
 import { GraphPresence } from '../outbound/presence';
 import { DEFAULT_RETRY_POLICY, SqsPoller } from '../queue/poller';
 import { createOutboundAcceptor, startOutboxSweeper, startSender } from '../outbound';
@@ -44,6 +45,8 @@ export function startWorker(deps: {
   journalBus?: JournalBus;
   /** Conversation state; shared with the contact API in an `all` process so both see one cache. */
   contacts?: ContactStates;
+  /** Account webhooks update the lines' problems (src/watch). */
+  accountEvents?: AccountEventSink;
   /** Knobs no environment variable reaches (tests shorten Bird's retries and the poller's backoff). */
   tuning?: {
     bird?: { retry?: BirdRetryOptions; breaker?: BirdBreakerOptions };
@@ -83,6 +86,7 @@ export function startWorker(deps: {
   const turns = config.sqs.turnQueueUrl ? startTurns(config, clients, logger, registry) : undefined;
   if (!turns) logger.warn('SQS_TURN_QUEUE_URL is not set: lines with `turn` get each message delivered alone');
   const pipeline = new EventPipeline({
+    accountEvents: deps.accountEvents,
     turns: turns?.buffer,
     outboundStatuses: outboundStore && new StoreStatusSettler(outboundStore, registry),
     // A Flow's synchronous replies are accepted here, before the inbound event is COMPLETED.

@@ -16,6 +16,7 @@ import { BirdHandOff, type BirdHandOffOptions } from './bird-hand-off';
 import { EventClaims } from './event-claims';
 import type { EventOutcome, MessageHandling } from './message-handling';
 import { LineRouter, type Route } from './router';
+import type { AccountEventSink } from '../watch/account-events';
 
 export interface PipelineOptions extends BirdHandOffOptions {
   lines: LineRegistry;
@@ -23,6 +24,8 @@ export interface PipelineOptions extends BirdHandOffOptions {
   parker: DlqParker;
   logger: Logger;
   registry: Registry;
+  /** Account webhooks raise or clear the line's problems (src/watch) at once. */
+  accountEvents?: AccountEventSink;
 }
 
 /** One event sent to several lines: a retry wins (the message comes back), then parked, delivered, duplicate, skipped. */
@@ -115,6 +118,10 @@ export class EventPipeline {
     const claimed = await this.claims.claim(handling, event, log, line);
     if (!('lease' in claimed)) return claimed;
     const { lease } = claimed;
+    if (event.kind === 'account' && this.options.accountEvents) {
+      // Best effort: the watcher's next round sees the same state from Graph.
+      await this.options.accountEvents.noteAccountEvent(line.lineId, event).catch((error: unknown) => log.warn({ err: error }, 'could not update the line\'s problems from the account event'));
+    }
     // The journey of this attempt, written with the lease's final write (complete, park or release).
     const steps: JourneyStep[] = [];
     lease.keepAlive({

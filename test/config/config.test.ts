@@ -27,6 +27,13 @@ describe('configuration', () => {
     expect(() => loadConfig({ ARCHIVE_RETENTION_DAYS: '0' })).toThrow(/ARCHIVE_RETENTION_DAYS/);
   });
 
+  it('the Meta watcher: a round every 600 s and a 60 s lease unless told, 0 turns it off; the app id is numeric', () => {
+    expect(loadConfig({}).watch).toEqual({ intervalMs: 600_000, leaseMs: 60_000, appId: undefined });
+    expect(loadConfig({ META_WATCH_INTERVAL_SECONDS: '0', META_WATCH_LEASE_SECONDS: '3', WHATSAPP_APP_ID: '100000000000001' }).watch).toEqual({ intervalMs: 0, leaseMs: 3000, appId: '100000000000001' });
+    expect(() => loadConfig({ WHATSAPP_APP_ID: 'my-app' })).toThrow(/WHATSAPP_APP_ID/);
+    expect(() => loadConfig({ META_WATCH_LEASE_SECONDS: '1' })).toThrow(/META_WATCH_LEASE_SECONDS/);
+  });
+
   it('names the variable that is wrong', () => {
     expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/PORT/);
     expect(() => loadConfig({ DEDUPE_TTL_DAYS: '14' })).toThrow(/DEDUPE_TTL_DAYS/);

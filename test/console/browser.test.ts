@@ -2,6 +2,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { DynamoProblemStore } from '../../src/watch/problem-store';
+import { PROBLEM_ADVICE } from '../../src/watch/problems';
 import { BIRD_STANDIN_FLOW_SECRET } from '../../src/local/bird-standin';
 import { CONSOLE_TOKEN, OUTBOUND_KEY, startConsoleRig, type ConsoleRig } from '../support/console';
 import { APP_SECRET } from '../support/ingress';
@@ -103,6 +105,24 @@ describe('console page', () => {
     await page.locator(`tr[data-handle="${handleOf(wamid)}"]`).waitFor();
     expect(await page.locator('tbody tr').count()).toBeGreaterThanOrEqual(1);
     await snapshot('events-search');
+  });
+
+  it('shows a line\'s Meta-side problem in red on its Overview card, with what to do, and its latency', async () => {
+    const store = new DynamoProblemStore({ documents: c.rig.aws.clients.documents, tableName: c.rig.config.dynamodb.dedupeTable });
+    await store.apply(LINES.doc.lineId, { checked: ['callback_elsewhere'], found: { callback_elsewhere: 'old-crm.example.net' } }, new Date());
+    try {
+      await page.goto(`${c.console.url}#/`);
+      const card = page.locator('article.line', { hasText: LINES.doc.lineId });
+      const problem = card.locator('.problem', { hasText: 'callback_elsewhere' });
+      await problem.waitFor({ timeout: 5000 });
+      await card.getByText('old-crm.example.net').waitFor();
+      await card.getByText(PROBLEM_ADVICE.callback_elsewhere).waitFor();
+      expect(await problem.evaluate('getComputedStyle(document.querySelector(".problem")).color')).toBe('rgb(220, 38, 38)');
+      await card.getByText('Meta → Bird').waitFor();
+      await snapshot('overview-problem');
+    } finally {
+      await store.apply(LINES.doc.lineId, { checked: ['callback_elsewhere'], found: {} }, new Date());
+    }
   });
 
   it('redrives a parked event from the DLQ page and sees it delivered', async () => {

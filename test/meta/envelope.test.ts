@@ -42,6 +42,9 @@ const EXPECTED: Record<string, Row[]> = {
   'account-update-violation': [
     ['account', 'account_update', hashed('account', { field: 'account_update', wabaId: DOC_WABA, timestamp: '1743451903', raw: 'entry.0.changes.0.value' })],
   ],
+  'phone-number-quality-update-flagged': [
+    ['account', 'phone_number_quality_update', hashed('account', { field: 'phone_number_quality_update', wabaId: '495709166956424', timestamp: '1731617831', raw: 'entry.0.changes.0.value' })],
+  ],
   // Both messages carry the placeholder id wamid.ID, so they share a key: dedupe keeps the first.
   'batch-two-changes-two-texts': [
     ['message', 'text', 'msg#PHONE_NUMBER_ID#wamid.ID'],

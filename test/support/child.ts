@@ -29,6 +29,8 @@ export function productionLikeEnv(aws: AwsHarness, extra: Record<string, string>
     DYNAMODB_LINES_TABLE: aws.names.linesTable,
     DYNAMODB_DEDUPE_TABLE: aws.names.dedupeTable,
     DYNAMODB_CONTACTS_TABLE: aws.names.contactsTable,
+    // The Meta watcher would call GRAPH_API_BASE_URL (by default the real Graph): on only where a test asks.
+    META_WATCH_INTERVAL_SECONDS: '0',
     ...extra,
   };
 }

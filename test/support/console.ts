@@ -2,6 +2,8 @@ import { join } from 'node:path';
 import { startConsole, type RunningConsole } from '../../src/console/server';
 import { InboundJournal } from '../../src/journal/inbound-journal';
 import { JournalBus } from '../../src/journal/journal-bus';
+import { LatencyReader } from '../../src/journal/latency-reader';
+import { DynamoProblemStore } from '../../src/watch/problem-store';
 import { OutboundJournal } from '../../src/journal/outbound-journal';
 import { DynamoOutboundStore } from '../../src/outbound/dynamo-outbound-store';
 import { UncertainReplies } from '../../src/outbound/uncertain-replies';
@@ -80,6 +82,8 @@ export async function startConsoleRig(remote: RemoteStandIns, options: WorkerRig
       : undefined,
     bus,
     localFeed: true,
+    problems: new DynamoProblemStore({ documents, tableName }),
+    latency: new LatencyReader({ documents, dedupeTable: tableName, outboundTable: options.outbound ? rig.aws.names.outboundTable : undefined }),
     media: { s3: rig.aws.clients.s3, bucket: rig.config.s3.bucket },
     logger: logs.logger,
     erasures,

@@ -141,6 +141,11 @@ const EXPECTED: Record<string, { bird: BirdRow[]; parked?: ParkedRow[] }> = {
   },
   'odd-message-type-unknown': { bird: [], parked: [['unrouted', PLACEHOLDER_KEY]] },
   'odd-status-failed-minimal-errors': { bird: [['status', 'failed', 'status#amid.ID#failed']] },
+  // No registered line has this WABA: unrouted, like any account change of a foreign WABA.
+  'phone-number-quality-update-flagged': {
+    bird: [],
+    parked: [['unrouted', hashed('account', { field: 'phone_number_quality_update', wabaId: '495709166956424', timestamp: '1731617831', raw: 'entry.0.changes.0.value' })]],
+  },
   'status-delivered-cbp': { bird: [['status', 'delivered', 'status#wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI3MTE5MjVBOTE3MDk5QUVFM0YA#delivered']] },
   'status-failed-130472': { bird: [['status', 'failed', 'status#wamid.xyzxyz#failed']] },
   'status-failed': { bird: [['status', 'failed', 'status#wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI0QUQ2MjA4NEYyRkExNjMyREUA#failed']] },

@@ -33,6 +33,26 @@ export interface LineSummary {
   lastHour: { delivered: number; duplicate: number; retried: number; parked: number; sent: number; failed: number };
   /** The hour had more events than were read: the counts are a floor. */
   truncated: boolean;
+  /** Meta's side of the line (src/watch): empty when nothing is wrong. */
+  problems: LineProblemView[];
+  /** Over the last hour (a sample of the newest events; see the README). */
+  latency: { metaToBird: LatencyFigures; receivedToReplySent: LatencyFigures };
+}
+
+/** Percentiles of a delivery stage; nulls when the hour had no sample. */
+export interface LatencyFigures {
+  samples: number;
+  p50Ms: number | null;
+  p95Ms: number | null;
+}
+
+/** A stored problem of a line, with what the operator should do about it. */
+export interface LineProblemView {
+  problem: string;
+  /** ISO time it was first seen. */
+  since: string;
+  detail?: string;
+  todo: string;
 }
 
 /** GET stats: events per minute by outcome. */

@@ -1,15 +1,55 @@
 import { api, query } from './api.js';
-import type { LineSummary, MinuteBucket, Page } from './contract.js';
+import type { LatencyFigures, LineProblemView, LineSummary, MinuteBucket, Page } from './contract.js';
 import { perMinuteChart } from './charts.js';
 import { ago, clear, code, empty, h } from './dom.js';
 
 /** Health of a line from its last hour: what an operator should look at first. */
 function health(line: LineSummary): { level: 'ok' | 'warn' | 'bad' | 'idle'; text: string } {
   if (!line.active) return { level: 'idle', text: 'Disabled' };
+  const problems = line.problems ?? [];
+  if (problems.length > 0) return { level: 'bad', text: `${problems.length === 1 ? 'A problem' : `${problems.length} problems`} on Meta's side` };
   if ((line.lastHour.parked ?? 0) > 0) return { level: 'bad', text: `${line.lastHour.parked} parked in the last hour` };
   if ((line.lastHour.retried ?? 0) > 0 || (line.lastHour.failed ?? 0) > 0) return { level: 'warn', text: 'Retries or failures in the last hour' };
   if (!line.lastEventAt) return { level: 'idle', text: 'No events yet' };
   return { level: 'ok', text: 'Healthy' };
+}
+
+/** Meta-side problems in red, each with what to do (the watcher and account webhooks find them). */
+function problemList(problems: LineProblemView[]): HTMLElement | undefined {
+  if (problems.length === 0) return undefined;
+  return h(
+    'ul',
+    { class: 'problems', 'aria-label': 'Problems on Meta\'s side' },
+    problems.map((p) =>
+      h(
+        'li',
+        { class: 'problem' },
+        h('strong', { class: 'problem-name' }, p.problem),
+        p.detail ? h('span', { class: 'problem-detail' }, ` ${p.detail}`) : '',
+        h('span', { class: 'muted' }, ' · since ', h('time', { datetime: p.since }, ago(p.since))),
+        h('p', { class: 'problem-todo' }, p.todo),
+      ),
+    ),
+  );
+}
+
+function duration(ms: number | null): string {
+  if (ms === null) return '—';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  return ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 60_000)} min`;
+}
+
+/** p50 / p95 of the last hour's deliveries and replies. */
+function latencyList(latency: LineSummary['latency'] | undefined): HTMLElement | undefined {
+  if (!latency) return undefined;
+  const row = (label: string, title: string, f: LatencyFigures) =>
+    h('div', { class: 'latency-row', title }, h('dt', {}, label), h('dd', {}, f.samples === 0 ? '—' : `p50 ${duration(f.p50Ms)} · p95 ${duration(f.p95Ms)}`));
+  return h(
+    'dl',
+    { class: 'latency', 'aria-label': 'Delivery latency, last hour' },
+    row('Meta → Bird', 'From Meta\'s message timestamp to delivered to Bird', latency.metaToBird),
+    row('Received → reply sent', 'From the webhook received to the Flow\'s reply accepted by Meta', latency.receivedToReplySent),
+  );
 }
 
 export async function renderOverview(main: HTMLElement): Promise<void> {
@@ -47,6 +87,8 @@ export async function renderOverview(main: HTMLElement): Promise<void> {
             h('span', { class: 'muted' }, `${line.transport}${line.displayPhoneNumber ? ` · ${line.displayPhoneNumber}` : ''}`),
           ),
           h('p', { class: `health health-${state.level}` }, state.text),
+          problemList(line.problems ?? []) ?? '',
+          latencyList(line.latency) ?? '',
           h('p', { class: 'muted' }, 'Last event: ', h('time', { datetime: line.lastEventAt ?? '' }, ago(line.lastEventAt))),
           h(
             'dl',
