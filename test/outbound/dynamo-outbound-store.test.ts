@@ -117,7 +117,7 @@ describe('DynamoOutboundStore', () => {
     expect(await store.get(id)).toMatchObject({ status: 'sending', attempts: 2 });
     // The owner's own writes still apply.
     expect(await store.markSent({ id, attempt: 2 }, 'wamid.owner')).toBe(true);
-    expect(await store.get(id)).toMatchObject({ status: 'sent', wamid: 'wamid.owner' });
+    expect(await store.get(id)).toMatchObject({ status: 'sent', wamid: wamidDigest('wamid.owner') });
   });
 
   it('counts ambiguous sends; without a grace the record is parked uncertain and no claim takes it', async () => {
@@ -162,7 +162,7 @@ describe('DynamoOutboundStore', () => {
     expect(record.wamid).toBeUndefined();
     expect(record.journey.at(-1)).toMatchObject({ step: 'operator', detail: expect.stringContaining('marked sent by cli:ops: the person confirmed') });
     // A later status still moves it forward, and brings the wamid.
-    expect(await store.settle({ lineId: 'line-a', id, wamid: 'wamid.late', status: 'delivered' })).toMatchObject({ status: 'delivered', wamid: 'wamid.late' });
+    expect(await store.settle({ lineId: 'line-a', id, wamid: 'wamid.late', status: 'delivered' })).toMatchObject({ status: 'delivered', wamid: wamidDigest('wamid.late') });
 
     // Not parked (waiting for its grace, or queued): no operator decision applies.
     const waiting = await created();
@@ -174,7 +174,7 @@ describe('DynamoOutboundStore', () => {
 
   it('a late status settles a parked uncertain record', async () => {
     const id = await parkedUncertain();
-    expect(await store.settle({ lineId: 'line-a', id, wamid: 'wamid.came', status: 'sent' })).toMatchObject({ status: 'sent', wamid: 'wamid.came' });
+    expect(await store.settle({ lineId: 'line-a', id, wamid: 'wamid.came', status: 'sent' })).toMatchObject({ status: 'sent', wamid: wamidDigest('wamid.came') });
     expect(await store.decide(id, { action: 'resend', actor: 'console', reason: 'too late' })).toBe(false);
   });
 

@@ -1,3 +1,4 @@
+import { wamidDigest } from '../../src/privacy/pseudonyms';
 import { createBirdClient } from '../../src/bird/http-bird-client';
 import { parseLines } from '../../src/lines/admin';
 import { ReferenceSecretResolver } from '../../src/lines/secrets';
@@ -74,7 +75,7 @@ describe('SendOutcomeRecorder when fenced out', () => {
       expect(await store.get(owner.fence.id)).toMatchObject({ status: 'sending', attempts: 2 });
       // The owner's outcome still applies.
       expect(await recorder.accepted(owner, 'wamid.owner')).toEqual({ action: 'delete' });
-      expect(await store.get(owner.fence.id)).toMatchObject({ status: 'sent', wamid: 'wamid.owner' });
+      expect(await store.get(owner.fence.id)).toMatchObject({ status: 'sent', wamid: wamidDigest('wamid.owner') });
     }
     expect(logs.text()).toContain('outbound_fenced_out');
     // Nothing was parked or told to Bird on the stale sender's word.
