@@ -237,7 +237,7 @@ describe('erasure on the stand-ins', () => {
         },
       };
     });
-    const dead = rig({ steps: crashing, leaseMs: 300 });
+    const dead = rig({ steps: crashing, leaseMs: 2000 });
     const { view } = await dead.service.request(LINE, contact, 'api');
     expect((await dead.runner.runPending()).map((r) => r.id)).not.toContain(view.id);
     const midway = (await dead.store.get(view.id))!;
@@ -247,7 +247,7 @@ describe('erasure on the stand-ins', () => {
     // Another runner cannot take it while the lease holds; after it lapses it finishes with exact counts.
     const next = rig();
     expect((await next.runner.runPending()).map((r) => r.id)).not.toContain(view.id);
-    await new Promise((r) => setTimeout(r, 350));
+    await new Promise((r) => setTimeout(r, 2100));
     const [done] = (await next.runner.runPending()).filter((r) => r.id === view.id);
     expect(done!.counts).toEqual({ media: 3, journal: 4, outbound: 2, turns: 1 });
     expect((await next.store.get(view.id))!.batch).toBeUndefined();
