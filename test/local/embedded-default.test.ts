@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { freePort, startMain, waitFor, type Child } from '../support/child';
+import { embeddedDefaultEnv, startMain, waitFor, type Child } from '../support/child';
 
 const DIST = resolve(__dirname, '../../dist');
 
@@ -24,14 +24,7 @@ describe('embedded default (npm start)', () => {
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'wa-ingress-embedded-'));
-    env = {
-      PATH: process.env.PATH,
-      DATA_DIR: dataDir,
-      PORT: String(await freePort()),
-      CONSOLE_PORT: String(await freePort()),
-      LOG_LEVEL: 'info',
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    };
+    env = await embeddedDefaultEnv(dataDir);
     gateway = startMain('all', env);
     await waitFor(async () => existsSync(join(dataDir, 'embedded.json')) && (await fetch(`http://127.0.0.1:${env.PORT}/readyz`)).ok, 20_000, 'the embedded gateway');
   });
