@@ -12,7 +12,7 @@
  * Three processes, so each CPU figure is one process's own: the stand-ins (local-aws-sqs, dynalite,
  * s3rver, Bird) in one child, the worker in another, the loader and baselines here.
  * Run: `npm run bench:worker`. Env: BENCH_EVENTS (5000), BENCH_EVENTS_PER_PAYLOAD (`mix`, or 1..100),
- * WORKER_CONCURRENCY (32), BENCH_SQS (`durable`: the embedded default's queue on disk).
+ * WORKER_CONCURRENCY (32).
  */
 import { DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { fork, type ChildProcess } from 'node:child_process';
@@ -48,8 +48,6 @@ import { payloadSizes, textPayloads, type BenchLine } from './worker-payloads';
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 5000);
 const SHAPE = process.env.BENCH_EVENTS_PER_PAYLOAD ?? 'mix';
 const CONCURRENCY = Number(process.env.WORKER_CONCURRENCY ?? 32);
-/** BENCH_SQS=durable: the embedded default's queue (fauxqs on disk) instead of local-aws-sqs in memory. */
-const DURABLE_SQS = process.env.BENCH_SQS === 'durable';
 /** local-aws-sqs answers concurrent long polls only when their wait ends: keep it short, as the embedded default does. */
 const WAIT_TIME_SECONDS = 1;
 const VISIBILITY_TIMEOUT_SECONDS = 180;
@@ -114,7 +112,7 @@ async function serveStandIns(): Promise<void> {
     },
   });
   const [aws, bird] = await Promise.all([
-    startAwsStandIns({ dataDir, visibilityTimeoutSeconds: VISIBILITY_TIMEOUT_SECONDS, durableSqs: DURABLE_SQS }),
+    startAwsStandIns({ dataDir, visibilityTimeoutSeconds: VISIBILITY_TIMEOUT_SECONDS }),
     startBirdStandIn({ logger: birdLogger }),
   ]);
   const info: StandInInfo = {
