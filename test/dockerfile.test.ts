@@ -63,11 +63,12 @@ describe('Dockerfile', () => {
     expect(env.NODE_ENV).toBe('production');
   });
 
-  it('installs production dependencies only, without install scripts', () => {
+  it('installs production dependencies only (not the npm-packaged Node: the image has its own), without install scripts', () => {
     const installs = of(final, 'RUN').filter((r) => /\bnpm (ci|install|i)\b/.test(r.text));
     expect(installs).toHaveLength(1);
     expect(installs[0]!.text).toMatch(/\bnpm ci\b/);
     expect(installs[0]!.text).toContain('--omit=dev');
+    expect(installs[0]!.text).toContain('--omit=optional');
     expect(installs[0]!.text).toContain('--ignore-scripts');
   });
 

@@ -1,4 +1,4 @@
-import { SQSClient } from '@aws-sdk/client-sqs';
+import { SQSClient, type ChangeMessageVisibilityBatchCommandInput, type ChangeMessageVisibilityCommandInput } from '@aws-sdk/client-sqs';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -24,6 +24,27 @@ export interface AwsClients {
  */
 export const AWS_REQUEST_TIMEOUTS_MS = { sqs: 30_000, dynamodb: 10_000, s3: 120_000, secrets: 10_000 };
 
+/**
+ * fauxqs 2.4.1 with persistence (the embedded default's queue) answers a release — a visibility
+ * change to 0 — with HTTP 500 and drops the message from the running queue, its FIFO group locked
+ * until a restart. The DLQ scan and the visibility keeper release that way; here a release waits
+ * `seconds` instead, which fauxqs handles, and which changes nothing else for either caller.
+ */
+function releaseAfter(sqs: SQSClient, seconds: number): void {
+  const floor = <T extends { VisibilityTimeout?: number }>(change: T): T => (change.VisibilityTimeout === 0 ? { ...change, VisibilityTimeout: seconds } : change);
+  sqs.middlewareStack.add(
+    (next, context) => (args) => {
+      if (context.commandName === 'ChangeMessageVisibilityCommand') return next({ ...args, input: floor(args.input as ChangeMessageVisibilityCommandInput) });
+      if (context.commandName === 'ChangeMessageVisibilityBatchCommand') {
+        const input = args.input as ChangeMessageVisibilityBatchCommandInput;
+        return next({ ...args, input: { ...input, Entries: input.Entries?.map(floor) } });
+      }
+      return next(args);
+    },
+    { step: 'initialize', name: 'releaseVisibilityFloor' },
+  );
+}
+
 /** One set of SDK clients per process, with keep-alive sockets sized for micro-batching and the worker's concurrency. */
 export function createAwsClients(
   settings: AwsSettings,
@@ -43,6 +64,7 @@ export function createAwsClients(
     ...(settings.credentials ? { credentials: settings.credentials } : {}),
   };
   const sqs = new SQSClient({ ...common, endpoint: settings.endpoints.sqs, requestHandler: requestHandler(timeoutsMs.sqs) });
+  if (settings.releaseVisibilitySeconds) releaseAfter(sqs, settings.releaseVisibilitySeconds);
   const s3 = new S3Client({
     ...common,
     endpoint: settings.endpoints.s3,

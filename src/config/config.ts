@@ -125,6 +125,8 @@ export interface AwsSettings {
   forcePathStyle: boolean;
   /** Only set for the embedded stand-ins; production uses the SDK's default credential chain. */
   credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** Only set for the embedded default's durable queue: the visibility a release (VisibilityTimeout 0) gets instead (see src/aws/clients.ts). */
+  releaseVisibilitySeconds?: number;
 }
 
 export interface Config {

@@ -64,8 +64,12 @@ export function localSecrets(dataDir: string): LocalSecrets {
   return secrets;
 }
 
+/** How any client (the gateway's, a CLI's) reaches the embedded default's stand-ins at these endpoints. */
+export function embeddedAwsSettingsFor(endpoints: EmbeddedState['endpoints']): Omit<AwsSettings, 'region'> {
+  return { endpoints, forcePathStyle: true, credentials: STANDIN_CREDENTIALS, releaseVisibilitySeconds: 1 };
+}
+
 /** AWS settings that reach the stand-ins of the running embedded default. */
 export function embeddedAwsSettings(config: Config): AwsSettings {
-  const state = readEmbeddedState(config.dataDir);
-  return { region: config.aws.region, endpoints: state.endpoints, forcePathStyle: true, credentials: STANDIN_CREDENTIALS };
+  return { region: config.aws.region, ...embeddedAwsSettingsFor(readEmbeddedState(config.dataDir).endpoints) };
 }

@@ -1,10 +1,11 @@
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
 import { join } from 'node:path';
+import { startDurableSqs, type QueueDefinition, type SqsStandIn } from './durable-sqs';
 
 /**
- * Wire-protocol stand-ins for SQS (local-aws-sqs), DynamoDB (dynalite) and S3 (s3rver), started
- * in-process. Used by the embedded default (`npm start`), the tests and the benchmarks.
+ * Wire-protocol stand-ins for SQS (local-aws-sqs in memory, or fauxqs on disk), DynamoDB (dynalite)
+ * and S3 (s3rver). Used by the embedded default (`npm start`), the tests and the benchmarks.
  * They are devDependencies: the production image never loads this module.
  */
 export interface AwsStandInOptions {
@@ -20,6 +21,11 @@ export interface AwsStandInOptions {
   visibilityTimeoutSeconds?: number;
   /** Receives of an outbound job before SQS moves it to the outbound DLQ (default 20). */
   outboundMaxReceiveCount?: number;
+  /**
+   * Queues on disk under `<dataDir>/sqs` (fauxqs, see durable-sqs.ts) instead of local-aws-sqs's
+   * memory: what the embedded default runs. Needs dataDir and Node ≥ 22.13.
+   */
+  durableSqs?: boolean;
 }
 
 export interface AwsStandIns {
@@ -94,12 +100,8 @@ export async function startAwsStandIns(options: AwsStandInOptions = {}): Promise
   const maxReceiveCount = options.maxReceiveCount ?? 10;
   const visibilityTimeout = options.visibilityTimeoutSeconds ?? 30;
 
-  // local-aws-sqs builds queue URLs from the port it was given, so it needs a concrete one.
-  const sqsPort = options.ports?.sqs || (await freePort(host));
-  const { createSqsServer } = await import('local-aws-sqs');
   const accountId = '000000000000';
-  const queueUrlFor = (name: string) => `http://${host}:${sqsPort}/${accountId}/${name}`;
-  const queues = [
+  const queues: QueueDefinition[] = [
     { QueueName: dlqName, Attributes: { ...fifoAttributes, MessageRetentionPeriod: String(14 * 86_400) } },
     { QueueName: turnQueueName, Attributes: { VisibilityTimeout: '30' } },
     {
@@ -126,18 +128,14 @@ export async function startAwsStandIns(options: AwsStandInOptions = {}): Promise
       },
     },
   ];
-  let sqsServer: Server | undefined;
-  const startSqs = async () => {
-    sqsServer = (await createSqsServer({
-      port: sqsPort,
-      hostname: host,
-      accountId,
-      region: 'us-east-1',
-      emulateQueueCreationLifecycle: false,
-      queues,
-    } as never)) as unknown as Server;
-  };
-  await startSqs();
+  let sqs: SqsStandIn;
+  if (options.durableSqs) {
+    if (!options.dataDir) throw new Error('durableSqs needs a dataDir');
+    sqs = await startDurableSqs({ dataDir: options.dataDir, host, port: options.ports?.sqs, queues });
+  } else {
+    sqs = await startMemorySqs(host, options.ports?.sqs || (await freePort(host)), accountId, queues);
+  }
+  const queueUrlFor = (name: string) => `http://${host}:${sqs.port}/${accountId}/${name}`;
 
   const { default: dynalite } = await import('dynalite');
   const dynamoPath = options.dataDir ? join(options.dataDir, 'dynamodb') : undefined;
@@ -155,7 +153,7 @@ export async function startAwsStandIns(options: AwsStandInOptions = {}): Promise
 
   return {
     endpoints: {
-      sqs: `http://${host}:${sqsPort}`,
+      sqs: `http://${host}:${sqs.port}`,
       dynamodb: `http://${host}:${dynamoPort}`,
       s3: `http://${host}:${s3Address.port}`,
     },
@@ -165,15 +163,30 @@ export async function startAwsStandIns(options: AwsStandInOptions = {}): Promise
     outboundDlqUrl: queueUrlFor(outboundDlqName),
     turnQueueUrl: queueUrlFor(turnQueueName),
     credentials: STANDIN_CREDENTIALS,
-    async stopSqs() {
-      if (sqsServer) await closeServer(sqsServer);
-      sqsServer = undefined;
-    },
-    startSqs,
+    stopSqs: () => sqs.stop(),
+    startSqs: () => sqs.start(),
     async stop() {
-      if (sqsServer) await closeServer(sqsServer);
+      await sqs.stop();
       await closeServer(dynamoServer);
       await s3.close();
+    },
+  };
+}
+
+/** local-aws-sqs: fast, in memory only; it builds queue URLs from the port it was given, so it needs a concrete one. */
+async function startMemorySqs(host: string, port: number, accountId: string, queues: QueueDefinition[]): Promise<SqsStandIn> {
+  const { createSqsServer } = await import('local-aws-sqs');
+  let server: Server | undefined;
+  const start = async () => {
+    server = (await createSqsServer({ port, hostname: host, accountId, region: 'us-east-1', emulateQueueCreationLifecycle: false, queues } as never)) as unknown as Server;
+  };
+  await start();
+  return {
+    port,
+    start,
+    async stop() {
+      if (server) await closeServer(server);
+      server = undefined;
     },
   };
 }

@@ -4,7 +4,7 @@ import type { LineInput } from '../lines/line';
 import type { Logger } from '../observability/logger';
 import { startAwsStandIns, type AwsStandIns } from './aws-standins';
 import { BIRD_STANDIN_FLOW_SECRET, BIRD_STANDIN_FLOW_SIGNING_SECRET, startBirdStandIn, type BirdStandIn } from './bird-standin';
-import { localSecrets, STANDIN_CREDENTIALS, writeEmbeddedState, type LocalSecrets } from '../config/embedded-state';
+import { embeddedAwsSettingsFor, localSecrets, writeEmbeddedState, type LocalSecrets } from '../config/embedded-state';
 import { startGraphStandIn, type GraphStandIn } from './graph-standin';
 
 export interface EmbeddedDefault {
@@ -77,16 +77,17 @@ export function demoLines(birdFlowUrl: string, outboundKey?: string): LineInput[
 }
 
 /**
- * `npm start` with no SQS_QUEUE_URL: run SQS, DynamoDB and S3 stand-ins in-process, data under
- * DATA_DIR, plus a Bird stand-in (inbox in DATA_DIR/bird-inbox.jsonl) and a Graph stand-in that
- * serves media for the simulator. local-aws-sqs keeps messages in memory only; production uses SQS.
+ * `npm start` with no SQS_QUEUE_URL: run SQS, DynamoDB and S3 stand-ins, everything on disk under
+ * DATA_DIR (queues in SQLite, tables in LevelDB, objects as files), so a kill -9 or a reboot loses
+ * nothing acknowledged; plus a Bird stand-in (inbox in DATA_DIR/bird-inbox.jsonl) and a Graph
+ * stand-in that serves media for the simulator.
  * Variables the operator set (GRAPH_API_BASE_URL, MEDIA_ALLOWED_HOSTS, BIRD_API_BASE_URL,
  * WHATSAPP_ACCESS_TOKEN) win over the stand-ins.
  */
 export async function startEmbeddedDefault(config: Config, logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<EmbeddedDefault> {
   const dataDir = resolve(config.dataDir);
   // FIFO main queue and DLQ: conversation order (src/queue/fifo.ts), as infra/ deploys.
-  const standIns = await startAwsStandIns({ dataDir, fifo: true, visibilityTimeoutSeconds: config.worker.visibilityTimeoutSeconds });
+  const standIns = await startAwsStandIns({ dataDir, fifo: true, durableSqs: true, visibilityTimeoutSeconds: config.worker.visibilityTimeoutSeconds });
   // The echo AI answers every message with a synchronous `replies`, so a local run shows the whole loop.
   const bird = await startBirdStandIn({ inboxFile: join(dataDir, 'bird-inbox.jsonl'), echo: true, logger: logger.child({ standIn: 'bird' }) });
   const secrets = localSecrets(dataDir);
@@ -108,7 +109,7 @@ export async function startEmbeddedDefault(config: Config, logger: Logger, env: 
     },
     sqs: { ...config.sqs, queueUrl: standIns.queueUrl, dlqUrl: standIns.dlqUrl, turnQueueUrl: standIns.turnQueueUrl },
     outbound: { ...config.outbound, queueUrl: standIns.outboundQueueUrl, dlqUrl: standIns.outboundDlqUrl },
-    aws: { ...config.aws, endpoints: standIns.endpoints, forcePathStyle: true, credentials: STANDIN_CREDENTIALS },
+    aws: { ...config.aws, ...embeddedAwsSettingsFor(standIns.endpoints) },
     worker: {
       ...config.worker,
       graphApiBaseUrl,
@@ -118,7 +119,7 @@ export async function startEmbeddedDefault(config: Config, logger: Logger, env: 
   };
   logger.info(
     { dataDir, endpoints: standIns.endpoints, queueUrl: standIns.queueUrl, dlqUrl: standIns.dlqUrl, bird: bird.url, graph: graph.baseUrl },
-    'embedded stand-ins started (SQS messages live in memory only; production uses SQS)',
+    'embedded stand-ins started (queues, tables and objects on disk under DATA_DIR)',
   );
   return {
     config: embedded,

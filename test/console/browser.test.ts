@@ -1,10 +1,11 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { DynamoProblemStore } from '../../src/watch/problem-store';
 import { PROBLEM_ADVICE } from '../../src/watch/problems';
 import { BIRD_STANDIN_FLOW_SECRET } from '../../src/local/bird-standin';
+import { chromiumPath } from '../support/chromium';
 import { CONSOLE_TOKEN, OUTBOUND_KEY, startConsoleRig, type ConsoleRig } from '../support/console';
 import { APP_SECRET } from '../support/ingress';
 import { GRAPH_TOKEN, LINES, startRemoteStandIns, textMessage, webhookPayload, type RemoteStandIns } from '../support/worker';
@@ -12,10 +13,9 @@ import { eventHandle } from '../../src/privacy/pseudonyms';
 
 /**
  * The console page in a real browser (Debian's Chromium through playwright-core; `.ci/run` installs
- * it with apt): log in, watch a message arrive in the live tail, open its journey, redrive a parked
- * event from the DLQ page. Screenshots of each page go to test-results/console/.
+ * it with apt, CHROMIUM_PATH names another): log in, watch a message arrive in the live tail, open
+ * its journey, redrive a parked event from the DLQ page. Screenshots of each page go to test-results/console/.
  */
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(__dirname, '../../test-results/console');
 const SENDER = '16505551234';
 const SECRETS = [CONSOLE_TOKEN, APP_SECRET, BIRD_STANDIN_FLOW_SECRET, GRAPH_TOKEN, OUTBOUND_KEY, SENDER];
@@ -39,13 +39,13 @@ async function snapshot(name: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does this)`);
+  const executablePath = chromiumPath();
   mkdirSync(SHOTS, { recursive: true });
   remote = await startRemoteStandIns();
   c = await startConsoleRig(remote, { outbound: true, erasures: true });
   profile = mkdtempSync(join(tmpdir(), 'wa-console-chromium-'));
   context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
+    executablePath,
     headless: true,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     viewport: { width: 1280, height: 800 },

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { freePort, startMain, waitFor, type Child } from '../support/child';
+import { embeddedDefaultEnv, startMain, waitFor, type Child } from '../support/child';
 
 const DIST = resolve(__dirname, '../../dist');
 
@@ -24,14 +24,7 @@ describe('embedded default (npm start)', () => {
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'wa-ingress-embedded-'));
-    env = {
-      PATH: process.env.PATH,
-      DATA_DIR: dataDir,
-      PORT: String(await freePort()),
-      CONSOLE_PORT: String(await freePort()),
-      LOG_LEVEL: 'info',
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    };
+    env = await embeddedDefaultEnv(dataDir);
     gateway = startMain('all', env);
     await waitFor(async () => existsSync(join(dataDir, 'embedded.json')) && (await fetch(`http://127.0.0.1:${env.PORT}/readyz`)).ok, 20_000, 'the embedded gateway');
   });
@@ -112,5 +105,18 @@ describe('embedded default (npm start)', () => {
     expect((await runCli('cli/lines.js', ['disable', 'cli-line'], env)).code).toBe(0);
     expect((await runCli('cli/lines.js', ['list'], env)).stdout).toMatch(/"lineId": "cli-line"[\s\S]*"active": false/);
     expect((await runCli('cli/lines.js', ['get', 'nobody'], env)).code).toBe(1);
+
+    // The way to AWS: export writes the lines whole (secrets too, for the import) to a file only the operator reads.
+    const exportFile = join(dataDir, 'exported-lines.json');
+    const exported = await runCli('cli/lines.js', ['export', exportFile], env);
+    expect(exported.code).toBe(0);
+    expect(exported.stdout).not.toContain('flow-literal');
+    expect(statSync(exportFile).mode & 0o777).toBe(0o600);
+    const lines = JSON.parse(readFileSync(exportFile, 'utf8')) as { lineId: string; bird: { flowSecret?: string } }[];
+    expect(lines.map((l) => l.lineId).sort()).toEqual(['cli-line', 'demo', 'demo-2']);
+    expect(lines.find((l) => l.lineId === 'cli-line')!.bird.flowSecret).toBe('flow-literal');
+    const imported = await runCli('cli/lines.js', ['import', exportFile], env);
+    expect(imported.code).toBe(0);
+    expect(JSON.parse(imported.stdout)).toEqual({ upserted: lines.map((l) => l.lineId) });
   });
 });

@@ -35,6 +35,19 @@ export function productionLikeEnv(aws: AwsHarness, extra: Record<string, string>
   };
 }
 
+/** What `npm start` (the embedded default) gets on a fresh DATA_DIR: free ports, nothing AWS. */
+export async function embeddedDefaultEnv(dataDir: string, extra: Record<string, string> = {}): Promise<NodeJS.ProcessEnv> {
+  return {
+    PATH: process.env.PATH,
+    DATA_DIR: dataDir,
+    PORT: String(await freePort()),
+    CONSOLE_PORT: String(await freePort()),
+    LOG_LEVEL: 'info',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    ...extra,
+  };
+}
+
 export interface Child {
   process: ChildProcess;
   output(): string;
