@@ -94,26 +94,25 @@ async function compare(title: string, variants: Array<[string, Call]>): Promise<
   }
 }
 
-function dynamo(endpoint: string, options: { cacheMiddleware?: boolean; quietLogger?: boolean } = {}): DynamoDBClient {
-  return new DynamoDBClient({
-    region: 'us-east-1',
-    endpoint,
-    credentials,
-    ...(options.cacheMiddleware ? { cacheMiddleware: true } : {}),
-    ...(options.quietLogger ? { logger: QUIET_SDK_LOGGER } : {}),
-  });
+interface ClientOptions {
+  cacheMiddleware?: boolean;
+  quietLogger?: boolean;
+  md5Off?: boolean;
 }
 
-function sqsClient(endpoint: string, options: { cacheMiddleware?: boolean; quietLogger?: boolean; md5Off?: boolean } = {}): SQSClient {
-  return new SQSClient({
+/** The client configuration each variant differs by, over what every client shares. */
+function clientConfig(endpoint: string, options: ClientOptions) {
+  return {
     region: 'us-east-1',
     endpoint,
     credentials,
     ...(options.cacheMiddleware ? { cacheMiddleware: true } : {}),
     ...(options.quietLogger ? { logger: QUIET_SDK_LOGGER } : {}),
-    ...(options.md5Off ? { md5: false } : {}),
-  });
+  };
 }
+
+const dynamo = (endpoint: string, options: ClientOptions = {}) => new DynamoDBClient(clientConfig(endpoint, options));
+const sqsClient = (endpoint: string, options: ClientOptions = {}) => new SQSClient({ ...clientConfig(endpoint, options), ...(options.md5Off ? { md5: false } : {}) });
 
 async function main(): Promise<void> {
   const child = fork(__filename, ['standins'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
