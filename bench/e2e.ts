@@ -206,7 +206,18 @@ async function metricTotal(metricsUrl: string, name: string): Promise<number> {
   return total;
 }
 
-/** The gateway's CPU milliseconds per second while nothing is sent (pollers, timers). */
+/** Until the worker has handled no new event for 2 s (the previous run's statuses included), at most 2 minutes. */
+async function waitQuiet(metricsUrl: string): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  for (let quiet = 0, last = -1; quiet < 4 && Date.now() < deadline; ) {
+    await sleep(500);
+    const handled = await metricTotal(metricsUrl, 'wa_ingress_worker_events_total');
+    quiet = handled === last ? quiet + 1 : 0;
+    last = handled;
+  }
+}
+
+/** The gateway's CPU milliseconds per second while nothing is sent (pollers, timers); call it once quiet. */
 async function idleCpuMsPerSecond(pid: number | undefined, seconds = 3): Promise<number> {
   const before = cpuSecondsOf(pid);
   await sleep(seconds * 1000);
@@ -220,6 +231,7 @@ interface Gateway {
 
 interface RateResult {
   statuses: boolean;
+  idleCpuMsPerSecond: number;
   /** Gateway CPU milliseconds per round trip (with statuses when `statuses`), raw and with its idle CPU subtracted. */
   cpuMsPerEvent: number;
   cpuMsPerEventLessIdle: number;
@@ -249,6 +261,7 @@ interface Children {
 async function runRate(children: Children, gateway: Gateway, webhookUrl: string, rate: number, run: string, statuses: boolean): Promise<RateResult> {
   const gatewayPid = gateway.pid;
   await ask(children.http, { type: 'reset', statuses }, 'reset-done');
+  await waitQuiet(gateway.metricsUrl);
   await ask(children.sqs, { type: 'dwell' }, 'dwell');
   const idle = await idleCpuMsPerSecond(gatewayPid);
   await Promise.all(Object.values(children).map((c) => ask(c, { type: 'counts-reset' }, 'counts-reset-done')));
@@ -329,6 +342,7 @@ async function runRate(children: Children, gateway: Gateway, webhookUrl: string,
   );
   return {
     statuses,
+    idleCpuMsPerSecond: idle,
     cpuMsPerEvent: cpuMs / total,
     cpuMsPerEventLessIdle: (cpuMs - idle * elapsedSeconds) / total,
     callsPerEvent,
@@ -477,7 +491,7 @@ async function main(): Promise<void> {
       const what = r.statuses ? 'full round trip' : "message's half (statuses off)";
       process.stdout.write(
         `  at ${r.rate}/s, ${what}: gateway CPU ${r.cpuMsPerEvent.toFixed(1)} ms per round trip (${r.cpuMsPerEventLessIdle.toFixed(1)} less idle)` +
-          `${r.statuses ? `, statuses handled ${r.statusesHandled}/${STATUSES_PER_REPLY * r.replied}` : ''}; load average ${r.load.toFixed(1)}\n` +
+          `${r.statuses ? `, statuses handled ${r.statusesHandled}/${STATUSES_PER_REPLY * r.replied}` : ''}; idle ${r.idleCpuMsPerSecond.toFixed(1)} ms/s; load average ${r.load.toFixed(1)}\n` +
           `    stand-ins CPU ms per round trip: ${Object.entries(r.standInsCpuMsPerEvent)
             .map(([k, v]) => `${k} ${v.toFixed(1)}`)
             .join(' / ')}; time on the queues (send → first receive): ${waits.join('; ')}\n` +
