@@ -13,6 +13,8 @@ export interface AwsClients {
   s3: S3Client;
   dynamodb: DynamoDBClient;
   documents: DynamoDBDocumentClient;
+  /** The hot path's conditional UpdateItems only, with cacheMiddleware: see src/aws/item-updates.ts. */
+  itemUpdates: DynamoDBClient;
   secrets: SecretsManagerClient;
   destroy(): void;
 }
@@ -60,6 +62,12 @@ export function createAwsClients(
     requestHandler: requestHandler(timeoutsMs.s3),
   });
   const dynamodb = new DynamoDBClient({ ...common, endpoint: settings.endpoints.dynamodb, requestHandler: requestHandler(timeoutsMs.dynamodb) });
+  const itemUpdates = new DynamoDBClient({
+    ...common,
+    cacheMiddleware: true,
+    endpoint: settings.endpoints.dynamodb,
+    requestHandler: requestHandler(timeoutsMs.dynamodb),
+  });
   const documents = DynamoDBDocumentClient.from(dynamodb, {
     marshallOptions: { removeUndefinedValues: true },
   });
@@ -69,12 +77,14 @@ export function createAwsClients(
     s3,
     dynamodb,
     documents,
+    itemUpdates,
     secrets,
     destroy() {
       sqs.destroy();
       s3.destroy();
       documents.destroy();
       dynamodb.destroy();
+      itemUpdates.destroy();
       secrets.destroy();
     },
   };

@@ -69,6 +69,7 @@ export function startWorker(deps: {
   const outboundStore = config.outbound.queueUrl
     ? new DynamoOutboundStore({
         documents: clients.documents,
+        itemUpdates: clients.itemUpdates,
         tableName: config.dynamodb.outboundTable,
         retentionDays: config.outbound.retentionDays,
         registry,
@@ -87,6 +88,7 @@ export function startWorker(deps: {
     secrets: deps.secrets,
     dedupe: new DynamoDedupeStore({
       documents: clients.documents,
+      itemUpdates: clients.itemUpdates,
       tableName: config.dynamodb.dedupeTable,
       ttlDays: config.worker.dedupeTtlDays,
       leaseMs,
