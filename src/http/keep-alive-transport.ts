@@ -33,7 +33,15 @@ export interface KeepAliveHttpTransportOptions {
   idleSocketMs?: number;
   /** Unbounded by default, as with `fetch`: each caller bounds its own concurrency. */
   maxSocketsPerHost?: number;
+  /**
+   * Longest wait for a new connection (TLS included), as undici's 10 s: past it the call fails with
+   * CONNECT_TIMEOUT_CODE, and since nothing was written, a Graph send knows it was not sent.
+   */
+  connectTimeoutMs?: number;
 }
+
+/** The `code` of the error a connection that never opened ends with. */
+export const CONNECT_TIMEOUT_CODE = 'ECONNECT_TIMEOUT';
 
 /**
  * `http(s).request` on keep-alive agents, in place of the global `fetch`: the same reuse of
@@ -44,8 +52,10 @@ export interface KeepAliveHttpTransportOptions {
 export class KeepAliveHttpTransport implements HttpTransport {
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
+  private readonly connectTimeoutMs: number;
 
   constructor(options: KeepAliveHttpTransportOptions = {}) {
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     const agentOptions = { keepAlive: true, timeout: options.idleSocketMs ?? 4000, maxSockets: options.maxSocketsPerHost ?? Infinity, scheduling: 'lifo' as const };
     this.httpAgent = new http.Agent(agentOptions);
     this.httpsAgent = new https.Agent(agentOptions);
@@ -70,6 +80,16 @@ export class KeepAliveHttpTransport implements HttpTransport {
       const headers: Record<string, string | number> = { ...exchange.headers };
       if (exchange.body !== undefined) headers['content-length'] = Buffer.byteLength(exchange.body);
       const request = (secure ? https : http).request(url, { method: exchange.method, headers, agent: secure ? this.httpsAgent : this.httpAgent });
+      request.once('socket', (socket) => {
+        if (!socket.connecting) return; // a pooled socket, already open
+        const connected = secure ? 'secureConnect' : 'connect';
+        const timer = setTimeout(
+          () => request.destroy(Object.assign(new Error(`No connection to ${url.host} within ${this.connectTimeoutMs} ms`), { code: CONNECT_TIMEOUT_CODE })),
+          this.connectTimeoutMs,
+        );
+        socket.once(connected, () => clearTimeout(timer));
+        socket.once('close', () => clearTimeout(timer));
+      });
       const onAbort = () => request.destroy(signal!.reason instanceof Error ? signal!.reason : new Error(String(signal!.reason)));
       signal?.addEventListener('abort', onAbort, { once: true });
       const settle = (done: () => void) => {

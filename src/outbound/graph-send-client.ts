@@ -1,4 +1,4 @@
-import { sharedHttpTransport, type HttpAnswer, type HttpTransport } from '../http/keep-alive-transport';
+import { CONNECT_TIMEOUT_CODE, sharedHttpTransport, type HttpAnswer, type HttpTransport } from '../http/keep-alive-transport';
 import { classifySendError, errorTitle, parseGraphError, type SendErrorClass } from '../meta/send-errors';
 
 /**
@@ -30,7 +30,7 @@ export interface GraphSendClientOptions {
 }
 
 /** Errors raised before a byte of the request left: the message cannot have reached Meta. */
-const BEFORE_WRITE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'ERR_INVALID_URL']);
+const BEFORE_WRITE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', CONNECT_TIMEOUT_CODE, 'ERR_INVALID_URL']);
 
 function causeCode(error: unknown): string | undefined {
   let current: unknown = error;

@@ -1,6 +1,7 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { KeepAliveHttpTransport, headerValue } from '../../src/http/keep-alive-transport';
+import net, { type AddressInfo } from 'node:net';
+import { CONNECT_TIMEOUT_CODE, KeepAliveHttpTransport, headerValue } from '../../src/http/keep-alive-transport';
+import { GraphSendClient } from '../../src/outbound/graph-send-client';
 
 let server: http.Server;
 let base: string;
@@ -96,5 +97,24 @@ describe('KeepAliveHttpTransport', () => {
   it('refuses a URL that does not parse or is not http(s)', async () => {
     await expect(transport.exchange({ method: 'GET', url: 'not a url', headers: {} })).rejects.toMatchObject({ code: 'ERR_INVALID_URL' });
     await expect(transport.exchange({ method: 'GET', url: 'ftp://example.com/x', headers: {} })).rejects.toMatchObject({ code: 'ERR_INVALID_URL' });
+  });
+
+  it('a connection that never opens (TLS handshake unanswered) ends at the connect timeout, and a Graph send calls it unsent', async () => {
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((done) => silent.listen(0, '127.0.0.1', done));
+    const url = `https://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const impatient = new KeepAliveHttpTransport({ connectTimeoutMs: 150 });
+    try {
+      const started = Date.now();
+      await expect(impatient.exchange({ method: 'POST', url: `${url}/x`, headers: {}, body: 'x', signal: AbortSignal.timeout(5000) })).rejects.toMatchObject({ code: CONNECT_TIMEOUT_CODE });
+      expect(Date.now() - started).toBeLessThan(2000);
+      const graph = new GraphSendClient({ graphApiBaseUrl: url, graphApiVersion: 'v25.0', timeoutMs: 5000, transport: impatient });
+      expect(await graph.send({ phoneNumberId: '1', accessToken: 't', body: { messaging_product: 'whatsapp', to: '2', type: 'text', text: { body: 'hi' } } })).toEqual({ kind: 'unsent', detail: CONNECT_TIMEOUT_CODE });
+    } finally {
+      impatient.destroy();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((done) => silent.close(done));
+    }
   });
 });
