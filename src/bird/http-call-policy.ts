@@ -1,5 +1,7 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import { TaskCancelledError, TimeoutStrategy, handleWhen, retry, timeout, type RetryPolicy, type TimeoutPolicy } from 'cockatiel';
 import { PermanentError, RetryableError } from '../errors';
+import { headerValue, sharedHttpTransport, type HttpTransport } from '../http/keep-alive-transport';
 import { Counter, Histogram, type Registry } from '../observability/metrics';
 import { EqualJitterBackoff } from '../resilience/backoff';
 import type { BirdTransport } from './delivery';
@@ -31,6 +33,7 @@ export interface HttpCallPolicyOptions {
   /** Clock for Retry-After HTTP-dates. */
   now: () => number;
   registry: Registry;
+  transport?: HttpTransport;
 }
 
 /** One failed HTTP attempt, as the retry policy sees it. */
@@ -59,8 +62,10 @@ export class HttpCallPolicy {
   private readonly timeoutPolicy: TimeoutPolicy;
   private readonly attempts: Counter<'transport' | 'result'>;
   private readonly attemptDuration: Histogram<'transport'>;
+  private readonly transport: HttpTransport;
 
   constructor(private readonly options: HttpCallPolicyOptions) {
+    this.transport = options.transport ?? sharedHttpTransport;
     this.retryPolicy = retry(
       handleWhen((error) => error instanceof AttemptFailure && error.retryInProcess),
       {
@@ -110,17 +115,11 @@ export class HttpCallPolicy {
   private async attempt(request: HttpRequest): Promise<{ status: number; body: unknown }> {
     const endTimer = this.attemptDuration.startTimer({ transport: request.transport });
     try {
-      const answer = await this.timeoutPolicy.execute(async ({ signal }) => {
-        const response = await fetch(request.url, {
-          method: request.method,
-          headers: request.headers,
-          body: request.body,
-          signal,
-          // Never follow a redirect with the secret in the headers.
-          redirect: 'manual',
-        });
-        return { status: response.status, headers: response.headers, text: await response.text() };
-      }, request.signal);
+      // The transport never follows a redirect, so the secret in the headers goes nowhere else.
+      const answer = await this.timeoutPolicy.execute(
+        ({ signal }) => this.transport.exchange({ method: request.method, url: request.url, headers: request.headers, body: request.body, signal }),
+        request.signal,
+      );
       this.attempts.inc({ transport: request.transport, result: resultOfStatus(answer.status) });
       if (answer.status >= 200 && answer.status < 300) return { status: answer.status, body: parseJsonOrUndefined(answer.text) };
       throw this.failureOf(answer.status, answer.headers, answer.text);
@@ -143,12 +142,12 @@ export class HttpCallPolicy {
     }
   }
 
-  private failureOf(status: number, headers: Headers, text: string): AttemptFailure {
+  private failureOf(status: number, headers: IncomingHttpHeaders, text: string): AttemptFailure {
     const code = birdErrorCode(text);
     const detail = `Bird answered ${status}${code ? ` (${code})` : ''}`;
     const retryable = status === 408 || status === 429 || status >= 500;
     if (!retryable) return new AttemptFailure(detail, resultOfStatus(status), false, status);
-    const retryAfterMs = parseRetryAfter(headers.get('retry-after'), this.options.now());
+    const retryAfterMs = parseRetryAfter(headerValue(headers, 'retry-after'), this.options.now());
     const inProcess = retryAfterMs === undefined || retryAfterMs <= this.options.maxRetryAfterMs;
     return new AttemptFailure(detail, resultOfStatus(status), true, status, retryAfterMs, inProcess);
   }

@@ -1,4 +1,6 @@
-import { GetCommand, UpdateCommand, type DynamoDBDocumentClient, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetCommand, type DynamoDBDocumentClient, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
+import { ItemUpdates } from '../aws/item-updates';
 import { PermanentError, RetryableError, type GatewayError } from '../errors';
 import type { JournalBus } from '../journal/journal-bus';
 import { mergeUpdateExpression, type JournalUpdate } from '../journal/journal-update';
@@ -10,6 +12,8 @@ const DAY_SECONDS = 86_400;
 
 export interface DedupeTableOptions {
   documents: DynamoDBDocumentClient;
+  /** createAwsClients' itemUpdates: the updates skip the DocumentClient (src/aws/item-updates.ts). */
+  itemUpdates?: DynamoDBClient;
   tableName: string;
   /** DEDUPE_TTL_DAYS: how long a key is remembered after its last claim or park. */
   ttlDays: number;
@@ -25,9 +29,11 @@ export interface DedupeTableOptions {
 export class DedupeTable {
   readonly clock: () => number;
   private readonly ttlSeconds: number;
+  private readonly updates: ItemUpdates;
 
   constructor(private readonly options: DedupeTableOptions) {
     this.clock = options.clock;
+    this.updates = new ItemUpdates(options.documents, options.itemUpdates);
     this.ttlSeconds = Math.round(options.ttlDays * DAY_SECONDS);
   }
 
@@ -36,16 +42,14 @@ export class DedupeTable {
     const expressions = `${input.UpdateExpression ?? ''} ${input.ConditionExpression ?? ''}`;
     const names = Object.fromEntries([...expressions.matchAll(/#\w+/g)].map(([placeholder]) => [placeholder, placeholder.slice(1)]));
     // The journal's clauses join this write (src/journal/journal-update.ts): no extra request.
-    return this.options.documents.send(
-      new UpdateCommand({
-        TableName: this.options.tableName,
-        Key: { pk: storedKey(key) },
-        ...input,
-        UpdateExpression: mergeUpdateExpression(input.UpdateExpression ?? '', journal),
-        ExpressionAttributeNames: { ...names, ...journal?.names },
-        ExpressionAttributeValues: { ...input.ExpressionAttributeValues, ...journal?.values },
-      }),
-    );
+    return this.updates.update({
+      TableName: this.options.tableName,
+      Key: { pk: storedKey(key) },
+      ...input,
+      UpdateExpression: mergeUpdateExpression(input.UpdateExpression ?? '', journal),
+      ExpressionAttributeNames: { ...names, ...journal?.names },
+      ExpressionAttributeValues: { ...input.ExpressionAttributeValues, ...journal?.values },
+    });
   }
 
   /** The live record of `key`, or undefined when there is none or it has expired. */

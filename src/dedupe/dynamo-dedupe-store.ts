@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ConfigError, PermanentError } from '../errors';
 import { Counter, type Registry } from '../observability/metrics';
 import { DEDUPE_STATUS, type ClaimOptions, type ClaimOutcome, type ClaimResult, type DedupeStore } from './dedupe-store';
@@ -27,6 +28,8 @@ const MAX_KEY_BYTES = 2048;
 
 export interface DynamoDedupeStoreOptions {
   documents: DynamoDBDocumentClient;
+  /** createAwsClients' itemUpdates: claims and lease writes skip the DocumentClient (src/aws/item-updates.ts). */
+  itemUpdates?: DynamoDBClient;
   /** DYNAMODB_DEDUPE_TABLE: partition key `pk` (S), TTL on `expiresAt`. */
   tableName: string;
   /** DEDUPE_TTL_DAYS: how long a key is remembered after its last claim or park; must be more than 14 (the DLQ's retention). */
@@ -74,7 +77,7 @@ export class DynamoDedupeStore implements DedupeStore {
     this.checkLease(options.leaseMs, (message) => new ConfigError(message));
     this.leaseMs = options.leaseMs;
     this.clock = options.clock ?? Date.now;
-    this.table = new DedupeTable({ documents: options.documents, tableName: options.tableName, ttlDays: options.ttlDays, clock: this.clock, journalBus: options.journalBus });
+    this.table = new DedupeTable({ documents: options.documents, itemUpdates: options.itemUpdates, tableName: options.tableName, ttlDays: options.ttlDays, clock: this.clock, journalBus: options.journalBus });
     this.leases = new DynamoLeaseWrites(this.table, options.registry);
     this.notes = new JournalNotes({ documents: options.documents, tableName: options.tableName, bus: options.journalBus });
     const registers = options.registry ? [options.registry] : [];

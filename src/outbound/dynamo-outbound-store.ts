@@ -1,3 +1,4 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { ConfigError, RetryableError } from '../errors';
 import { OUTBOUND_BY_WAMID_INDEX } from '../aws/resources';
@@ -11,6 +12,8 @@ import { wamidDigest } from '../privacy/pseudonyms';
 
 export interface DynamoOutboundStoreOptions {
   documents: DynamoDBDocumentClient;
+  /** createAwsClients' itemUpdates: record state changes skip the DocumentClient (src/aws/item-updates.ts). */
+  itemUpdates?: DynamoDBClient;
   /** DYNAMODB_OUTBOUND_TABLE: key `pk`; indexes byWamid, byLine, byContact, byPending; TTL on `expiresAt`. */
   tableName: string;
   retentionDays: number;
@@ -47,7 +50,7 @@ export class DynamoOutboundStore implements OutboundStore {
     this.journalBus = options.journalBus;
     const counter = { name: OUTBOUND_WRITES_METRIC, help: 'DynamoDB writes to outbound records, by operation and result (applied, refused: the condition did not hold)', labelNames: ['operation', 'result'] as const };
     this.writes = options.registry ? sharedCounter(options.registry, counter) : new Counter({ ...counter, registers: [] });
-    this.update = new ConditionalRecordUpdate({ documents: this.documents, tableName: this.tableName, writes: this.writes, journalBus: this.journalBus });
+    this.update = new ConditionalRecordUpdate({ documents: this.documents, itemUpdates: options.itemUpdates, tableName: this.tableName, writes: this.writes, journalBus: this.journalBus });
     this.outcomes = new DynamoSendOutcomes(this.update, this.clock);
   }
 

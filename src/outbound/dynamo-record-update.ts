@@ -1,4 +1,6 @@
-import { UpdateCommand, type DynamoDBDocumentClient, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBDocumentClient, UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
+import { ItemUpdates } from '../aws/item-updates';
 import { PermanentError, RetryableError, type GatewayError } from '../errors';
 import type { JournalBus } from '../journal/journal-bus';
 import type { Counter } from '../observability/metrics';
@@ -11,19 +13,28 @@ export type RecordUpdateInput = Omit<UpdateCommandInput, 'TableName' | 'Key' | '
  * (applied or refused), and publishes the journey steps it appended to the live tail.
  */
 export class ConditionalRecordUpdate {
+  private readonly updates: ItemUpdates;
+
   constructor(
-    private readonly deps: { documents: DynamoDBDocumentClient; tableName: string; writes: Counter<'operation' | 'result'>; journalBus?: JournalBus },
-  ) {}
+    private readonly deps: {
+      documents: DynamoDBDocumentClient;
+      /** createAwsClients' itemUpdates (src/aws/item-updates.ts). */
+      itemUpdates?: DynamoDBClient;
+      tableName: string;
+      writes: Counter<'operation' | 'result'>;
+      journalBus?: JournalBus;
+    },
+  ) {
+    this.updates = new ItemUpdates(deps.documents, deps.itemUpdates);
+  }
 
   /** Undefined when the condition did not hold. `#name` stands for the attribute `name`. */
   async apply(operation: string, id: string, input: RecordUpdateInput): Promise<Record<string, unknown> | undefined> {
     const expressions = `${input.UpdateExpression ?? ''} ${input.ConditionExpression ?? ''}`;
     const names = Object.fromEntries([...expressions.matchAll(/#\w+/g)].map(([p]) => [p, p.slice(1)]));
     try {
-      const out = await this.deps.documents.send(
-        // ALL_NEW unless told: the record's line, for the live tail, comes with the write.
-        new UpdateCommand({ TableName: this.deps.tableName, Key: { pk: id }, ExpressionAttributeNames: names, ReturnValues: 'ALL_NEW', ...input }),
-      );
+      // ALL_NEW unless told: the record's line, for the live tail, comes with the write.
+      const out = await this.updates.update({ TableName: this.deps.tableName, Key: { pk: id }, ExpressionAttributeNames: names, ReturnValues: 'ALL_NEW', ...input });
       this.deps.writes.inc({ operation, result: 'applied' });
       const lineId = out.Attributes?.lineId;
       const steps = (input.ExpressionAttributeValues?.[':step'] ?? []) as JourneyStep[];

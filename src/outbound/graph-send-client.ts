@@ -1,3 +1,4 @@
+import { CONNECT_TIMEOUT_CODE, sharedHttpTransport, type HttpAnswer, type HttpTransport } from '../http/keep-alive-transport';
 import { classifySendError, errorTitle, parseGraphError, type SendErrorClass } from '../meta/send-errors';
 
 /**
@@ -25,10 +26,11 @@ export interface GraphSendClientOptions {
   graphApiVersion: string;
   /** Per attempt, response included; past it the outcome is ambiguous. */
   timeoutMs: number;
+  transport?: HttpTransport;
 }
 
 /** Errors raised before a byte of the request left: the message cannot have reached Meta. */
-const BEFORE_WRITE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'ERR_INVALID_URL']);
+const BEFORE_WRITE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', CONNECT_TIMEOUT_CODE, 'ERR_INVALID_URL']);
 
 function causeCode(error: unknown): string | undefined {
   let current: unknown = error;
@@ -42,20 +44,23 @@ function causeCode(error: unknown): string | undefined {
 
 /** One POST to `{graph}/{version}/{phone_number_id}/messages`, classified. Never throws. */
 export class GraphSendClient {
-  constructor(private readonly options: GraphSendClientOptions) {}
+  private readonly transport: HttpTransport;
+
+  constructor(private readonly options: GraphSendClientOptions) {
+    this.transport = options.transport ?? sharedHttpTransport;
+  }
 
   async send(request: GraphSendRequest): Promise<SendOutcome> {
     const url = `${this.options.graphApiBaseUrl.replace(/\/$/, '')}/${this.options.graphApiVersion}/${encodeURIComponent(request.phoneNumberId)}/messages`;
-    let response: Response;
-    let text: string;
+    let response: HttpAnswer;
     try {
-      response = await fetch(url, {
+      response = await this.transport.exchange({
         method: 'POST',
+        url,
         headers: { authorization: `Bearer ${request.accessToken}`, 'content-type': 'application/json' },
         body: JSON.stringify(request.body),
         signal: AbortSignal.timeout(this.options.timeoutMs),
       });
-      text = await response.text();
     } catch (error) {
       const code = causeCode(error);
       if (code !== undefined && BEFORE_WRITE.has(code)) return { kind: 'unsent', detail: code };
@@ -64,7 +69,7 @@ export class GraphSendClient {
     }
     let json: unknown;
     try {
-      json = JSON.parse(text);
+      json = JSON.parse(response.text);
     } catch {
       json = undefined;
     }

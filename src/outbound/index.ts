@@ -35,7 +35,7 @@ export function createOutboundAcceptor(deps: Omit<OutboundDeps, 'lines' | 'secre
   const { config, clients, registry, logger } = deps;
   const queueUrl = config.outbound.queueUrl;
   if (!queueUrl) throw new Error('SQS_OUTBOUND_QUEUE_URL is required to accept replies');
-  const records = store ?? new DynamoOutboundStore({ documents: clients.documents, tableName: config.dynamodb.outboundTable, retentionDays: config.outbound.retentionDays, registry });
+  const records = store ?? new DynamoOutboundStore({ documents: clients.documents, itemUpdates: clients.itemUpdates, tableName: config.dynamodb.outboundTable, retentionDays: config.outbound.retentionDays, registry });
   return { store: records, acceptor: new QueueOutboundAcceptor({ store: records, sqs: clients.sqs, queueUrl, timeoutMs: config.sqs.sendTimeoutMs, registry, logger }) };
 }
 

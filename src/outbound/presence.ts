@@ -1,4 +1,5 @@
 import { Counter, type Registry } from 'prom-client';
+import { sharedHttpTransport, type HttpTransport } from '../http/keep-alive-transport';
 import type { Line } from '../lines/line';
 import type { SecretResolver } from '../lines/secrets';
 import type { WhatsAppEvent } from '../meta/event';
@@ -26,6 +27,7 @@ export interface GraphPresenceOptions {
   maxInFlight?: number;
   registry: Registry;
   logger: Logger;
+  transport?: HttpTransport;
 }
 
 type Outcome = 'sent' | 'failed' | 'skipped';
@@ -35,10 +37,12 @@ export class GraphPresence implements PresenceSignal {
   private readonly baseUrl: string;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly logger: Logger;
+  private readonly transport: HttpTransport;
 
   constructor(private readonly options: GraphPresenceOptions) {
     this.baseUrl = `${options.graphApiBaseUrl.replace(/\/+$/, '')}/${options.graphApiVersion}`;
     this.logger = options.logger.child({ component: 'presence' });
+    this.transport = options.transport ?? sharedHttpTransport;
     this.calls = new Counter({
       name: 'wa_ingress_presence_calls_total',
       help: 'Read receipts with typing indicator sent to Graph after a message reached Bird, by outcome (sent, failed, skipped) and reason',
@@ -69,16 +73,15 @@ export class GraphPresence implements PresenceSignal {
       const token = await this.options.secrets.resolve(tokenRef);
       const body: Record<string, unknown> = { messaging_product: 'whatsapp', status: 'read', message_id: messageId };
       if (line.presence.typing) body.typing_indicator = { type: 'text' };
-      const response = await fetch(`${this.baseUrl}/${encodeURIComponent(phoneNumberId)}/messages`, {
+      const response = await this.transport.exchange({
         method: 'POST',
+        url: `${this.baseUrl}/${encodeURIComponent(phoneNumberId)}/messages`,
         headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
         body: JSON.stringify(body),
-        redirect: 'manual',
         signal: AbortSignal.timeout(this.options.timeoutMs ?? 5000),
       });
-      const text = await response.text();
       if (response.ok) return this.count('sent', '');
-      const code = graphErrorCode(text);
+      const code = graphErrorCode(response.text);
       this.count('failed', code === undefined ? `http_${response.status}` : `code_${code}`);
       if (code === 190 || code === 10 || code === 200) {
         // The same line token sends the replies: this line's event drives the GraphTokenFailures alarm (infra/).

@@ -76,6 +76,7 @@ export function startWorker(deps: {
   const outboundStore = config.outbound.queueUrl
     ? new DynamoOutboundStore({
         documents: clients.documents,
+        itemUpdates: clients.itemUpdates,
         tableName: config.dynamodb.outboundTable,
         retentionDays: config.outbound.retentionDays,
         registry,
@@ -96,6 +97,7 @@ export function startWorker(deps: {
     contacts: deps.contacts ?? createContactStates(config, clients, registry),
     dedupe: new DynamoDedupeStore({
       documents: clients.documents,
+      itemUpdates: clients.itemUpdates,
       tableName: config.dynamodb.dedupeTable,
       ttlDays: config.worker.dedupeTtlDays,
       leaseMs,

@@ -33,4 +33,38 @@ describe('AWS clients', () => {
       clients.destroy();
     }
   });
+
+  it("take SQS bodies without the SDK's MD5 check (TLS guards them in transit)", async () => {
+    // Answers ReceiveMessage with a body whose MD5 does not match: the SDK's check would throw.
+    const sqs = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/x-amz-json-1.0');
+        res.end(JSON.stringify({ Messages: [{ MessageId: 'm1', ReceiptHandle: 'r1', Body: 'hello', MD5OfBody: '00000000000000000000000000000000' }] }));
+      });
+    });
+    await new Promise<void>((r) => sqs.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(sqs.address() as { port: number }).port}`;
+    const clients = createAwsClients({ region: 'us-east-1', endpoints: { sqs: url, dynamodb: url, s3: url }, forcePathStyle: true, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+    try {
+      const out = await clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: `${url}/000000000000/q` }));
+      expect(out.Messages?.map((m) => m.Body)).toEqual(['hello']);
+    } finally {
+      clients.destroy();
+      sqs.closeAllConnections();
+      await new Promise<void>((r) => sqs.close(() => r()));
+    }
+  });
+
+  it("give the SDK a logger without info or error, so its logger middleware builds no redacted copies", () => {
+    const clients = createAwsClients({ region: 'us-east-1', endpoints: { sqs: endpoint, dynamodb: endpoint, s3: endpoint }, forcePathStyle: true, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+    try {
+      for (const client of [clients.sqs, clients.dynamodb, clients.documents, clients.s3, clients.secrets]) {
+        const logger = client.config.logger as unknown as Record<string, unknown>;
+        expect([typeof logger.info, typeof logger.error, typeof logger.warn]).toEqual(['undefined', 'undefined', 'function']);
+      }
+    } finally {
+      clients.destroy();
+    }
+  });
 });

@@ -40,6 +40,7 @@ describe('DynamoDedupeStore against dynalite', () => {
     const registry = createRegistry({ defaultMetrics: false });
     const options: DynamoDedupeStoreOptions = {
       documents: clients.documents,
+      itemUpdates: clients.itemUpdates,
       tableName: TABLE,
       ttlDays: 15,
       leaseMs: LEASE_MS,
@@ -291,7 +292,7 @@ describe('DynamoDedupeStore against dynalite', () => {
       { step: 'initialize' },
     );
     try {
-      const { store, key } = setup({ documents: DynamoDBDocumentClient.from(counting) });
+      const { store, key } = setup({ documents: DynamoDBDocumentClient.from(counting), itemUpdates: counting });
       await leaseOf(await store.claim(key)).complete();
       expect(calls).toEqual(['UpdateItemCommand', 'UpdateItemCommand']);
       // A duplicate costs the refused write and one consistent read.
@@ -357,7 +358,7 @@ describe('DynamoDedupeStore against dynalite', () => {
       maxAttempts: 1,
     });
     try {
-      const { store } = setup({ documents: DynamoDBDocumentClient.from(unreachable) });
+      const { store } = setup({ documents: DynamoDBDocumentClient.from(unreachable), itemUpdates: unreachable });
       for (const attempt of [() => store.claim(key), () => store.leases.complete(key, 't'), () => store.leases.release(key, 't')]) {
         const error = await attempt().catch((e: unknown) => e);
         expect(error).toBeInstanceOf(RetryableError);

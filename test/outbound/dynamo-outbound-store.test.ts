@@ -11,7 +11,7 @@ const registry = createRegistry({ defaultMetrics: false });
 
 beforeAll(async () => {
   aws = await startAwsHarness();
-  store = new DynamoOutboundStore({ documents: aws.clients.documents, tableName: aws.names.outboundTable, retentionDays: 30, registry, clock: () => now });
+  store = new DynamoOutboundStore({ documents: aws.clients.documents, itemUpdates: aws.clients.itemUpdates, tableName: aws.names.outboundTable, retentionDays: 30, registry, clock: () => now });
 });
 afterAll(() => aws.stop());
 
