@@ -1,9 +1,6 @@
 import { createAwsClients } from '../aws/clients';
 import { processIo, type CliIo } from './io';
-import { loadConfig } from '../config/config';
-import { ConfigError } from '../errors';
-import { resolve } from 'node:path';
-import { embeddedAwsSettings, readEmbeddedState } from '../config/embedded-state';
+import { queueTarget } from './queue-target';
 import { parseClaimCheckPointer } from '../queue/message';
 import { S3ClaimCheckRefresher } from '../queue/claim-check-writer';
 import { DeadLetterQueue, type DlqEntry } from '../queue/dlq';
@@ -48,26 +45,9 @@ export async function runDlqCli(argv: string[], io: CliIo = processIo): Promise<
     return 2;
   }
 
-  let config;
-  try {
-    config = loadConfig(io.env);
-  } catch (error) {
-    io.err(error instanceof ConfigError ? error.message : String(error));
-    return 2;
-  }
-  let aws = config.aws;
-  let { queueUrl, dlqUrl } = which === 'outbound' ? config.outbound : config.sqs;
-  if (config.embedded) {
-    // No SQS_QUEUE_URL: work on the running embedded default (npm start).
-    try {
-      const state = readEmbeddedState(resolve(config.dataDir));
-      aws = embeddedAwsSettings(config);
-      ({ queueUrl, dlqUrl } = which === 'outbound' ? { queueUrl: state.outboundQueueUrl, dlqUrl: state.outboundDlqUrl } : state);
-    } catch (error) {
-      io.err((error as Error).message);
-      return 2;
-    }
-  }
+  const target = queueTarget(io, which);
+  if (!target) return 2;
+  const { config, queueUrl, dlqUrl } = target;
   if (!queueUrl || !dlqUrl) {
     const names = which === 'outbound' ? ['SQS_OUTBOUND_QUEUE_URL', 'SQS_OUTBOUND_DLQ_URL'] : ['SQS_QUEUE_URL', 'SQS_DLQ_URL'];
     const missing = [!queueUrl && names[0], !dlqUrl && names[1]].filter(Boolean).join(' and ');
@@ -75,7 +55,7 @@ export async function runDlqCli(argv: string[], io: CliIo = processIo): Promise<
     return 2;
   }
 
-  const clients = createAwsClients(aws);
+  const clients = createAwsClients(config.aws);
   // A redrive refreshes each claim-check object, so the redriven pointer resolves for a whole new lifecycle window.
   const claimChecks = new S3ClaimCheckRefresher({ s3: clients.s3, bucket: config.s3.bucket });
   // An erased contact's parked messages stay where they are (reason `erased`).

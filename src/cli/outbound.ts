@@ -1,9 +1,7 @@
-import { resolve } from 'node:path';
 import { processIo, type CliIo } from './io';
+import { queueTarget } from './queue-target';
 import { createAwsClients } from '../aws/clients';
-import { loadConfig } from '../config/config';
-import { embeddedAwsSettings, readEmbeddedState } from '../config/embedded-state';
-import { ConfigError, PermanentError } from '../errors';
+import { PermanentError } from '../errors';
 import { createLogger } from '../observability/logger';
 import { createRegistry } from '../observability/metrics';
 import { InvalidOutboundError, QueueOutboundAcceptor } from '../outbound/acceptor';
@@ -51,28 +49,10 @@ export async function runOutboundCli(argv: string[], io: CliIo = processIo): Pro
     (command && command !== 'help' && command !== '--help' ? io.err : io.out)(USAGE);
     return command === 'help' || command === '--help' ? 0 : 2;
   }
-  let config;
-  try {
-    config = loadConfig(io.env);
-  } catch (error) {
-    io.err(error instanceof ConfigError ? error.message : String(error));
-    return 2;
-  }
-  let aws = config.aws;
-  let queueUrl = config.outbound.queueUrl;
-  let dlqUrl = config.outbound.dlqUrl;
-  if (config.embedded) {
-    try {
-      const state = readEmbeddedState(resolve(config.dataDir));
-      aws = embeddedAwsSettings(config);
-      queueUrl = state.outboundQueueUrl;
-      dlqUrl = state.outboundDlqUrl;
-    } catch (error) {
-      io.err((error as Error).message);
-      return 2;
-    }
-  }
-  const clients = createAwsClients(aws);
+  const target = queueTarget(io, 'outbound');
+  if (!target) return 2;
+  const { config, queueUrl, dlqUrl } = target;
+  const clients = createAwsClients(config.aws);
   const registry = createRegistry({ defaultMetrics: false });
   const store = new DynamoOutboundStore({ documents: clients.documents, tableName: config.dynamodb.outboundTable, retentionDays: config.outbound.retentionDays, registry });
   try {
