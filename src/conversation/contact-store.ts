@@ -141,6 +141,7 @@ function fromItem(item: Record<string, unknown>): ContactState {
     groupId: text('groupId'),
     windowOpenUntil: num('windowOpenUntil'),
     lastInboundAt: num('lastInboundAt'),
+    windowClosedAt: num('windowClosedAt'),
     pausedUntil: num('pausedUntil'),
     pausedBy: text('pausedBy') as PauseSource | undefined,
     handoverAt: num('handoverAt'),
