@@ -6,7 +6,7 @@ import { Counter, sharedCounter, type Registry } from '../observability/metrics'
 import { ConditionalRecordUpdate, describeError, isConditionFailure, journeyStep, storeFailure, type RecordUpdateInput } from './dynamo-record-update';
 import { DynamoSendOutcomes } from './dynamo-send-outcomes';
 import type { ClaimResult, CreateResult, NewOutbound, OperatorDecision, OutboundStore, SendFence, StatusUpdate } from './outbound-store';
-import { STATE_RANK, contactKey, outboxShardOf, type JourneyStep, type OutboundError, type OutboundRecord } from './record';
+import { STATE_RANK, contactKey, outboxShardOf, type JourneyStep, type OutboundError, type OutboundRecord, type SuppressedReason } from './record';
 import { wamidDigest } from '../privacy/pseudonyms';
 
 export interface DynamoOutboundStoreOptions {
@@ -162,6 +162,10 @@ export class DynamoOutboundStore implements OutboundStore {
 
   markFailed(fence: SendFence, error: OutboundError): Promise<boolean> {
     return this.outcomes.markFailed(fence, error);
+  }
+
+  markSuppressed(fence: SendFence, reason: SuppressedReason): Promise<boolean> {
+    return this.outcomes.markSuppressed(fence, reason);
   }
 
   decide(id: string, decision: OperatorDecision): Promise<boolean> {

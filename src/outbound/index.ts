@@ -18,6 +18,7 @@ import { HttpConversationMessageReader } from '../bird/conversation-message-read
 import { GraphSendClient } from './graph-send-client';
 import type { OutboundStore } from './outbound-store';
 import { LineRateLimiter } from './rate-limiter';
+import { ReplyGate } from './reply-gate';
 import { OutboundSender, SENDER_POLLER_RETRY_POLICY } from './sender';
 import { OutboundJobQueue } from './job-queue';
 import { DynamoOutboxIndex } from './outbox-index';
@@ -72,6 +73,8 @@ export function startSender(deps: {
   bird: BirdClient;
   registry: Registry;
   logger: Logger;
+  /** Conversation state: the pause and window checked before each send (src/outbound/reply-gate.ts). */
+  contacts?: ContactStates;
   tuning?: { retryBaseSeconds?: number; retryMaxSeconds?: number };
 }): SqsPoller {
   const { config, clients, registry } = deps;
@@ -84,6 +87,7 @@ export function startSender(deps: {
     secrets: deps.secrets,
     graph: new GraphSendClient({ graphApiBaseUrl: config.worker.graphApiBaseUrl, graphApiVersion: config.worker.graphApiVersion, timeoutMs: config.outbound.sendTimeoutMs }),
     rate: new LineRateLimiter(),
+    gate: deps.contacts && new ReplyGate({ contacts: deps.contacts, registry }),
     reporter: new OutboundFailureReporter({
       bird: deps.bird,
       secrets: deps.secrets,

@@ -1,5 +1,5 @@
 import type { OutboundBody } from './job';
-import type { OutboundRecord, OutboundError, OutboundState } from './record';
+import type { OutboundRecord, OutboundError, OutboundState, SuppressedReason } from './record';
 
 export interface NewOutbound {
   id: string;
@@ -75,6 +75,8 @@ export interface OutboundStore {
   /** A clean refusal (Meta did not take it): back to `queued` for the next attempt. */
   release(fence: SendFence, detail: string): Promise<boolean>;
   markFailed(fence: SendFence, error: OutboundError): Promise<boolean>;
+  /** The reply policy held it back (the contact is paused): terminal, never sent. */
+  markSuppressed(fence: SendFence, reason: SuppressedReason): Promise<boolean>;
   /** An operator's resend or mark-as-sent of a reply parked uncertain; false when it is not (any more). */
   decide(id: string, decision: OperatorDecision): Promise<boolean>;
   /** Apply a status webhook, forward only. Returns the record (settled or already further), or undefined when it is not ours. */

@@ -13,6 +13,7 @@ import type { OutboundStore } from './outbound-store';
 import { looksLikeOutboundId, toView } from './record';
 import { contactHandlers } from '../conversation/contact-routes';
 import type { ContactStates } from '../conversation/contact-states';
+import { decideReply } from '../conversation/reply-policy';
 
 /** Meta's send bodies are small; anything larger is not a reply. */
 export const SEND_API_MAX_BODY_BYTES = 64 * 1024;
@@ -81,6 +82,15 @@ export function createSendApiRouter(deps: SendApiDependencies): express.Router {
       const message = to === undefined ? 'required' : recipient.error.issues[0]?.message ?? 'invalid';
       log(res).warn({ lineId: line.lineId, event: 'send_api_invalid', field: 'to' }, 'send API body refused');
       return fail(res, 400, 'invalid_body', `to: ${message}`, { field: 'to', issues: [{ path: 'to', message }] });
+    }
+    if (deps.contacts && typeof body.type === 'string' && body.type !== 'template') {
+      // Refused at accept, before any record or Graph call: the caller learns now, and can send a template.
+      const decision = decideReply({ source: 'api', type: body.type, state: await deps.contacts.get(line.lineId, recipient.data), now: Date.now() });
+      if (decision.action === 'refuse') {
+        const windowClosedAt = new Date(decision.windowClosedAt).toISOString();
+        log(res).warn({ lineId: line.lineId, event: 'send_api_window_closed', to: maskPhone(recipient.data), windowClosedAt }, 'free-form send refused: the window is closed');
+        return fail(res, 422, decision.reason, 'The customer service window with this contact is closed: only a template can reach them', { windowClosedAt });
+      }
     }
     try {
       const accepted = await deps.acceptor.accept({ lineId: line.lineId, to: recipient.data, idempotencyKey, body: body as OutboundBody, source: 'api' });
