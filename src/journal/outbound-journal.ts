@@ -1,7 +1,7 @@
 import { GetCommand, QueryCommand, type DynamoDBDocumentClient, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import { OUTBOUND_BY_CONTACT_INDEX, OUTBOUND_BY_LINE_INDEX } from '../aws/resources';
 import { maskPhone, maskWamids } from '../observability/logger';
-import { apiStatus, awaitsOperator, contactKey, type OutboundRecord, type OutboundState } from '../outbound/record';
+import { apiStatus, awaitsOperator, contactKey, type OutboundPricing, type OutboundRecord, type OutboundState } from '../outbound/record';
 import { mergedPage, type Item, type Page, type PageSource } from './index-pages';
 import { shownWamid } from './journey';
 import type { OutboundDetail, OutboundSummary } from '../console/ui/contract';
@@ -21,6 +21,21 @@ export interface OutboundQuery {
 
 /** What `sent` counts in a line's last hour: accepted by Meta, whatever happened after. */
 const SENT_STATES: OutboundState[] = ['sent', 'delivered', 'read'];
+
+/** What the contact API's `sent` holds: replies accepted by Meta, how many Meta priced billable, and per pricing category. */
+export interface SentCounts {
+  total: number;
+  billable: number;
+  /** Replies per `pricing.category` (a reply counts once, under its latest pricing); replies with no pricing yet are not here. */
+  byCategory: Record<string, number>;
+}
+
+function countSent(counts: SentCounts, status: OutboundState, pricing: OutboundPricing | undefined): void {
+  if (!SENT_STATES.includes(status)) return;
+  counts.total++;
+  if (pricing?.billable) counts.billable++;
+  if (pricing?.category) counts.byCategory[pricing.category] = (counts.byCategory[pricing.category] ?? 0) + 1;
+}
 
 /** Reads the outbound records (src/outbound) for the console, through their line and contact indexes. */
 export class OutboundJournal {
@@ -80,6 +95,35 @@ export class OutboundJournal {
       startKey = events.length < max ? (out.LastEvaluatedKey as Record<string, unknown> | undefined) : undefined;
     } while (startKey);
     return { sent, failed, events };
+  }
+
+  /**
+   * A contact's replies (looked up under each of its ids: a reply is addressed to the wa_id or the
+   * BSUID) created since `since` and accepted by Meta: in all, billable, and per pricing category.
+   * Reads only (the byContact index projects every attribute); no write per event.
+   */
+  async sentToContact(lineId: string, ids: string[], since: string, maxPages = 10): Promise<SentCounts> {
+    const counts: SentCounts = { total: 0, billable: 0, byCategory: {} };
+    for (const id of new Set(ids)) {
+      let startKey: Record<string, unknown> | undefined;
+      let pages = 0;
+      do {
+        const out = await this.options.documents.send(
+          new QueryCommand({
+            TableName: this.options.tableName,
+            IndexName: OUTBOUND_BY_CONTACT_INDEX,
+            KeyConditionExpression: 'contactKey = :key AND createdAt >= :since',
+            ExpressionAttributeValues: { ':key': contactKey(lineId, id), ':since': since },
+            ProjectionExpression: '#status, pricing',
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExclusiveStartKey: startKey,
+          }),
+        );
+        for (const item of out.Items ?? []) countSent(counts, item.status as OutboundState, item.pricing as OutboundPricing | undefined);
+        startKey = ++pages < maxPages ? (out.LastEvaluatedKey as Record<string, unknown> | undefined) : undefined;
+      } while (startKey);
+    }
+    return counts;
   }
 
   /** Replies of a line created within `windowMinutes` and changed since `sinceIso`, with their journeys (the index projects them): the live tail of a process without the sender. */

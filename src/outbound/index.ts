@@ -23,6 +23,7 @@ import { OutboundSender, SENDER_POLLER_RETRY_POLICY } from './sender';
 import { OutboundJobQueue } from './job-queue';
 import { DynamoOutboxIndex } from './outbox-index';
 import { OutboxSweeper } from './outbox-sweeper';
+import { OutboundJournal } from '../journal/outbound-journal';
 
 export type { OutboundAcceptor, OutboundRequest, AcceptedOutbound, OutboundStatus } from './job';
 export { QueueOutboundAcceptor, InvalidOutboundError } from './acceptor';
@@ -44,8 +45,9 @@ export function createOutboundAcceptor(deps: Omit<OutboundDeps, 'lines' | 'secre
 export function createOutboundRoutes(deps: OutboundDeps): Router[] {
   const { config, registry, logger } = deps;
   const { acceptor, store } = createOutboundAcceptor(deps);
+  const journal = new OutboundJournal({ documents: deps.clients.documents, tableName: config.dynamodb.outboundTable });
   return [
-    createSendApiRouter({ lines: deps.lines, secrets: deps.secrets, acceptor, store, registry, logger, contacts: deps.contacts }),
+    createSendApiRouter({ lines: deps.lines, secrets: deps.secrets, acceptor, store, registry, logger, contacts: deps.contacts, countSent: (lineId, ids, since) => journal.sentToContact(lineId, ids, since) }),
     birdWebhookRouter({
       lines: deps.lines,
       secrets: deps.secrets,

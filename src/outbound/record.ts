@@ -31,6 +31,17 @@ export interface JourneyStep {
 /** Why a reply was not sent though nothing failed: the contact was paused (src/conversation/reply-policy.ts). */
 export type SuppressedReason = 'paused';
 
+/** Meta's `pricing` of a status (statuses webhook reference): what the send is billed as. */
+export interface OutboundPricing {
+  billable?: boolean;
+  /** `PMP` (per message) or `CBP` (per conversation, before July 2025). */
+  pricing_model?: string;
+  /** `marketing`, `utility`, `authentication`, `service`, … */
+  category?: string;
+  /** PMP: `regular`, `free_customer_service`, `free_entry_point`. */
+  type?: string;
+}
+
 export interface OutboundError {
   code?: number;
   title: string;
@@ -73,6 +84,10 @@ export interface OutboundRecord {
   error?: OutboundError;
   /** With `status: suppressed`. */
   suppressedReason?: SuppressedReason;
+  /** The latest `pricing` Meta sent in a status of this reply. */
+  pricing?: OutboundPricing;
+  /** The status that first carried a pricing: the one write that counted the reply as billed. */
+  pricedBy?: string;
   /** ISO 8601; `createdAt` is the sort key of the byLine and byContact indexes. */
   createdAt: string;
   updatedAt: string;
@@ -162,6 +177,7 @@ export interface OutboundView {
   error?: OutboundError;
   /** With `status: suppressed`: why the reply was not sent (`paused`). */
   reason?: SuppressedReason;
+  pricing?: OutboundPricing;
   createdAt: string;
   updatedAt: string;
 }
@@ -174,6 +190,7 @@ export function toView(record: OutboundRecord): OutboundView {
     ...(record.wamid ? { wamidDigest: record.wamid } : {}),
     ...(record.error ? { error: record.error } : {}),
     ...(record.suppressedReason ? { reason: record.suppressedReason } : {}),
+    ...(record.pricing ? { pricing: record.pricing } : {}),
     createdAt: record.createdAt,
     updatedAt: record.updatedAt,
   };

@@ -11,7 +11,7 @@ import { InvalidOutboundError, MAX_IDEMPOTENCY_KEY_LENGTH } from './acceptor';
 import type { OutboundAcceptor, OutboundBody } from './job';
 import type { OutboundStore } from './outbound-store';
 import { looksLikeOutboundId, toView } from './record';
-import { contactHandlers } from '../conversation/contact-routes';
+import { contactHandlers, type SentCounter } from '../conversation/contact-routes';
 import type { ContactStates } from '../conversation/contact-states';
 import { decideReply } from '../conversation/reply-policy';
 
@@ -28,6 +28,8 @@ export interface SendApiDependencies {
   logger: Logger;
   /** The contact API (`/v1/lines/:lineId/contacts/:contact`), when the process keeps conversation state. */
   contacts?: ContactStates;
+  /** The contact API's `sent` counts (over the outbound records' byContact index). */
+  countSent?: SentCounter;
 }
 
 type Locals = LineKeyLocals;
@@ -128,7 +130,7 @@ export function createSendApiRouter(deps: SendApiDependencies): express.Router {
   router.post('/v1/lines/:lineId/messages', asyncRoute(authenticate), rawBody, asyncRoute(send));
   router.get('/v1/lines/:lineId/messages/:id', asyncRoute(authenticate), asyncRoute(status));
   if (deps.contacts) {
-    const contact = contactHandlers(deps.contacts, fail);
+    const contact = contactHandlers(deps.contacts, fail, Date.now, deps.countSent);
     router.get('/v1/lines/:lineId/contacts/:contact', asyncRoute(authenticate), asyncRoute(contact.get));
     router.put('/v1/lines/:lineId/contacts/:contact/pause', asyncRoute(authenticate), rawBody, asyncRoute(contact.pause));
     router.delete('/v1/lines/:lineId/contacts/:contact/pause', asyncRoute(authenticate), asyncRoute(contact.resume));

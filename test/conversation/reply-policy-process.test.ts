@@ -8,6 +8,7 @@ import { outboundId } from '../../src/outbound/record';
 import { startAwsHarness, type AwsHarness } from '../support/aws';
 import { freePort, productionLikeEnv, startMain, waitFor, type Child } from '../support/child';
 import { capturedLogger } from '../support/logs';
+import { loadFixture } from '../support/fixtures';
 import { GRAPH_TOKEN, LINES, lineFor, outboundEnv } from '../support/worker';
 
 /**
@@ -59,9 +60,10 @@ async function replyStatus(wamid: string): Promise<{ status: string; reason?: st
   return (await api(`/messages/${replyId(doc, wamid)}`)).json() as Promise<{ status: string; reason?: string }>;
 }
 
-async function metric(name: string, labels: string): Promise<number> {
+/** The sample of `name` carrying every label given (`a="b"` each, in any order). */
+async function metric(name: string, ...labels: string[]): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && labels.every((label) => l.includes(label)));
   return Number(line?.split(' ').pop() ?? 0);
 }
 
@@ -158,6 +160,25 @@ describe('no reply into a closed window', () => {
   }, 30_000);
 });
 
+describe('a 131047 failed status closes the window', () => {
+  it('a reply refused asynchronously with 131047: the next free-form API send is 422 from the status time', async () => {
+    const Q = '16505550404';
+    await post(message(doc, Q, 'wamid.Q1', NOW - 60));
+    await waitFor(async () => sendsTo(Q).length === 1, 20_000, 'the reply').catch(failWith);
+    const reply = sendsTo(Q)[0]!;
+    const failedAt = NOW - 2;
+    await post(payload(doc, 'messages', {
+      statuses: [{ id: reply.wamid, status: 'failed', timestamp: String(failedAt), recipient_id: Q, biz_opaque_callback_data: reply.callbackData, errors: [{ code: 131047, title: 'Re-engagement message' }] }],
+    }));
+    const windowOf = async () => ((await (await api(`/contacts/${Q}`)).json()) as { windowOpenUntil?: string }).windowOpenUntil;
+    await waitFor(async () => (await windowOf()) === new Date(failedAt * 1000).toISOString(), 15_000, 'the window closed').catch(failWith);
+    const res = await api('/messages', 'POST', { to: Q, type: 'text', text: { body: 'hello again' } });
+    expect(res.status).toBe(422);
+    expect(await res.json()).toMatchObject({ error: 'outside_customer_service_window', windowClosedAt: new Date(failedAt * 1000).toISOString() });
+    expect(sendsTo(Q)).toHaveLength(1);
+  }, 30_000);
+});
+
 describe('the AI does not talk over a human', () => {
   it('an echo for C: C’s next message reaches Bird paused by business_app and the reply is suppressed; after DELETE …/pause the next reply is sent', async () => {
     const C = '16505550501';
@@ -180,17 +201,49 @@ describe('the AI does not talk over a human', () => {
     const D = '16505550502';
     await post(message(doc, D, 'wamid.D1', NOW - 20));
     await waitFor(async () => sendsTo(D).length === 1, 20_000, 'the first reply').catch(failWith);
-    const before = await metric('wa_ingress_outbound_suppressed_total', `lineId="${doc.lineId}",reason="paused"`);
+    const before = await metric('wa_ingress_outbound_suppressed_total', `lineId="${doc.lineId}"`, 'reason="paused"');
     const paused = await api(`/contacts/${D}/pause`, 'PUT', { minutes: 30 });
     expect(paused.status).toBe(200);
     expect(await paused.json()).toMatchObject({ pausedBy: 'api' });
     await post(message(doc, D, 'wamid.D2', NOW - 10));
     await waitFor(async () => (await replyStatus('wamid.D2')).status === 'suppressed', 20_000, 'the reply suppressed').catch(failWith);
     expect(deliveredToBird('wamid.D2')).toBeDefined();
-    expect(await metric('wa_ingress_outbound_suppressed_total', `lineId="${doc.lineId}",reason="paused"`)).toBe(before + 1);
+    expect(await metric('wa_ingress_outbound_suppressed_total', `lineId="${doc.lineId}"`, 'reason="paused"')).toBe(before + 1);
     const own = await api('/messages', 'POST', { to: D, type: 'text', text: { body: 'a human writes through the API' } });
     expect(own.status).toBe(202);
     await waitFor(async () => sendsTo(D).length === 2, 15_000, 'the API send while paused').catch(failWith);
     expect(sendsTo(D).map((s) => (s.body.text as { body: string }).body)).toEqual(['ai answers wamid.D1', 'a human writes through the API']);
+  }, 45_000);
+});
+
+describe('cost', () => {
+  const P = '16505550601';
+  type StatusFixture = { entry: Array<{ changes: Array<{ value: { statuses: Array<Record<string, unknown>> } }> }> };
+  /** A status of our send, Meta's shape from the fixture, with its pricing. */
+  function status(name: string, state: string, send: { wamid?: string; callbackData?: string }): string {
+    const item = { ...(loadFixture(name).json as StatusFixture).entry[0]!.changes[0]!.value.statuses[0]! };
+    return payload(doc, 'messages', { statuses: [{ ...item, id: send.wamid, status: state, timestamp: String(NOW), recipient_id: P, biz_opaque_callback_data: send.callbackData }] });
+  }
+
+  it('a status with pricing: the record has it, the billable count moves once per reply, and the contact’s `sent` counts it', async () => {
+    await post(message(doc, P, 'wamid.P1', NOW - 30));
+    await waitFor(async () => sendsTo(P).length === 1, 20_000, 'the reply').catch(failWith);
+    const reply = sendsTo(P)[0]!;
+    const labels = ['category="marketing"', `lineId="${doc.lineId}"`];
+    const before = await metric('wa_ingress_outbound_billable_total', ...labels);
+
+    await post(status('status-sent-pmp-pricing.json', 'sent', reply));
+    const view = async () => (await (await api(`/messages/${reply.callbackData}`)).json()) as { status: string; pricing?: unknown };
+    await waitFor(async () => (await view()).pricing !== undefined, 15_000, 'the pricing on the record').catch(failWith);
+    expect(await view()).toMatchObject({ status: 'sent', pricing: { billable: true, pricing_model: 'PMP', category: 'marketing', type: 'regular' } });
+    expect(await metric('wa_ingress_outbound_billable_total', ...labels)).toBe(before + 1);
+
+    // The next status carries pricing too: stored, but the reply is counted once.
+    await post(status('status-sent-pmp-pricing.json', 'delivered', reply));
+    await waitFor(async () => (await view()).status === 'delivered', 15_000, 'delivered').catch(failWith);
+    expect(await metric('wa_ingress_outbound_billable_total', ...labels)).toBe(before + 1);
+
+    const contact = (await (await api(`/contacts/${P}`)).json()) as { sent: unknown };
+    expect(contact.sent).toEqual({ total: 1, billable: 1, byCategory: { marketing: 1 } });
   }, 45_000);
 });
