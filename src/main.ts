@@ -111,7 +111,7 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
   // The console (CONSOLE_TOKEN set; the embedded default generates one) on its own port.
   let consoleUrl: string | undefined;
   if (config.console.token) {
-    const running = await startConsoleFromConfig({ config, clients, lines: lineStore, bus: journalBus, localFeed: role !== 'ingress', logger, erasures: erasures.service });
+    const running = await startConsoleFromConfig({ config, clients, lines: lineStore, bus: journalBus, localFeed: role !== 'ingress', logger, erasures: erasures.service, contacts });
     teardown.unshift(() => running.close());
     logger.info({ port: running.port, url: running.url }, 'console listening');
     consoleUrl = running.url;

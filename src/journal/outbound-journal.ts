@@ -8,7 +8,7 @@ import type { OutboundDetail, OutboundSummary } from '../console/ui/contract';
 
 export type { OutboundDetail, OutboundSummary } from '../console/ui/contract';
 
-export const OUTBOUND_STATUS_FILTERS = ['queued', 'sending', 'uncertain', 'sent', 'delivered', 'read', 'failed'] as const;
+export const OUTBOUND_STATUS_FILTERS = ['queued', 'sending', 'uncertain', 'sent', 'delivered', 'read', 'failed', 'suppressed'] as const;
 
 export interface OutboundQuery {
   lineId?: string;
@@ -123,6 +123,32 @@ export class OutboundJournal {
         startKey = ++pages < maxPages ? (out.LastEvaluatedKey as Record<string, unknown> | undefined) : undefined;
       } while (startKey);
     }
+    return counts;
+  }
+
+  /** A line's replies created since `since` that Meta priced billable, per pricing category (the console's Overview table). */
+  async billable(lineId: string, since: string, maxPages = 20): Promise<Record<string, number>> {
+    const counts: Record<string, number> = {};
+    let startKey: Record<string, unknown> | undefined;
+    let pages = 0;
+    do {
+      const out = await this.options.documents.send(
+        new QueryCommand({
+          TableName: this.options.tableName,
+          IndexName: OUTBOUND_BY_LINE_INDEX,
+          KeyConditionExpression: 'lineId = :lineId AND createdAt >= :since',
+          FilterExpression: 'pricing.billable = :yes',
+          ExpressionAttributeValues: { ':lineId': lineId, ':since': since, ':yes': true },
+          ProjectionExpression: 'pricing',
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of out.Items ?? []) {
+        const category = (item.pricing as OutboundPricing | undefined)?.category ?? 'unknown';
+        counts[category] = (counts[category] ?? 0) + 1;
+      }
+      startKey = ++pages < maxPages ? (out.LastEvaluatedKey as Record<string, unknown> | undefined) : undefined;
+    } while (startKey);
     return counts;
   }
 
