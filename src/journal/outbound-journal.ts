@@ -105,23 +105,17 @@ export class OutboundJournal {
   async sentToContact(lineId: string, ids: string[], since: string, maxPages = 10): Promise<SentCounts> {
     const counts: SentCounts = { total: 0, billable: 0, byCategory: {} };
     for (const id of new Set(ids)) {
-      let startKey: Record<string, unknown> | undefined;
-      let pages = 0;
-      do {
-        const out = await this.options.documents.send(
-          new QueryCommand({
-            TableName: this.options.tableName,
-            IndexName: OUTBOUND_BY_CONTACT_INDEX,
-            KeyConditionExpression: 'contactKey = :key AND createdAt >= :since',
-            ExpressionAttributeValues: { ':key': contactKey(lineId, id), ':since': since },
-            ProjectionExpression: '#status, pricing',
-            ExpressionAttributeNames: { '#status': 'status' },
-            ExclusiveStartKey: startKey,
-          }),
-        );
-        for (const item of out.Items ?? []) countSent(counts, item.status as OutboundState, item.pricing as OutboundPricing | undefined);
-        startKey = ++pages < maxPages ? (out.LastEvaluatedKey as Record<string, unknown> | undefined) : undefined;
-      } while (startKey);
+      await this.queryPages(
+        {
+          IndexName: OUTBOUND_BY_CONTACT_INDEX,
+          KeyConditionExpression: 'contactKey = :key AND createdAt >= :since',
+          ExpressionAttributeValues: { ':key': contactKey(lineId, id), ':since': since },
+          ProjectionExpression: '#status, pricing',
+          ExpressionAttributeNames: { '#status': 'status' },
+        },
+        maxPages,
+        (item) => countSent(counts, item.status as OutboundState, item.pricing as OutboundPricing | undefined),
+      );
     }
     return counts;
   }
@@ -129,26 +123,20 @@ export class OutboundJournal {
   /** A line's replies created since `since` that Meta priced billable, per pricing category (the console's Overview table). */
   async billable(lineId: string, since: string, maxPages = 20): Promise<Record<string, number>> {
     const counts: Record<string, number> = {};
-    let startKey: Record<string, unknown> | undefined;
-    let pages = 0;
-    do {
-      const out = await this.options.documents.send(
-        new QueryCommand({
-          TableName: this.options.tableName,
-          IndexName: OUTBOUND_BY_LINE_INDEX,
-          KeyConditionExpression: 'lineId = :lineId AND createdAt >= :since',
-          FilterExpression: 'pricing.billable = :yes',
-          ExpressionAttributeValues: { ':lineId': lineId, ':since': since, ':yes': true },
-          ProjectionExpression: 'pricing',
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const item of out.Items ?? []) {
+    await this.queryPages(
+      {
+        IndexName: OUTBOUND_BY_LINE_INDEX,
+        KeyConditionExpression: 'lineId = :lineId AND createdAt >= :since',
+        FilterExpression: 'pricing.billable = :yes',
+        ExpressionAttributeValues: { ':lineId': lineId, ':since': since, ':yes': true },
+        ProjectionExpression: 'pricing',
+      },
+      maxPages,
+      (item) => {
         const category = (item.pricing as OutboundPricing | undefined)?.category ?? 'unknown';
         counts[category] = (counts[category] ?? 0) + 1;
-      }
-      startKey = ++pages < maxPages ? (out.LastEvaluatedKey as Record<string, unknown> | undefined) : undefined;
-    } while (startKey);
+      },
+    );
     return counts;
   }
 
@@ -172,6 +160,17 @@ export class OutboundJournal {
       updatedAt: String(i.updatedAt),
       journey: ((i.journey ?? []) as { at: string; step: string }[]).map((s) => ({ at: s.at, step: s.step })),
     }));
+  }
+
+  /** Every item of a Query on this table, page after page, up to `maxPages`. */
+  private async queryPages(input: Omit<QueryCommandInput, 'TableName' | 'ExclusiveStartKey'>, maxPages: number, onItem: (item: Record<string, unknown>) => void): Promise<void> {
+    let startKey: Record<string, unknown> | undefined;
+    let pages = 0;
+    do {
+      const out = await this.options.documents.send(new QueryCommand({ ...input, TableName: this.options.tableName, ExclusiveStartKey: startKey }));
+      for (const item of out.Items ?? []) onItem(item);
+      startKey = ++pages < maxPages ? (out.LastEvaluatedKey as Record<string, unknown> | undefined) : undefined;
+    } while (startKey);
   }
 
   private keyQuery(indexName: string, hashName: string, hashValue: string, query: OutboundQuery): QueryCommandInput {
