@@ -125,6 +125,7 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
       logger,
       erasures: erasures.service,
       problems: watch.store,
+      contacts,
     });
     teardown.unshift(() => running.close());
     logger.info({ port: running.port, url: running.url }, 'console listening');

@@ -163,7 +163,8 @@ export class OutboundPipeline extends Construct {
 
 /**
  * The ingress accepts replies (send API, Bird webhooks): a conditional put of the record (or a read
- * of the one the key already made), the FIFO send, and the status lookup of GET /v1/.../messages/:id.
+ * of the one the key already made), the FIFO send, and the status lookup of GET /v1/.../messages/:id;
+ * the contact API counts a contact's replies of the last 30 days on the byContact index (`sent`).
  */
 function outboundIngressStatements(o: OutboundPipeline): iam.PolicyStatement[] {
   return [
@@ -173,6 +174,7 @@ function outboundIngressStatements(o: OutboundPipeline): iam.PolicyStatement[] {
       actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
       resources: [o.table.tableArn],
     }),
+    new iam.PolicyStatement({ sid: 'CountRepliesToContact', actions: ['dynamodb:Query'], resources: [`${o.table.tableArn}/index/${OUTBOUND_BY_CONTACT_INDEX}`] }),
   ];
 }
 

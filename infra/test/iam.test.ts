@@ -83,11 +83,12 @@ describe('task roles: least privilege', () => {
         grant(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [arn(outTable)]),
         // Erasure: the API (and the console) records an erasure and shows it; the DLQ redrive reads the erased marker.
         grant(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [arn(erasures)]),
-        // The contact API: read the state, pause and resume.
+        // The contact API: read the state, pause and resume; its `sent` counts query the replies by contact.
         grant(['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem'], [arn(contacts), indexes(contacts)]),
         // The lines' problems (src/watch) for its gauge: read per line, the lines listed.
         grant(['dynamodb:BatchGetItem'], [arn(dedupe)]),
         grant(['dynamodb:Scan'], [arn(lines)]),
+        grant(['dynamodb:Query'], [index(outTable, 'byContact')]),
       ]),
     );
   });

@@ -9,6 +9,7 @@ import { DynamoOutboundStore } from '../outbound/dynamo-outbound-store';
 import { UncertainReplies } from '../outbound/uncertain-replies';
 import { erasedRedriveGuard, type ErasureService } from '../privacy/erasure';
 import type { LineSource } from './journal-routes';
+import type { ContactStates } from '../conversation/contact-states';
 import { startConsole, type RunningConsole } from './server';
 import type { ProblemStore } from '../watch';
 import { LatencyReader } from '../journal/latency-reader';
@@ -25,6 +26,7 @@ export function startConsoleFromConfig(deps: {
   logger: Logger;
   erasures?: ErasureService;
   problems?: Pick<ProblemStore, 'read'>;
+  contacts?: ContactStates;
 }): Promise<RunningConsole> {
   const { config, clients } = deps;
   if (!config.console.token) throw new Error('CONSOLE_TOKEN is required to start the console');
@@ -67,6 +69,7 @@ export function startConsoleFromConfig(deps: {
     localFeed: deps.localFeed,
     media: { s3: clients.s3, bucket: config.s3.bucket },
     erasures: deps.erasures,
+    contacts: deps.contacts,
     logger: deps.logger,
   });
 }

@@ -4,6 +4,7 @@ import { OUTBOUND_STATUS_FILTERS, type OutboundJournal } from '../journal/outbou
 import type { Logger } from '../observability/logger';
 import { MAX_REASON_LENGTH, type UncertainReplies } from '../outbound/uncertain-replies';
 import { handler, parseQuery, type LineSource } from './journal-routes';
+import type { BillableView } from './ui/contract';
 
 const outboundQuery = z.object({
   lineId: z.string().min(1).max(128).optional(),
@@ -33,6 +34,17 @@ const DECISION_ANSWERS = {
 export function outboundRoutes(options: { outbound: OutboundJournal; lines: LineSource; decisions?: UncertainReplies; logger: Logger }): Router {
   const router = express.Router();
   const { decisions } = options;
+  // The Overview's cost table: today's (UTC) billable replies per line and category. Counts, not money.
+  router.get(
+    '/billable',
+    handler(options.logger, async (_req, res) => {
+      const since = `${new Date().toISOString().slice(0, 10)}T00:00:00.000Z`;
+      const lineIds = (await options.lines.list()).map((l) => l.lineId);
+      const perLine = await Promise.all(lineIds.map(async (lineId) => ({ lineId, counts: await options.outbound.billable(lineId, since) })));
+      const rows = perLine.flatMap(({ lineId, counts }) => Object.entries(counts).map(([category, count]) => ({ lineId, category, count })));
+      res.json({ since, rows } satisfies BillableView);
+    }),
+  );
   if (decisions) {
     for (const [path, action] of [['resend', 'resend'], ['mark-sent', 'mark_sent']] as const) {
       router.post(

@@ -14,6 +14,8 @@ import { CONSOLE_PATH, requireCredential, sessionRoutes } from './access';
 import { ConsoleAuth } from './auth';
 import { dlqRoutes, type QueueName } from './dlq-routes';
 import { erasureRoutes } from './erasure-routes';
+import { consoleContactRoutes } from './contact-routes';
+import type { ContactStates } from '../conversation/contact-states';
 import type { ErasureService } from '../privacy/erasure/erasure-service';
 import { IndexTail } from './index-tail';
 import { journalRoutes, type LineSource } from './journal-routes';
@@ -44,6 +46,8 @@ export interface ConsoleOptions {
   media?: { s3: S3Client; bucket: string };
   /** Erasure of a contact from the console (with a confirmation on the page). */
   erasures?: ErasureService;
+  /** Conversation state: the event detail's window and pause, pause and resume. */
+  contacts?: ContactStates;
   logger: Logger;
   /** The built page (dist/console/public); tests point here after `npm run build`. */
   assetsDir?: string;
@@ -92,6 +96,7 @@ export function createConsoleApp(options: ConsoleOptions): { app: Express; tail?
   api.use(journalRoutes({ journal: options.journal, outbound: options.outbound, lines: options.lines, media: options.media, logger, problems: options.problems, latency: options.latency }));
   if (options.outbound) api.use(outboundRoutes({ outbound: options.outbound, lines: options.lines, decisions: options.uncertainReplies, logger }));
   api.use(dlqRoutes({ queues: options.queues, logger }));
+  if (options.contacts) api.use(consoleContactRoutes({ journal: options.journal, contacts: options.contacts, logger }));
   if (options.erasures) api.use(erasureRoutes({ erasures: options.erasures, lines: options.lines, logger }));
   api.use(streamRoutes({ bus: options.bus, heartbeatMs: options.heartbeatMs, onSubscribe: tail && (() => tail.subscribe()), logger }));
   api.use((req, res) => res.status(404).json({ error: 'not_found', message: `No console API ${req.method} ${req.path}` }));

@@ -22,7 +22,8 @@ export const DEFAULT_PAUSE_MINUTES = 60;
 
 /**
  * The facts in an event, or undefined when it says nothing about a conversation (statuses of our
- * sends: a business send never refreshes the window; errors; other account changes).
+ * sends: a business send never refreshes the window, though a 131047 `failed` closes it; errors;
+ * other account changes).
  * `pauseMinutes`: the line's `handoff.pauseMinutes`.
  */
 export function observationOf(event: WhatsAppEvent, pauseMinutes = DEFAULT_PAUSE_MINUTES): ContactObservation | undefined {
@@ -38,6 +39,9 @@ export function observationOf(event: WhatsAppEvent, pauseMinutes = DEFAULT_PAUSE
     else if (at !== undefined) facts.push({ type: 'inbound', at });
   } else if (event.kind === 'account' && at !== undefined) {
     facts.push(...accountFacts(event, at, pauseMinutes));
+  } else if (event.kind === 'status' && at !== undefined && closesWindow(event.raw)) {
+    // Meta's word that the window is closed outranks what we derived (a message we never saw, a clock skew).
+    facts.push({ type: 'window_closed', at });
   } else if (event.kind === 'turn') {
     // A turn's messages each opened the window when they were buffered: nothing new, only the state to tell Bird.
     return { identity, at, facts };
@@ -85,6 +89,13 @@ function accountFacts(event: WhatsAppEvent, at: number, pauseMinutes: number): C
     default:
       return [];
   }
+}
+
+/** A `failed` status whose error is 131047 (outside the customer service window). */
+function closesWindow(raw: unknown): boolean {
+  const status = objectOrUndefined(raw);
+  if (textOrUndefined(status?.status) !== 'failed' || !Array.isArray(status?.errors)) return false;
+  return status.errors.some((error) => objectOrUndefined(error)?.code === 131047);
 }
 
 function isFromThePerson(value: Record<string, unknown> | undefined): boolean {

@@ -24,6 +24,8 @@ export interface ContactState extends ContactIdentity {
   windowOpenUntil?: number;
   /** Epoch ms of the person's latest message (Meta timestamp). */
   lastInboundAt?: number;
+  /** Epoch ms (Meta timestamp) of a 131047 `failed` status: no message older than it reopens the window. */
+  windowClosedAt?: number;
   /** Epoch ms; absent with `pausedBy: meta_handover`: paused until Meta gives control back. */
   pausedUntil?: number;
   pausedBy?: PauseSource;
@@ -37,6 +39,8 @@ export interface ContactState extends ContactIdentity {
 export type ContactFact =
   | { type: 'inbound'; at: number }
   | { type: 'call'; at: number }
+  /** Meta refused a send of ours with 131047 (a `failed` status): the window is closed at `at`, whatever we thought. */
+  | { type: 'window_closed'; at: number }
   | { type: 'business_echo'; at: number; pauseMinutes: number }
   | { type: 'thread_control_lost'; at: number }
   | { type: 'thread_control_back'; at: number }
@@ -75,6 +79,9 @@ export function applyFact(state: ContactState, fact: ContactFact): ContactState 
       return { ...openWindow(state, fact.at), lastInboundAt: Math.max(state.lastInboundAt ?? 0, fact.at) };
     case 'call':
       return openWindow(state, fact.at);
+    case 'window_closed':
+      if (state.windowClosedAt !== undefined && state.windowClosedAt >= fact.at) return state;
+      return { ...state, windowOpenUntil: Math.min(state.windowOpenUntil ?? fact.at, fact.at), windowClosedAt: fact.at };
     case 'business_echo': {
       // A handover pause is Meta's and outlives any echo; an API pause is the operator's and is longer or kept.
       if (state.pausedBy === 'meta_handover') return state;
@@ -102,6 +109,8 @@ export function applyFact(state: ContactState, fact: ContactFact): ContactState 
 
 /** A window only moves forward: a late webhook never reopens a closed window nor moves it back. */
 function openWindow(state: ContactState, at: number): ContactState {
+  // Meta said closed at windowClosedAt: a message from before it (a late retry) cannot reopen it.
+  if (state.windowClosedAt !== undefined && at <= state.windowClosedAt) return state;
   const until = at + WINDOW_SECONDS * 1000;
   return state.windowOpenUntil !== undefined && state.windowOpenUntil >= until ? state : { ...state, windowOpenUntil: until };
 }
@@ -120,7 +129,7 @@ export function activePause(state: ContactState | undefined, now: number): { unt
 
 /** Fields that matter to a write: two states equal here need no write. */
 export function sameState(a: ContactState, b: ContactState): boolean {
-  const keys: Array<keyof ContactState> = ['waId', 'userId', 'groupId', 'windowOpenUntil', 'lastInboundAt', 'pausedUntil', 'pausedBy', 'handoverAt', 'identityAt'];
+  const keys: Array<keyof ContactState> = ['waId', 'userId', 'groupId', 'windowOpenUntil', 'lastInboundAt', 'windowClosedAt', 'pausedUntil', 'pausedBy', 'handoverAt', 'identityAt'];
   return keys.every((key) => a[key] === b[key]);
 }
 

@@ -78,6 +78,11 @@ export class ContactStates {
     return (await this.options.store.find(lineId, anyId(contact)))?.state;
   }
 
+  /** The console's read: the contact an event names, by the digest its journal record keeps. */
+  async getByDigest(lineId: string, digest: string): Promise<ContactState | undefined> {
+    return (await this.options.store.findByDigest(lineId, digest))?.state;
+  }
+
   /** `PUT …/pause` and `DELETE …/pause`; undefined when the contact is unknown. */
   async setPause(lineId: string, contact: string, fact: Extract<ContactFact, { type: 'pause' | 'resume' }>): Promise<ContactState | undefined> {
     // An API call names the contact by any id and teaches none.

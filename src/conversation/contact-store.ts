@@ -16,6 +16,8 @@ export interface ContactStore {
   find(lineId: string, identity: ContactIdentity): Promise<VersionedContactState | undefined>;
   /** Writes `state` if the item is still at `expectedVersion` (0: not there yet). False: someone wrote first; read again. */
   write(state: ContactState, expectedVersion: number): Promise<boolean>;
+  /** By the digest of one of its ids (contactDigest): what the journal keeps of an event's contact. */
+  findByDigest(lineId: string, digest: string): Promise<VersionedContactState | undefined>;
   /** Erasure's "per-contact state" step: the record found by either id, gone. True when there was one. */
   deleteContact(lineId: string, contact: string): Promise<boolean>;
 }
@@ -31,7 +33,8 @@ export function contactIdFor(lineId: string, identity: ContactIdentity): string 
   return `ct_${contactDigest(`${lineId}#${first}`)}`;
 }
 
-const indexKey = (lineId: string, id: string) => `${lineId}#${contactDigest(id)}`;
+const indexKey = (lineId: string, id: string) => digestKey(lineId, contactDigest(id));
+const digestKey = (lineId: string, digest: string) => `${lineId}#${digest}`;
 
 /**
  * DynamoDB: item `contact#<lineId>#<contactId>` with the state, plus `waIdKey`, `userIdKey` and
@@ -49,9 +52,18 @@ export class DynamoContactStore implements ContactStore {
     ];
     for (const [index, id] of lookups) {
       if (id === undefined) continue;
-      const pk = await this.keyByIndex(index, lineId, id);
+      const pk = await this.keyByIndex(index, indexKey(lineId, id));
       if (pk === undefined) continue;
       const found = await this.get(pk);
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  async findByDigest(lineId: string, digest: string): Promise<VersionedContactState | undefined> {
+    for (const index of [CONTACTS_BY_USER_ID_INDEX, CONTACTS_BY_WA_ID_INDEX, CONTACTS_BY_GROUP_INDEX]) {
+      const pk = await this.keyByIndex(index, digestKey(lineId, digest));
+      const found = pk === undefined ? undefined : await this.get(pk);
       if (found) return found;
     }
     return undefined;
@@ -92,7 +104,7 @@ export class DynamoContactStore implements ContactStore {
     return true;
   }
 
-  private async keyByIndex(index: string, lineId: string, id: string): Promise<string | undefined> {
+  private async keyByIndex(index: string, key: string): Promise<string | undefined> {
     const attribute = index === CONTACTS_BY_WA_ID_INDEX ? 'waIdKey' : index === CONTACTS_BY_USER_ID_INDEX ? 'userIdKey' : 'groupKey';
     const out = await this.call(() =>
       this.options.documents.send(
@@ -101,7 +113,7 @@ export class DynamoContactStore implements ContactStore {
           IndexName: index,
           KeyConditionExpression: '#k = :k',
           ExpressionAttributeNames: { '#k': attribute },
-          ExpressionAttributeValues: { ':k': indexKey(lineId, id) },
+          ExpressionAttributeValues: { ':k': key },
           Limit: 1,
         }),
       ),
@@ -141,6 +153,7 @@ function fromItem(item: Record<string, unknown>): ContactState {
     groupId: text('groupId'),
     windowOpenUntil: num('windowOpenUntil'),
     lastInboundAt: num('lastInboundAt'),
+    windowClosedAt: num('windowClosedAt'),
     pausedUntil: num('pausedUntil'),
     pausedBy: text('pausedBy') as PauseSource | undefined,
     handoverAt: num('handoverAt'),

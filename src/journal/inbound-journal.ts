@@ -51,6 +51,14 @@ export class InboundJournal {
   ) {}
 
   /** By the event's handle (its record's `pk`). */
+  /** The line and contact digest of an event (the console's contact panel): undefined when the event names no contact. */
+  async contactOf(handle: string): Promise<{ lineId: string; contactHash: string } | undefined> {
+    const { Item: item } = await this.options.documents.send(
+      new GetCommand({ TableName: this.options.tableName, Key: { pk: handle }, ProjectionExpression: 'lineId, contactHash' }),
+    );
+    return typeof item?.lineId === 'string' && typeof item.contactHash === 'string' ? { lineId: item.lineId, contactHash: item.contactHash } : undefined;
+  }
+
   async get(handle: string): Promise<EventDetail | undefined> {
     const { Item: item } = await this.options.documents.send(new GetCommand({ TableName: this.options.tableName, Key: { pk: handle }, ConsistentRead: true }));
     if (!item || typeof item.lineId !== 'string') return undefined;

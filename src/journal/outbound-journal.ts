@@ -1,14 +1,14 @@
 import { GetCommand, QueryCommand, type DynamoDBDocumentClient, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import { OUTBOUND_BY_CONTACT_INDEX, OUTBOUND_BY_LINE_INDEX } from '../aws/resources';
 import { maskPhone, maskWamids } from '../observability/logger';
-import { apiStatus, awaitsOperator, contactKey, type OutboundRecord, type OutboundState } from '../outbound/record';
+import { apiStatus, awaitsOperator, contactKey, type OutboundPricing, type OutboundRecord, type OutboundState } from '../outbound/record';
 import { mergedPage, type Item, type Page, type PageSource } from './index-pages';
 import { shownWamid } from './journey';
 import type { OutboundDetail, OutboundSummary } from '../console/ui/contract';
 
 export type { OutboundDetail, OutboundSummary } from '../console/ui/contract';
 
-export const OUTBOUND_STATUS_FILTERS = ['queued', 'sending', 'uncertain', 'sent', 'delivered', 'read', 'failed'] as const;
+export const OUTBOUND_STATUS_FILTERS = ['queued', 'sending', 'uncertain', 'sent', 'delivered', 'read', 'failed', 'suppressed'] as const;
 
 export interface OutboundQuery {
   lineId?: string;
@@ -21,6 +21,21 @@ export interface OutboundQuery {
 
 /** What `sent` counts in a line's last hour: accepted by Meta, whatever happened after. */
 const SENT_STATES: OutboundState[] = ['sent', 'delivered', 'read'];
+
+/** What the contact API's `sent` holds: replies accepted by Meta, how many Meta priced billable, and per pricing category. */
+export interface SentCounts {
+  total: number;
+  billable: number;
+  /** Replies per `pricing.category` (a reply counts once, under its latest pricing); replies with no pricing yet are not here. */
+  byCategory: Record<string, number>;
+}
+
+function countSent(counts: SentCounts, status: OutboundState, pricing: OutboundPricing | undefined): void {
+  if (!SENT_STATES.includes(status)) return;
+  counts.total++;
+  if (pricing?.billable) counts.billable++;
+  if (pricing?.category) counts.byCategory[pricing.category] = (counts.byCategory[pricing.category] ?? 0) + 1;
+}
 
 /** Reads the outbound records (src/outbound) for the console, through their line and contact indexes. */
 export class OutboundJournal {
@@ -82,6 +97,49 @@ export class OutboundJournal {
     return { sent, failed, events };
   }
 
+  /**
+   * A contact's replies (looked up under each of its ids: a reply is addressed to the wa_id or the
+   * BSUID) created since `since` and accepted by Meta: in all, billable, and per pricing category.
+   * Reads only (the byContact index projects every attribute); no write per event.
+   */
+  async sentToContact(lineId: string, ids: string[], since: string, maxPages = 10): Promise<SentCounts> {
+    const counts: SentCounts = { total: 0, billable: 0, byCategory: {} };
+    for (const id of new Set(ids)) {
+      await this.queryPages(
+        {
+          IndexName: OUTBOUND_BY_CONTACT_INDEX,
+          KeyConditionExpression: 'contactKey = :key AND createdAt >= :since',
+          ExpressionAttributeValues: { ':key': contactKey(lineId, id), ':since': since },
+          ProjectionExpression: '#status, pricing',
+          ExpressionAttributeNames: { '#status': 'status' },
+        },
+        maxPages,
+        (item) => countSent(counts, item.status as OutboundState, item.pricing as OutboundPricing | undefined),
+      );
+    }
+    return counts;
+  }
+
+  /** A line's replies created since `since` that Meta priced billable, per pricing category (the console's Overview table). */
+  async billable(lineId: string, since: string, maxPages = 20): Promise<Record<string, number>> {
+    const counts: Record<string, number> = {};
+    await this.queryPages(
+      {
+        IndexName: OUTBOUND_BY_LINE_INDEX,
+        KeyConditionExpression: 'lineId = :lineId AND createdAt >= :since',
+        FilterExpression: 'pricing.billable = :yes',
+        ExpressionAttributeValues: { ':lineId': lineId, ':since': since, ':yes': true },
+        ProjectionExpression: 'pricing',
+      },
+      maxPages,
+      (item) => {
+        const category = (item.pricing as OutboundPricing | undefined)?.category ?? 'unknown';
+        counts[category] = (counts[category] ?? 0) + 1;
+      },
+    );
+    return counts;
+  }
+
   /** Replies of a line created within `windowMinutes` and changed since `sinceIso`, with their journeys (the index projects them): the live tail of a process without the sender. */
   async changedSince(lineId: string, sinceIso: string, windowMinutes: number, now: Date = new Date()): Promise<{ id: string; lineId: string; updatedAt: string; journey: { at: string; step: string }[] }[]> {
     const out = await this.options.documents.send(
@@ -102,6 +160,17 @@ export class OutboundJournal {
       updatedAt: String(i.updatedAt),
       journey: ((i.journey ?? []) as { at: string; step: string }[]).map((s) => ({ at: s.at, step: s.step })),
     }));
+  }
+
+  /** Every item of a Query on this table, page after page, up to `maxPages`. */
+  private async queryPages(input: Omit<QueryCommandInput, 'TableName' | 'ExclusiveStartKey'>, maxPages: number, onItem: (item: Record<string, unknown>) => void): Promise<void> {
+    let startKey: Record<string, unknown> | undefined;
+    let pages = 0;
+    do {
+      const out = await this.options.documents.send(new QueryCommand({ ...input, TableName: this.options.tableName, ExclusiveStartKey: startKey }));
+      for (const item of out.Items ?? []) onItem(item);
+      startKey = ++pages < maxPages ? (out.LastEvaluatedKey as Record<string, unknown> | undefined) : undefined;
+    } while (startKey);
   }
 
   private keyQuery(indexName: string, hashName: string, hashValue: string, query: OutboundQuery): QueryCommandInput {

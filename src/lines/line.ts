@@ -91,6 +91,19 @@ export const lineSchema = z.object({
    * WhatsApp Business app (an smb_message_echoes webhook); each echo renews it.
    */
   handoff: z.object({ pauseMinutes: z.number().int().min(1).max(10_080).default(60) }).strict().optional(),
+  /**
+   * What the AI's free-form reply (a flow's `replies`, a Bird webhook) becomes when the contact's
+   * window is known closed: Meta's template message. Without it such a reply is refused
+   * (`outside_customer_service_window`, told to the flow) and Graph is never called.
+   */
+  windowFallbackTemplate: z
+    .object({
+      name: z.string().min(1).max(512),
+      language: z.string().regex(/^[a-z]{2,3}(_[A-Za-z]{2,4})?$/, 'language is a Meta template language code such as "es_MX" or "en"'),
+      components: z.array(z.object({ type: z.string().min(1) }).passthrough()).optional(),
+    })
+    .strict()
+    .optional(),
   active: z.boolean().default(true),
 });
 

@@ -30,13 +30,19 @@ function fixtureFiles(names: string[], all: boolean): string[] {
   return names.map((n) => (existsSync(n) ? n : join(dir, n.endsWith('.json') ? n : `${n}.json`)));
 }
 
-/** Fresh wamids make each run new traffic; dedupe would otherwise (rightly) skip what was delivered before. */
+/**
+ * Fresh wamids make each run new traffic; dedupe would otherwise (rightly) skip what was delivered
+ * before. Fresh timestamps make it traffic of now: a fixture's old Meta timestamp would be a late
+ * retry, whose person's window is closed (the AI's free-form reply refused).
+ */
 function freshIds(json: unknown, suffix: string): unknown {
-  const value = json as { entry?: Array<{ changes?: Array<{ value?: { messages?: Array<{ id?: string }>; statuses?: Array<{ id?: string }> } }> }> };
+  const value = json as { entry?: Array<{ changes?: Array<{ value?: { messages?: Array<{ id?: string; timestamp?: string }>; statuses?: Array<{ id?: string; timestamp?: string }> } }> }> };
+  const now = String(Math.floor(Date.now() / 1000));
   for (const entry of value.entry ?? []) {
     for (const change of entry.changes ?? []) {
       for (const item of [...(change.value?.messages ?? []), ...(change.value?.statuses ?? [])]) {
         if (typeof item?.id === 'string') item.id = `${item.id}.sim${suffix}`;
+        if (typeof item?.timestamp === 'string') item.timestamp = now;
       }
     }
   }

@@ -6,8 +6,8 @@ import type { JournalBus } from '../journal/journal-bus';
 import { Counter, sharedCounter, type Registry } from '../observability/metrics';
 import { ConditionalRecordUpdate, describeError, isConditionFailure, journeyStep, storeFailure, type RecordUpdateInput } from './dynamo-record-update';
 import { DynamoSendOutcomes } from './dynamo-send-outcomes';
-import type { ClaimResult, CreateResult, NewOutbound, OperatorDecision, OutboundStore, SendFence, StatusUpdate } from './outbound-store';
-import { STATE_RANK, contactKey, outboxShardOf, type JourneyStep, type OutboundError, type OutboundRecord } from './record';
+import type { ClaimResult, CreateResult, NewOutbound, OperatorDecision, OutboundStore, SendFence, SettledRecord, StatusUpdate } from './outbound-store';
+import { STATE_RANK, contactKey, outboxShardOf, type JourneyStep, type OutboundError, type OutboundRecord, type SuppressedReason } from './record';
 import { wamidDigest } from '../privacy/pseudonyms';
 
 export interface DynamoOutboundStoreOptions {
@@ -167,11 +167,15 @@ export class DynamoOutboundStore implements OutboundStore {
     return this.outcomes.markFailed(fence, error);
   }
 
+  markSuppressed(fence: SendFence, reason: SuppressedReason): Promise<boolean> {
+    return this.outcomes.markSuppressed(fence, reason);
+  }
+
   decide(id: string, decision: OperatorDecision): Promise<boolean> {
     return this.outcomes.decide(id, decision);
   }
 
-  async settle(update: StatusUpdate): Promise<OutboundRecord | undefined> {
+  async settle(update: StatusUpdate): Promise<SettledRecord | undefined> {
     const id = update.id ?? (await this.findByWamid(update.wamid))?.pk;
     if (!id) return undefined;
     const now = this.clock();
@@ -190,6 +194,11 @@ export class DynamoOutboundStore implements OutboundStore {
       set += ', #error = :error';
       values[':error'] = update.error ?? { title: 'failed' };
     }
+    if (update.pricing) {
+      // The first status with a pricing names itself in pricedBy: the one that counts the reply as billed.
+      set += ', #pricing = :pricing, #pricedBy = if_not_exists(#pricedBy, :status)';
+      values[':pricing'] = update.pricing;
+    }
     const answer = await this.change('settle', id, {
       UpdateExpression: `${set} REMOVE #retryAt`,
       // The line must match: a status of another line's number never touches this record.
@@ -197,10 +206,23 @@ export class DynamoOutboundStore implements OutboundStore {
       ExpressionAttributeValues: values,
       ReturnValues: 'ALL_NEW',
     });
-    if (answer) return answer as unknown as OutboundRecord;
+    if (answer) return priced(answer as unknown as OutboundRecord, update);
     // Refused: already as far or further (a late `sent` after `read`), or not this line's, or not ours.
     const record = await this.get(id);
-    return record && record.lineId === update.lineId ? record : undefined;
+    if (!record || record.lineId !== update.lineId) return undefined;
+    // A late status still brings the reply's pricing when none came before (a `read` that overtook `delivered`).
+    if (update.pricing && !record.pricing) return (await this.storePricing(id, update)) ?? record;
+    return record;
+  }
+
+  private async storePricing(id: string, update: StatusUpdate): Promise<SettledRecord | undefined> {
+    const answer = await this.change('price', id, {
+      UpdateExpression: 'SET #pricing = :pricing, #pricedBy = :status',
+      ConditionExpression: 'attribute_exists(#pk) AND #lineId = :lineId AND attribute_not_exists(#pricing)',
+      ExpressionAttributeValues: { ':pricing': update.pricing, ':status': update.status, ':lineId': update.lineId },
+      ReturnValues: 'ALL_NEW',
+    });
+    return answer ? { ...(answer as unknown as OutboundRecord), pricedNow: true } : undefined;
   }
 
   private step(now: number, step: JourneyStep['step'], detail?: string): JourneyStep {
@@ -210,4 +232,9 @@ export class DynamoOutboundStore implements OutboundStore {
   private change(operation: string, id: string, input: RecordUpdateInput): Promise<Record<string, unknown> | undefined> {
     return this.update.apply(operation, id, input);
   }
+}
+
+/** The settle write applied: it stored the reply's first pricing when it named itself in pricedBy. */
+function priced(record: OutboundRecord, update: StatusUpdate): SettledRecord {
+  return update.pricing && record.pricedBy === update.status ? { ...record, pricedNow: true } : record;
 }

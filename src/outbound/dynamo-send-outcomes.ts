@@ -1,6 +1,6 @@
 import type { OperatorDecision, SendFence } from './outbound-store';
 import { ConditionalRecordUpdate, describeError, journeyStep } from './dynamo-record-update';
-import { STATE_RANK, type OutboundError } from './record';
+import { STATE_RANK, type OutboundError, type SuppressedReason } from './record';
 import { wamidDigest } from '../privacy/pseudonyms';
 
 /**
@@ -51,6 +51,16 @@ export class DynamoSendOutcomes {
       UpdateExpression: 'SET #status = :failed, #rank = :rank, #error = :error, #updatedAt = :at, #journey = list_append(#journey, :step) REMOVE #retryAt',
       ConditionExpression: 'attribute_exists(#pk) AND #rank < :rank AND #attempts = :attempt',
       ExpressionAttributeValues: { ':failed': 'failed', ':rank': STATE_RANK.failed, ':error': error, ':at': new Date(now).toISOString(), ':step': [journeyStep(now, 'failed', describeError(error))] },
+    });
+  }
+
+  /** Not sent by policy (the contact is paused): terminal, and Graph was never called. */
+  async markSuppressed(fence: SendFence, reason: SuppressedReason): Promise<boolean> {
+    const now = this.clock();
+    return this.applied('suppressed', fence, {
+      UpdateExpression: 'SET #status = :suppressed, #rank = :rank, #suppressedReason = :reason, #updatedAt = :at, #journey = list_append(#journey, :step) REMOVE #retryAt',
+      ConditionExpression: 'attribute_exists(#pk) AND #rank < :rank AND #attempts = :attempt',
+      ExpressionAttributeValues: { ':suppressed': 'suppressed', ':rank': STATE_RANK.suppressed, ':reason': reason, ':at': new Date(now).toISOString(), ':step': [journeyStep(now, 'suppressed', reason)] },
     });
   }
 

@@ -49,8 +49,11 @@ export class OutboundFailureReporter {
     },
   ) {}
 
-  /** Throws a retryable error when Bird or the DLQ cannot be reached: the job is retried. */
-  async report(job: OutboundJob, line: Line, error: OutboundError, message: ReceivedMessage, graphError?: unknown): Promise<void> {
+  /**
+   * Throws a retryable error when Bird or the DLQ cannot be reached: the job is retried. `reason`:
+   * the parking reason when it is not Meta's code (the reply policy refused it before any Graph call).
+   */
+  async report(job: OutboundJob, line: Line, error: OutboundError, message: ReceivedMessage, graphError?: unknown, reason?: PermanentReason): Promise<void> {
     const log = this.deps.logger.child({ lineId: line.lineId, outboundId: job.id });
     try {
       const target = await resolveBirdTarget(line, this.deps.secrets);
@@ -59,7 +62,7 @@ export class OutboundFailureReporter {
       if (isRetryable(birdError)) throw birdError;
       log.error({ err: birdError }, 'Bird refused the outbound_failed event; parking the reply anyway');
     }
-    await this.park(job, message, permanentReason(error.code), line.lineId);
+    await this.park(job, message, reason ?? permanentReason(error.code), line.lineId);
   }
 
   /** Park a job that will never be sent (unknown line, a broken job) without touching Bird. */

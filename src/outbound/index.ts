@@ -18,10 +18,12 @@ import { HttpConversationMessageReader } from '../bird/conversation-message-read
 import { GraphSendClient } from './graph-send-client';
 import type { OutboundStore } from './outbound-store';
 import { LineRateLimiter } from './rate-limiter';
+import { ReplyGate } from './reply-gate';
 import { OutboundSender, SENDER_POLLER_RETRY_POLICY } from './sender';
 import { OutboundJobQueue } from './job-queue';
 import { DynamoOutboxIndex } from './outbox-index';
 import { OutboxSweeper } from './outbox-sweeper';
+import { OutboundJournal } from '../journal/outbound-journal';
 
 export type { OutboundAcceptor, OutboundRequest, AcceptedOutbound, OutboundStatus } from './job';
 export { QueueOutboundAcceptor, InvalidOutboundError } from './acceptor';
@@ -43,8 +45,9 @@ export function createOutboundAcceptor(deps: Omit<OutboundDeps, 'lines' | 'secre
 export function createOutboundRoutes(deps: OutboundDeps): Router[] {
   const { config, registry, logger } = deps;
   const { acceptor, store } = createOutboundAcceptor(deps);
+  const journal = new OutboundJournal({ documents: deps.clients.documents, tableName: config.dynamodb.outboundTable });
   return [
-    createSendApiRouter({ lines: deps.lines, secrets: deps.secrets, acceptor, store, registry, logger, contacts: deps.contacts }),
+    createSendApiRouter({ lines: deps.lines, secrets: deps.secrets, acceptor, store, registry, logger, contacts: deps.contacts, countSent: (lineId, ids, since) => journal.sentToContact(lineId, ids, since) }),
     birdWebhookRouter({
       lines: deps.lines,
       secrets: deps.secrets,
@@ -72,6 +75,8 @@ export function startSender(deps: {
   bird: BirdClient;
   registry: Registry;
   logger: Logger;
+  /** Conversation state: the pause and window checked before each send (src/outbound/reply-gate.ts). */
+  contacts?: ContactStates;
   tuning?: { retryBaseSeconds?: number; retryMaxSeconds?: number };
 }): SqsPoller {
   const { config, clients, registry } = deps;
@@ -84,6 +89,7 @@ export function startSender(deps: {
     secrets: deps.secrets,
     graph: new GraphSendClient({ graphApiBaseUrl: config.worker.graphApiBaseUrl, graphApiVersion: config.worker.graphApiVersion, timeoutMs: config.outbound.sendTimeoutMs }),
     rate: new LineRateLimiter(),
+    gate: deps.contacts && new ReplyGate({ contacts: deps.contacts, registry }),
     reporter: new OutboundFailureReporter({
       bird: deps.bird,
       secrets: deps.secrets,

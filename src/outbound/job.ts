@@ -9,8 +9,10 @@ export type OutboundSource = 'api' | 'flow_reply' | 'bird_webhook' | 'cli';
 /**
  * queued < sending < sent < delivered < read; failed is terminal. Statuses never move backwards.
  * `uncertain` (rank of sending): Meta may have taken it; a status, a resend or an operator settles it.
+ * `suppressed` (terminal, like failed): the AI's reply was never sent because the contact was
+ * paused (a human has the conversation); `suppressedReason` says why. Graph was never called.
  */
-export type OutboundStatus = 'queued' | 'sending' | 'uncertain' | 'sent' | 'delivered' | 'read' | 'failed';
+export type OutboundStatus = 'queued' | 'sending' | 'uncertain' | 'sent' | 'delivered' | 'read' | 'failed' | 'suppressed';
 
 /** A Meta send body (`POST /{phone_number_id}/messages`) without `to`; validated before acceptance. */
 export type OutboundBody = Record<string, unknown> & { type: string };

@@ -1,5 +1,5 @@
 import type { OutboundBody } from './job';
-import type { OutboundRecord, OutboundError, OutboundState } from './record';
+import type { OutboundRecord, OutboundError, OutboundPricing, OutboundState, SuppressedReason } from './record';
 
 export interface NewOutbound {
   id: string;
@@ -52,7 +52,12 @@ export interface StatusUpdate {
   wamid: string;
   status: Extract<OutboundState, 'sent' | 'delivered' | 'read' | 'failed'>;
   error?: OutboundError;
+  /** The status's `pricing`, when Meta sent one: stored on the record. */
+  pricing?: OutboundPricing;
 }
+
+/** What `settle` answers: the record, and whether this call stored the reply's first pricing (count it once). */
+export type SettledRecord = OutboundRecord & { pricedNow?: true };
 
 /** The outbound records (DynamoDB in production and locally). Every state change is one conditional write. */
 export interface OutboundStore {
@@ -76,8 +81,10 @@ export interface OutboundStore {
   /** A clean refusal (Meta did not take it): back to `queued` for the next attempt. */
   release(fence: SendFence, detail: string): Promise<boolean>;
   markFailed(fence: SendFence, error: OutboundError): Promise<boolean>;
+  /** The reply policy held it back (the contact is paused): terminal, never sent. */
+  markSuppressed(fence: SendFence, reason: SuppressedReason): Promise<boolean>;
   /** An operator's resend or mark-as-sent of a reply parked uncertain; false when it is not (any more). */
   decide(id: string, decision: OperatorDecision): Promise<boolean>;
   /** Apply a status webhook, forward only. Returns the record (settled or already further), or undefined when it is not ours. */
-  settle(update: StatusUpdate): Promise<OutboundRecord | undefined>;
+  settle(update: StatusUpdate): Promise<SettledRecord | undefined>;
 }

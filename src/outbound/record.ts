@@ -15,7 +15,7 @@ export type { OutboundStatus } from './job';
 export type OutboundState = OutboundStatus;
 
 /** Writes move a record only to a higher rank: a late `sent` never overwrites `read`; failed is terminal. */
-export const STATE_RANK: Record<OutboundState, number> = { queued: 0, sending: 1, uncertain: 1, sent: 2, delivered: 3, read: 4, failed: 5 };
+export const STATE_RANK: Record<OutboundState, number> = { queued: 0, sending: 1, uncertain: 1, sent: 2, delivered: 3, read: 4, failed: 5, suppressed: 5 };
 
 /**
  * One step of a reply's journey, appended by the same write that changes the state (no extra
@@ -24,8 +24,22 @@ export const STATE_RANK: Record<OutboundState, number> = { queued: 0, sending: 1
 export interface JourneyStep {
   at: string;
   /** `operator`: an operator's resend or mark-as-sent of an uncertain reply (who and why in `detail`). */
-  step: 'queued' | 'sending' | 'sent' | 'delivered' | 'read' | 'failed' | 'uncertain' | 'retry' | 'operator';
+  step: 'queued' | 'sending' | 'sent' | 'delivered' | 'read' | 'failed' | 'uncertain' | 'retry' | 'operator' | 'suppressed';
   detail?: string;
+}
+
+/** Why a reply was not sent though nothing failed: the contact was paused (src/conversation/reply-policy.ts). */
+export type SuppressedReason = 'paused';
+
+/** Meta's `pricing` of a status (statuses webhook reference): what the send is billed as. */
+export interface OutboundPricing {
+  billable?: boolean;
+  /** `PMP` (per message) or `CBP` (per conversation, before July 2025). */
+  pricing_model?: string;
+  /** `marketing`, `utility`, `authentication`, `service`, … */
+  category?: string;
+  /** PMP: `regular`, `free_customer_service`, `free_entry_point`. */
+  type?: string;
 }
 
 export interface OutboundError {
@@ -70,6 +84,12 @@ export interface OutboundRecord {
   rank: number;
   wamid?: string;
   error?: OutboundError;
+  /** With `status: suppressed`. */
+  suppressedReason?: SuppressedReason;
+  /** The latest `pricing` Meta sent in a status of this reply. */
+  pricing?: OutboundPricing;
+  /** The status that first carried a pricing: the one write that counted the reply as billed. */
+  pricedBy?: string;
   /** ISO 8601; `createdAt` is the sort key of the byLine and byContact indexes. */
   createdAt: string;
   updatedAt: string;
@@ -157,6 +177,9 @@ export interface OutboundView {
   /** The digest of Meta's wamid for the send (the wamid itself is not stored: it carries the recipient's number). */
   wamidDigest?: string;
   error?: OutboundError;
+  /** With `status: suppressed`: why the reply was not sent (`paused`). */
+  reason?: SuppressedReason;
+  pricing?: OutboundPricing;
   createdAt: string;
   updatedAt: string;
 }
@@ -168,6 +191,8 @@ export function toView(record: OutboundRecord): OutboundView {
     to: record.to,
     ...(record.wamid ? { wamidDigest: record.wamid } : {}),
     ...(record.error ? { error: record.error } : {}),
+    ...(record.suppressedReason ? { reason: record.suppressedReason } : {}),
+    ...(record.pricing ? { pricing: record.pricing } : {}),
     createdAt: record.createdAt,
     updatedAt: record.updatedAt,
   };

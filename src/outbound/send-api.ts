@@ -11,8 +11,9 @@ import { InvalidOutboundError, MAX_IDEMPOTENCY_KEY_LENGTH } from './acceptor';
 import type { OutboundAcceptor, OutboundBody } from './job';
 import type { OutboundStore } from './outbound-store';
 import { looksLikeOutboundId, toView } from './record';
-import { contactHandlers } from '../conversation/contact-routes';
+import { contactHandlers, type SentCounter } from '../conversation/contact-routes';
 import type { ContactStates } from '../conversation/contact-states';
+import { decideReply } from '../conversation/reply-policy';
 
 /** Meta's send bodies are small; anything larger is not a reply. */
 export const SEND_API_MAX_BODY_BYTES = 64 * 1024;
@@ -27,6 +28,8 @@ export interface SendApiDependencies {
   logger: Logger;
   /** The contact API (`/v1/lines/:lineId/contacts/:contact`), when the process keeps conversation state. */
   contacts?: ContactStates;
+  /** The contact API's `sent` counts (over the outbound records' byContact index). */
+  countSent?: SentCounter;
 }
 
 type Locals = LineKeyLocals;
@@ -82,6 +85,15 @@ export function createSendApiRouter(deps: SendApiDependencies): express.Router {
       log(res).warn({ lineId: line.lineId, event: 'send_api_invalid', field: 'to' }, 'send API body refused');
       return fail(res, 400, 'invalid_body', `to: ${message}`, { field: 'to', issues: [{ path: 'to', message }] });
     }
+    if (deps.contacts && typeof body.type === 'string' && body.type !== 'template') {
+      // Refused at accept, before any record or Graph call: the caller learns now, and can send a template.
+      const decision = decideReply({ source: 'api', type: body.type, state: await deps.contacts.get(line.lineId, recipient.data), now: Date.now() });
+      if (decision.action === 'refuse') {
+        const windowClosedAt = new Date(decision.windowClosedAt).toISOString();
+        log(res).warn({ lineId: line.lineId, event: 'send_api_window_closed', to: maskPhone(recipient.data), windowClosedAt }, 'free-form send refused: the window is closed');
+        return fail(res, 422, decision.reason, 'The customer service window with this contact is closed: only a template can reach them', { windowClosedAt });
+      }
+    }
     try {
       const accepted = await deps.acceptor.accept({ lineId: line.lineId, to: recipient.data, idempotencyKey, body: body as OutboundBody, source: 'api' });
       log(res).info({ lineId: line.lineId, outboundId: accepted.id, to: maskPhone(recipient.data), duplicate: accepted.duplicate }, 'reply accepted');
@@ -118,7 +130,7 @@ export function createSendApiRouter(deps: SendApiDependencies): express.Router {
   router.post('/v1/lines/:lineId/messages', asyncRoute(authenticate), rawBody, asyncRoute(send));
   router.get('/v1/lines/:lineId/messages/:id', asyncRoute(authenticate), asyncRoute(status));
   if (deps.contacts) {
-    const contact = contactHandlers(deps.contacts, fail);
+    const contact = contactHandlers(deps.contacts, fail, Date.now, deps.countSent);
     router.get('/v1/lines/:lineId/contacts/:contact', asyncRoute(authenticate), asyncRoute(contact.get));
     router.put('/v1/lines/:lineId/contacts/:contact/pause', asyncRoute(authenticate), rawBody, asyncRoute(contact.pause));
     router.delete('/v1/lines/:lineId/contacts/:contact/pause', asyncRoute(authenticate), asyncRoute(contact.resume));

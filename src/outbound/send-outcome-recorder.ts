@@ -1,5 +1,5 @@
 import { handleWhen, retry } from 'cockatiel';
-import { isRetryable } from '../errors';
+import { isRetryable, type PermanentReason } from '../errors';
 import type { Line } from '../lines/line';
 import type { Logger } from '../observability/logger';
 import { Counter, type Registry } from '../observability/metrics';
@@ -9,7 +9,7 @@ import { EqualJitterBackoff } from '../resilience/backoff';
 import type { OutboundFailureReporter } from './failure-reporter';
 import type { OutboundJob } from './job-message';
 import type { OutboundStore, SendFence } from './outbound-store';
-import type { OutboundError } from './record';
+import type { OutboundError, SuppressedReason } from './record';
 
 /** One send under one claim: what the writes that end it need. */
 export interface Sending {
@@ -101,11 +101,21 @@ export class SendOutcomeRecorder {
     return { action: 'retry', delaySeconds, reason: detail.split(' ')[0] };
   }
 
-  /** Meta refused it for good: `failed`, then Bird hears it and the job is parked. */
-  async failed(sending: Sending, error: OutboundError, graphError: unknown): Promise<HandlerOutcome> {
+  /**
+   * Meta refused it for good (or the reply policy did, `reason`, before any Graph call): `failed`,
+   * then Bird hears it and the job is parked.
+   */
+  async failed(sending: Sending, error: OutboundError, graphError: unknown, reason?: PermanentReason): Promise<HandlerOutcome> {
     if (!(await this.deps.store.markFailed(sending.fence, error)) && (await this.fencedOut(sending, 'failed'))) return FENCED_OUT;
-    sending.log.warn({ event: 'outbound_failed', code: error.code, title: error.title }, 'Meta refused the reply for good');
-    await this.deps.reporter.report(sending.job, sending.line, error, sending.message, graphError);
+    sending.log.warn({ event: 'outbound_failed', code: error.code, title: error.title, reason }, reason ? 'the reply policy refused the reply' : 'Meta refused the reply for good');
+    await this.deps.reporter.report(sending.job, sending.line, error, sending.message, graphError, reason);
+    return DONE;
+  }
+
+  /** The reply policy held it back (the contact is paused): `suppressed`, nothing sent, nobody told but the journal and the metric. */
+  async suppressed(sending: Sending, reason: SuppressedReason): Promise<HandlerOutcome> {
+    if (!(await this.deps.store.markSuppressed(sending.fence, reason)) && (await this.fencedOut(sending, 'suppressed'))) return FENCED_OUT;
+    sending.log.info({ event: 'outbound_suppressed', reason }, 'reply not sent: the contact is paused (a human has the conversation)');
     return DONE;
   }
 

@@ -16,6 +16,7 @@ import { decodeJob, groupIdOf, type OutboundJob } from './job-message';
 import { fenceOf, type OutboundStore } from './outbound-store';
 import { awaitsOperator } from './record';
 import type { LineRateLimiter } from './rate-limiter';
+import type { ReplyGate } from './reply-gate';
 import { SendOutcomeRecorder, type Sending } from './send-outcome-recorder';
 
 export interface OutboundSenderOptions {
@@ -25,6 +26,8 @@ export interface OutboundSenderOptions {
   graph: GraphSendClient;
   rate: LineRateLimiter;
   reporter: OutboundFailureReporter;
+  /** The pause and window check before the Graph call (absent: every reply is sent, as before conversation state). */
+  gate?: ReplyGate;
   /** WHATSAPP_ACCESS_TOKEN, for lines without their own accessToken. */
   defaultAccessToken?: string;
   /** OUTBOUND_UNCERTAIN_GRACE_MS: how long an ambiguous send waits for a status before it is sent again. */
@@ -131,6 +134,8 @@ export class OutboundSender {
     }
     // Before the claim: a token that cannot be read must not leave a claim that looks like a lost send.
     const accessToken = await this.options.secrets.resolve(tokenRef);
+    // Before the claim too: a contact table that does not answer must not leave a claim that looks like a lost send.
+    const checked = await this.options.gate?.decide(job, line);
     await this.options.rate.acquire(line.lineId, line.sendRateLimit);
     const claim = await this.options.store.claim(job.id, this.options.sendTimeoutMs + this.options.uncertainGraceMs);
     if (!claim.claimed) return this.notClaimed(job, line, claim.record, message, log);
@@ -145,11 +150,17 @@ export class OutboundSender {
       this.metrics.resends.inc({ cause: claim.resend });
       log.warn({ event: 'outbound_uncertain_resend', cause: claim.resend, attempts: claim.record.attempts }, 'no status came for an ambiguous send: sending again');
     }
+    // Only a first send is checked: a resend's first copy may be on the phone already, and its status must settle it.
+    const decision = (!claim.resend && checked) || { action: 'send' as const };
+    this.options.gate?.count(job, decision);
+    if (decision.action === 'suppress') return this.outcomes.suppressed(sending, decision.reason);
+    if (decision.action === 'refuse') return this.outcomes.failed(sending, { title: decision.reason }, undefined, decision.reason);
+    const body = decision.action === 'fallback' ? decision.body : job.body;
 
     const outcome = await this.options.graph.send({
       phoneNumberId: line.phoneNumberId,
       accessToken,
-      body: { ...job.body, messaging_product: 'whatsapp', to: job.to, biz_opaque_callback_data: job.id },
+      body: { ...body, messaging_product: 'whatsapp', to: job.to, biz_opaque_callback_data: job.id },
     });
     this.metrics.sends.inc({ outcome: outcome.kind === 'refused' ? outcome.errorClass : outcome.kind });
 

@@ -1,7 +1,7 @@
 import type { OutboundRef, WhatsAppEvent } from '../meta/event';
 import { Counter, type Registry } from '../observability/metrics';
 import type { OutboundStore, StatusUpdate } from './outbound-store';
-import { looksLikeOutboundId } from './record';
+import { looksLikeOutboundId, type OutboundPricing } from './record';
 
 /**
  * The inbound pipeline's hook for Meta's status webhooks: a status of a reply the gateway sent
@@ -17,7 +17,7 @@ const SETTLING = new Set(['sent', 'delivered', 'read', 'failed']);
 /** The fields of a Meta status item the settler reads. Pure. */
 export function statusUpdateOf(lineId: string, event: WhatsAppEvent): StatusUpdate | undefined {
   if (event.kind !== 'status' || !event.status || !SETTLING.has(event.status.status)) return undefined;
-  const raw = (event.raw ?? {}) as { biz_opaque_callback_data?: unknown; errors?: Array<{ code?: unknown; title?: unknown; message?: unknown }> };
+  const raw = (event.raw ?? {}) as { biz_opaque_callback_data?: unknown; pricing?: unknown; errors?: Array<{ code?: unknown; title?: unknown; message?: unknown }> };
   const firstError = Array.isArray(raw.errors) ? raw.errors[0] : undefined;
   const update: StatusUpdate = {
     lineId,
@@ -25,6 +25,8 @@ export function statusUpdateOf(lineId: string, event: WhatsAppEvent): StatusUpda
     status: event.status.status as StatusUpdate['status'],
     ...(looksLikeOutboundId(raw.biz_opaque_callback_data) ? { id: raw.biz_opaque_callback_data } : {}),
   };
+  const pricing = pricingOf(raw.pricing);
+  if (pricing) update.pricing = pricing;
   if (update.status === 'failed') {
     update.error = {
       ...(typeof firstError?.code === 'number' ? { code: firstError.code } : {}),
@@ -34,8 +36,23 @@ export function statusUpdateOf(lineId: string, event: WhatsAppEvent): StatusUpda
   return update;
 }
 
+/** Meta's `pricing` object, its four known fields kept when they have their type; undefined when none does. */
+export function pricingOf(value: unknown): OutboundPricing | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const raw = value as Record<string, unknown>;
+  const text = (key: string) => (typeof raw[key] === 'string' && (raw[key] as string).length <= 64 ? { [key]: raw[key] as string } : {});
+  const pricing: OutboundPricing = {
+    ...(typeof raw.billable === 'boolean' ? { billable: raw.billable } : {}),
+    ...text('pricing_model'),
+    ...text('category'),
+    ...text('type'),
+  };
+  return Object.keys(pricing).length > 0 ? pricing : undefined;
+}
+
 export class StoreStatusSettler implements OutboundStatusSettler {
   private readonly settled: Counter<'status' | 'result'>;
+  private readonly billable: Counter<'lineId' | 'category'>;
 
   constructor(
     private readonly store: OutboundStore,
@@ -45,6 +62,12 @@ export class StoreStatusSettler implements OutboundStatusSettler {
       name: 'wa_ingress_outbound_statuses_total',
       help: 'Status webhooks of replies the gateway sent, by status and result (applied, stale: the record was already further, foreign: not ours)',
       labelNames: ['status', 'result'],
+      registers: [registry],
+    });
+    this.billable = new Counter({
+      name: 'wa_ingress_outbound_billable_total',
+      help: 'Replies Meta priced as billable (pricing.billable in their first status with a pricing), by line and pricing category: counts, not money',
+      labelNames: ['lineId', 'category'],
       registers: [registry],
     });
   }
@@ -58,6 +81,7 @@ export class StoreStatusSettler implements OutboundStatusSettler {
       return undefined;
     }
     this.settled.inc({ status: update.status, result: record.status === update.status ? 'applied' : 'stale' });
+    if (record.pricedNow && update.pricing?.billable) this.billable.inc({ lineId, category: update.pricing.category ?? 'unknown' });
     return { id: record.id, idempotencyKey: record.idempotencyKey };
   }
 }

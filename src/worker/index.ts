@@ -84,6 +84,8 @@ export function startWorker(deps: {
       })
     : undefined;
   const parker = new DlqParker({ sqs: clients.sqs, dlqUrl: config.sqs.dlqUrl, registry });
+  // One per process: the pipeline writes it, the sender's reply gate reads it.
+  const contacts = deps.contacts ?? createContactStates(config, clients, registry);
   const turns = config.sqs.turnQueueUrl ? startTurns(config, clients, logger, registry) : undefined;
   if (!turns) logger.warn('SQS_TURN_QUEUE_URL is not set: lines with `turn` get each message delivered alone');
   const pipeline = new EventPipeline({
@@ -94,7 +96,7 @@ export function startWorker(deps: {
     replies: outboundStore && new FlowReplyScheduler({ acceptor: createOutboundAcceptor({ config, clients, registry, logger }, outboundStore).acceptor, registry, logger }),
     lines: deps.lines,
     secrets: deps.secrets,
-    contacts: deps.contacts ?? createContactStates(config, clients, registry),
+    contacts,
     dedupe: new DynamoDedupeStore({
       documents: clients.documents,
       itemUpdates: clients.itemUpdates,
@@ -163,7 +165,7 @@ export function startWorker(deps: {
   poller.start();
   turns?.timers.start();
   const sender = outboundStore
-    ? startSender({ config, clients, lines: deps.lines, secrets: deps.secrets, store: outboundStore, bird, registry, logger, tuning: deps.tuning?.sender })
+    ? startSender({ config, clients, lines: deps.lines, secrets: deps.secrets, store: outboundStore, bird, registry, logger, contacts, tuning: deps.tuning?.sender })
     : undefined;
   const outbox = outboundStore ? startOutboxSweeper({ config, clients, registry, logger }) : undefined;
   return {

@@ -222,6 +222,30 @@ describe('console page', () => {
     await snapshot('outbound-uncertain-marked');
   }, 30_000);
 
+  it('the event detail shows the contact’s window and pause, and pauses and resumes the AI', async () => {
+    const wamid = 'wamid.browser-pause-0001';
+    await post(wamid, 'who answers me?');
+    for (let i = 0; i < 50 && !(await c.api(`events/${handleOf(wamid)}/contact`)).ok; i++) await new Promise((r) => setTimeout(r, 100));
+    await page.goto(`${c.console.url}#/events/${handleOf(wamid)}`);
+    const panel = page.locator('.contact-panel');
+    await panel.getByRole('heading', { name: 'Conversation' }).waitFor({ timeout: 10_000 }).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${(await page.locator('main').innerHTML()).slice(0, 2000)}`);
+    });
+    // Meta's timestamp of the message + 24 h.
+    await panel.locator('[data-field="window"]', { hasText: 'Open until' }).waitFor();
+    await panel.locator('[data-field="pause"]', { hasText: 'Not paused' }).waitFor();
+    await panel.getByLabel('Pause minutes').fill('30');
+    await panel.getByRole('button', { name: 'Pause the AI' }).click();
+    await panel.locator('[data-field="pause"]', { hasText: 'Paused by the contact API or the console' }).waitFor();
+    const paused = (await (await c.api(`events/${handleOf(wamid)}/contact`)).json()) as { paused: { by: string; until: string } };
+    expect(paused.paused.by).toBe('api');
+    expect(Date.parse(paused.paused.until) - Date.now()).toBeGreaterThan(29 * 60_000);
+    await snapshot('event-contact-paused');
+    await panel.getByRole('button', { name: 'Resume' }).click();
+    await panel.locator('[data-field="pause"]', { hasText: 'Not paused' }).waitFor();
+    expect(((await (await c.api(`events/${handleOf(wamid)}/contact`)).json()) as { paused: unknown }).paused).toBeNull();
+  });
+
   it('erases a contact from the Erase page after a confirmation, and shows what it removed', async () => {
     const found = async () => ((await (await c.api(`events?contact=${SENDER}`)).json()) as { items: unknown[] }).items.length;
     expect(await found()).toBeGreaterThan(0);
@@ -240,6 +264,11 @@ describe('console page', () => {
     expect(await page.locator('li[data-step="outbound"]').textContent()).toMatch(/[1-9]\d* removed/);
     await snapshot('erase-done');
     expect(await found()).toBe(0);
+  });
+
+  it('the overview shows today’s billable replies table', async () => {
+    await page.goto(`${c.console.url}#/`);
+    await page.getByRole('heading', { name: 'Billable replies today (UTC)' }).waitFor();
   });
 
   it('never puts a secret, a token or a whole phone number in the page', () => {

@@ -25,6 +25,11 @@ describe('window, pause and identity rules (pure)', () => {
     ['user_changed_number moves the number; window and pause stay', { ...base, waId: '1', userId: 'US.1', windowOpenUntil: T, pausedUntil: T, pausedBy: 'api' }, { type: 'number_changed', newWaId: '2', at: T }, { waId: '2', userId: 'US.1', windowOpenUntil: T, pausedUntil: T, pausedBy: 'api', identityAt: T }],
     ['user_changed_user_id moves the BSUID', { ...base, userId: 'US.1' }, { type: 'user_id_changed', newUserId: 'US.2', at: T }, { userId: 'US.2' }],
     ['a number change older than the ids already learnt moves nothing', { ...base, waId: '3', identityAt: T + 1 }, { type: 'number_changed', newWaId: '2', at: T }, { waId: '3', identityAt: T + 1 }],
+    ['a 131047 closes an open window at the status time', { ...base, windowOpenUntil: T + DAY }, { type: 'window_closed', at: T }, { windowOpenUntil: T, windowClosedAt: T }],
+    ['a 131047 with no window known: closed from then', base, { type: 'window_closed', at: T }, { windowOpenUntil: T, windowClosedAt: T }],
+    ['a 131047 after the window already ended keeps the earlier end', { ...base, windowOpenUntil: T - 1000 }, { type: 'window_closed', at: T }, { windowOpenUntil: T - 1000, windowClosedAt: T }],
+    ['a late retry of a message older than the 131047 does not reopen it', { ...base, windowOpenUntil: T, windowClosedAt: T }, { type: 'inbound', at: T - 60_000 }, { windowOpenUntil: T, windowClosedAt: T }],
+    ['a message after the 131047 reopens it', { ...base, windowOpenUntil: T, windowClosedAt: T }, { type: 'inbound', at: T + 60_000 }, { windowOpenUntil: T + 60_000 + DAY }],
     ['the API pause', base, { type: 'pause', until: T }, { pausedUntil: T, pausedBy: 'api' }],
     ['resume', { ...base, pausedUntil: T, pausedBy: 'business_app' }, { type: 'resume' }, { pausedUntil: undefined, pausedBy: undefined }],
   ];
@@ -75,6 +80,14 @@ describe('facts read from Meta payloads (fixtures)', () => {
 
   it('statuses (business sends) say nothing about the window', () => {
     expect(observationOf(eventsOf('status-read.json')[0]!)).toBeUndefined();
+    expect(observationOf(eventsOf('status-failed.json')[0]!)).toBeUndefined();
+  });
+
+  it('a failed status with 131047 closes the window at its Meta time', () => {
+    const json = loadFixture('status-failed.json').json as { entry: Array<{ changes: Array<{ value: { statuses: Array<{ errors: Array<{ code: number }> }> } }> }> };
+    json.entry[0]!.changes[0]!.value.statuses[0]!.errors[0]!.code = 131047;
+    const observation = observationOf(envelopeToEvents(json)[0]!);
+    expect(observation).toMatchObject({ identity: { waId: '16505551234' }, facts: [{ type: 'window_closed', at: 1751142888_000 }] });
   });
 
   it('the conversation key and FIFO group prefer the BSUID, so a person keeps one group when Meta adds or drops the number', () => {

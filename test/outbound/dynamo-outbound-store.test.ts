@@ -54,6 +54,35 @@ describe('DynamoOutboundStore', () => {
     expect((await store.get(failed))!.error).toEqual({ code: 131047, title: 'Re-engagement message' });
   });
 
+  it('pricing: stored with the status; the first status that brings one is pricedNow, once; a late status still brings it when none came; a suppressed reply is terminal', async () => {
+    const marketing = { billable: true, pricing_model: 'PMP', category: 'marketing', type: 'regular' };
+    const id = await created();
+    await store.claim(id, 10_000);
+    await store.markSent({ id, attempt: 1 }, 'wamid.priced');
+    const first = await store.settle({ lineId: 'line-a', id, wamid: 'wamid.priced', status: 'sent', pricing: marketing });
+    expect(first).toMatchObject({ status: 'sent', pricing: marketing, pricedNow: true });
+    const second = await store.settle({ lineId: 'line-a', id, wamid: 'wamid.priced', status: 'delivered', pricing: { ...marketing, type: 'free_customer_service' } });
+    expect(second).toMatchObject({ status: 'delivered', pricing: { type: 'free_customer_service' } });
+    expect(second!.pricedNow).toBeUndefined();
+    // The same status again (a redelivery): refused, not counted again.
+    expect((await store.settle({ lineId: 'line-a', id, wamid: 'wamid.priced', status: 'delivered', pricing: marketing }))!.pricedNow).toBeUndefined();
+
+    const overtaken = await created();
+    await store.claim(overtaken, 10_000);
+    await store.markSent({ id: overtaken, attempt: 1 }, 'wamid.overtaken');
+    await store.settle({ lineId: 'line-a', id: overtaken, wamid: 'wamid.overtaken', status: 'read' });
+    const late = await store.settle({ lineId: 'line-a', id: overtaken, wamid: 'wamid.overtaken', status: 'delivered', pricing: marketing });
+    expect(late).toMatchObject({ status: 'read', pricing: marketing, pricedBy: 'delivered', pricedNow: true });
+    expect((await store.settle({ lineId: 'line-a', id: overtaken, wamid: 'wamid.overtaken', status: 'delivered', pricing: marketing }))!.pricedNow).toBeUndefined();
+
+    const held = await created();
+    await store.claim(held, 10_000);
+    expect(await store.markSuppressed({ id: held, attempt: 1 }, 'paused')).toBe(true);
+    expect(await store.markSent({ id: held, attempt: 1 }, 'wamid.never')).toBe(false);
+    expect(await store.get(held)).toMatchObject({ status: 'suppressed', suppressedReason: 'paused' });
+    expect((await store.get(held))!.journey.map((j) => j.step)).toEqual(['queued', 'sending', 'suppressed']);
+  });
+
   it('a status found by wamid settles the record; another line\'s status does not', async () => {
     const id = await created('line-b');
     await store.claim(id, 10_000);

@@ -10,6 +10,8 @@ import { UncertainReplies } from '../../src/outbound/uncertain-replies';
 import { DeadLetterQueue } from '../../src/queue/dlq';
 import { DynamoLineStore } from '../../src/lines/store';
 import { capturedLogger } from './logs';
+import { ContactStates, DynamoContactStore } from '../../src/conversation';
+import { createRegistry } from '../../src/observability/metrics';
 import { ensureResources } from '../../src/aws/resources';
 import { DynamoErasureStore, ErasureRunner, ErasureService, erasureSteps } from '../../src/privacy/erasure';
 
@@ -87,6 +89,7 @@ export async function startConsoleRig(remote: RemoteStandIns, options: WorkerRig
     media: { s3: rig.aws.clients.s3, bucket: rig.config.s3.bucket },
     logger: logs.logger,
     erasures,
+    contacts: new ContactStates({ store: new DynamoContactStore({ documents, tableName: rig.config.dynamodb.contactsTable }), registry: createRegistry({ defaultMetrics: false }), cacheMs: 0 }),
     assetsDir: BUILT_ASSETS,
     heartbeatMs: options.heartbeatMs,
   });

@@ -266,12 +266,20 @@ export function parkedRows(entries: Pick<DlqEntry, 'reason' | 'eventKey'>[]): [s
 
 export const SENDER = '16505551234';
 
+/**
+ * Meta's timestamp of a message arriving now (whole seconds). A fixed old one would be a late Meta
+ * retry: the person's window known closed, and the AI's free-form replies refused (reply policy).
+ */
+export function nowTimestamp(): string {
+  return String(Math.floor(Date.now() / 1000));
+}
+
 export function textMessage(wamid: string, body = `text of ${wamid}`): Record<string, unknown> {
-  return { from: SENDER, id: wamid, timestamp: '1749416383', type: 'text', text: { body } };
+  return { from: SENDER, id: wamid, timestamp: nowTimestamp(), type: 'text', text: { body } };
 }
 
 export function mediaMessage(kind: 'image' | 'document', wamid: string, mediaId: string, mimeType: string): Record<string, unknown> {
-  return { from: SENDER, id: wamid, timestamp: '1749416383', type: kind, [kind]: { id: mediaId, mime_type: mimeType } };
+  return { from: SENDER, id: wamid, timestamp: nowTimestamp(), type: kind, [kind]: { id: mediaId, mime_type: mimeType } };
 }
 
 /** `entries[i].changes[j]`: the line (by phone_number_id) and the messages of one `messages` change. */

@@ -151,3 +151,17 @@ export interface DlqSummary {
   receiveCount: number;
   bodyBytes: number;
 }
+
+/** GET events/:handle/contact: the conversation state of the contact an event names (no id in clear). */
+export interface ContactPanelView {
+  contactId: string;
+  windowOpenUntil: string | null;
+  /** A pause in force now, or null. `until` null: until Meta gives control back (meta_handover). */
+  paused: { until: string | null; by: string } | null;
+}
+
+/** GET billable: replies Meta priced billable since `since` (the UTC day), per line and pricing category. */
+export interface BillableView {
+  since: string;
+  rows: Array<{ lineId: string; category: string; count: number }>;
+}

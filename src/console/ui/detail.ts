@@ -2,6 +2,7 @@ import { api } from './api.js';
 import type { DlqSummary, EventDetailView, Page } from './contract.js';
 import { ago, badge, clear, duration, h, time } from './dom.js';
 import { confirmDialog, toast } from './shell.js';
+import { contactPanel } from './contact-panel.js';
 
 export const INBOUND_LABELS: Record<string, string> = {
   received: 'Received from Meta',
@@ -25,6 +26,7 @@ export const OUTBOUND_LABELS: Record<string, string> = {
   delivered: 'Delivered to the phone',
   read: 'Read by the user',
   failed: 'Failed',
+  suppressed: 'Not sent: the contact is paused',
 };
 
 /** The journey as a vertical timeline, each step with the time since the first. */
@@ -98,4 +100,5 @@ export async function renderDetail(main: HTMLElement, handle: string, refresh: (
       h('section', { class: 'card' }, h('h2', {}, 'Event'), facts, h('h3', {}, 'Stored event'), h('pre', { class: 'json', tabindex: '0' }, JSON.stringify(e.event ?? null, null, 2))),
     ),
   );
+  if (e.contact) main.append(await contactPanel(e.handle));
 }

@@ -1,5 +1,5 @@
 import { api, query } from './api.js';
-import type { LatencyFigures, LineProblemView, LineSummary, MinuteBucket, Page } from './contract.js';
+import type { BillableView, LatencyFigures, LineProblemView, LineSummary, MinuteBucket, Page } from './contract.js';
 import { perMinuteChart } from './charts.js';
 import { ago, clear, code, empty, h } from './dom.js';
 
@@ -53,7 +53,12 @@ function latencyList(latency: LineSummary['latency'] | undefined): HTMLElement |
 }
 
 export async function renderOverview(main: HTMLElement): Promise<void> {
-  const [lines, stats] = await Promise.all([api.get<Page<LineSummary>>(`lines${query({ limit: 200 })}`), api.get<{ buckets: MinuteBucket[] }>('stats?minutes=60')]);
+  const [lines, stats, billable] = await Promise.all([
+    api.get<Page<LineSummary>>(`lines${query({ limit: 200 })}`),
+    api.get<{ buckets: MinuteBucket[] }>('stats?minutes=60'),
+    // No outbound table, no cost table.
+    api.get<BillableView>('billable').catch(() => undefined),
+  ]);
   clear(main);
   main.append(h('header', { class: 'page-head' }, h('h1', {}, 'Overview'), h('p', { class: 'sub' }, 'Every line, its health, and the last hour of events.')));
   const total = stats.buckets.reduce((n, b) => n + Object.values(b.counts).reduce((a, c) => a + c, 0), 0);
@@ -65,6 +70,7 @@ export async function renderOverview(main: HTMLElement): Promise<void> {
       : // The card's inner width: its padding is 18 px each side.
         perMinuteChart(stats.buckets, chartCard.clientWidth - 36),
   );
+  if (billable) main.append(billableTable(billable));
   if (lines.items.length === 0) {
     main.append(h('section', { class: 'card' }, empty('No lines registered.', ['Register one with ', code('npm run lines -- put lines.json'), '.'])));
     return;
@@ -99,4 +105,22 @@ export async function renderOverview(main: HTMLElement): Promise<void> {
       }),
     ),
   );
+}
+
+/** Today's billable replies per line and pricing category: counts, not money (the README says how to price them). */
+function billableTable(view: BillableView): HTMLElement {
+  const card = h('section', { class: 'card', 'aria-labelledby': 'billable-title' }, h('h2', { id: 'billable-title' }, 'Billable replies today (UTC)'));
+  if (view.rows.length === 0) {
+    card.append(h('p', { class: 'muted' }, 'No billable replies today.'));
+    return card;
+  }
+  card.append(
+    h(
+      'table',
+      { class: 'billable' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Line'), h('th', {}, 'Category'), h('th', {}, 'Replies'))),
+      h('tbody', {}, view.rows.map((r) => h('tr', {}, h('td', {}, r.lineId), h('td', {}, r.category), h('td', {}, String(r.count))))),
+    ),
+  );
+  return card;
 }
