@@ -7,12 +7,17 @@
  *   (d) the dedupe store alone: claim + complete of each event (two UpdateItems), under other keys.
  * Then (e): the same worker on a FIFO queue (high-throughput mode) with the events spread over 100
  * contacts, i.e. 100 conversations run one message at a time each, next to (a) on the standard queue.
+ * Then (f): the same FIFO run on the embedded default's durable queue (`npm start`'s queues: fauxqs
+ * persisting to SQLite, in its own child process, started and created by the embedded default's own
+ * options, embeddedAwsStandInOptions; the worker with the embedded default's SQS client settings, a
+ * release sent as 1 s), next to (e) on the in-memory stand-in, with the ratio. Tables and Bird are
+ * the same stand-ins in both, so only the queue differs. BENCH_SQS=memory skips (f).
  * The queue is loaded by the ingress's own SqsBatchProducer (SendMessageBatch, ingress attributes).
  *
  * Three processes, so each CPU figure is one process's own: the stand-ins (local-aws-sqs, dynalite,
  * s3rver, Bird) in one child, the worker in another, the loader and baselines here.
  * Run: `npm run bench:worker`. Env: BENCH_EVENTS (5000), BENCH_EVENTS_PER_PAYLOAD (`mix`, or 1..100),
- * WORKER_CONCURRENCY (32).
+ * WORKER_CONCURRENCY (32), BENCH_SQS (`memory`: no durable section).
  */
 import { DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { fork, type ChildProcess } from 'node:child_process';
@@ -34,6 +39,9 @@ import { CachedLineRegistry } from '../src/lines/registry';
 import { ReferenceSecretResolver } from '../src/lines/secrets';
 import { DynamoLineStore } from '../src/lines/store';
 import { startAwsStandIns } from '../src/local/aws-standins';
+import { embeddedAwsStandInOptions } from '../src/local/embedded';
+import { embeddedAwsSettingsFor } from '../src/config/embedded-state';
+import { childPidsOf, cpuSecondsOf } from './proc-cpu';
 import { BIRD_STANDIN_FLOW_PATH, BIRD_STANDIN_FLOW_SECRET, BIRD_STANDIN_FLOW_SIGNING_SECRET, startBirdStandIn } from '../src/local/bird-standin';
 import { envelopeToEvents } from '../src/meta/envelope';
 import { conversationGroupId } from '../src/meta/conversation';
@@ -48,11 +56,13 @@ import { payloadSizes, textPayloads, type BenchLine } from './worker-payloads';
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 5000);
 const SHAPE = process.env.BENCH_EVENTS_PER_PAYLOAD ?? 'mix';
 const CONCURRENCY = Number(process.env.WORKER_CONCURRENCY ?? 32);
+/** (f) on the embedded default's durable queue unless BENCH_SQS=memory. */
+const DURABLE_SECTION = process.env.BENCH_SQS !== 'memory';
 /** local-aws-sqs answers concurrent long polls only when their wait ends: keep it short, as the embedded default does. */
 const WAIT_TIME_SECONDS = 1;
 const VISIBILITY_TIMEOUT_SECONDS = 180;
 /** The whole run, stand-ins included, stops itself past this. */
-const BOUND_MS = 300_000;
+const BOUND_MS = DURABLE_SECTION ? 480_000 : 300_000;
 /** (e): conversations (FIFO message groups) the events are spread over. */
 const FIFO_CONTACTS = 100;
 const WORKER_PHASE_MS = 120_000;
@@ -72,6 +82,8 @@ interface StandInInfo {
   dlqUrl: string;
   credentials: { accessKeyId: string; secretAccessKey: string };
   birdFlowUrl: string;
+  /** The embedded default's SQS (fauxqs on disk) and its FIFO main queue and DLQ, for (f). */
+  durable?: { sqs: string; queueUrl: string; dlqUrl: string };
 }
 
 interface BirdStats {
@@ -111,9 +123,11 @@ async function serveStandIns(): Promise<void> {
       },
     },
   });
-  const [aws, bird] = await Promise.all([
+  const [aws, bird, embedded] = await Promise.all([
     startAwsStandIns({ dataDir, visibilityTimeoutSeconds: VISIBILITY_TIMEOUT_SECONDS }),
     startBirdStandIn({ logger: birdLogger }),
+    // What `npm start` runs: its queues (fauxqs, SQLite under <dir>/sqs, in a child process). Only its SQS is used.
+    DURABLE_SECTION ? startAwsStandIns(embeddedAwsStandInOptions(join(dataDir, 'embedded'), VISIBILITY_TIMEOUT_SECONDS)) : undefined,
   ]);
   const info: StandInInfo = {
     endpoints: aws.endpoints,
@@ -121,6 +135,7 @@ async function serveStandIns(): Promise<void> {
     dlqUrl: aws.dlqUrl,
     credentials: aws.credentials,
     birdFlowUrl: bird.flowUrl(),
+    ...(embedded ? { durable: { sqs: embedded.endpoints.sqs, queueUrl: embedded.queueUrl, dlqUrl: embedded.dlqUrl } } : {}),
   };
   process.on('message', (m: Message) => {
     if (m.type === 'bird-reset') {
@@ -129,7 +144,9 @@ async function serveStandIns(): Promise<void> {
       process.send?.({ type: 'bird-reset-done' });
     } else if (m.type === 'cpu') {
       const { user, system } = process.cpuUsage();
-      process.send?.({ type: 'cpu', micros: user + system });
+      // The durable queue's process is this one's only child.
+      const queueMicros = childPidsOf(process.pid).reduce((n, pid) => n + cpuSecondsOf(pid) * 1e6, 0);
+      process.send?.({ type: 'cpu', micros: user + system, queueMicros });
     } else if (m.type === 'bird-stats') {
       const calls = bird.received().filter((c) => c.path === BIRD_STANDIN_FLOW_PATH);
       const attempts: Record<string, number> = {};
@@ -145,7 +162,7 @@ async function serveStandIns(): Promise<void> {
     }
   });
   process.on('disconnect', () => {
-    void Promise.allSettled([bird.stop(), aws.stop()]).finally(() => {
+    void Promise.allSettled([bird.stop(), aws.stop(), embedded?.stop()]).finally(() => {
       rmSync(dataDir, { recursive: true, force: true });
       process.exit(0);
     });
@@ -167,9 +184,9 @@ async function counterValues(registry: Registry, name: string): Promise<Record<s
 }
 
 async function runWorker(): Promise<void> {
-  const starting = nextMessage<{ info: StandInInfo; messages: number }>(process, 'start');
+  const starting = nextMessage<{ info: StandInInfo; messages: number; durable?: boolean }>(process, 'start');
   process.send?.({ type: 'ready' });
-  const { info, messages } = await starting;
+  const { info, messages, durable } = await starting;
   // The worker role of main.ts, wired from the environment it would see pointed at the stand-ins.
   const loaded = loadConfig({
     NODE_ENV: 'production',
@@ -191,7 +208,9 @@ async function runWorker(): Promise<void> {
     SQS_VISIBILITY_TIMEOUT_SECONDS: String(VISIBILITY_TIMEOUT_SECONDS),
   });
   // The stand-ins speak http on loopback: production's https-only Bird and media checks would refuse them.
-  const config = { ...loaded, production: false, aws: { ...loaded.aws, credentials: info.credentials } };
+  // On the durable queue, the embedded default's SQS settings (a release sent as 1 s, as fauxqs needs).
+  const aws = durable ? { ...loaded.aws, ...embeddedAwsSettingsFor(info.endpoints) } : { ...loaded.aws, credentials: info.credentials };
+  const config = { ...loaded, production: false, aws };
   const clients = createAwsClients(config.aws, Math.max(64, config.worker.concurrency * 2));
   const counter = new AwsCallCounter();
   counter.watch(clients);
@@ -443,7 +462,8 @@ async function main(): Promise<void> {
   process.stdout.write(
     `worker bench: ${EVENTS} text events in ${payloads.length} SQS messages (events per payload: ${SHAPE}; mean body ${meanBytes.toFixed(0)} B), ` +
       `WORKER_CONCURRENCY ${CONCURRENCY}, SQS_WAIT_TIME_SECONDS ${WAIT_TIME_SECONDS}, flow transport, no media\n` +
-      `processes: stand-ins (local-aws-sqs, dynalite, s3rver, Bird) in one child, the worker in another, loader and baselines in this one\n`,
+      `processes: stand-ins (local-aws-sqs, dynalite, s3rver, Bird) in one child, the worker in another, loader and baselines in this one` +
+      `${DURABLE_SECTION ? "; for (f) the embedded default's fauxqs in a child of the stand-ins' process" : ''}\n`,
   );
 
   // (b) SQS alone.
@@ -465,7 +485,7 @@ async function main(): Promise<void> {
 
   // (a) The worker, with the queue fully loaded before it starts.
   const loadA = await loadQueue(clients, info.queueUrl, payloads);
-  const runPhase = async (phaseInfo: StandInInfo, messages: number) => {
+  const runPhase = async (phaseInfo: StandInInfo, messages: number, sqs: SQSClient = clients.sqs, durable = false) => {
     const profileDir = process.env.BENCH_PROFILE;
     const workerChild = fork(__filename, ['worker'], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -473,13 +493,21 @@ async function main(): Promise<void> {
     });
     children.push(workerChild);
     await nextMessage(workerChild, 'ready');
-    const cpuBefore = await ask<{ micros: number }>(standIns, { type: 'cpu' }, 'cpu');
-    const phaseResult = await ask<WorkerResult>(workerChild, { type: 'start', info: phaseInfo, messages }, 'result');
-    const phaseStandInCpu = (await ask<{ micros: number }>(standIns, { type: 'cpu' }, 'cpu')).micros - cpuBefore.micros;
+    const cpuBefore = await ask<{ micros: number; queueMicros: number }>(standIns, { type: 'cpu' }, 'cpu');
+    const phaseResult = await ask<WorkerResult>(workerChild, { type: 'start', info: phaseInfo, messages, durable }, 'result');
+    const cpuAfter = await ask<{ micros: number; queueMicros: number }>(standIns, { type: 'cpu' }, 'cpu');
+    const phaseStandInCpu = cpuAfter.micros - cpuBefore.micros;
     const phaseBird = await ask<BirdStats>(standIns, { type: 'bird-stats' }, 'bird-stats');
-    const depths = await Promise.all([queueDepth(clients.sqs, phaseInfo.queueUrl), queueDepth(clients.sqs, phaseInfo.dlqUrl)]);
+    const depths = await Promise.all([queueDepth(sqs, phaseInfo.queueUrl), queueDepth(sqs, phaseInfo.dlqUrl)]);
     await new Promise((resolve) => workerChild.once('exit', resolve));
-    return { result: phaseResult, standInCpu: phaseStandInCpu, bird: phaseBird, queue: depths[0], dlq: depths[1] };
+    return {
+      result: phaseResult,
+      standInCpu: phaseStandInCpu,
+      durableQueueCpu: cpuAfter.queueMicros - cpuBefore.queueMicros,
+      bird: phaseBird,
+      queue: depths[0],
+      dlq: depths[1],
+    };
   };
   const { result, standInCpu, bird, queue, dlq } = await runPhase(info, payloads.length);
 
@@ -503,6 +531,28 @@ async function main(): Promise<void> {
   const fifoOnce = exactlyOnce(fifoKeys, fifo.bird.keys);
   const fifoSeconds = ((fifo.bird.lastAcceptAt ?? fifo.result.doneAt) - (fifo.result.firstReceiveAt ?? fifo.result.startedAt)) / 1000;
   const fifoRate = EVENTS / fifoSeconds;
+
+  // (f) The same FIFO run on the embedded default's durable queue (its own FIFO main queue and DLQ), new wamids.
+  let durable: { seconds: number; rate: number; once: ReturnType<typeof exactlyOnce>; load: { seconds: number; batches: number }; phase: Awaited<ReturnType<typeof runPhase>> } | undefined;
+  if (info.durable) {
+    await ask(standIns, { type: 'bird-reset' }, 'bird-reset-done');
+    const durableClients = createAwsClients(
+      { region: 'us-east-1', ...embeddedAwsSettingsFor({ ...info.endpoints, sqs: info.durable.sqs }) },
+      64,
+    );
+    const durablePayloads = textPayloads(LINE, sizes, undefined, FIFO_CONTACTS);
+    const durableKeys = flowRequests(durablePayloads, line).map((r) => r.key);
+    const load = await loadQueue(durableClients, info.durable.queueUrl, durablePayloads);
+    const phase = await runPhase(
+      { ...info, endpoints: { ...info.endpoints, sqs: info.durable.sqs }, queueUrl: info.durable.queueUrl, dlqUrl: info.durable.dlqUrl },
+      durablePayloads.length,
+      durableClients.sqs,
+      true,
+    );
+    const seconds = ((phase.bird.lastAcceptAt ?? phase.result.doneAt) - (phase.result.firstReceiveAt ?? phase.result.startedAt)) / 1000;
+    durable = { seconds, rate: EVENTS / seconds, once: exactlyOnce(durableKeys, phase.bird.keys), load, phase };
+    durableClients.destroy();
+  }
 
   // Figures.
   const once = exactlyOnce(expectedKeys, bird.keys);
@@ -586,12 +636,36 @@ async function main(): Promise<void> {
       `${list(fifo.result.metrics['wa_ingress_worker_group_held_total'] ?? {}) || 'none'}; retried: ${list(fifo.result.metrics['wa_ingress_worker_messages_retried_total'] ?? {})}; ` +
       `queue left ${fifo.queue.visible + fifo.queue.inFlight}, DLQ ${fifo.dlq.visible + fifo.dlq.inFlight}${fifo.result.timedOut ? `; TIMED OUT after ${WORKER_PHASE_MS / 1000} s` : ''}`,
   );
+  if (durable) {
+    const d = durable.phase;
+    const phaseSeconds = (d.result.doneAt - d.result.startedAt) / 1000;
+    out.push('');
+    out.push(
+      `The embedded default's durable queue (fauxqs, SQLite on disk, its own process; \`npm start\`'s FIFO main queue), the same ${EVENTS} events ` +
+        `over ${FIFO_CONTACTS} contacts, loaded in ${durable.load.batches} SendMessageBatch calls (${fixed(durable.load.seconds, 1)} s):`,
+    );
+    out.push(row(`(f) worker on the durable FIFO queue`, durable.seconds, durable.rate, cpuMs(d.result.cpuMicros)));
+    out.push(
+      `ratio of events/s: (f) durable / (e) in-memory FIFO ${fixed(durable.rate / fifoRate, 2)}, (f) / (a) in-memory standard ${fixed(durable.rate / workerRate, 2)}; ` +
+        `worker CPU per event (f)/(e) ${fixed(d.result.cpuMicros / fifo.result.cpuMicros, 2)}x`,
+    );
+    out.push(
+      `  queue process (fauxqs) CPU ${fixed(cpuMs(d.durableQueueCpu), 3)} ms/event (${fixed(d.durableQueueCpu / 1e6 / phaseSeconds, 2)} cores); ` +
+        `stand-ins' process (tables, Bird) ${fixed(cpuMs(d.standInCpu), 3)} ms/event, in (e) ${fixed(cpuMs(fifo.standInCpu), 3)} ms/event (queue included)`,
+    );
+    out.push(
+      `  every event exactly once: ${durable.once.ok ? 'yes' : 'NO'} (missing ${durable.once.missing}, repeated ${durable.once.repeated}); held back behind a retried message: ` +
+        `${list(d.result.metrics['wa_ingress_worker_group_held_total'] ?? {}) || 'none'}; retried: ${list(d.result.metrics['wa_ingress_worker_messages_retried_total'] ?? {})}; ` +
+        `queue left ${d.queue.visible + d.queue.inFlight}, DLQ ${d.dlq.visible + d.dlq.inFlight}${d.result.timedOut ? `; TIMED OUT after ${WORKER_PHASE_MS / 1000} s` : ''}`,
+    );
+  }
   process.stdout.write(`${out.join('\n')}\n`);
 
   clients.destroy();
   standIns.disconnect();
   clearTimeout(watchdog);
   if (!once.ok || result.timedOut || !fifoOnce.ok || fifo.result.timedOut) process.exitCode = 1;
+  if (durable && (!durable.once.ok || durable.phase.result.timedOut)) process.exitCode = 1;
 }
 
 // Node 20 is what the project runs; the SDK's notice about Node 22 would only bury the figures (children inherit this).

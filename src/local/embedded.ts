@@ -2,7 +2,7 @@ import { join, resolve } from 'node:path';
 import type { Config } from '../config/config';
 import type { LineInput } from '../lines/line';
 import type { Logger } from '../observability/logger';
-import { startAwsStandIns, type AwsStandIns } from './aws-standins';
+import { startAwsStandIns, type AwsStandInOptions, type AwsStandIns } from './aws-standins';
 import { BIRD_STANDIN_FLOW_SECRET, BIRD_STANDIN_FLOW_SIGNING_SECRET, startBirdStandIn, type BirdStandIn } from './bird-standin';
 import { embeddedAwsSettingsFor, localSecrets, writeEmbeddedState, type LocalSecrets } from '../config/embedded-state';
 import { startGraphStandIn, type GraphStandIn } from './graph-standin';
@@ -77,6 +77,15 @@ export function demoLines(birdFlowUrl: string, outboundKey?: string): LineInput[
 }
 
 /**
+ * The embedded default's AWS stand-ins: FIFO main queue and DLQ (conversation order, src/queue/fifo.ts,
+ * as infra/ deploys), queues on disk (fauxqs), tables and objects under dataDir. bench:worker starts
+ * its durable section with these too.
+ */
+export function embeddedAwsStandInOptions(dataDir: string, visibilityTimeoutSeconds: number): AwsStandInOptions {
+  return { dataDir, fifo: true, durableSqs: true, visibilityTimeoutSeconds };
+}
+
+/**
  * `npm start` with no SQS_QUEUE_URL: run SQS, DynamoDB and S3 stand-ins, everything on disk under
  * DATA_DIR (queues in SQLite, tables in LevelDB, objects as files), so a kill -9 or a reboot loses
  * nothing acknowledged; plus a Bird stand-in (inbox in DATA_DIR/bird-inbox.jsonl) and a Graph
@@ -86,8 +95,7 @@ export function demoLines(birdFlowUrl: string, outboundKey?: string): LineInput[
  */
 export async function startEmbeddedDefault(config: Config, logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<EmbeddedDefault> {
   const dataDir = resolve(config.dataDir);
-  // FIFO main queue and DLQ: conversation order (src/queue/fifo.ts), as infra/ deploys.
-  const standIns = await startAwsStandIns({ dataDir, fifo: true, durableSqs: true, visibilityTimeoutSeconds: config.worker.visibilityTimeoutSeconds });
+  const standIns = await startAwsStandIns(embeddedAwsStandInOptions(dataDir, config.worker.visibilityTimeoutSeconds));
   // The echo AI answers every message with a synchronous `replies`, so a local run shows the whole loop.
   const bird = await startBirdStandIn({ inboxFile: join(dataDir, 'bird-inbox.jsonl'), echo: true, logger: logger.child({ standIn: 'bird' }) });
   const secrets = localSecrets(dataDir);
