@@ -6,10 +6,10 @@ import { startGraphStandIn, type GraphStandIn } from '../../src/local/graph-stan
 import { replyKey } from '../../src/outbound/flow-replies';
 import { outboundId } from '../../src/outbound/record';
 import { startAwsHarness, type AwsHarness } from '../support/aws';
-import { freePort, productionLikeEnv, startMain, waitFor, type Child } from '../support/child';
+import { freePort, startMain, waitFor, type Child } from '../support/child';
 import { capturedLogger } from '../support/logs';
 import { loadFixture } from '../support/fixtures';
-import { GRAPH_TOKEN, LINES, lineFor, outboundEnv } from '../support/worker';
+import { GRAPH_TOKEN, LINES, gatewayEnv, lineFor } from '../support/worker';
 
 /**
  * The reply policy through the running process (`node dist/main.js all`) on the stand-ins, FIFO
@@ -92,17 +92,7 @@ beforeAll(async () => {
   url = `http://127.0.0.1:${port}`;
   child = startMain(
     'all',
-    productionLikeEnv(aws, {
-      ...outboundEnv(aws),
-      PORT: String(port),
-      WHATSAPP_VERIFY_TOKEN: 'v',
-      WHATSAPP_APP_SECRETS: SECRET,
-      GRAPH_API_BASE_URL: graph.baseUrl,
-      MEDIA_ALLOWED_HOSTS: graph.host,
-      SQS_WAIT_TIME_SECONDS: '0',
-      SQS_VISIBILITY_TIMEOUT_SECONDS: '5',
-      SHUTDOWN_TIMEOUT_MS: '3000',
-    }),
+    gatewayEnv(aws, { port, graph, appSecret: SECRET }),
   );
   await waitFor(async () => (await fetch(`${url}/readyz`)).ok, 30_000, 'the process').catch(failWith);
 }, 45_000);

@@ -8,11 +8,11 @@ import { replyKey } from '../../src/outbound/flow-replies';
 import { outboundId } from '../../src/outbound/record';
 import { REQUEUE_DELAY_METRIC } from '../../src/outbound/outbox-sweeper';
 import { startAwsHarness, type AwsHarness } from '../support/aws';
-import { freePort, productionLikeEnv, startMain, waitFor, type Child } from '../support/child';
+import { freePort, startMain, waitFor, type Child } from '../support/child';
 import { APP_SECRET } from '../support/ingress';
 import { capturedLogger } from '../support/logs';
 import { startSqsFaultProxy, type SqsFaultProxy } from '../support/sqs-fault-proxy';
-import { GRAPH_TOKEN, LINES, lineFor, outboundEnv, textMessage, webhookPayload } from '../support/worker';
+import { GRAPH_TOKEN, LINES, gatewayEnv, lineFor, textMessage, webhookPayload } from '../support/worker';
 
 /**
  * The outbox through the running process (`node dist/main.js all`, FIFO inbound and outbound), its
@@ -56,21 +56,12 @@ async function startGateway(extra: Record<string, string> = {}): Promise<{ child
   const port = await freePort();
   const child = startMain(
     'all',
-    productionLikeEnv(aws, {
-      ...outboundEnv(aws),
+    gatewayEnv(aws, { port, graph }, {
       // Every SQS call of the process goes through the proxy.
       AWS_ENDPOINT_URL_SQS: proxy.url,
-      PORT: String(port),
-      WHATSAPP_VERIFY_TOKEN: 'verify-token-under-test',
-      WHATSAPP_APP_SECRETS: APP_SECRET,
-      GRAPH_API_BASE_URL: graph.baseUrl,
-      MEDIA_ALLOWED_HOSTS: graph.host,
-      SQS_WAIT_TIME_SECONDS: '0',
-      SQS_VISIBILITY_TIMEOUT_SECONDS: '5',
       SQS_SEND_TIMEOUT_MS: '1000',
       OUTBOUND_OUTBOX_AGE_MS: '1000',
       OUTBOUND_OUTBOX_SWEEP_MS: '250',
-      SHUTDOWN_TIMEOUT_MS: '3000',
       ...extra,
     }),
   );

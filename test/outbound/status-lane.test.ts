@@ -5,10 +5,10 @@ import { startGraphStandIn, type GraphStandIn } from '../../src/local/graph-stan
 import { sign } from '../../src/ingress/signature';
 import { DynamoOutboundStore } from '../../src/outbound/dynamo-outbound-store';
 import { startAwsHarness, type AwsHarness } from '../support/aws';
-import { freePort, productionLikeEnv, startMain, waitFor, type Child } from '../support/child';
+import { freePort, startMain, waitFor, type Child } from '../support/child';
 import { APP_SECRET } from '../support/ingress';
 import { capturedLogger } from '../support/logs';
-import { GRAPH_TOKEN, LINES, lineFor, outboundEnv, textMessage, webhookPayload } from '../support/worker';
+import { GRAPH_TOKEN, LINES, gatewayEnv, lineFor, textMessage, webhookPayload } from '../support/worker';
 
 /**
  * Issue 13, defect 3, through the running process (`node dist/main.js all`, FIFO inbound and
@@ -39,18 +39,7 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${port}`;
   child = startMain(
     'all',
-    productionLikeEnv(aws, {
-      ...outboundEnv(aws),
-      PORT: String(port),
-      WHATSAPP_VERIFY_TOKEN: 'verify-token-under-test',
-      WHATSAPP_APP_SECRETS: APP_SECRET,
-      GRAPH_API_BASE_URL: graph.baseUrl,
-      MEDIA_ALLOWED_HOSTS: graph.host,
-      SQS_WAIT_TIME_SECONDS: '0',
-      SQS_VISIBILITY_TIMEOUT_SECONDS: '5',
-      OUTBOUND_UNCERTAIN_GRACE_MS: String(GRACE_MS),
-      SHUTDOWN_TIMEOUT_MS: '3000',
-    }),
+    gatewayEnv(aws, { port, graph }, { OUTBOUND_UNCERTAIN_GRACE_MS: String(GRACE_MS) }),
   );
   await waitFor(async () => (await fetch(`${base}/readyz`)).ok, 20_000, 'the gateway').catch((error: Error) => {
     throw new Error(`${error.message}; output:\n${child.output().slice(-3000)}`);

@@ -4,10 +4,10 @@ import { parseLines, upsertLines } from '../../src/lines/admin';
 import { DynamoLineStore } from '../../src/lines/store';
 import { DynamoOutboundStore } from '../../src/outbound/dynamo-outbound-store';
 import { startAwsHarness, type AwsHarness } from '../support/aws';
-import { freePort, productionLikeEnv, startMain, waitFor, type Child } from '../support/child';
+import { freePort, startMain, waitFor, type Child } from '../support/child';
 import { APP_SECRET } from '../support/ingress';
 import { capturedLogger } from '../support/logs';
-import { GRAPH_TOKEN, LINES, lineFor, outboundEnv } from '../support/worker';
+import { GRAPH_TOKEN, LINES, gatewayEnv, lineFor } from '../support/worker';
 
 /**
  * Issue 13, "at most one duplicate", through the built process (`node dist/main.js all`, FIFO
@@ -37,19 +37,7 @@ beforeAll(async () => {
   graph.messages.dropConnectionsTo(DROPPED);
   gateway = startMain(
     'all',
-    productionLikeEnv(aws, {
-      ...outboundEnv(aws),
-      PORT: String(port),
-      WHATSAPP_VERIFY_TOKEN: 'verify-token-under-test',
-      WHATSAPP_APP_SECRETS: APP_SECRET,
-      GRAPH_API_BASE_URL: graph.baseUrl,
-      MEDIA_ALLOWED_HOSTS: graph.host,
-      SQS_WAIT_TIME_SECONDS: '0',
-      SQS_VISIBILITY_TIMEOUT_SECONDS: '5',
-      OUTBOUND_UNCERTAIN_GRACE_MS: '5000',
-      OUTBOUND_SEND_TIMEOUT_MS: '2000',
-      SHUTDOWN_TIMEOUT_MS: '3000',
-    }),
+    gatewayEnv(aws, { port, graph }, { OUTBOUND_UNCERTAIN_GRACE_MS: '5000', OUTBOUND_SEND_TIMEOUT_MS: '2000' }),
   );
   await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, 20_000, 'the gateway').catch((error: Error) => {
     throw new Error(`${error.message}; output:\n${gateway!.output().slice(-3000)}`);

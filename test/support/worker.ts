@@ -16,7 +16,7 @@ import { startWorker } from '../../src/worker';
 import { DeadLetterQueue, type DlqEntry } from '../../src/queue/dlq';
 import { startAwsHarness, type AwsHarness } from './aws';
 import type { AwsStandInOptions } from '../../src/local/aws-standins';
-import { waitFor } from './child';
+import { productionLikeEnv, waitFor } from './child';
 import { APP_SECRET, startIngressHarness, type IngressHarness } from './ingress';
 import { capturedLogger } from './logs';
 
@@ -106,6 +106,25 @@ export function outboundEnv(aws: AwsHarness): Record<string, string> {
     OUTBOUND_SEND_TIMEOUT_MS: '2000',
     OUTBOUND_CONCURRENCY: '16',
   };
+}
+
+/**
+ * `node dist/main.js all` on the harness with replies on, its Graph at the stand-in and the app
+ * secret the test signs with; the short timings every process test of replies uses, then `extra`.
+ */
+export function gatewayEnv(aws: AwsHarness, gateway: { port: number; graph: Pick<GraphStandIn, 'baseUrl' | 'host'>; appSecret?: string }, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return productionLikeEnv(aws, {
+    ...outboundEnv(aws),
+    PORT: String(gateway.port),
+    WHATSAPP_VERIFY_TOKEN: 'verify-token-under-test',
+    WHATSAPP_APP_SECRETS: gateway.appSecret ?? APP_SECRET,
+    GRAPH_API_BASE_URL: gateway.graph.baseUrl,
+    MEDIA_ALLOWED_HOSTS: gateway.graph.host,
+    SQS_WAIT_TIME_SECONDS: '0',
+    SQS_VISIBILITY_TIMEOUT_SECONDS: '5',
+    SHUTDOWN_TIMEOUT_MS: '3000',
+    ...extra,
+  });
 }
 
 export interface WorkerRigOptions {
