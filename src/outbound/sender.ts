@@ -150,9 +150,10 @@ export class OutboundSender {
       this.metrics.resends.inc({ cause: claim.resend });
       log.warn({ event: 'outbound_uncertain_resend', cause: claim.resend, attempts: claim.record.attempts }, 'no status came for an ambiguous send: sending again');
     }
-    // Only a first send is checked: a resend's first copy may be on the phone already, and its status must settle it.
-    const decision = (!claim.resend && checked) || { action: 'send' as const };
-    this.options.gate?.count(job, decision);
+    // A resend is never suppressed or refused (its first copy may be on the phone already, and its status must
+    // settle it), but it goes in the form the first went in: into a window now closed, the fallback template.
+    const decision = !claim.resend ? checked ?? { action: 'send' as const } : checked?.action === 'fallback' ? checked : { action: 'send' as const };
+    if (!claim.resend) this.options.gate?.count(job, decision);
     if (decision.action === 'suppress') return this.outcomes.suppressed(sending, decision.reason);
     if (decision.action === 'refuse') return this.outcomes.failed(sending, { title: decision.reason }, undefined, decision.reason);
     const body = decision.action === 'fallback' ? decision.body : job.body;

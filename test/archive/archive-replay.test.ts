@@ -142,7 +142,8 @@ describe('archive and replay through the running ingress', () => {
       }
     };
     const posters = Array.from({ length: 8 }, (_, n) => poster(n));
-    await waitFor(async () => acked.length >= 400, 20_000, '400 acknowledged payloads');
+    // Enough acknowledged well before the kill, whatever the machine's speed: those are the ones the archive owes.
+    await waitFor(async () => acked.filter((a) => a.at < Date.now() - 2 * FLUSH_MS).length > 250, 30_000, 'payloads acknowledged more than ARCHIVE_FLUSH_MS ago');
     const killedAt = Date.now();
     child.process.kill('SIGKILL');
     stop = true;

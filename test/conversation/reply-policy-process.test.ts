@@ -129,6 +129,17 @@ describe('no reply into a closed window', () => {
     expect(await metric('wa_ingress_outbound_window_closed_total', 'outcome="fallback"')).toBe(1);
   }, 45_000);
 
+  it('a fallback template whose answer was lost is resent as the template, never as the free-form text', async () => {
+    const LOST = '16505550409';
+    graph.messages.loseNextResponses(1, { statuses: false });
+    await post(message(doc, LOST, 'wamid.LOST1', NOW - 25 * 3600));
+    const toLost = () => graph.messages.sends().filter((s) => s.to === LOST);
+    // Accepted with the answer lost and no status: uncertain, then one resend after the grace.
+    await waitFor(async () => toLost().length >= 2, 30_000, 'the resend at Graph').catch(failWith);
+    expect(toLost().map((s) => s.body.type)).toEqual(['template', 'template']);
+    expect(JSON.stringify(toLost().map((s) => s.body))).not.toContain('ai answers');
+  }, 45_000);
+
   it('a line without windowFallbackTemplate: the flow reply becomes outbound_failed (outside_customer_service_window) to the flow, with no Graph call', async () => {
     const OLD = '16505550402';
     await post(message(pywa, OLD, 'wamid.OLD1', NOW - 25 * 3600));
