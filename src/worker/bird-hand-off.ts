@@ -71,10 +71,15 @@ export class BirdHandOff {
     const delivered = await this.media.signTurn(outbound ? { ...event, outbound } : event);
     // Before Bird: the window and pause Bird is told already count this event. Idempotent (a retry
     // re-applies nothing), so it runs beside the media copy rather than after it.
-    const [media, conversation] = await Promise.all([
+    // Both settle before either's failure fails the event: a media copy must not land after the claim is released.
+    const [mediaResult, conversationResult] = await Promise.allSettled([
       this.media.fetch(delivered, line, handling.receivedAt),
       this.options.contacts?.observe(line.lineId, event, { pauseMinutes: line.handoff?.pauseMinutes, payload: handling.events, receiveCount: handling.message.receiveCount }),
     ]);
+    if (mediaResult.status === 'rejected') throw mediaResult.reason;
+    if (conversationResult.status === 'rejected') throw conversationResult.reason;
+    const media = mediaResult.value;
+    const conversation = conversationResult.value;
     if ('stored' in media && media.stored) steps.push(step('media_stored', { key: media.stored.s3Key, size: media.stored.size, type: media.stored.mimeType }));
     // Another worker may own the event now: let it deliver, and look again later.
     if (lease.lost) throw new RetryableError('dedupe_lease_lost', 'The claim lapsed while fetching media; the event was not delivered');
