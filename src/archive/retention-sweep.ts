@@ -11,6 +11,7 @@ const DAY_MS = 86_400_000;
  */
 export class ArchiveRetentionSweep {
   private timer: NodeJS.Timeout | undefined;
+  private running?: Promise<unknown>;
 
   constructor(private readonly options: { objects: ArchiveObjects; retentionDays: number; logger: Logger; intervalMs?: number; clock?: () => number }) {}
 
@@ -29,13 +30,17 @@ export class ArchiveRetentionSweep {
   }
 
   start(): void {
-    const run = () => void this.sweep().catch((err: unknown) => this.options.logger.warn({ err }, 'archive retention sweep failed; next one in an hour'));
+    const run = () => {
+      this.running = this.sweep().catch((err: unknown) => this.options.logger.warn({ err }, 'archive retention sweep failed; next one in an hour'));
+    };
     run();
     this.timer = setInterval(run, this.options.intervalMs ?? 3_600_000);
     this.timer.unref();
   }
 
-  stop(): void {
+  /** A sweep under way finishes first: the clients it uses are closed after this. */
+  async stop(): Promise<void> {
     clearInterval(this.timer);
+    await this.running;
   }
 }
