@@ -24,33 +24,20 @@ import { envelopeToEvents } from '../src/meta/envelope';
 import { createLogger } from '../src/observability/logger';
 import { createRegistry } from '../src/observability/metrics';
 import { S3ClaimCheckWriter } from '../src/queue/claim-check-writer';
+import { messagesWebhook } from './worker-payloads';
 
 const PAYLOADS = Number(process.env.BENCH_PAYLOADS ?? 5000);
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
 const FLUSH_MS = Number(process.env.ARCHIVE_FLUSH_MS ?? 1000);
 const SECRET = 'bench-app-secret';
 
+const LINE = { wabaId: '102290129340398', displayPhoneNumber: '15550783881', phoneNumberId: '106540352242922' };
+
 function payload(i: number): string {
   const from = `1650555${String(i % 500).padStart(4, '0')}`;
-  return JSON.stringify({
-    object: 'whatsapp_business_account',
-    entry: [
-      {
-        id: '102290129340398',
-        changes: [
-          {
-            field: 'messages',
-            value: {
-              messaging_product: 'whatsapp',
-              metadata: { display_phone_number: '15550783881', phone_number_id: '106540352242922' },
-              contacts: [{ profile: { name: `Customer ${i % 500}` }, wa_id: from }],
-              messages: [{ from, id: `wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQz${String(i).padStart(12, '0')}AA==`, timestamp: String(1749416383 + i), type: 'text', text: { body: `Hello, this is message ${i}: can you tell me when my order ships?` } }],
-            },
-          },
-        ],
-      },
-    ],
-  });
+  return messagesWebhook(LINE, from, `Customer ${i % 500}`, [
+    { from, id: `wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQz${String(i).padStart(12, '0')}AA==`, timestamp: String(1749416383 + i), type: 'text', text: { body: `Hello, this is message ${i}: can you tell me when my order ships?` } },
+  ]);
 }
 
 async function main(): Promise<void> {

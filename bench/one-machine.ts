@@ -22,6 +22,7 @@ import { BIRD_STANDIN_FLOW_SECRET, BIRD_STANDIN_FLOW_SIGNING_SECRET, startBirdSt
 import { startGraphStandIn } from '../src/local/graph-standin';
 import { createLogger } from '../src/observability/logger';
 import { childPidsOf, cpuSecondsOf } from './proc-cpu';
+import { messagesWebhook } from './worker-payloads';
 
 const RATES = (process.env.BENCH_RATES ?? '10,20,40').split(',').map(Number);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -47,27 +48,7 @@ function freePort(): Promise<number> {
 }
 
 function webhook(text: string, wamid: string, contact: string): Buffer {
-  return Buffer.from(
-    JSON.stringify({
-      object: 'whatsapp_business_account',
-      entry: [
-        {
-          id: LINE.wabaId,
-          changes: [
-            {
-              field: 'messages',
-              value: {
-                messaging_product: 'whatsapp',
-                metadata: { display_phone_number: LINE.displayPhoneNumber, phone_number_id: LINE.phoneNumberId },
-                contacts: [{ profile: { name: 'Bench User' }, wa_id: contact }],
-                messages: [{ from: contact, id: wamid, timestamp: String(Math.floor(Date.now() / 1000)), type: 'text', text: { body: text } }],
-              },
-            },
-          ],
-        },
-      ],
-    }),
-  );
+  return Buffer.from(messagesWebhook(LINE, contact, 'Bench User', [{ from: contact, id: wamid, timestamp: String(Math.floor(Date.now() / 1000)), type: 'text', text: { body: text } }]));
 }
 
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });

@@ -51,26 +51,29 @@ export function textPayloads(line: BenchLine, sizes: number[], run = randomUUID(
         type: 'text',
       };
     });
-    return Buffer.from(
-      JSON.stringify({
-        object: 'whatsapp_business_account',
-        entry: [
+    return Buffer.from(messagesWebhook(line, waId, `Bench User ${p % contacts}`, messages));
+  });
+}
+
+/** One change of `messages` from one sender, in the shape Meta posts (the fixtures' shape). */
+export function messagesWebhook(line: BenchLine, from: string, name: string, messages: Record<string, unknown>[]): string {
+  return JSON.stringify({
+    object: 'whatsapp_business_account',
+    entry: [
+      {
+        id: line.wabaId,
+        changes: [
           {
-            id: line.wabaId,
-            changes: [
-              {
-                field: 'messages',
-                value: {
-                  messaging_product: 'whatsapp',
-                  metadata: { display_phone_number: line.displayPhoneNumber, phone_number_id: line.phoneNumberId },
-                  contacts: [{ profile: { name: `Bench User ${p % contacts}` }, wa_id: waId }],
-                  messages,
-                },
-              },
-            ],
+            field: 'messages',
+            value: {
+              messaging_product: 'whatsapp',
+              metadata: { display_phone_number: line.displayPhoneNumber, phone_number_id: line.phoneNumberId },
+              contacts: [{ profile: { name }, wa_id: from }],
+              messages,
+            },
           },
         ],
-      }),
-    );
+      },
+    ],
   });
 }
