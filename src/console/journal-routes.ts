@@ -119,6 +119,7 @@ export function journalRoutes(options: JournalRoutesOptions): Router {
             lineId: line.lineId,
             active: line.active,
             transport: line.bird.transport,
+            forwardStatuses: line.forwardStatuses,
             displayPhoneNumber: maskPhone(line.displayPhoneNumber),
             lastEventAt: activity.lastEventAt ?? null,
             lastHour: { ...activity.counts, sent: outbound.sent, failed: outbound.failed },

@@ -109,4 +109,10 @@ export interface DedupeStore {
    * existing record, counted in `counter`. Resolves false when there is no record.
    */
   note?(key: string, step: JourneyStep, counter: 'duplicates'): Promise<boolean>;
+  /**
+   * An event the worker keeps out of Bird (a status the line does not forward, of a message sent
+   * elsewhere): written once, COMPLETED, with its journal, so the console lists it and a retry is a
+   * duplicate. No claim, no lease. Resolves false when the key already had a live record.
+   */
+  record?(key: string, journal: NonNullable<ClaimOptions['journal']>): Promise<boolean>;
 }

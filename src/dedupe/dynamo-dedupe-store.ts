@@ -108,6 +108,25 @@ export class DynamoDedupeStore implements DedupeStore {
     return this.notes.note(storedKey(key), step, counter);
   }
 
+  /** DedupeStore.record: one conditional upsert, only where no live record is (an expired one counts as absent). */
+  async record(key: string, journal: NonNullable<ClaimOptions['journal']>): Promise<boolean> {
+    checkKey(key);
+    const now = this.clock();
+    try {
+      await this.table.update(key, {
+        UpdateExpression: 'SET #status = :completed, #completedAt = :nowMs, #expiresAt = :expiresAt',
+        ConditionExpression: 'attribute_not_exists(#pk) OR #expiresAt < :nowSeconds',
+        ExpressionAttributeValues: { ':completed': DEDUPE_STATUS.completed, ':nowMs': now, ':expiresAt': this.table.expiresAt(now), ':nowSeconds': epochSeconds(now) },
+      }, claimJournal(journal.facts, journal.steps, new Date(now)));
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw storeFailure('record', key, error);
+    }
+    this.table.publishReceived(key, journal.facts.lineId, journal.facts.receivedAt);
+    this.table.published(key, { lineId: journal.facts.lineId, steps: journal.steps });
+    return true;
+  }
+
   /** One conditional upsert; undefined when refused but the record no longer explains why. */
   private async claimOnce(key: string, leaseMs: number, redrive: boolean, journal: ClaimOptions['journal']): Promise<ClaimResult | undefined> {
     const now = this.clock();

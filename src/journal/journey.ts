@@ -9,7 +9,7 @@ import { storedEvent, type StoredEvent } from './stored-event';
  * store adapters put these values into their own UpdateItems.
  */
 
-export const INBOUND_STEPS = ['received', 'claimed', 'media_stored', 'delivered', 'completed', 'duplicate', 'retried', 'parked', 'redriven'] as const;
+export const INBOUND_STEPS = ['received', 'claimed', 'media_stored', 'delivered', 'completed', 'duplicate', 'retried', 'parked', 'redriven', 'not_forwarded'] as const;
 export type InboundStep = (typeof INBOUND_STEPS)[number];
 
 export const OUTBOUND_STEPS = ['queued', 'sending', 'sent', 'delivered', 'read', 'failed'] as const;
@@ -114,7 +114,8 @@ export function metaTime(timestamp: string | undefined): string | undefined {
 
 /** The outcome a list shows, from the record's state and counters. */
 export function inboundOutcome(record: { status?: string; retries?: number; journey?: JourneyStep[] }): InboundOutcome {
-  if (record.status === 'COMPLETED') return 'delivered';
+  // A status the line does not forward (forwardStatuses) is done without Bird: recorded, not delivered.
+  if (record.status === 'COMPLETED') return record.journey?.some((s) => s.step === 'not_forwarded') ? 'not_forwarded' : 'delivered';
   if (record.status === 'PARKED') return 'parked';
   const last = record.journey?.at(-1)?.step;
   return last === 'retried' ? 'retrying' : 'in_progress';

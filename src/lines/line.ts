@@ -64,6 +64,25 @@ export const turnSchema = z
   })
   .refine((t) => t.quietMs <= t.maxWaitMs, { message: 'quietMs must not exceed maxWaitMs', path: ['quietMs'] });
 
+export const FORWARD_STATUSES = ['failed', 'all', 'none'] as const;
+export type ForwardStatuses = (typeof FORWARD_STATUSES)[number];
+
+/**
+ * Whether the line's flow hears this outcome of a reply: a Meta status (`status`: its value) or
+ * `outbound_failed`. Every other event always reaches it. Pure.
+ */
+export function forwardsToFlow(setting: ForwardStatuses | undefined, kind: string, status?: string): boolean {
+  if (kind !== 'status' && kind !== 'outbound_failed') return true;
+  switch (setting ?? 'failed') {
+    case 'all':
+      return true;
+    case 'none':
+      return false;
+    case 'failed':
+      return kind === 'outbound_failed' || status === 'failed';
+  }
+}
+
 export const lineSchema = z.object({
   lineId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'lineId must be URL-safe: letters, digits, _ and -, at most 64'),
   phoneNumberId: z.string().regex(/^[0-9]{1,32}$/, 'phoneNumberId is the numeric id Meta sends in value.metadata.phone_number_id'),
@@ -104,6 +123,12 @@ export const lineSchema = z.object({
     })
     .strict()
     .optional(),
+  /**
+   * Which outcomes of the line's replies wake its flow: `failed` (failed statuses and
+   * `outbound_failed`), `all` (every status too: sent, delivered, read), `none`. Statuses not
+   * forwarded still settle the reply's record and show in the console and journal.
+   */
+  forwardStatuses: z.enum(FORWARD_STATUSES).default('failed'),
   active: z.boolean().default(true),
 });
 

@@ -1,7 +1,7 @@
 import type { BirdClient } from '../bird';
 import { isRetryable, type PermanentReason } from '../errors';
 import { resolveBirdTarget } from '../lines/admin';
-import type { Line } from '../lines/line';
+import { forwardsToFlow, type Line } from '../lines/line';
 import type { SecretResolver } from '../lines/secrets';
 import type { WhatsAppEvent } from '../meta/event';
 import { permanentReason } from '../meta/send-errors';
@@ -33,7 +33,7 @@ export function outboundFailedEvent(job: OutboundJob, line: Line, error: Outboun
 
 /**
  * A permanent send failure, after the record says `failed`: tell the line's flow (`outbound_failed`,
- * Idempotency-Key `outbound_failed#<id>`), then park the job in the outbound DLQ with its reason.
+ * Idempotency-Key `outbound_failed#<id>`; unless the line's forwardStatuses is `none`), then park the job in the outbound DLQ with its reason.
  * Parking comes last: a crash or a Bird failure before it leaves the job on the queue, and the next
  * attempt (the record is already `failed`) does both again; Bird dedupes the event by its key.
  */
@@ -55,6 +55,12 @@ export class OutboundFailureReporter {
    */
   async report(job: OutboundJob, line: Line, error: OutboundError, message: ReceivedMessage, graphError?: unknown, reason?: PermanentReason): Promise<void> {
     const log = this.deps.logger.child({ lineId: line.lineId, outboundId: job.id });
+    // A line with `forwardStatuses: none` is not told: the reply is still parked, and visible there.
+    if (forwardsToFlow(line.forwardStatuses, 'outbound_failed')) await this.tell(job, line, error, log, graphError);
+    await this.park(job, message, reason ?? permanentReason(error.code), line.lineId);
+  }
+
+  private async tell(job: OutboundJob, line: Line, error: OutboundError, log: Logger, graphError: unknown): Promise<void> {
     try {
       const target = await resolveBirdTarget(line, this.deps.secrets);
       await this.deps.bird.deliver({ lineId: line.lineId, target, event: outboundFailedEvent(job, line, error, graphError), receivedAt: new Date().toISOString() });
@@ -62,7 +68,6 @@ export class OutboundFailureReporter {
       if (isRetryable(birdError)) throw birdError;
       log.error({ err: birdError }, 'Bird refused the outbound_failed event; parking the reply anyway');
     }
-    await this.park(job, message, reason ?? permanentReason(error.code), line.lineId);
   }
 
   /** Park a job that will never be sent (unknown line, a broken job) without touching Bird. */

@@ -46,8 +46,11 @@ export class EventClaims {
     }
   }
 
-  /** Bird has the event: from here on the claim is never given back, or a retry would deliver it again. */
-  async complete(lease: EventLease, line: Line, log: Logger, steps: JourneyStep[]): Promise<EventOutcome> {
+  /**
+   * Bird has the event (or, `not_forwarded`, the line keeps it from Bird and its work is done): from
+   * here on the claim is never given back, or a retry would deliver it again.
+   */
+  async complete(lease: EventLease, line: Line, log: Logger, steps: JourneyStep[], result: 'delivered' | 'not_forwarded' = 'delivered'): Promise<EventOutcome> {
     try {
       await this.completion.execute(() => lease.complete(steps));
     } catch (error) {
@@ -58,17 +61,27 @@ export class EventClaims {
       }
       log.error({ err: error }, 'delivered to Bird but the COMPLETED mark was refused');
     }
+    if (result === 'not_forwarded') return { result };
     log.info({ transport: line.bird.transport }, 'event delivered to Bird');
     return { result: 'delivered' };
   }
 
-  /** A failure before any claim (routing): permanent ones are claimed only to be parked, once. */
-  async failUnclaimed(handling: MessageHandling, event: WhatsAppEvent, error: unknown): Promise<EventOutcome> {
+  /**
+   * A status the line does not forward, of a message sent elsewhere: journaled once, COMPLETED, with
+   * no claim (one put-if-absent), so the console lists it and a retry finds it done.
+   */
+  async recordUnforwarded(handling: MessageHandling, event: WhatsAppEvent, line: Line): Promise<void> {
+    const { facts } = this.journalFor(handling, event, line);
+    await this.options.dedupe.record?.(event.key, { facts, steps: [step('not_forwarded', { forwardStatuses: line.forwardStatuses })] });
+  }
+
+  /** A failure before any claim (routing, an unforwarded status): permanent ones are claimed only to be parked, once. */
+  async failUnclaimed(handling: MessageHandling, event: WhatsAppEvent, error: unknown, line?: Line): Promise<EventOutcome> {
     const log = handling.log.child({ eventKey: event.key, kind: event.kind });
     if (isRetryable(error)) return this.retryFor(error, log);
-    const claimed = await this.claim(handling, event, log);
+    const claimed = await this.claim(handling, event, log, line);
     if (!('lease' in claimed)) return claimed;
-    return this.failClaimed(handling, event, undefined, claimed.lease, error, log);
+    return this.failClaimed(handling, event, line, claimed.lease, error, log);
   }
 
   /** Retryable: give the claim back at once. Permanent: to the DLQ, then PARKED, so it is parked once. */

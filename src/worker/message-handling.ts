@@ -18,5 +18,8 @@ export interface MessageHandling {
   events?: readonly WhatsAppEvent[];
 }
 
-/** `skipped`: parked earlier (it is parked once), or not the event a redrive is for. */
-export type EventOutcome = { result: 'delivered' | 'duplicate' | 'parked' | 'skipped' } | { result: 'retry'; delayMs?: number; reason: FailureReason };
+/**
+ * `skipped`: parked earlier (it is parked once), or not the event a redrive is for. `not_forwarded`:
+ * a status the line keeps from Bird (forwardStatuses), applied and journaled.
+ */
+export type EventOutcome = { result: 'delivered' | 'not_forwarded' | 'duplicate' | 'parked' | 'skipped' } | { result: 'retry'; delayMs?: number; reason: FailureReason };

@@ -1,6 +1,7 @@
 import { Counter, type Registry } from 'prom-client';
 import type { DedupeStore } from '../dedupe/dedupe-store';
 import { PermanentError, RetryableError, type FailureReason, type RetryableReason } from '../errors';
+import { forwardsToFlow, type Line } from '../lines/line';
 import type { LineRegistry } from '../lines/registry';
 import { step, type JourneyStep } from '../journal/journey';
 import { inLane, inTimestampOrder } from '../meta/conversation';
@@ -16,6 +17,7 @@ import { BirdHandOff, type BirdHandOffOptions } from './bird-hand-off';
 import { EventClaims } from './event-claims';
 import type { EventOutcome, MessageHandling } from './message-handling';
 import { LineRouter, type Route } from './router';
+import { UnforwardedStatuses } from './unforwarded-statuses';
 import type { AccountEventSink } from '../watch/account-events';
 
 export interface PipelineOptions extends BirdHandOffOptions {
@@ -32,7 +34,7 @@ export interface PipelineOptions extends BirdHandOffOptions {
 function combinedOutcome(outcomes: EventOutcome[]): EventOutcome {
   const retry = outcomes.find((o) => o.result === 'retry');
   if (retry) return retry;
-  for (const result of ['parked', 'delivered', 'duplicate'] as const) if (outcomes.some((o) => o.result === result)) return { result };
+  for (const result of ['parked', 'delivered', 'not_forwarded', 'duplicate'] as const) if (outcomes.some((o) => o.result === result)) return { result };
   return { result: 'skipped' };
 }
 
@@ -47,14 +49,16 @@ export class EventPipeline {
   private readonly router: LineRouter;
   private readonly claims: EventClaims;
   private readonly handOff: BirdHandOff;
+  private readonly unforwarded: UnforwardedStatuses;
 
   constructor(private readonly options: PipelineOptions) {
     this.router = new LineRouter(options.lines);
     this.claims = new EventClaims(options);
     this.handOff = new BirdHandOff(options);
+    this.unforwarded = new UnforwardedStatuses(options);
     this.events = new Counter({
       name: 'wa_ingress_worker_events_total',
-      help: 'Events handled by the worker, by kind and outcome (delivered, duplicate, parked, skipped, retry)',
+      help: 'Events handled by the worker, by kind and outcome (delivered, not_forwarded, duplicate, parked, skipped, retry)',
       labelNames: ['kind', 'outcome'],
       registers: [options.registry],
     });
@@ -115,6 +119,9 @@ export class EventPipeline {
 
   private async deliverToLine(handling: MessageHandling, { event, line }: Route): Promise<EventOutcome> {
     const log = handling.log.child({ eventKey: event.key, kind: event.kind, phoneNumberId: maskPhone(event.phoneNumberId), lineId: line.lineId });
+    const forwarded = forwardsToFlow(line.forwardStatuses, event.kind, event.status?.status);
+    // Not for Bird and not a redrive: no claim, no complete; its writes are idempotent by themselves.
+    if (!forwarded && handling.redriveKey === undefined) return this.applyUnclaimed(handling, event, line);
     const claimed = await this.claims.claim(handling, event, log, line);
     if (!('lease' in claimed)) return claimed;
     const { lease } = claimed;
@@ -129,11 +136,28 @@ export class EventPipeline {
       onError: (error) => log.warn({ err: error }, 'could not extend the dedupe lease'),
     });
     try {
-      await this.untilAborted(handling.signal, () => this.handOff.run(handling, event, line, lease, steps));
+      // A redriven status the line does not forward (it was parked, e.g. unrouted): done without Bird.
+      if (!forwarded) await this.unforwarded.apply(handling, event, line);
+      else await this.untilAborted(handling.signal, () => this.handOff.run(handling, event, line, lease, steps));
     } catch (error) {
       return this.claims.failClaimed(handling, event, line, lease, error, log, steps);
     }
+    if (!forwarded) return this.claims.complete(lease, line, log, [...steps, step('not_forwarded', { forwardStatuses: line.forwardStatuses })], 'not_forwarded');
     return this.claims.complete(lease, line, log, [...steps, step('completed')]);
+  }
+
+  /**
+   * A status the line keeps from Bird: our reply's record takes it (one conditional write); one sent
+   * elsewhere is journaled once (put-if-absent), so the console still shows it.
+   */
+  private async applyUnclaimed(handling: MessageHandling, event: WhatsAppEvent, line: Line): Promise<EventOutcome> {
+    try {
+      const ours = await this.unforwarded.apply(handling, event, line);
+      if (!ours) await this.claims.recordUnforwarded(handling, event, line);
+    } catch (error) {
+      return this.claims.failUnclaimed(handling, event, error, line);
+    }
+    return { result: 'not_forwarded' };
   }
 
   /** On shutdown (the poller aborts `signal`) stop waiting: the claim is released and the message handed back. */

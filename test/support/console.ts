@@ -44,7 +44,7 @@ export interface ConsoleRig {
 export async function startConsoleRig(remote: RemoteStandIns, options: WorkerRigOptions & { heartbeatMs?: number; erasures?: boolean } = {}): Promise<ConsoleRig> {
   const bus = new JournalBus();
   const lines = options.outbound
-    ? [{ ...lineFor('doc', remote.bird.flowUrl()), outboundKeys: [OUTBOUND_KEY] }, lineFor('pywa', remote.bird.flowUrl()), lineFor('third', remote.bird.flowUrl())]
+    ? (options.lines ?? [{ ...lineFor('doc', remote.bird.flowUrl()), outboundKeys: [OUTBOUND_KEY] }, lineFor('pywa', remote.bird.flowUrl()), lineFor('third', remote.bird.flowUrl())])
     : options.lines;
   const rig = await startWorkerRig(remote, { ...options, lines, journalBus: bus });
   if (options.outbound) remote.graph.messages.setWebhookTarget(`${rig.ingress.url}/webhooks/whatsapp`, APP_SECRET);

@@ -32,10 +32,14 @@ export const LINES = {
 
 export type LineName = keyof typeof LINES;
 
-/** A line whose Bird target is the Bird stand-in's flow, with a literal secret (allowed outside production). */
+/**
+ * A line whose Bird target is the Bird stand-in's flow, with a literal secret (allowed outside production).
+ * It forwards every status (`forwardStatuses: all`): the tests of delivery, order and parking follow
+ * statuses to Bird; test/worker/status-forwarding.test.ts covers the default (`failed`) and `none`.
+ */
 export function lineFor(name: LineName | { lineId: string; phoneNumberId: string; wabaId: string; displayPhoneNumber: string }, birdFlowUrl: string): LineInput {
   const base = typeof name === 'string' ? LINES[name] : name;
-  return { ...base, accessToken: GRAPH_TOKEN, bird: { transport: 'flow', flowUrl: birdFlowUrl, flowSecret: BIRD_STANDIN_FLOW_SECRET, flowSigningSecret: BIRD_STANDIN_FLOW_SIGNING_SECRET } };
+  return { ...base, accessToken: GRAPH_TOKEN, forwardStatuses: 'all', bird: { transport: 'flow', flowUrl: birdFlowUrl, flowSecret: BIRD_STANDIN_FLOW_SECRET, flowSigningSecret: BIRD_STANDIN_FLOW_SIGNING_SECRET } };
 }
 
 /** Bird and Graph stand-ins on loopback, shared by a test file and reset between tests. */

@@ -4,6 +4,7 @@ import { h, svg } from './dom.js';
 /** Outcome colours, shared by badges (app.css) and charts. */
 export const OUTCOME_COLOURS: Record<string, string> = {
   delivered: '#1f9d55',
+  not_forwarded: '#64748b',
   duplicate: '#8792a2',
   retrying: '#d97706',
   in_progress: '#3b82f6',

@@ -7,7 +7,7 @@
  */
 
 /** Where an inbound event stands, from its dedupe record. */
-export type InboundOutcome = 'delivered' | 'parked' | 'in_progress' | 'retrying';
+export type InboundOutcome = 'delivered' | 'not_forwarded' | 'parked' | 'in_progress' | 'retrying';
 
 /** One step of a journey. `detail` is short and never holds message text, a secret or a whole phone number. */
 export interface JourneyStep {
@@ -28,6 +28,8 @@ export interface LineSummary {
   lineId: string;
   active: boolean;
   transport: string;
+  /** Which reply outcomes reach the line's flow (the line's forwardStatuses). */
+  forwardStatuses: string;
   displayPhoneNumber?: string;
   lastEventAt: string | null;
   lastHour: { delivered: number; duplicate: number; retried: number; parked: number; sent: number; failed: number };

@@ -60,6 +60,7 @@ export function duration(ms: number): string {
 
 export const OUTCOME_LABEL: Record<string, string> = {
   delivered: 'Delivered',
+  not_forwarded: 'Not forwarded',
   parked: 'Parked',
   in_progress: 'In progress',
   retrying: 'Retrying',

@@ -90,7 +90,7 @@ export async function renderOverview(main: HTMLElement): Promise<void> {
             {},
             h('span', { class: `dot dot-${state.level}`, 'aria-hidden': 'true' }),
             h('h2', {}, h('a', { href: `#/events?lineId=${encodeURIComponent(line.lineId)}` }, line.lineId)),
-            h('span', { class: 'muted' }, `${line.transport}${line.displayPhoneNumber ? ` · ${line.displayPhoneNumber}` : ''}`),
+            h('span', { class: 'muted' }, `${line.transport} · statuses: ${line.forwardStatuses}${line.displayPhoneNumber ? ` · ${line.displayPhoneNumber}` : ''}`),
           ),
           h('p', { class: `health health-${state.level}` }, state.text),
           problemList(line.problems ?? []) ?? '',
