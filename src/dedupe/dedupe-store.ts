@@ -14,10 +14,12 @@ import type { ReceivedFacts } from '../journal/journal-update';
  *                         release / │  │    └──park──▶ PARKED ──claim (redrive only)──▶ INPROGRESS
  *                    lease lapses   ▼  │
  *                                 (claimable)
+ *
+ *     (absent | expired) ──record──▶ RECORDED   (an event the line keeps from Bird: never claimed; a claim is a duplicate)
  */
 
 /** The states a dedupe record moves through; an expired record counts as absent whatever its state. */
-export const DEDUPE_STATUS = { inProgress: 'INPROGRESS', completed: 'COMPLETED', parked: 'PARKED' } as const;
+export const DEDUPE_STATUS = { inProgress: 'INPROGRESS', completed: 'COMPLETED', parked: 'PARKED', recorded: 'RECORDED' } as const;
 export type DedupeStatus = (typeof DEDUPE_STATUS)[keyof typeof DEDUPE_STATUS];
 
 /** The item stored per event key. Times: `leaseUntil`, `completedAt`, `parkedAt` in epoch ms, `expiresAt` in epoch seconds (the TTL format). */
@@ -111,7 +113,7 @@ export interface DedupeStore {
   note?(key: string, step: JourneyStep, counter: 'duplicates'): Promise<boolean>;
   /**
    * An event the worker keeps out of Bird (a status the line does not forward, of a message sent
-   * elsewhere): written once, COMPLETED, with its journal, so the console lists it and a retry is a
+   * elsewhere): written once, RECORDED, with its journal, so the console lists it and a retry is a
    * duplicate. No claim, no lease. Resolves false when the key already had a live record.
    */
   record?(key: string, journal: NonNullable<ClaimOptions['journal']>): Promise<boolean>;

@@ -114,9 +114,9 @@ export class DynamoDedupeStore implements DedupeStore {
     const now = this.clock();
     try {
       await this.table.update(key, {
-        UpdateExpression: 'SET #status = :completed, #completedAt = :nowMs, #expiresAt = :expiresAt',
+        UpdateExpression: 'SET #status = :recorded, #completedAt = :nowMs, #expiresAt = :expiresAt',
         ConditionExpression: 'attribute_not_exists(#pk) OR #expiresAt < :nowSeconds',
-        ExpressionAttributeValues: { ':completed': DEDUPE_STATUS.completed, ':nowMs': now, ':expiresAt': this.table.expiresAt(now), ':nowSeconds': epochSeconds(now) },
+        ExpressionAttributeValues: { ':recorded': DEDUPE_STATUS.recorded, ':nowMs': now, ':expiresAt': this.table.expiresAt(now), ':nowSeconds': epochSeconds(now) },
       }, claimJournal(journal.facts, journal.steps, new Date(now)));
     } catch (error) {
       if (isConditionFailure(error)) return false;
@@ -165,7 +165,8 @@ export class DynamoDedupeStore implements DedupeStore {
     // dynalite does not return the item with ConditionalCheckFailed, so read it (consistently).
     const record = await this.table.read(key);
     if (!record) return undefined;
-    if (record.status === DEDUPE_STATUS.completed) return { outcome: 'duplicate' };
+    // RECORDED: done without Bird (a status the line did not forward then); it stays done.
+    if (record.status === DEDUPE_STATUS.completed || record.status === DEDUPE_STATUS.recorded) return { outcome: 'duplicate' };
     if (record.status === DEDUPE_STATUS.parked) return redrive ? undefined : { outcome: 'parked', reason: record.parkReason };
     const leaseUntil = record.leaseUntil ?? 0;
     return leaseUntil >= this.clock() ? { outcome: 'busy', leaseUntil } : undefined;

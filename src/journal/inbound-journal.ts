@@ -7,7 +7,7 @@ import type { EventDetail, EventSummary } from '../console/ui/contract';
 
 export type { EventDetail, EventSummary } from '../console/ui/contract';
 
-export const EVENT_OUTCOME_FILTERS = ['delivered', 'parked', 'in_progress', 'retrying', 'duplicate'] as const;
+export const EVENT_OUTCOME_FILTERS = ['delivered', 'not_forwarded', 'parked', 'in_progress', 'retrying', 'duplicate'] as const;
 export type EventOutcomeFilter = (typeof EVENT_OUTCOME_FILTERS)[number];
 
 export interface EventQuery {
@@ -193,7 +193,7 @@ export class InboundJournal {
       } else {
         names['#status'] = 'status';
         filters.push('#status = :status');
-        values[':status'] = { delivered: 'COMPLETED', parked: 'PARKED', in_progress: 'INPROGRESS', retrying: 'INPROGRESS' }[query.outcome];
+        values[':status'] = { delivered: 'COMPLETED', not_forwarded: 'RECORDED', parked: 'PARKED', in_progress: 'INPROGRESS', retrying: 'INPROGRESS' }[query.outcome];
         if (query.outcome === 'retrying') filters.push('retries > :zero');
         if (query.outcome === 'retrying') values[':zero'] = 0;
       }

@@ -115,6 +115,8 @@ export function metaTime(timestamp: string | undefined): string | undefined {
 /** The outcome a list shows, from the record's state and counters. */
 export function inboundOutcome(record: { status?: string; retries?: number; journey?: JourneyStep[] }): InboundOutcome {
   // A status the line does not forward (forwardStatuses) is done without Bird: recorded, not delivered.
+  if (record.status === 'RECORDED') return 'not_forwarded';
+  // A redriven status the line does not forward ends COMPLETED without Bird: its journey says so (the detail view reads it).
   if (record.status === 'COMPLETED') return record.journey?.some((s) => s.step === 'not_forwarded') ? 'not_forwarded' : 'delivered';
   if (record.status === 'PARKED') return 'parked';
   const last = record.journey?.at(-1)?.step;

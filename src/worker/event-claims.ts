@@ -67,7 +67,7 @@ export class EventClaims {
   }
 
   /**
-   * A status the line does not forward, of a message sent elsewhere: journaled once, COMPLETED, with
+   * A status the line does not forward, of a message sent elsewhere: journaled once, RECORDED, with
    * no claim (one put-if-absent), so the console lists it and a retry finds it done.
    */
   async recordUnforwarded(handling: MessageHandling, event: WhatsAppEvent, line: Line): Promise<void> {

@@ -58,7 +58,7 @@ export async function renderEvents(main: HTMLElement, params: EventsParams, navi
     },
     select('lineId', 'Line', [['', 'All lines'], ...lines.items.map((l): [string, string] => [l.lineId, l.lineId])]),
     select('kind', 'Kind', [['', 'Any kind'], ['message', 'Messages'], ['status', 'Statuses'], ['account', 'Account'], ['error', 'Errors'], ['unknown', 'Unknown']]),
-    select('outcome', 'Outcome', [['', 'Any outcome'], ['delivered', 'Delivered'], ['parked', 'Parked'], ['retrying', 'Retrying'], ['in_progress', 'In progress'], ['duplicate', 'Had duplicates']]),
+    select('outcome', 'Outcome', [['', 'Any outcome'], ['delivered', 'Delivered'], ['not_forwarded', 'Not forwarded'], ['parked', 'Parked'], ['retrying', 'Retrying'], ['in_progress', 'In progress'], ['duplicate', 'Had duplicates']]),
     h('label', { class: 'grow' }, 'Search', h('input', { name: 'search', type: 'search', placeholder: 'wamid.… or the whole phone number', autocomplete: 'off' })),
     h('button', { type: 'submit' }, 'Search'),
   );
