@@ -35,7 +35,7 @@ beforeAll(async () => {
   remote = await startRemoteStandIns();
   const url = remote.bird.flowUrl();
   const { forwardStatuses: _all, ...byDefault } = lineFor('doc', url);
-  c = await startConsoleRig(remote, { outbound: true, lines: [byDefault, { ...lineFor('pywa', url), forwardStatuses: 'all' }, { ...lineFor('third', url), forwardStatuses: 'none' }] });
+  c = await startConsoleRig(remote, { outbound: true, lineCache: { ttlMs: 30_000, negativeTtlMs: 300 }, lines: [byDefault, { ...lineFor('pywa', url), forwardStatuses: 'all' }, { ...lineFor('third', url), forwardStatuses: 'none' }] });
   const { clients, names } = c.rig.aws;
   store = new DynamoOutboundStore({ documents: clients.documents, tableName: names.outboundTable, retentionDays: 14 });
   countCalls(clients.dynamodb);
@@ -151,5 +151,29 @@ describe('forwardStatuses', () => {
     expect(birdStatuses()).toEqual([]);
     const contacts = new ContactStates({ store: new DynamoContactStore({ documents: c.rig.aws.clients.documents, tableName: c.rig.config.dynamodb.contactsTable }), registry: createRegistry({ defaultMetrics: false }), cacheMs: 0 });
     expect(await contacts.get(LINES.third.lineId, SENDER)).toMatchObject({ windowClosedAt: expect.any(Number) });
+  });
+
+  it('a parked status redriven: the line (default `failed`) gets the failed one; the read one completes without Bird, marked not_forwarded', async () => {
+    const late = { lineId: 'line-late-status', phoneNumberId: '15550008888', wabaId: '888', displayPhoneNumber: '15550008888' };
+    const wamid = 'wamid.forwarding-redrive-1';
+    const body = JSON.stringify({
+      object: 'whatsapp_business_account',
+      entry: [{ id: late.wabaId, changes: [{ field: 'messages', value: { messaging_product: 'whatsapp', metadata: { display_phone_number: late.displayPhoneNumber, phone_number_id: late.phoneNumberId }, statuses: [statusItem(wamid, 'read'), statusItem(wamid, 'failed')] } }] }],
+    });
+    await postHandled(body);
+    await waitFor(async () => (await c.rig.dlq.list()).length === 2, 10_000, 'both statuses parked as unrouted');
+    expect(birdStatuses()).toEqual([]);
+    const { forwardStatuses: _all, ...byDefault } = lineFor(late, remote.bird.flowUrl());
+    await c.rig.ingress.putLines([byDefault]);
+    await new Promise((r) => setTimeout(r, 350));
+    expect((await c.rig.dlq.redrive({ all: true })).redriven).toHaveLength(2);
+    const readKey = `status#${wamid}#read`;
+    await waitFor(async () => {
+      const res = await c.api(`events/${encodeURIComponent(eventHandle(readKey))}`);
+      return res.status === 200 && ((await res.json()) as { outcome: string }).outcome === 'not_forwarded';
+    }, 10_000, 'the redriven read status done without Bird');
+    await waitFor(async () => birdStatuses().length > 0, 10_000, 'the redriven failed status at Bird');
+    await waitFor(async () => (await c.rig.dlq.list()).length === 0, 10_000, 'the DLQ empty');
+    expect(birdStatuses()).toEqual([`status#${wamid}#failed`]);
   });
 });
