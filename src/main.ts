@@ -1,4 +1,4 @@
-import { createAwsClients } from './aws/clients';
+import { createAwsClients, createProducerSqsClient } from './aws/clients';
 import { ensureResources } from './aws/resources';
 import { assertServable, loadConfig, type Config, type Role } from './config/config';
 import { ConfigError } from './errors';
@@ -145,6 +145,8 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
       sweep.start();
       teardown.unshift(async () => sweep.stop());
     }
+    const producerSqs = createProducerSqsClient(config.aws, config.sqs.sendTimeoutMs);
+    teardown.unshift(async () => producerSqs.destroy());
     ingress = await startIngress({
       port: config.port,
       verifyToken: config.whatsapp.verifyToken,
@@ -156,6 +158,7 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
       sendTimeoutMs: config.sqs.sendTimeoutMs,
       claimCheckThresholdBytes: config.sqs.claimCheckThresholdBytes,
       sqs: clients.sqs,
+      producerSqs,
       s3: clients.s3,
       lines,
       secrets,

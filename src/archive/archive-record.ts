@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import type { WhatsAppEvent } from '../meta/event';
 import { contactDigest } from '../privacy/pseudonyms';
@@ -37,8 +38,7 @@ export interface ArchiveRecord {
 }
 
 export function toRecord(entry: ArchiveEntry): ArchiveRecord {
-  const text = entry.body.toString('utf8');
-  const exact = Buffer.from(text, 'utf8').equals(entry.body);
+  const exact = isUtf8(entry.body);
   return {
     v: 1,
     receivedAt: entry.receivedAt,
@@ -46,7 +46,7 @@ export function toRecord(entry: ArchiveEntry): ArchiveRecord {
     path: entry.path,
     ...(entry.lineId ? { lineId: entry.lineId } : {}),
     signature: entry.signature,
-    ...(exact ? { body: text } : { bodyBase64: entry.body.toString('base64') }),
+    ...(exact ? { body: entry.body.toString('utf8') } : { bodyBase64: entry.body.toString('base64') }),
   };
 }
 

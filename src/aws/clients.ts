@@ -54,20 +54,41 @@ function releaseAfter(sqs: SQSClient, seconds: number): void {
  */
 export const QUIET_SDK_LOGGER = { trace() {}, debug() {}, warn() {} } as unknown as NonNullable<SQSClientConfig['logger']>;
 
+function keepAliveHandler(maxSockets: number, requestTimeout: number): NodeHttpHandler {
+  return new NodeHttpHandler({
+    httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),
+    httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }),
+    connectionTimeout: 3000,
+    requestTimeout,
+    throwOnRequestTimeout: true,
+  });
+}
+
+/**
+ * The ingress producer's own SQS client: SendMessageBatch only, with `cacheMiddleware` (the
+ * middleware stack is resolved once, not on every call). Its calls carry no per-call options, which
+ * would reset that cache: the client's `requestTimeoutMs` (the payload's SQS_SEND_TIMEOUT_MS) is each
+ * call's deadline instead of an `abortSignal`.
+ */
+export function createProducerSqsClient(settings: AwsSettings, requestTimeoutMs: number, maxSockets = 64): SQSClient {
+  return new SQSClient({
+    region: settings.region,
+    logger: QUIET_SDK_LOGGER,
+    ...(settings.credentials ? { credentials: settings.credentials } : {}),
+    md5: false,
+    cacheMiddleware: true,
+    endpoint: settings.endpoints.sqs,
+    requestHandler: keepAliveHandler(maxSockets, requestTimeoutMs),
+  });
+}
+
 /** One set of SDK clients per process, with keep-alive sockets sized for micro-batching and the worker's concurrency. */
 export function createAwsClients(
   settings: AwsSettings,
   maxSockets = 64,
   timeoutsMs: typeof AWS_REQUEST_TIMEOUTS_MS = AWS_REQUEST_TIMEOUTS_MS,
 ): AwsClients {
-  const requestHandler = (requestTimeout: number) =>
-    new NodeHttpHandler({
-      httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),
-      httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }),
-      connectionTimeout: 3000,
-      requestTimeout,
-      throwOnRequestTimeout: true,
-    });
+  const requestHandler = (requestTimeout: number) => keepAliveHandler(maxSockets, requestTimeout);
   const common = {
     region: settings.region,
     logger: QUIET_SDK_LOGGER,

@@ -36,7 +36,13 @@ const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 const RETRY_AFTER_SECONDS = '5';
 const WHATSAPP_OBJECT = 'whatsapp_business_account';
 
-type Locals = { requestId: string; log: Logger };
+type Locals = { requestId: string; log?: Logger };
+
+/** The request's child logger, made on first use: most requests log nothing at info level. */
+function requestLog(res: Response, logger: Logger): Logger {
+  const locals = res.locals as Locals;
+  return (locals.log ??= logger.child({ requestId: locals.requestId }));
+}
 
 function fail(res: Response, status: number, error: string, message: string): void {
   res.status(status).json({ error, message, requestId: (res.locals as Locals).requestId });
@@ -87,19 +93,26 @@ export function createIngressApp(deps: IngressDependencies): express.Express {
   app.set('etag', false);
   app.set('query parser', 'simple');
 
+  // One labelled child per (route, method, status): inc() on it skips hashing the labels per request.
+  const requestCounts = new Map<string, Counter.Internal>();
+  const countRequest = (route: string, method: string, status: number) => {
+    const key = `${route} ${method} ${status}`;
+    let child = requestCounts.get(key);
+    if (!child) requestCounts.set(key, (child = requests.labels({ route, method, status: String(status) })));
+    child.inc();
+  };
+
   app.use((req: Request, res: Response, next: NextFunction) => {
     const given = req.get('x-request-id');
     const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
-    res.locals.requestId = requestId;
-    // Created on first use: most requests log nothing at info level.
-    let log: Logger | undefined;
-    Object.defineProperty(res.locals, 'log', { get: () => (log ??= deps.logger.child({ requestId })) });
+    (res.locals as Partial<Locals>).requestId = requestId;
     res.setHeader('X-Request-Id', requestId);
     if (deps.isDraining()) res.setHeader('Connection', 'close');
-    const route = req.path.startsWith('/webhooks/whatsapp/') ? '/webhooks/whatsapp/:lineId' : req.path;
-    res.on('finish', () => {
-      if (route.startsWith('/webhooks/')) requests.inc({ route, method: req.method, status: String(res.statusCode) });
-    });
+    const path = req.path;
+    if (path.startsWith('/webhooks/')) {
+      const route = path.startsWith('/webhooks/whatsapp/') ? '/webhooks/whatsapp/:lineId' : path;
+      res.on('finish', () => countRequest(route, req.method, res.statusCode));
+    }
     next();
   });
 
@@ -124,7 +137,7 @@ export function createIngressApp(deps: IngressDependencies): express.Express {
     // An id no line can have costs no table read and takes no room in the cache.
     const line = lineSchema.shape.lineId.safeParse(lineId).success ? await deps.lines.byId(lineId) : undefined;
     if (!line || !line.active) {
-      (res.locals as Locals).log.warn({ lineId }, 'webhook for an unknown or inactive line');
+      requestLog(res, deps.logger).warn({ lineId }, 'webhook for an unknown or inactive line');
       fail(res, 404, 'unknown_line', 'No active line with this id');
       return undefined;
     }
@@ -142,23 +155,17 @@ export function createIngressApp(deps: IngressDependencies): express.Express {
     if (line === undefined) return;
     const expected = line?.verifyToken ? await deps.secrets.resolve(line.verifyToken) : deps.verifyToken;
     if (mode !== 'subscribe' || expected === undefined || !tokensEqual(token, expected)) {
-      (res.locals as Locals).log.warn({ lineId: line?.lineId, event: 'verify_rejected' }, 'webhook verification refused');
+      requestLog(res, deps.logger).warn({ lineId: line?.lineId, event: 'verify_rejected' }, 'webhook verification refused');
       return fail(res, 403, 'verification_failed', 'hub.mode must be subscribe and hub.verify_token must match');
     }
-    (res.locals as Locals).log.info({ lineId: line?.lineId }, 'webhook verified');
+    requestLog(res, deps.logger).info({ lineId: line?.lineId }, 'webhook verified');
     res.status(200).type('text/plain').send(challenge);
   };
 
   const rawBody = express.raw({ type: () => true, limit: deps.maxBodyBytes });
 
   const receive = async (req: Request, res: Response) => {
-    const locals = res.locals as Locals;
-    const log = {
-      warn: (o: object, m: string) => locals.log.warn(o, m),
-      info: (o: object, m: string) => locals.log.info(o, m),
-      error: (o: object, m: string) => locals.log.error(o, m),
-      debug: (o: object, m: string) => locals.log.debug(o, m),
-    };
+    const log = () => requestLog(res, deps.logger);
     const line = await lineFor(req, res);
     if (line === undefined) return;
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
@@ -168,19 +175,19 @@ export function createIngressApp(deps: IngressDependencies): express.Express {
     const check = verifySignature(raw, req.get('x-hub-signature-256'), secrets);
     if (!check.ok) {
       signatureFailures.inc({ reason: check.reason, route });
-      log.warn({ event: 'signature_rejected', reason: check.reason, lineId: line?.lineId, bytes: raw.length }, 'webhook signature rejected');
+      log().warn({ event: 'signature_rejected', reason: check.reason, lineId: line?.lineId, bytes: raw.length }, 'webhook signature rejected');
       return fail(res, 401, 'invalid_signature', `X-Hub-Signature-256 ${check.reason === 'missing' ? 'is missing' : 'does not verify'}`);
     }
 
     const envelope = parseEnvelope(raw);
     if (!envelope) {
-      log.warn({ lineId: line?.lineId, bytes: raw.length, event: 'payload_invalid' }, 'signed body is not a webhook envelope');
+      log().warn({ lineId: line?.lineId, bytes: raw.length, event: 'payload_invalid' }, 'signed body is not a webhook envelope');
       return fail(res, 400, 'invalid_payload', 'The body must be a JSON object with an entry array');
     }
     // Acknowledge other objects so Meta does not retry them for 7 days; a missing `object` is kept (tolerant of odd payloads).
     if (envelope.object !== undefined && envelope.object !== WHATSAPP_OBJECT) {
       ignored.inc();
-      log.info({ object: String(envelope.object).slice(0, 64), lineId: line?.lineId }, 'ignored payload for another object');
+      log().info({ object: String(envelope.object).slice(0, 64), lineId: line?.lineId }, 'ignored payload for another object');
       return res.status(200).json({ status: 'ignored' });
     }
 
@@ -199,14 +206,14 @@ export function createIngressApp(deps: IngressDependencies): express.Express {
       // The FIFO group(s): the conversation's, and statuses in a lane of their own (ignored on a standard queue).
       await deps.queue.enqueue({ body: raw, attributes, routes: inboundRoutes(envelope, events) });
     } catch (error) {
-      log.error({ err: error, lineId: line?.lineId, event: 'enqueue_failed' }, 'payload not made durable; answering 503 so Meta retries');
+      log().error({ err: error, lineId: line?.lineId, event: 'enqueue_failed' }, 'payload not made durable; answering 503 so Meta retries');
       res.setHeader('Retry-After', RETRY_AFTER_SECONDS);
       return fail(res, 503, 'queue_unavailable', 'The payload could not be queued; retry later');
     }
     enqueueSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
     accepted.inc();
     // Per-payload success is debug: at webhook volumes, metrics and the load balancer's access log carry it.
-    if (deps.logger.isLevelEnabled('debug')) log.debug({ lineId: line?.lineId, bytes: raw.length, bodySha256: attributes.bodySha256 }, 'payload enqueued');
+    if (deps.logger.isLevelEnabled('debug')) log().debug({ lineId: line?.lineId, bytes: raw.length, bodySha256: attributes.bodySha256 }, 'payload enqueued');
     res.status(200).json({ status: 'queued' });
     // Only what SQS accepted; buffered, so the 200 never waits on S3.
     deps.archive?.add({
@@ -235,7 +242,7 @@ export function createIngressApp(deps: IngressDependencies): express.Express {
 
   // Body-parser errors carry an HTTP status (413 too large, 400 aborted, 415 encoding); anything else is ours.
   app.use((error: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
-    const log = (res.locals as Locals).log ?? deps.logger;
+    const log = (res.locals as Partial<Locals>).requestId !== undefined ? requestLog(res, deps.logger) : deps.logger;
     const status = error.status && error.status >= 400 && error.status < 500 ? error.status : 500;
     if (status === 413) {
       log.warn({ event: 'payload_too_large', limit: deps.maxBodyBytes }, 'webhook body over the size limit');

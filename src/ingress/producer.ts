@@ -21,6 +21,7 @@ export interface PayloadQueue {
 }
 
 export interface SqsBatchProducerOptions {
+  /** Bounds each call itself (a request timeout, as createProducerSqsClient's): no call is given per-call options. */
   sqs: SQSClient;
   queueUrl: string;
   claimCheck: ClaimCheckWriter;
@@ -58,7 +59,7 @@ export class SqsBatchProducer implements PayloadQueue {
     this.fifo = isFifoQueueUrl(options.queueUrl);
     this.duplicates = new DuplicateWindow(options.registry);
     this.batcher = new SqsBatcher<QueuedMessage>({
-      send: (entries, signal) => this.sendBatch(entries, signal),
+      send: (entries) => this.sendBatch(entries),
       lingerMs: options.batchWindowMs,
       // Retried until the payload's deadline, not a number of attempts: Meta waits for our answer.
       maxAttempts: Number.POSITIVE_INFINITY,
@@ -102,11 +103,13 @@ export class SqsBatchProducer implements PayloadQueue {
     return { body: JSON.stringify(pointer), pointer };
   }
 
-  private async sendBatch(entries: (QueuedMessage & { Id: string })[], signal: AbortSignal | undefined): Promise<SqsBatchResponse> {
+  private async sendBatch(entries: (QueuedMessage & { Id: string })[]): Promise<SqsBatchResponse> {
     this.metrics.batchSize.observe(entries.length);
     let out: SqsBatchResponse;
     try {
-      out = await this.options.sqs.send(new SendMessageBatchCommand({ QueueUrl: this.options.queueUrl, Entries: entries.map(sendBatchEntry) }), { abortSignal: signal });
+      // No per-call abortSignal (it would reset a cacheMiddleware client's cache): the client's request
+      // timeout ends a stuck call, and each payload's own deadline answers the request 503 regardless.
+      out = await this.options.sqs.send(new SendMessageBatchCommand({ QueueUrl: this.options.queueUrl, Entries: entries.map(sendBatchEntry) }));
     } catch (error) {
       this.metrics.batches.inc({ outcome: 'error' });
       this.options.logger.warn({ err: error, entries: entries.length }, 'SendMessageBatch failed; retrying until the deadline');

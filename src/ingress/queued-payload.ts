@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import type { MessageAttributeValue, SendMessageBatchRequestEntry } from '@aws-sdk/client-sqs';
 import type { InboundRoute } from '../meta/conversation';
@@ -44,11 +45,11 @@ export interface PreparedPayload {
 export function preparePayload(payload: Payload, claimCheckThresholdBytes: number): PreparedPayload {
   const sha256 = payload.attributes.bodySha256 ?? createHash('sha256').update(payload.body).digest('hex');
   const attributes: Record<string, string> = { ...payload.attributes, bodySha256: sha256 };
-  const body = payload.body.toString('utf8');
   const tooBig = payload.body.length + attributeBytes(attributes) > claimCheckThresholdBytes;
   // A body that is not valid UTF-8 would not survive as an SQS string byte for byte.
-  const notSendable = !Buffer.from(body, 'utf8').equals(payload.body) || SQS_REFUSED_CHARS.test(body);
-  return { sha256, attributes, deduplicationScope: payload.deduplicationScope, ...(tooBig || notSendable ? {} : { inlineBody: body }) };
+  const body = !tooBig && isUtf8(payload.body) ? payload.body.toString('utf8') : undefined;
+  const sendable = body !== undefined && !SQS_REFUSED_CHARS.test(body);
+  return { sha256, attributes, deduplicationScope: payload.deduplicationScope, ...(sendable ? { inlineBody: body } : {}) };
 }
 
 /** What a payload's body travels as: itself, or the pointer to its copy in S3. */

@@ -24,6 +24,8 @@ export interface IngressOptions {
   sendTimeoutMs: number;
   claimCheckThresholdBytes: number;
   sqs: SQSClient;
+  /** The producer's client (main.ts: createProducerSqsClient, cacheMiddleware); defaults to `sqs`. */
+  producerSqs?: SQSClient;
   s3: S3Client;
   lines: LineRegistry;
   secrets: SecretResolver;
@@ -51,7 +53,7 @@ export async function startIngress(options: IngressOptions): Promise<RunningIngr
   const queue =
     options.queue ??
     new SqsBatchProducer({
-      sqs: options.sqs,
+      sqs: options.producerSqs ?? options.sqs,
       queueUrl: options.queueUrl,
       claimCheck: new S3ClaimCheckWriter({ s3: options.s3, bucket: options.bucket }),
       batchWindowMs: options.batchWindowMs,

@@ -270,6 +270,36 @@ describe('POST: concurrency', () => {
   });
 });
 
+describe('request accounting', () => {
+  it('counts webhook requests by route, method and status (each request once), not other routes', async () => {
+    const body = '{"object":"whatsapp_business_account","entry":[]}';
+    const count = (route: string, method: string, status: string) => gw.metric('wa_ingress_webhook_requests_total', { route, method, status });
+    const before = {
+      ok: await count('/webhooks/whatsapp', 'POST', '200'),
+      refused: await count('/webhooks/whatsapp', 'POST', '401'),
+      unknownLine: await count('/webhooks/whatsapp/:lineId', 'POST', '404'),
+      health: await count('/healthz', 'GET', '200'),
+    };
+    for (let i = 0; i < 3; i++) expect((await post('/webhooks/whatsapp', body, signed(body))).status).toBe(200);
+    expect((await post('/webhooks/whatsapp', body, { 'x-hub-signature-256': sign('nope', body) })).status).toBe(401);
+    expect((await post('/webhooks/whatsapp/line-missing', body, signed(body))).status).toBe(404);
+    await fetch(`${gw.url}/healthz`);
+    expect(await count('/webhooks/whatsapp', 'POST', '200')).toBe(before.ok + 3);
+    expect(await count('/webhooks/whatsapp', 'POST', '401')).toBe(before.refused + 1);
+    expect(await count('/webhooks/whatsapp/:lineId', 'POST', '404')).toBe(before.unknownLine + 1);
+    expect(await count('/healthz', 'GET', '200')).toBe(before.health);
+  });
+
+  it("logs a refused request with that request's id (the child logger made on first use)", async () => {
+    const body = '{"object":"whatsapp_business_account","entry":[]}';
+    const res = await post('/webhooks/whatsapp', body, { 'x-hub-signature-256': sign('nope', body), 'x-request-id': 'req-accounting-1' });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('x-request-id')).toBe('req-accounting-1');
+    const line = gw.logs.lines.map((l) => JSON.parse(l) as { requestId?: string; event?: string }).find((l) => l.requestId === 'req-accounting-1');
+    expect(line?.event).toBe('signature_rejected');
+  });
+});
+
 describe('logs', () => {
   it('never contain secrets, tokens, signatures or whole phone numbers', async () => {
     const phoneNumbers = new Set<string>();

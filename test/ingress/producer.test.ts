@@ -2,6 +2,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { createServer, request, type Server } from 'node:http';
 import { S3ClaimCheckWriter } from '../../src/queue/claim-check-writer';
 import { SqsBatchProducer } from '../../src/ingress/producer';
+import { createProducerSqsClient } from '../../src/aws/clients';
 import { createRegistry } from '../../src/observability/metrics';
 import { startAwsHarness, type AwsHarness } from '../support/aws';
 import { capturedLogger } from '../support/logs';
@@ -67,8 +68,7 @@ beforeAll(async () => {
 });
 afterAll(async () => aws.stop());
 
-function producerVia(endpoint: string, timeoutMs = 3000) {
-  const sqs = new SQSClient({ region: 'us-east-1', endpoint, credentials: aws.standIns.credentials });
+function producerVia(endpoint: string, timeoutMs = 3000, sqs: SQSClient = new SQSClient({ region: 'us-east-1', endpoint, credentials: aws.standIns.credentials })) {
   const registry = createRegistry({ defaultMetrics: false });
   const producer = new SqsBatchProducer({
     sqs,
@@ -116,6 +116,37 @@ describe('SqsBatchProducer', () => {
     expect(Date.now() - started).toBeLessThan(1500);
     sqs.destroy();
     silent.closeAllConnections();
+    await new Promise<void>((r) => silent.close(() => r()));
+  });
+
+  it('on its own cacheMiddleware client, resolves the SDK middleware stack once across batches (no per-call options) and lands every payload', async () => {
+    const sqs = createProducerSqsClient({ region: 'us-east-1', endpoints: { sqs: aws.standIns.endpoints.sqs }, forcePathStyle: true, credentials: aws.standIns.credentials }, 3000);
+    let stackBuilds = 0;
+    // The factory runs each time the SDK resolves the stack: per call without the cache, once with it.
+    sqs.middlewareStack.add((next) => (stackBuilds++, (args) => next(args)), { step: 'initialize', name: 'countStackBuilds' });
+    const { producer } = producerVia(aws.standIns.endpoints.sqs, 3000, sqs);
+    const bodies = Array.from({ length: 25 }, (_, i) => `{"entry":[],"n":${i}}`);
+    for (let i = 0; i < bodies.length; i += 5) await Promise.all(bodies.slice(i, i + 5).map((b) => producer.enqueue({ body: Buffer.from(b), attributes: {} })));
+    expect((await aws.drainQueue()).map((m) => m.Body).sort()).toEqual([...bodies].sort());
+    expect(stackBuilds).toBe(1);
+    sqs.destroy();
+  });
+
+  it('on its own client, a SendMessageBatch SQS never answers is ended by the client request timeout (socket closed), the payload answered at its deadline', async () => {
+    let closed = 0;
+    const silent = createServer(() => undefined);
+    silent.on('connection', (socket) => socket.on('close', () => closed++));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+    const endpoint = `http://127.0.0.1:${(silent.address() as { port: number }).port}`;
+    const sqs = createProducerSqsClient({ region: 'us-east-1', endpoints: { sqs: endpoint }, forcePathStyle: true, credentials: aws.standIns.credentials }, 400);
+    const { producer } = producerVia(endpoint, 400, sqs);
+    const started = Date.now();
+    await expect(producer.enqueue({ body: Buffer.from('{"entry":[]}'), attributes: {} })).rejects.toMatchObject({ reason: 'sqs_timeout' });
+    expect(Date.now() - started).toBeLessThan(1500);
+    // The stuck call does not keep its socket: the client's timeout destroys it, with nothing else closing it.
+    for (let i = 0; i < 40 && closed === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(closed).toBe(1);
+    sqs.destroy();
     await new Promise<void>((r) => silent.close(() => r()));
   });
 
