@@ -72,6 +72,8 @@ const envSchema = z.object({
   // Worker tuning.
   WORKER_CONCURRENCY: int(1, 1024).default(32),
   SQS_WAIT_TIME_SECONDS: int(0, 20).default(20),
+  // The gather window at low rates: after a short receive, the next one waits this long so arrivals share it.
+  SQS_RECEIVE_LINGER_MS: int(0, 1000).default(10),
   // Short, so a crashed worker's messages and leases come back in seconds; the heartbeat extends it while work runs.
   SQS_VISIBILITY_TIMEOUT_SECONDS: int(5, 43_200).default(30),
   // More than the DLQ's 14 days of retention: a late redrive must still find its payload's records.
@@ -154,6 +156,8 @@ export interface Config {
   worker: {
     concurrency: number;
     waitTimeSeconds: number;
+    /** After a receive that came back short, the next waits this long (the poller's receiveLingerMs). */
+    receiveLingerMs: number;
     visibilityTimeoutSeconds: number;
     dedupeTtlDays: number;
     graphApiBaseUrl: string;
@@ -287,6 +291,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       concurrency: env.WORKER_CONCURRENCY,
       // local-aws-sqs answers concurrent long polls only when their wait ends: keep the wait short locally.
       waitTimeSeconds: embedded && defined.SQS_WAIT_TIME_SECONDS === undefined ? 1 : env.SQS_WAIT_TIME_SECONDS,
+      receiveLingerMs: env.SQS_RECEIVE_LINGER_MS,
       visibilityTimeoutSeconds: env.SQS_VISIBILITY_TIMEOUT_SECONDS,
       dedupeTtlDays: env.DEDUPE_TTL_DAYS,
       graphApiBaseUrl: env.GRAPH_API_BASE_URL,

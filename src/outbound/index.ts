@@ -115,6 +115,7 @@ export function startSender(deps: {
     metricsPrefix: 'wa_ingress_outbound_sender',
     concurrency: config.outbound.concurrency,
     waitTimeSeconds: config.worker.waitTimeSeconds,
+    receiveLingerMs: config.worker.receiveLingerMs,
     visibilityTimeoutSeconds: config.worker.visibilityTimeoutSeconds,
     shutdownTimeoutMs: config.ingress.shutdownTimeoutMs - 500,
     receiveLoops: 1,

@@ -50,6 +50,13 @@ export interface SqsPollerOptions {
    * so receives ask for full batches: fewer SQS calls per event for a few ms of idle slots.
    */
   receiveGatherMs?: number;
+  /**
+   * The gather window at low rates: after a receive brings back some messages but fewer than it
+   * asked for, the next receive waits up to this long (SQS_RECEIVE_LINGER_MS), so messages arriving
+   * meanwhile share one ReceiveMessage; the extra receive loops stand by until a receive comes back
+   * full. 0: receive again at once, every loop always polling.
+   */
+  receiveLingerMs?: number;
   /** How often a paused poller looks at shouldPause() again. */
   pauseCheckMs?: number;
   /** Visibility is renewed at least this often while a handler runs; default a third of the timeout. */
@@ -77,6 +84,7 @@ export function pollerSettings(options: SqsPollerOptions): PollerSettings {
     retryMaxSeconds: DEFAULT_RETRY_POLICY.maxSeconds,
     deleteLingerMs: 50,
     receiveGatherMs: 50,
+    receiveLingerMs: 0,
     pauseCheckMs: 1000,
     heartbeatIntervalMs: (visibilityTimeoutSeconds * 1000) / 3,
     metricsPrefix: 'wa_ingress_worker',
@@ -92,6 +100,7 @@ export function pollerSettings(options: SqsPollerOptions): PollerSettings {
     `visibilityTimeoutSeconds must be an integer 1..${MAX_VISIBILITY_SECONDS} (got ${s.visibilityTimeoutSeconds})`,
   );
   check(s.heartbeatIntervalMs > 0 && s.heartbeatIntervalMs < s.visibilityTimeoutSeconds * 1000, `heartbeatIntervalMs must be below the visibility timeout (got ${s.heartbeatIntervalMs})`);
+  check(s.receiveLingerMs >= 0 && s.receiveLingerMs <= 1000, `receiveLingerMs must be 0..1000 (got ${s.receiveLingerMs})`);
   check(s.receiveGatherMs >= 0, `receiveGatherMs must be >= 0 (got ${s.receiveGatherMs})`);
   check(Number.isInteger(s.receiveLoops) && s.receiveLoops >= 1, `receiveLoops must be an integer >= 1 (got ${s.receiveLoops})`);
   check(s.shutdownTimeoutMs > 0, `shutdownTimeoutMs must be positive (got ${s.shutdownTimeoutMs})`);

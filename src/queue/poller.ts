@@ -56,6 +56,7 @@ export class SqsPoller {
       concurrency: s.concurrency,
       receiveLoops: s.receiveLoops,
       receiveGatherMs: s.receiveGatherMs,
+      receiveLingerMs: s.receiveLingerMs,
       pauseCheckMs: s.pauseCheckMs,
       shouldPause: s.shouldPause,
       metrics: this.metrics,

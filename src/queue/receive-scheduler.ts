@@ -19,6 +19,11 @@ export interface ReceiveSchedulerOptions {
   receiveLoops: number;
   /** With fewer than 10 free slots (and some busy), wait this long for more to free up, so receives ask for full batches. */
   receiveGatherMs: number;
+  /**
+   * After a receive brings back some messages but fewer than it asked for, the next receive waits
+   * this long, so what arrives meanwhile comes in one call; 0 receives again at once.
+   */
+  receiveLingerMs: number;
   pauseCheckMs: number;
   /** True: receive nothing new (e.g. every Bird breaker is open). */
   shouldPause: () => boolean;
@@ -29,6 +34,9 @@ export interface ReceiveSchedulerOptions {
 /**
  * Decides when to receive and how many: up to `concurrency` messages in flight, topped up by a few
  * parallel receive loops whenever slots free up; pauses on request; backs off while SQS fails.
+ * At low rates it gathers: after a short receive (the queue ran dry) the next one lingers for
+ * `receiveLingerMs`, and the extra loops stand by until a receive comes back full (a backlog), so one
+ * long poll, not several, is out to take each newcomer on its own.
  */
 export class ReceiveScheduler {
   private running = false;
@@ -44,12 +52,17 @@ export class ReceiveScheduler {
   private slotWaiters: Array<() => void> = [];
   private loops: Promise<void>[] = [];
   private paused = false;
+  /** The last receive came back full: the queue has a backlog and every loop receives. */
+  private backlog = false;
+  private backlogWaiters: Array<() => void> = [];
+  /** No receive starts before this (epoch ms): the linger after a short receive. */
+  private lingerUntil = 0;
 
   constructor(private readonly options: ReceiveSchedulerOptions) {}
 
   start(): void {
     this.running = true;
-    for (let i = 0; i < this.options.receiveLoops; i++) this.loops.push(this.loop());
+    for (let i = 0; i < this.options.receiveLoops; i++) this.loops.push(this.loop(i));
   }
 
   /**
@@ -61,6 +74,7 @@ export class ReceiveScheduler {
     this.running = false;
     this.wake.abort();
     this.wakeSlotWaiters();
+    this.wakeBackloggers();
     if (await within(Promise.allSettled(this.loops), budgetMs)) return;
     this.options.logger.warn({ budgetMs }, 'Shutdown: a receive did not return within the budget; aborting it (what it took comes back when its visibility lapses)');
     this.receives.abort();
@@ -73,10 +87,15 @@ export class ReceiveScheduler {
     this.wakeSlotWaiters();
   }
 
-  private async loop(): Promise<void> {
+  private async loop(index: number): Promise<void> {
     let failures = 0;
     while (this.running) {
       try {
+        // The first loop always long-polls; the others only help with a backlog.
+        if (index > 0 && !this.backlog && this.options.receiveLingerMs > 0) {
+          await this.backlogOrStop();
+          continue;
+        }
         await this.receiveOnce();
         failures = 0;
       } catch (error) {
@@ -98,6 +117,8 @@ export class ReceiveScheduler {
       return sleep(pauseCheckMs, this.wake.signal);
     }
     this.setPaused(false);
+    const lingerLeft = this.lingerUntil - Date.now();
+    if (lingerLeft > 0) return sleep(lingerLeft, this.wake.signal);
     const want = Math.min(SQS_MAX_BATCH, concurrency - this.busy - this.reserved);
     if (want <= 0) return this.slotFreedOrStop();
     if (want < Math.min(SQS_MAX_BATCH, concurrency) && this.busy > 0) {
@@ -126,6 +147,15 @@ export class ReceiveScheduler {
     }
     for (const message of messages) if (this.options.dispatch(message)) this.busy += 1;
     if (messages.length < want) this.wakeSlotWaiters();
+    this.noteFill(messages.length, want);
+  }
+
+  /** An empty receive (a long poll that ended idle) lingers not: the next long poll waits for the next message anyway. */
+  private noteFill(received: number, want: number): void {
+    const { receiveLingerMs } = this.options;
+    this.backlog = received >= want;
+    if (this.backlog) return this.wakeBackloggers();
+    if (received > 0 && receiveLingerMs > 0) this.lingerUntil = Date.now() + receiveLingerMs;
   }
 
   /** A throwing shouldPause must not stop the loop: it counts as "not paused", and is logged. */
@@ -148,6 +178,17 @@ export class ReceiveScheduler {
   private slotFreedOrStop(): Promise<void> {
     if (!this.running) return Promise.resolve();
     return new Promise((resolve) => this.slotWaiters.push(resolve));
+  }
+
+  private backlogOrStop(): Promise<void> {
+    if (!this.running || this.backlog) return Promise.resolve();
+    return new Promise((resolve) => this.backlogWaiters.push(resolve));
+  }
+
+  private wakeBackloggers(): void {
+    const waiters = this.backlogWaiters;
+    this.backlogWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   private wakeSlotWaiters(): void {

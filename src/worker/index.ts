@@ -147,6 +147,7 @@ export function startWorker(deps: {
     registry,
     concurrency: config.worker.concurrency,
     waitTimeSeconds: config.worker.waitTimeSeconds,
+    receiveLingerMs: config.worker.receiveLingerMs,
     visibilityTimeoutSeconds,
     // Within main's bound, with room to close clients and exit.
     shutdownTimeoutMs: config.ingress.shutdownTimeoutMs - 500,

@@ -12,6 +12,14 @@ describe('configuration', () => {
     expect(config.worker.visibilityTimeoutSeconds).toBe(30);
   });
 
+  it('the gather windows: a 10 ms receive linger and a 2 ms send window unless told, each bounded', () => {
+    expect(loadConfig({}).worker.receiveLingerMs).toBe(10);
+    expect(loadConfig({}).sqs.batchWindowMs).toBe(2);
+    expect(loadConfig({ SQS_RECEIVE_LINGER_MS: '0' }).worker.receiveLingerMs).toBe(0);
+    expect(() => loadConfig({ SQS_RECEIVE_LINGER_MS: '1001' })).toThrow(/SQS_RECEIVE_LINGER_MS/);
+    expect(() => loadConfig({ BATCH_WINDOW_MS: '101' })).toThrow(/BATCH_WINDOW_MS/);
+  });
+
   it('Bird webhooks: PUBLIC_BASE_URL without its trailing slash, an http(s) URL only; the timestamp window 5 minutes unless told', () => {
     expect(loadConfig({ PUBLIC_BASE_URL: 'https://wa.example.com/' }).ingress).toMatchObject({ publicBaseUrl: 'https://wa.example.com', birdWebhookMaxSkewMs: 300_000 });
     expect(loadConfig({}).ingress.publicBaseUrl).toBeUndefined();
