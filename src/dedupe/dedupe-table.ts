@@ -1,5 +1,5 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetCommand, type DynamoDBDocumentClient, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient, UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
 import { ItemUpdates } from '../aws/item-updates';
 import { PermanentError, RetryableError, type GatewayError } from '../errors';
 import type { JournalBus } from '../journal/journal-bus';
@@ -12,7 +12,7 @@ const DAY_SECONDS = 86_400;
 
 export interface DedupeTableOptions {
   documents: DynamoDBDocumentClient;
-  /** createAwsClients' itemUpdates: the updates skip the DocumentClient (src/aws/item-updates.ts). */
+  /** createAwsClients' itemUpdates: the updates and reads skip the DocumentClient (src/aws/item-updates.ts). */
   itemUpdates?: DynamoDBClient;
   tableName: string;
   /** DEDUPE_TTL_DAYS: how long a key is remembered after its last claim or park. */
@@ -56,7 +56,7 @@ export class DedupeTable {
   async read(key: string): Promise<DedupeRecord | undefined> {
     let item: Record<string, unknown> | undefined;
     try {
-      ({ Item: item } = await this.options.documents.send(new GetCommand({ TableName: this.options.tableName, Key: { pk: storedKey(key) }, ConsistentRead: true })));
+      ({ Item: item } = await this.updates.get({ TableName: this.options.tableName, Key: { pk: storedKey(key) }, ConsistentRead: true }));
     } catch (error) {
       throw storeFailure('read', key, error);
     }
