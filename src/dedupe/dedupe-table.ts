@@ -39,8 +39,7 @@ export class DedupeTable {
 
   /** An UpdateItem on `key`'s record; every `#name` in the expressions stands for the attribute `name`. */
   update(key: string, input: Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ExpressionAttributeNames'>, journal?: JournalUpdate) {
-    const expressions = `${input.UpdateExpression ?? ''} ${input.ConditionExpression ?? ''}`;
-    const names = Object.fromEntries([...expressions.matchAll(/#\w+/g)].map(([placeholder]) => [placeholder, placeholder.slice(1)]));
+    const names = placeholderNames(`${input.UpdateExpression ?? ''} ${input.ConditionExpression ?? ''}`);
     // The journal's clauses join this write (src/journal/journal-update.ts): no extra request.
     return this.updates.update({
       TableName: this.options.tableName,
@@ -79,6 +78,18 @@ export class DedupeTable {
   publishReceived(key: string, lineId: string, at: string): void {
     this.options.journalBus?.publish({ handle: storedKey(key), lineId, step: 'received', at });
   }
+}
+
+/** The store's expressions are a handful of constants: each one's names are worked out once, not on every write. */
+const namesByExpression = new Map<string, Record<string, string>>();
+
+function placeholderNames(expressions: string): Record<string, string> {
+  let names = namesByExpression.get(expressions);
+  if (!names) {
+    names = Object.fromEntries([...expressions.matchAll(/#\w+/g)].map(([placeholder]) => [placeholder, placeholder.slice(1)]));
+    if (namesByExpression.size < 256) namesByExpression.set(expressions, names);
+  }
+  return names;
 }
 
 /**
