@@ -15,9 +15,10 @@ import type { AddressInfo } from 'node:net';
 import { loadavg } from 'node:os';
 import { CreateTableCommand, DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import { KeepAliveHttpTransport } from '../src/http/keep-alive-transport';
+import { ItemUpdates } from '../src/aws/item-updates';
 import { QUIET_SDK_LOGGER } from '../src/aws/clients';
 import { startAwsStandIns } from '../src/local/aws-standins';
 import { startFastSqs } from './fast-sqs';
@@ -148,6 +149,19 @@ async function main(): Promise<void> {
     ['DynamoDBClient + marshall, logger w/o info, no cache', lowLevel(dynamo(endpoints.dynamodb, { quietLogger: true }))],
     ['DynamoDBClient + marshall, cacheMiddleware', lowLevel(cachedLowLevel)],
     ['DynamoDBClient + marshall, cacheMiddleware + logger w/o info', lowLevel(cachedQuietLowLevel)],
+  ]);
+
+  // A contact-state write: a whole item, conditioned on the version read (src/conversation/contact-store.ts).
+  const put = (i: number) => ({
+    TableName: TABLE,
+    Item: { pk: `contact#bench#ct_${i}`, lineId: 'bench', contactId: `ct_${i}`, waId: '15550001111', waIdKey: `bench#${i}`, windowOpenUntil: Date.now() + 86_400_000, lastInboundAt: Date.now(), version: 1, updatedAt: new Date().toISOString() },
+    ConditionExpression: 'attribute_not_exists(pk) OR version >= :v',
+    ExpressionAttributeValues: { ':v': 0 },
+  });
+  const cachedItems = new ItemUpdates(quietDocuments, cachedQuietLowLevel);
+  await compare('DynamoDB PutItem (conditional, contact-state shape)', [
+    ['DocumentClient, logger without info (as before)', (i) => quietDocuments.send(new PutCommand(put(i)))],
+    ['ItemUpdates.put on the cached client (as now)', (i) => cachedItems.put(put(i))],
   ]);
 
   const batch = (i: number) =>

@@ -1,4 +1,6 @@
-import { DeleteCommand, GetCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { ItemUpdates } from '../aws/item-updates';
 import { CONTACTS_BY_USER_ID_INDEX, CONTACTS_BY_WA_ID_INDEX, CONTACTS_BY_GROUP_INDEX } from '../aws/resources';
 import { RetryableError } from '../errors';
 import { contactDigest } from '../privacy/pseudonyms';
@@ -42,7 +44,19 @@ const digestKey = (lineId: string, digest: string) => `${lineId}#${digest}`;
  * PutItem conditioned on the version read, so concurrent workers never lose each other's facts.
  */
 export class DynamoContactStore implements ContactStore {
-  constructor(private readonly options: { documents: DynamoDBDocumentClient; tableName: string }) {}
+  /** The worker's reads and writes (one per payload and person): the cached client when given (src/aws/item-updates.ts). */
+  private readonly items: ItemUpdates;
+
+  constructor(
+    private readonly options: {
+      documents: DynamoDBDocumentClient;
+      /** createAwsClients' itemUpdates. */
+      itemUpdates?: DynamoDBClient;
+      tableName: string;
+    },
+  ) {
+    this.items = new ItemUpdates(options.documents, options.itemUpdates);
+  }
 
   async find(lineId: string, identity: ContactIdentity): Promise<VersionedContactState | undefined> {
     const lookups: Array<[string, string | undefined]> = [
@@ -81,14 +95,12 @@ export class DynamoContactStore implements ContactStore {
     };
     try {
       await this.call(() =>
-        this.options.documents.send(
-          new PutCommand({
-            TableName: this.options.tableName,
-            Item: item,
-            ConditionExpression: expectedVersion === 0 ? 'attribute_not_exists(pk)' : 'version = :v',
-            ExpressionAttributeValues: expectedVersion === 0 ? undefined : { ':v': expectedVersion },
-          }),
-        ),
+        this.items.put({
+          TableName: this.options.tableName,
+          Item: item,
+          ConditionExpression: expectedVersion === 0 ? 'attribute_not_exists(pk)' : 'version = :v',
+          ExpressionAttributeValues: expectedVersion === 0 ? undefined : { ':v': expectedVersion },
+        }),
       );
       return true;
     } catch (error) {
@@ -107,23 +119,21 @@ export class DynamoContactStore implements ContactStore {
   private async keyByIndex(index: string, key: string): Promise<string | undefined> {
     const attribute = index === CONTACTS_BY_WA_ID_INDEX ? 'waIdKey' : index === CONTACTS_BY_USER_ID_INDEX ? 'userIdKey' : 'groupKey';
     const out = await this.call(() =>
-      this.options.documents.send(
-        new QueryCommand({
-          TableName: this.options.tableName,
-          IndexName: index,
-          KeyConditionExpression: '#k = :k',
-          ExpressionAttributeNames: { '#k': attribute },
-          ExpressionAttributeValues: { ':k': key },
-          Limit: 1,
-        }),
-      ),
+      this.items.query({
+        TableName: this.options.tableName,
+        IndexName: index,
+        KeyConditionExpression: '#k = :k',
+        ExpressionAttributeNames: { '#k': attribute },
+        ExpressionAttributeValues: { ':k': key },
+        Limit: 1,
+      }),
     );
     return out.Items?.[0]?.pk as string | undefined;
   }
 
   /** Consistent: the index only points at the item; the state itself is read fresh. */
   private async get(key: string): Promise<VersionedContactState | undefined> {
-    const out = await this.call(() => this.options.documents.send(new GetCommand({ TableName: this.options.tableName, Key: { pk: key }, ConsistentRead: true })));
+    const out = await this.call(() => this.items.get({ TableName: this.options.tableName, Key: { pk: key }, ConsistentRead: true }));
     const item = out.Item;
     if (!item) return undefined;
     return { state: fromItem(item), version: Number(item.version ?? 0) };

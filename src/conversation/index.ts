@@ -10,7 +10,7 @@ export { DynamoContactStore, type ContactStore } from './contact-store';
 /** The process's conversation state on DYNAMODB_CONTACTS_TABLE. */
 export function createContactStates(config: Config, clients: AwsClients, registry: Registry): ContactStates {
   return new ContactStates({
-    store: new DynamoContactStore({ documents: clients.documents, tableName: config.dynamodb.contactsTable }),
+    store: new DynamoContactStore({ documents: clients.documents, itemUpdates: clients.itemUpdates, tableName: config.dynamodb.contactsTable }),
     registry,
     cacheMs: config.contactState.cacheMs,
   });

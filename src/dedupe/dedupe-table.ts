@@ -1,5 +1,5 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetCommand, type DynamoDBDocumentClient, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient, UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
 import { ItemUpdates } from '../aws/item-updates';
 import { PermanentError, RetryableError, type GatewayError } from '../errors';
 import type { JournalBus } from '../journal/journal-bus';
@@ -12,7 +12,7 @@ const DAY_SECONDS = 86_400;
 
 export interface DedupeTableOptions {
   documents: DynamoDBDocumentClient;
-  /** createAwsClients' itemUpdates: the updates skip the DocumentClient (src/aws/item-updates.ts). */
+  /** createAwsClients' itemUpdates: the updates and reads skip the DocumentClient (src/aws/item-updates.ts). */
   itemUpdates?: DynamoDBClient;
   tableName: string;
   /** DEDUPE_TTL_DAYS: how long a key is remembered after its last claim or park. */
@@ -39,8 +39,7 @@ export class DedupeTable {
 
   /** An UpdateItem on `key`'s record; every `#name` in the expressions stands for the attribute `name`. */
   update(key: string, input: Omit<UpdateCommandInput, 'TableName' | 'Key' | 'ExpressionAttributeNames'>, journal?: JournalUpdate) {
-    const expressions = `${input.UpdateExpression ?? ''} ${input.ConditionExpression ?? ''}`;
-    const names = Object.fromEntries([...expressions.matchAll(/#\w+/g)].map(([placeholder]) => [placeholder, placeholder.slice(1)]));
+    const names = placeholderNames(`${input.UpdateExpression ?? ''} ${input.ConditionExpression ?? ''}`);
     // The journal's clauses join this write (src/journal/journal-update.ts): no extra request.
     return this.updates.update({
       TableName: this.options.tableName,
@@ -56,7 +55,7 @@ export class DedupeTable {
   async read(key: string): Promise<DedupeRecord | undefined> {
     let item: Record<string, unknown> | undefined;
     try {
-      ({ Item: item } = await this.options.documents.send(new GetCommand({ TableName: this.options.tableName, Key: { pk: storedKey(key) }, ConsistentRead: true })));
+      ({ Item: item } = await this.updates.get({ TableName: this.options.tableName, Key: { pk: storedKey(key) }, ConsistentRead: true }));
     } catch (error) {
       throw storeFailure('read', key, error);
     }
@@ -79,6 +78,18 @@ export class DedupeTable {
   publishReceived(key: string, lineId: string, at: string): void {
     this.options.journalBus?.publish({ handle: storedKey(key), lineId, step: 'received', at });
   }
+}
+
+/** The store's expressions are a handful of constants: each one's names are worked out once, not on every write. */
+const namesByExpression = new Map<string, Record<string, string>>();
+
+function placeholderNames(expressions: string): Record<string, string> {
+  let names = namesByExpression.get(expressions);
+  if (!names) {
+    names = Object.fromEntries([...expressions.matchAll(/#\w+/g)].map(([placeholder]) => [placeholder, placeholder.slice(1)]));
+    if (namesByExpression.size < 256) namesByExpression.set(expressions, names);
+  }
+  return names;
 }
 
 /**

@@ -74,6 +74,19 @@ export function stepsJournal(steps: JourneyStep[], counters?: { retries?: number
  */
 export function mergeUpdateExpression(expression: string, journal: JournalUpdate | undefined): string {
   if (!journal) return expression;
+  // The stores' expressions and the journal's clauses come in a handful of shapes: each merged once.
+  const key = `${expression}\n${journal.set.join(',')}\n${journal.add.join(',')}`;
+  let merged = mergedExpressions.get(key);
+  if (merged === undefined) {
+    merged = mergeClauses(expression, journal);
+    if (mergedExpressions.size < 1024) mergedExpressions.set(key, merged);
+  }
+  return merged;
+}
+
+const mergedExpressions = new Map<string, string>();
+
+function mergeClauses(expression: string, journal: JournalUpdate): string {
   const clauses = new Map<string, string[]>();
   const parts = expression.split(/\b(SET|REMOVE|ADD|DELETE)\b/).map((p) => p.trim());
   for (let i = 1; i < parts.length; i += 2) {

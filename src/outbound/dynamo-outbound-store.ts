@@ -1,5 +1,6 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { ItemUpdates } from '../aws/item-updates';
 import { ConfigError, RetryableError } from '../errors';
 import { OUTBOUND_BY_WAMID_INDEX } from '../aws/resources';
 import type { JournalBus } from '../journal/journal-bus';
@@ -32,7 +33,8 @@ export const OUTBOUND_WRITES_METRIC = 'wa_ingress_outbound_store_writes_total';
  * Meta's statuses; the writes that end a send (fenced by the claim) are DynamoSendOutcomes.
  */
 export class DynamoOutboundStore implements OutboundStore {
-  private readonly documents: DynamoDBDocumentClient;
+  /** Create and the reads: the cached client when given (src/aws/item-updates.ts). */
+  private readonly items: ItemUpdates;
   private readonly tableName: string;
   private readonly retentionSeconds: number;
   private readonly clock: () => number;
@@ -43,14 +45,14 @@ export class DynamoOutboundStore implements OutboundStore {
 
   constructor(options: DynamoOutboundStoreOptions) {
     if (!options.tableName) throw new ConfigError('DYNAMODB_OUTBOUND_TABLE must name the outbound table');
-    this.documents = options.documents;
+    this.items = new ItemUpdates(options.documents, options.itemUpdates);
     this.tableName = options.tableName;
     this.retentionSeconds = Math.round(options.retentionDays * 86_400);
     this.clock = options.clock ?? Date.now;
     this.journalBus = options.journalBus;
     const counter = { name: OUTBOUND_WRITES_METRIC, help: 'DynamoDB writes to outbound records, by operation and result (applied, refused: the condition did not hold)', labelNames: ['operation', 'result'] as const };
     this.writes = options.registry ? sharedCounter(options.registry, counter) : new Counter({ ...counter, registers: [] });
-    this.update = new ConditionalRecordUpdate({ documents: this.documents, itemUpdates: options.itemUpdates, tableName: this.tableName, writes: this.writes, journalBus: this.journalBus });
+    this.update = new ConditionalRecordUpdate({ documents: options.documents, itemUpdates: options.itemUpdates, tableName: this.tableName, writes: this.writes, journalBus: this.journalBus });
     this.outcomes = new DynamoSendOutcomes(this.update, this.clock);
   }
 
@@ -74,9 +76,7 @@ export class DynamoOutboundStore implements OutboundStore {
       expiresAt: Math.floor(now / 1000) + this.retentionSeconds,
     };
     try {
-      await this.documents.send(
-        new PutCommand({ TableName: this.tableName, Item: record, ConditionExpression: 'attribute_not_exists(pk)' }),
-      );
+      await this.items.put({ TableName: this.tableName, Item: record, ConditionExpression: 'attribute_not_exists(pk)' });
       this.writes.inc({ operation: 'create', result: 'applied' });
       this.journalBus?.publish({ handle: record.id, lineId: record.lineId, step: 'queued', at });
       return { created: true, record };
@@ -91,7 +91,7 @@ export class DynamoOutboundStore implements OutboundStore {
 
   async get(id: string): Promise<OutboundRecord | undefined> {
     try {
-      const out = await this.documents.send(new GetCommand({ TableName: this.tableName, Key: { pk: id }, ConsistentRead: true }));
+      const out = await this.items.get({ TableName: this.tableName, Key: { pk: id }, ConsistentRead: true });
       return out.Item as OutboundRecord | undefined;
     } catch (error) {
       throw storeFailure('get', error);
@@ -100,16 +100,14 @@ export class DynamoOutboundStore implements OutboundStore {
 
   async findByWamid(wamid: string): Promise<OutboundRecord | undefined> {
     try {
-      const out = await this.documents.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          IndexName: OUTBOUND_BY_WAMID_INDEX,
-          KeyConditionExpression: '#wamid = :wamid',
-          ExpressionAttributeNames: { '#wamid': 'wamid' },
-          ExpressionAttributeValues: { ':wamid': wamidDigest(wamid) },
-          Limit: 1,
-        }),
-      );
+      const out = await this.items.query({
+        TableName: this.tableName,
+        IndexName: OUTBOUND_BY_WAMID_INDEX,
+        KeyConditionExpression: '#wamid = :wamid',
+        ExpressionAttributeNames: { '#wamid': 'wamid' },
+        ExpressionAttributeValues: { ':wamid': wamidDigest(wamid) },
+        Limit: 1,
+      });
       const found = out.Items?.[0] as OutboundRecord | undefined;
       // Index reads are eventually consistent and may project less: read the item itself.
       return found ? this.get(found.pk) : undefined;

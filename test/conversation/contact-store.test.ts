@@ -24,7 +24,8 @@ describe('contact state on DynamoDB (dynalite)', () => {
 
   beforeAll(async () => {
     aws = await startAwsHarness();
-    store = new DynamoContactStore({ documents: aws.clients.documents, tableName: aws.names.contactsTable });
+    // As the worker wires it: reads and writes on the cached item client (src/aws/item-updates.ts).
+    store = new DynamoContactStore({ documents: aws.clients.documents, itemUpdates: aws.clients.itemUpdates, tableName: aws.names.contactsTable });
   });
   afterAll(() => aws.stop());
   beforeEach(() => {
