@@ -464,6 +464,9 @@ interface Stages {
   replySend: number;
   status: number;
   fullRoundTrip: number;
+  /** The runs the stages are derived from, printed beside them. */
+  messageHalf: RateResult;
+  noReply: RateResult;
 }
 
 /** The round trip split by differences of runs at one rate (the file's header says how). */
@@ -479,6 +482,8 @@ async function measureStages(rig: Rig, gateway: Gateway, full: RateResult, run: 
     replySend: messageHalf.cpuMsPerEventLessIdle - noReply.cpuMsPerEventLessIdle,
     status: (full.cpuMsPerEventLessIdle - messageHalf.cpuMsPerEventLessIdle) / STATUSES_PER_REPLY,
     fullRoundTrip: full.cpuMsPerEventLessIdle,
+    messageHalf,
+    noReply,
   };
 }
 
@@ -634,9 +639,22 @@ function report(results: RateResult[], stages: Stages[], standIns: { p50: number
     );
     for (const s of stages) {
       const base = s.variant.baseline ? undefined : stages.find((b) => b.variant.baseline);
-      const cell = (k: keyof Omit<Stages, 'variant'>) => `${fixed(s[k], 2)}${versus(s[k], base?.[k])}`.padEnd(18);
+      const cell = (k: 'ingressRequest' | 'inboundEvent' | 'replySend' | 'status' | 'fullRoundTrip') => `${fixed(s[k], 2)}${versus(s[k], base?.[k])}`.padEnd(18);
       out.push(`${s.variant.label.padEnd(26)} ${cell('ingressRequest')}${cell('inboundEvent')}${cell('replySend')}${cell('status')}${cell('fullRoundTrip')}`);
     }
+    out.push(`  the runs they come from (gateway CPU ms per round trip, less idle; calls per round trip):`);
+    for (const s of stages) {
+      for (const [what, r] of [
+        ["message's half (statuses off)", s.messageHalf],
+        ['no reply (statuses off, the flow answers nothing)', s.noReply],
+      ] as const) {
+        out.push(
+          `    ${s.variant.label}, ${what}: ${fixed(r.cpuMsPerEventLessIdle, 2)} ms, replies ${r.replied}/${r.sent}, p99 ${ms(r.p99)}; ` +
+            `${callsSummary(r, 'DynamoDB')}; ${callsSummary(r, 'SQS')}; ${callsSummary(r, 'Bird')}, ${callsSummary(r, 'Graph')}`,
+        );
+      }
+    }
+    out.push(`  (each stage is a difference of two runs, so it carries both runs' noise; the full round trip is measured directly)`);
   }
   out.push('', `stand-ins' own round trips (Bird flow POST + Graph send, sequential): p50 ${fixed(standIns.p50)} ms, p99 ${fixed(standIns.p99)} ms`, '');
   out.push(`targets (issue 18):`);
