@@ -32,7 +32,7 @@ const EVENTS_PER_PAYLOAD = 5;
 const KILL_AFTER_ACCEPTED = 20;
 const OBSERVE_MS = Number(process.env.CRASH_OBSERVE_SECONDS ?? 130) * 1000;
 const APP_SECRET = 'crash-bench-app-secret';
-const NAMES = { linesTable: 'wa-ingress-lines', dedupeTable: 'wa-ingress-dedupe', bucket: 'wa-ingress-crash' };
+const NAMES = { linesTable: 'wa-ingress-lines', dedupeTable: 'wa-ingress-dedupe', contactsTable: 'wa-ingress-contacts', outboundTable: 'wa-ingress-outbound', bucket: 'wa-ingress-crash' };
 const PHONE_NUMBER_ID = '106540352242922';
 const MAIN_JS = resolve(__dirname, '../../dist/main.js');
 
