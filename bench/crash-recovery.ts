@@ -25,13 +25,14 @@ import { DynamoLineStore } from '../src/lines/store';
 import { standInEnvironment, startAwsStandIns } from '../src/local/aws-standins';
 import { BIRD_STANDIN_FLOW_SECRET, BIRD_STANDIN_FLOW_SIGNING_SECRET, startBirdStandIn } from '../src/local/bird-standin';
 import { createLogger } from '../src/observability/logger';
+import { messagesWebhook } from './worker-payloads';
 
 const PAYLOADS = 12;
 const EVENTS_PER_PAYLOAD = 5;
 const KILL_AFTER_ACCEPTED = 20;
 const OBSERVE_MS = Number(process.env.CRASH_OBSERVE_SECONDS ?? 130) * 1000;
 const APP_SECRET = 'crash-bench-app-secret';
-const NAMES = { linesTable: 'wa-ingress-lines', dedupeTable: 'wa-ingress-dedupe', bucket: 'wa-ingress-crash' };
+const NAMES = { linesTable: 'wa-ingress-lines', dedupeTable: 'wa-ingress-dedupe', contactsTable: 'wa-ingress-contacts', outboundTable: 'wa-ingress-outbound', bucket: 'wa-ingress-crash' };
 const PHONE_NUMBER_ID = '106540352242922';
 const MAIN_JS = resolve(__dirname, '../../dist/main.js');
 
@@ -62,10 +63,7 @@ function payload(p: number): string {
     type: 'text',
     text: { body: `event ${p}-${m}` },
   }));
-  return JSON.stringify({
-    object: 'whatsapp_business_account',
-    entry: [{ id: '102290129340398', changes: [{ field: 'messages', value: { messaging_product: 'whatsapp', metadata: { display_phone_number: '15550783881', phone_number_id: PHONE_NUMBER_ID }, messages } }] }],
-  });
+  return messagesWebhook({ wabaId: '102290129340398', displayPhoneNumber: '15550783881', phoneNumberId: PHONE_NUMBER_ID }, '16505551234', 'Crash Bench', messages);
 }
 
 async function main(): Promise<void> {

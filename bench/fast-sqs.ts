@@ -39,6 +39,8 @@ class FastQueue {
   readonly dwellMs: number[] = [];
   readonly waiters: Waiter[] = [];
   readonly dedup = new Map<string, number>();
+  /** Held: receives get nothing (a bench measuring the sender side alone); messages stay queued. */
+  held = false;
   private timer?: NodeJS.Timeout;
 
   constructor(
@@ -76,6 +78,7 @@ class FastQueue {
 
   /** Receivable now: visible, and (FIFO) the first of a group with nothing of it in flight. */
   take(max: number, visibilityMs: number): StoredMessage[] {
+    if (this.held) return [];
     const now = Date.now();
     const busyGroups = new Set<string>();
     if (this.fifo) for (const m of this.messages) if (m.visibleAt > now && m.groupId) busyGroups.add(m.groupId);
@@ -168,6 +171,8 @@ export interface FastSqs {
   /** Per queue: milliseconds each message waited between its send and its first receive. */
   dwell(): Record<string, number[]>;
   queueUrl(name: string): string;
+  /** Hold a queue's messages back from every receive, or release them to the waiting long polls. */
+  hold(name: string, held: boolean): void;
   close(): Promise<void>;
 }
 
@@ -299,6 +304,11 @@ export async function startFastSqs(queueNames: string[], options: { port?: numbe
     endpoint,
     queueUrl: (name) => `${endpoint}/000000000000/${name}`,
     dwell: () => Object.fromEntries([...queues].map(([name, q]) => [name, q.dwellMs.splice(0)])),
+    hold: (name, held) => {
+      const queue = queueOf(name);
+      queue.held = held;
+      if (!held) queue.wake();
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

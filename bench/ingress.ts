@@ -4,7 +4,8 @@
  * (signed ~2 KB payloads, 64 connections). The gateway's SQS is local-aws-sqs, a wire-protocol
  * stand-in that answers from memory, run in its own process so it does not share the gateway's core.
  *
- * Run: `npm run bench:ingress` (env BENCH_SECONDS, default 10 per round; 2 rounds each, alternating).
+ * Run: `npm run bench:ingress` (env BENCH_SECONDS, default 10 per round; 2 rounds each, alternating;
+ * BENCH_BASELINE_DIST=<another build's dist>: that build's gateway as (a0) in the same rounds).
  */
 import autocannon from 'autocannon';
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -16,6 +17,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { sign } from '../src/ingress/signature';
 import { cpuSecondsOf } from './proc-cpu';
+import { messagesWebhook } from './worker-payloads';
 
 const SECRET = 'bench-app-secret';
 const CONNECTIONS = 64;
@@ -30,26 +32,8 @@ function payload(): Buffer {
     text: { body: 'Hello! I would like to know more about the opening hours of your store this weekend, thanks.' },
     type: 'text',
   });
-  const body = {
-    object: 'whatsapp_business_account',
-    entry: [
-      {
-        id: '102290129340398',
-        changes: [
-          {
-            field: 'messages',
-            value: {
-              messaging_product: 'whatsapp',
-              metadata: { display_phone_number: '15550783881', phone_number_id: '106540352242922' },
-              contacts: [{ profile: { name: 'Bench User' }, wa_id: '15550001111' }],
-              messages: Array.from({ length: 7 }, (_, i) => message(i)),
-            },
-          },
-        ],
-      },
-    ],
-  };
-  return Buffer.from(JSON.stringify(body));
+  const line = { wabaId: '102290129340398', displayPhoneNumber: '15550783881', phoneNumberId: '106540352242922' };
+  return Buffer.from(messagesWebhook(line, '15550001111', 'Bench User', Array.from({ length: 7 }, (_, i) => message(i))));
 }
 
 function freePort(): Promise<number> {
@@ -181,38 +165,53 @@ async function main(): Promise<void> {
     WHATSAPP_VERIFY_TOKEN: 'bench',
     WHATSAPP_APP_SECRETS: SECRET,
   };
-  const gateway: ChildProcess = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []), join(__dirname, '../src/main.js'), 'ingress'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const startGateway = (main: string, port: number): ChildProcess =>
+    spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []), main, 'ingress'], { env: { ...env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const gateway = startGateway(join(__dirname, '../src/main.js'), gatewayPort);
+  // BENCH_BASELINE_DIST=<another build's dist>: that build's ingress too, in the same rounds, on the same SQS stand-in.
+  const baselineDist = process.env.BENCH_BASELINE_DIST;
+  const baselinePort = await freePort();
+  const baseline = baselineDist ? startGateway(join(baselineDist, 'main.js'), baselinePort) : undefined;
   const bare = fork(self, ['bare'], { env: { ...process.env, PORT: String(barePort) } });
   const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
-  const bareUrl = `http://127.0.0.1:${barePort}`;
-  await Promise.all([waitHealthy(`${gatewayUrl}/healthz`), waitHealthy(`${bareUrl}/healthz`)]);
+  const servers = [
+    { name: '(a) gateway, durable enqueue', url: gatewayUrl, pid: gateway.pid },
+    ...(baseline ? [{ name: '(a0) baseline gateway, durable enqueue', url: `http://127.0.0.1:${baselinePort}`, pid: baseline.pid }] : []),
+    { name: '(b) bare Express, raw body + 200', url: `http://127.0.0.1:${barePort}`, pid: bare.pid },
+  ];
+  await Promise.all(servers.map((server) => waitHealthy(`${server.url}/healthz`)));
 
   process.stdout.write(
     `ingress benchmark: ${body.length}-byte signed payloads, ${CONNECTIONS} connections, ${SECONDS}s per round, ${ROUNDS} rounds each\n` +
-      `SQS endpoint for (a): bench/ingress.ts's fast SQS JSON-protocol stand-in (SendMessageBatch answered from memory with the MD5s the SDK checks), in its own process\n`,
+      `SQS endpoint for (a): bench/ingress.ts's fast SQS JSON-protocol stand-in (SendMessageBatch answered from memory with the MD5s the SDK checks), in its own process\n` +
+      (baselineDist ? `(a0): ${baselineDist}/main.js ingress, the same env and SQS stand-in\n` : ''),
   );
   // Warm-up: JIT, keep-alive sockets, SDK initialisation.
-  await load(`${gatewayUrl}/webhooks/whatsapp`, body, 2);
-  await load(`${bareUrl}/webhooks/whatsapp`, body, 2);
+  for (const server of servers) await load(`${server.url}/webhooks/whatsapp`, body, 2);
 
-  const a: Figures[] = [];
-  const b: Figures[] = [];
+  const figures = servers.map(() => [] as Figures[]);
   for (let round = 0; round < ROUNDS; round++) {
-    a.push(await load(`${gatewayUrl}/webhooks/whatsapp`, body, SECONDS, gateway.pid));
-    b.push(await load(`${bareUrl}/webhooks/whatsapp`, body, SECONDS, bare.pid));
+    for (const [i, server] of servers.entries()) figures[i]!.push(await load(`${server.url}/webhooks/whatsapp`, body, SECONDS, server.pid));
   }
   const mean = (xs: Figures[], k: keyof Figures) => xs.reduce((s, x) => s + x[k], 0) / xs.length;
   const row = (name: string, xs: Figures[]) =>
-    `${name.padEnd(34)} ${mean(xs, 'rps').toFixed(0).padStart(8)} req/s   CPU ${mean(xs, 'cpuUsPerRequest').toFixed(0).padStart(5)} µs/req   p50 ${mean(xs, 'p50').toFixed(1).padStart(5)} ms   p99 ${mean(xs, 'p99').toFixed(1).padStart(5)} ms   non-2xx ${mean(xs, 'non2xx')}   errors ${mean(xs, 'errors')}`;
-  process.stdout.write(`${row('(a) gateway, durable enqueue', a)}\n${row('(b) bare Express, raw body + 200', b)}\n`);
-  const ratio = mean(a, 'rps') / mean(b, 'rps');
+    `${name.padEnd(40)} ${mean(xs, 'rps').toFixed(0).padStart(8)} req/s   CPU ${mean(xs, 'cpuUsPerRequest').toFixed(0).padStart(5)} µs/req   p50 ${mean(xs, 'p50').toFixed(1).padStart(5)} ms   p99 ${mean(xs, 'p99').toFixed(1).padStart(5)} ms   non-2xx ${mean(xs, 'non2xx')}   errors ${mean(xs, 'errors')}`;
+  process.stdout.write(servers.map((server, i) => `${row(server.name, figures[i]!)}\n`).join(''));
+  const a = figures[0]!;
+  const b = figures.at(-1)!;
+  const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
+  const cpu = (xs: Figures[]) => `${mean(xs, 'cpuUsPerRequest').toFixed(0)} µs`;
+  const versusBare = (xs: Figures[], label: string) => {
+    const ratio = mean(xs, 'rps') / mean(b, 'rps');
+    return `${label}/b req/s ${ratio.toFixed(3)} (target ≥ 0.8: ${verdict(ratio >= 0.8)}); CPU per request ${label} ${cpu(xs)} vs b ${cpu(b)} (b/${label} ${(mean(b, 'cpuUsPerRequest') / mean(xs, 'cpuUsPerRequest')).toFixed(3)})`;
+  };
+  process.stdout.write(`${versusBare(a, 'a')}   load average ${loadavg()[0]!.toFixed(1)}\n`);
+  if (baseline) {
+    const a0 = figures[1]!;
+    process.stdout.write(`${versusBare(a0, 'a0')}\nthis build against the baseline: req/s a/a0 ${(mean(a, 'rps') / mean(a0, 'rps')).toFixed(3)}, CPU per request a/a0 ${(mean(a, 'cpuUsPerRequest') / mean(a0, 'cpuUsPerRequest')).toFixed(3)}\n`);
+  }
   const p99 = mean(a, 'p99');
-  const cpuRatio = mean(b, 'cpuUsPerRequest') / mean(a, 'cpuUsPerRequest');
-  process.stdout.write(`ratio a/b (req/s): ${ratio.toFixed(3)}   target >= 0.8: ${ratio >= 0.8 ? 'met' : 'NOT met'}   load average ${loadavg()[0]!.toFixed(1)}\n`);
-  process.stdout.write(
-    `CPU per request: gateway ${mean(a, 'cpuUsPerRequest').toFixed(0)} µs, bare Express ${mean(b, 'cpuUsPerRequest').toFixed(0)} µs (bare/gateway ${cpuRatio.toFixed(3)})\n`,
-  );
-  process.stdout.write(`gateway p99: ${p99.toFixed(1)} ms   target <= 50 ms: ${p99 <= 50 ? 'met' : 'NOT met'}\n`);
+  process.stdout.write(`gateway p99: ${p99.toFixed(1)} ms   target <= 50 ms: ${verdict(p99 <= 50)}\n`);
   const metrics = await (await fetch(`${gatewayUrl}/metrics`)).text();
   const batches = metrics.match(/^wa_ingress_sqs_send_batches_total\{outcome="ok"\} (\d+)/m)?.[1];
   const enqueued = metrics.match(/^wa_ingress_payloads_enqueued_total (\d+)/m)?.[1];
@@ -224,6 +223,7 @@ async function main(): Promise<void> {
   });
   process.stdout.write(`messages the SQS stand-in accepted: ${counted.messages}\n`);
   gateway.kill('SIGTERM');
+  baseline?.kill('SIGTERM');
   bare.kill('SIGTERM');
   sqs.kill('SIGTERM');
 }

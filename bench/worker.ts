@@ -17,15 +17,17 @@
  * Three processes, so each CPU figure is one process's own: the stand-ins (local-aws-sqs, dynalite,
  * s3rver, Bird) in one child, the worker in another, the loader and baselines here.
  * Run: `npm run bench:worker`. Env: BENCH_EVENTS (5000), BENCH_EVENTS_PER_PAYLOAD (`mix`, or 1..100),
- * WORKER_CONCURRENCY (32), BENCH_SQS (`memory`: no durable section).
+ * WORKER_CONCURRENCY (32), BENCH_SQS (`memory`: no durable section), BENCH_BASELINE_DIST (another build's
+ * dist: its own bench:worker, from ../dist-bench, runs right after with the same env, and the worker
+ * CPU per event of both is printed side by side).
  */
 import { DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { ask, nextMessage, type Message } from './ipc';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createAwsClients, type AwsClients } from '../src/aws/clients';
 import { ensureResources } from '../src/aws/resources';
@@ -74,7 +76,10 @@ const LINE: BenchLine & { lineId: string } = {
   displayPhoneNumber: '15550783881',
   wabaId: '102290129340398',
 };
-const TARGETS = { sqsPerEvent: 0.3, dynamoWritesPerEvent: 2.1, lineLookupsPerEvent: 0.01 };
+/** cpuMsPerEvent: issue 18's, for (a), the worker on the standard queue. */
+const TARGETS = { sqsPerEvent: 0.3, dynamoWritesPerEvent: 2.1, lineLookupsPerEvent: 0.01, cpuMsPerEvent: 1.5 };
+/** Another build's dist (e.g. /work/wt-base/dist): its own bench:worker (../dist-bench/bench/worker.js) runs after this one, and the CPU per event is compared. */
+const BASELINE_DIST = process.env.BENCH_BASELINE_DIST;
 
 interface StandInInfo {
   endpoints: { sqs: string; dynamodb: string; s3: string };
@@ -434,6 +439,39 @@ const list = (counts: CallCounts) =>
     .map(([name, n]) => `${name} ${n}`)
     .join(', ') || 'none';
 
+/**
+ * The baseline build's own bench:worker, run now with the same env (events, shape, concurrency,
+ * BENCH_SQS), so both builds meet the same machine in the same session; its (a) and (e) rows are
+ * read from its output and set beside this run's.
+ */
+async function compareWithBaseline(dist: string, own: { standard: number; fifo: number }): Promise<void> {
+  const bench = resolve(dist, '../dist-bench/bench/worker.js');
+  if (!existsSync(bench)) {
+    process.stdout.write(`\nbaseline: no ${bench}; build it with \`npm run build && npm run bench:build\` in that checkout\n`);
+    return;
+  }
+  process.stdout.write(`\nbaseline: ${bench}, the same env, run now (its full output with BENCH_DEBUG)…\n`);
+  const env = { ...process.env };
+  delete env.BENCH_BASELINE_DIST;
+  const child = spawn(process.execPath, [bench], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const code = await new Promise<number | null>((done) => child.once('exit', done));
+  if (process.env.BENCH_DEBUG) process.stdout.write(output);
+  // A row ends in its CPU ms/event column.
+  const cpuOf = (row: string) => Number(new RegExp(`^\\(${row}\\) worker.*\\s(\\d+\\.\\d+)\\s*$`, 'm').exec(output)?.[1]);
+  const base = { standard: cpuOf('a'), fifo: cpuOf('e') };
+  if (code !== 0 || !Number.isFinite(base.standard)) {
+    process.stdout.write(`baseline bench failed (exit ${code}); its last output:\n${output.slice(-3000)}\n`);
+    return;
+  }
+  process.stdout.write(
+    `worker CPU ms per event, this build / baseline: (a) standard queue ${fixed(own.standard, 3)} / ${fixed(base.standard, 3)} = ×${fixed(own.standard / base.standard, 2)}; ` +
+      `(e) FIFO ${fixed(own.fifo, 3)} / ${fixed(base.fifo, 3)} = ×${fixed(own.fifo / base.fifo, 2)}\n`,
+  );
+}
+
 async function main(): Promise<void> {
   const children: ChildProcess[] = [];
   const watchdog = setTimeout(() => {
@@ -591,6 +629,7 @@ async function main(): Promise<void> {
     `ratio of events/s: (a)/(c) Bird alone ${fixed(workerRate / birdRate, 2)}, (a)/(b) SQS alone ${fixed(workerRate / sqsRate, 2)}, ` +
       `(a)/(d) dedupe alone ${fixed(workerRate / dedupeRate, 2)}`,
   );
+  out.push(`worker CPU per event (a) ${fixed(cpuMs(result.cpuMicros), 3)} ms: target ≤ ${TARGETS.cpuMsPerEvent} ms: ${verdict(cpuMs(result.cpuMicros) <= TARGETS.cpuMsPerEvent)}`);
   out.push(
     `worker CPU per event / sum of the parts' (b)+(c)+(d) ${fixed(cpuMs(partsCpu), 3)} ms: ${fixed(result.cpuMicros / partsCpu, 2)}x`,
   );
@@ -664,6 +703,7 @@ async function main(): Promise<void> {
   clients.destroy();
   standIns.disconnect();
   clearTimeout(watchdog);
+  if (BASELINE_DIST) await compareWithBaseline(BASELINE_DIST, { standard: cpuMs(result.cpuMicros), fifo: cpuMs(fifo.result.cpuMicros) });
   if (!once.ok || result.timedOut || !fifoOnce.ok || fifo.result.timedOut) process.exitCode = 1;
   if (durable && (!durable.once.ok || durable.phase.result.timedOut)) process.exitCode = 1;
 }
