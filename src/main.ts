@@ -8,7 +8,8 @@ import { JournalBus } from './journal/journal-bus';
 import { parseLines, readLinesFile, upsertLines } from './lines/admin';
 import type { LineInput } from './lines/line';
 import { startWorker } from './worker';
-import { createOutboundRoutes } from './outbound';
+import { createOutboundRecords, createOutboundRoutes } from './outbound';
+import { IngressStatusSettlement } from './ingress/status-settlement';
 import { createContactStates } from './conversation';
 import { startHealthServer } from './observability/health';
 import { CachedLineRegistry } from './lines/registry';
@@ -99,8 +100,10 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
   const journalBus = new JournalBus();
   // One conversation-state cache per process: in `all`, the contact API's pause is what the worker tells Bird next.
   const contacts = createContactStates(config, clients, registry);
+  // One outbound store and status settler per process (replies configured): the worker's and the ingress's.
+  const outbound = createOutboundRecords({ config, clients, registry, journalBus });
   if (role === 'worker' || role === 'all') {
-    const worker = startWorker({ config, clients, lines, secrets, registry, logger, journalBus, contacts, accountEvents: watch.accountEvents });
+    const worker = startWorker({ config, clients, lines, secrets, registry, logger, journalBus, contacts, accountEvents: watch.accountEvents, outbound });
     let workerStopping = false;
     drains.push(() => {
       workerStopping = true;
@@ -166,6 +169,10 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
       logger,
       routes,
       archive,
+      statuses:
+        outbound && config.ingress.settlesStatuses
+          ? new IngressStatusSettlement({ lines, settler: outbound.statuses, timeoutMs: config.sqs.sendTimeoutMs, registry, logger })
+          : undefined,
     });
     const running = ingress;
     drains.push(() => running.drain());

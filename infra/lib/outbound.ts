@@ -164,6 +164,8 @@ export class OutboundPipeline extends Construct {
 /**
  * The ingress accepts replies (send API, Bird webhooks): a conditional put of the record (or a read
  * of the one the key already made), the FIFO send, and the status lookup of GET /v1/.../messages/:id;
+ * the same UpdateItem and GetItem settle the statuses of our replies that echo their id (the ingress
+ * settles those a line does not forward itself: src/ingress/status-settlement.ts; never by wamid);
  * the contact API counts a contact's replies of the last 30 days on the byContact index (`sent`).
  */
 function outboundIngressStatements(o: OutboundPipeline): iam.PolicyStatement[] {

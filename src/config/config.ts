@@ -54,6 +54,8 @@ const envSchema = z.object({
   MAX_BODY_BYTES: int(1024, 10 * MEBIBYTE).default(3 * MEBIBYTE),
   SQS_SEND_TIMEOUT_MS: int(100, 60_000).default(3000),
   BATCH_WINDOW_MS: int(0, 100).default(2),
+  // Statuses of our replies the line does not forward: settled by the ingress itself, no SQS message.
+  INGRESS_SETTLES_STATUSES: bool.default('true'),
   CLAIM_CHECK_THRESHOLD_BYTES: int(1024, 1024 * 1024 - 64 * 1024).default(900 * 1024),
   // Past the 20 s long poll: a receive out at SIGTERM returns by itself and its messages are handed back (infra's stopTimeout is 5 s more).
   SHUTDOWN_TIMEOUT_MS: int(2000, 115_000).default(25_000),
@@ -147,7 +149,7 @@ export interface Config {
   aws: AwsSettings;
   createMissingResources: boolean;
   linesFile?: string;
-  ingress: { maxBodyBytes: number; shutdownTimeoutMs: number; lineCacheTtlMs: number; secretCacheTtlMs: number; publicBaseUrl?: string; birdWebhookMaxSkewMs: number };
+  ingress: { maxBodyBytes: number; settlesStatuses: boolean; shutdownTimeoutMs: number; lineCacheTtlMs: number; secretCacheTtlMs: number; publicBaseUrl?: string; birdWebhookMaxSkewMs: number };
   archive: { flushMs: number; retentionDays: number; bufferBytes: number };
   /** The Meta watcher: `intervalMs` 0 is off; `appId` absent skips the subscription check. */
   watch: { intervalMs: number; leaseMs: number; appId?: string };
@@ -278,6 +280,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     linesFile: env.LINES_FILE,
     ingress: {
       maxBodyBytes: env.MAX_BODY_BYTES,
+      settlesStatuses: env.INGRESS_SETTLES_STATUSES,
       shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
       lineCacheTtlMs: env.LINE_CACHE_TTL_MS,
       secretCacheTtlMs: env.SECRET_CACHE_TTL_MS,

@@ -11,6 +11,7 @@ import type { PayloadArchive } from '../archive/archive-writer';
 import { inboundRoutes } from '../meta/conversation';
 import { envelopeToEvents } from '../meta/envelope';
 import type { ReadinessProbe } from './readiness';
+import type { IngressStatusSettlement } from './status-settlement';
 import { tokensEqual, verifySignature } from './signature';
 
 export interface IngressDependencies {
@@ -23,6 +24,8 @@ export interface IngressDependencies {
   /** Every POST SQS accepted is copied here (signed original), off the 200's path. */
   archive?: PayloadArchive;
   readiness: ReadinessProbe;
+  /** Statuses of our replies settled here, with no SQS message (INGRESS_SETTLES_STATUSES); absent: every payload to SQS. */
+  statuses?: IngressStatusSettlement;
   registry: Registry;
   logger: Logger;
   /** More routes on this listener (the send API, Bird webhooks), mounted before the 404. */
@@ -194,14 +197,31 @@ export function createIngressApp(deps: IngressDependencies): express.Express {
     const attributes: Record<string, string> = {
       receivedAt: new Date().toISOString(),
       requestId: (res.locals as Locals).requestId,
-      bodySha256: createHash('sha256').update(raw).digest('hex'),
     };
     if (line) attributes.lineId = line.lineId;
     const traceparent = req.get('traceparent');
     if (traceparent && TRACEPARENT.test(traceparent)) attributes.traceparent = traceparent;
 
-    const started = process.hrtime.bigint();
+    // Only what was made durable (its only effect written, or the payload on SQS); buffered, so the 200 never waits on S3.
+    const archive = () =>
+      deps.archive?.add({
+        receivedAt: attributes.receivedAt!,
+        requestId: attributes.requestId!,
+        path: req.path,
+        lineId: line?.lineId,
+        signature: req.get('x-hub-signature-256')!,
+        body: raw,
+        contacts: contactsOf(events),
+      });
+
     const events = envelopeToEvents(envelope);
+    if (deps.statuses && (await deps.statuses.settle(events, line, log))) {
+      res.status(200).json({ status: 'settled' });
+      archive();
+      return;
+    }
+    attributes.bodySha256 = createHash('sha256').update(raw).digest('hex');
+    const started = process.hrtime.bigint();
     try {
       // The FIFO group(s): the conversation's, and statuses in a lane of their own (ignored on a standard queue).
       await deps.queue.enqueue({ body: raw, attributes, routes: inboundRoutes(envelope, events) });
@@ -215,16 +235,7 @@ export function createIngressApp(deps: IngressDependencies): express.Express {
     // Per-payload success is debug: at webhook volumes, metrics and the load balancer's access log carry it.
     if (deps.logger.isLevelEnabled('debug')) log().debug({ lineId: line?.lineId, bytes: raw.length, bodySha256: attributes.bodySha256 }, 'payload enqueued');
     res.status(200).json({ status: 'queued' });
-    // Only what SQS accepted; buffered, so the 200 never waits on S3.
-    deps.archive?.add({
-      receivedAt: attributes.receivedAt!,
-      requestId: attributes.requestId!,
-      path: req.path,
-      lineId: line?.lineId,
-      signature: req.get('x-hub-signature-256')!,
-      body: raw,
-      contacts: contactsOf(events),
-    });
+    archive();
   };
 
   const asyncRoute =

@@ -11,6 +11,7 @@ import type { PayloadArchive } from '../archive/archive-writer';
 import { S3ClaimCheckWriter } from '../queue/claim-check-writer';
 import { SqsBatchProducer, type PayloadQueue } from './producer';
 import { SqsReadiness, type ReadinessProbe } from './readiness';
+import type { IngressStatusSettlement } from './status-settlement';
 
 export interface IngressOptions {
   port: number;
@@ -35,6 +36,8 @@ export interface IngressOptions {
   routes?: import('express').Router[];
   /** The archive of signed originals (main.ts: S3PayloadArchive); flushed last on drain. */
   archive?: PayloadArchive;
+  /** Statuses of our replies settled without SQS (main.ts, INGRESS_SETTLES_STATUSES). */
+  statuses?: IngressStatusSettlement;
   /** Overrides for tests and benchmarks. */
   queue?: PayloadQueue;
   readiness?: ReadinessProbe;
@@ -71,6 +74,7 @@ export async function startIngress(options: IngressOptions): Promise<RunningIngr
     queue,
     archive: options.archive,
     readiness: options.readiness ?? new SqsReadiness({ sqs: options.sqs, queueUrl: options.queueUrl }),
+    statuses: options.statuses,
     registry: options.registry,
     logger: options.logger,
     routes: options.routes,

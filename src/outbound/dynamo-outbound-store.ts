@@ -234,5 +234,5 @@ export class DynamoOutboundStore implements OutboundStore {
 
 /** The settle write applied: it stored the reply's first pricing when it named itself in pricedBy. */
 function priced(record: OutboundRecord, update: StatusUpdate): SettledRecord {
-  return update.pricing && record.pricedBy === update.status ? { ...record, pricedNow: true } : record;
+  return update.pricing && record.pricedBy === update.status ? { ...record, stepped: true, pricedNow: true } : { ...record, stepped: true };
 }

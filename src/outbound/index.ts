@@ -24,11 +24,37 @@ import { OutboundJobQueue } from './job-queue';
 import { DynamoOutboxIndex } from './outbox-index';
 import { OutboxSweeper } from './outbox-sweeper';
 import { OutboundJournal } from '../journal/outbound-journal';
+import type { JournalBus } from '../journal/journal-bus';
+import { StoreStatusSettler } from './status-settler';
 
 export type { OutboundAcceptor, OutboundRequest, AcceptedOutbound, OutboundStatus } from './job';
 export { QueueOutboundAcceptor, InvalidOutboundError } from './acceptor';
 export { DynamoOutboundStore } from './dynamo-outbound-store';
 export { createSendApiRouter } from './send-api';
+
+/** A process's outbound records and the settler of Meta's statuses on them: the worker's and the ingress's, one wiring. */
+export interface OutboundRecords {
+  store: DynamoOutboundStore;
+  statuses: StoreStatusSettler;
+}
+
+/**
+ * The outbound records when replies are configured (SQS_OUTBOUND_QUEUE_URL: the outbound table
+ * comes with it), else undefined. One per process: in the `all` role the worker and the ingress share it.
+ */
+export function createOutboundRecords(deps: { config: Config; clients: AwsClients; registry: Registry; journalBus?: JournalBus }): OutboundRecords | undefined {
+  const { config, clients, registry } = deps;
+  if (!config.outbound.queueUrl) return undefined;
+  const store = new DynamoOutboundStore({
+    documents: clients.documents,
+    itemUpdates: clients.itemUpdates,
+    tableName: config.dynamodb.outboundTable,
+    retentionDays: config.outbound.retentionDays,
+    registry,
+    journalBus: deps.journalBus,
+  });
+  return { store, statuses: new StoreStatusSettler(store, registry) };
+}
 
 type OutboundDeps = { config: Config; clients: AwsClients; lines: LineRegistry; secrets: SecretResolver; registry: Registry; logger: Logger; contacts?: ContactStates };
 

@@ -56,8 +56,11 @@ export interface StatusUpdate {
   pricing?: OutboundPricing;
 }
 
-/** What `settle` answers: the record, and whether this call stored the reply's first pricing (count it once). */
-export type SettledRecord = OutboundRecord & { pricedNow?: true };
+/**
+ * What `settle` answers: the record, whether this call's status was written (`stepped`: false when
+ * the record was already as far or further), and whether it stored the reply's first pricing (count it once).
+ */
+export type SettledRecord = OutboundRecord & { pricedNow?: true; stepped?: true };
 
 /** The outbound records (DynamoDB in production and locally). Every state change is one conditional write. */
 export interface OutboundStore {

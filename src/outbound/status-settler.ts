@@ -1,5 +1,5 @@
 import type { OutboundRef, WhatsAppEvent } from '../meta/event';
-import { Counter, type Registry } from '../observability/metrics';
+import { sharedCounter, type Counter, type Registry } from '../observability/metrics';
 import type { OutboundStore, StatusUpdate } from './outbound-store';
 import { looksLikeOutboundId, type OutboundPricing } from './record';
 
@@ -10,6 +10,18 @@ import { looksLikeOutboundId, type OutboundPricing } from './record';
  */
 export interface OutboundStatusSettler {
   settle(lineId: string, event: WhatsAppEvent): Promise<OutboundRef | undefined>;
+}
+
+/**
+ * What one settle did: `applied` (the record took the step), `stale` (it was already as far or
+ * further: nothing changed), `foreign` (no record of this line has the id: a message sent elsewhere).
+ */
+export type SettleResult = 'applied' | 'stale' | 'foreign';
+
+export interface SettledStatus {
+  result: SettleResult;
+  /** Set unless `foreign`. */
+  outbound?: OutboundRef;
 }
 
 const SETTLING = new Set(['sent', 'delivered', 'read', 'failed']);
@@ -58,30 +70,35 @@ export class StoreStatusSettler implements OutboundStatusSettler {
     private readonly store: OutboundStore,
     registry: Registry,
   ) {
-    this.settled = new Counter({
+    // Shared by name: the ingress (src/ingress/status-settlement.ts) and the worker may each hold one on the same registry.
+    this.settled = sharedCounter(registry, {
       name: 'wa_ingress_outbound_statuses_total',
       help: 'Status webhooks of replies the gateway sent, by status and result (applied, stale: the record was already further, foreign: not ours)',
       labelNames: ['status', 'result'],
-      registers: [registry],
     });
-    this.billable = new Counter({
+    this.billable = sharedCounter(registry, {
       name: 'wa_ingress_outbound_billable_total',
       help: 'Replies Meta priced as billable (pricing.billable in their first status with a pricing), by line and pricing category: counts, not money',
       labelNames: ['lineId', 'category'],
-      registers: [registry],
     });
   }
 
   async settle(lineId: string, event: WhatsAppEvent): Promise<OutboundRef | undefined> {
+    return (await this.settleWithResult(lineId, event))?.outbound;
+  }
+
+  /** As settle, telling what the write did; undefined when the event is no status that settles. */
+  async settleWithResult(lineId: string, event: WhatsAppEvent): Promise<SettledStatus | undefined> {
     const update = statusUpdateOf(lineId, event);
     if (!update) return undefined;
     const record = await this.store.settle(update);
     if (!record) {
       this.settled.inc({ status: update.status, result: 'foreign' });
-      return undefined;
+      return { result: 'foreign' };
     }
-    this.settled.inc({ status: update.status, result: record.status === update.status ? 'applied' : 'stale' });
+    const result = record.stepped ? 'applied' : 'stale';
+    this.settled.inc({ status: update.status, result });
     if (record.pricedNow && update.pricing?.billable) this.billable.inc({ lineId, category: update.pricing.category ?? 'unknown' });
-    return { id: record.id, idempotencyKey: record.idempotencyKey };
+    return { result, outbound: { id: record.id, idempotencyKey: record.idempotencyKey } };
   }
 }

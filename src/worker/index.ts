@@ -16,15 +16,13 @@ import { EventPipeline } from './pipeline';
 import type { AccountEventSink } from '../watch/account-events';
 import { GraphPresence } from '../outbound/presence';
 import { DEFAULT_RETRY_POLICY, SqsPoller } from '../queue/poller';
-import { createOutboundAcceptor, startOutboxSweeper, startSender } from '../outbound';
+import { createOutboundAcceptor, createOutboundRecords, startOutboxSweeper, startSender, type OutboundRecords } from '../outbound';
 import { FlowReplyScheduler } from '../outbound/flow-replies';
 import { SequencedHandler } from '../queue/sequenced-handler';
 import { isFifoQueueUrl } from '../queue/fifo';
 import { TurnBuffer } from './turns/turn-buffer';
 import { DynamoTurnStore } from './turns/turn-store';
 import { TurnTimers } from './turns/turn-timers';
-import { DynamoOutboundStore } from '../outbound/dynamo-outbound-store';
-import { StoreStatusSettler } from '../outbound/status-settler';
 
 export interface RunningWorker {
   poller: SqsPoller;
@@ -47,6 +45,8 @@ export function startWorker(deps: {
   contacts?: ContactStates;
   /** Account webhooks update the lines' problems (src/watch). */
   accountEvents?: AccountEventSink;
+  /** The process's outbound records (main.ts shares them with the ingress); built here when absent. */
+  outbound?: OutboundRecords;
   /** Knobs no environment variable reaches (tests shorten Bird's retries and the poller's backoff). */
   tuning?: {
     bird?: { retry?: BirdRetryOptions; breaker?: BirdBreakerOptions };
@@ -73,16 +73,8 @@ export function startWorker(deps: {
     ...deps.tuning?.bird,
   });
   // Replies: statuses settle their records here; the sender consumes the outbound queue beside the inbound poller.
-  const outboundStore = config.outbound.queueUrl
-    ? new DynamoOutboundStore({
-        documents: clients.documents,
-        itemUpdates: clients.itemUpdates,
-        tableName: config.dynamodb.outboundTable,
-        retentionDays: config.outbound.retentionDays,
-        registry,
-        journalBus: deps.journalBus,
-      })
-    : undefined;
+  const outbound = deps.outbound ?? createOutboundRecords({ config, clients, registry, journalBus: deps.journalBus });
+  const outboundStore = outbound?.store;
   const parker = new DlqParker({ sqs: clients.sqs, dlqUrl: config.sqs.dlqUrl, registry });
   // One per process: the pipeline writes it, the sender's reply gate reads it.
   const contacts = deps.contacts ?? createContactStates(config, clients, registry);
@@ -91,7 +83,7 @@ export function startWorker(deps: {
   const pipeline = new EventPipeline({
     accountEvents: deps.accountEvents,
     turns: turns?.buffer,
-    outboundStatuses: outboundStore && new StoreStatusSettler(outboundStore, registry),
+    outboundStatuses: outbound?.statuses,
     // A Flow's synchronous replies are accepted here, before the inbound event is COMPLETED.
     replies: outboundStore && new FlowReplyScheduler({ acceptor: createOutboundAcceptor({ config, clients, registry, logger }, outboundStore).acceptor, registry, logger }),
     lines: deps.lines,

@@ -11,6 +11,9 @@ import type { AwsHarness } from './aws';
 import type { Logger } from '../../src/observability/logger';
 import type { SecretResolver } from '../../src/lines/secrets';
 import { DynamoOutboundStore, QueueOutboundAcceptor, createSendApiRouter } from '../../src/outbound';
+import { StoreStatusSettler } from '../../src/outbound/status-settler';
+import { IngressStatusSettlement } from '../../src/ingress/status-settlement';
+import type { AwsClients } from '../../src/aws/clients';
 
 function sendApiFor(aws: AwsHarness, lines: CachedLineRegistry, secrets: SecretResolver, registry: Registry, logger: Logger, timeoutMs: number) {
   const store = new DynamoOutboundStore({ documents: aws.clients.documents, tableName: aws.names.outboundTable, retentionDays: 30, registry });
@@ -18,6 +21,11 @@ function sendApiFor(aws: AwsHarness, lines: CachedLineRegistry, secrets: SecretR
   // The contact API rides on the same router, as in main.ts.
   const contacts = new ContactStates({ store: new DynamoContactStore({ documents: aws.clients.documents, tableName: aws.names.contactsTable }), registry, cacheMs: 0 });
   return createSendApiRouter({ lines, secrets, acceptor, store, registry, logger, contacts });
+}
+function statusSettlementFor(aws: AwsHarness, options: { clients?: AwsClients; timeoutMs?: number }, lines: CachedLineRegistry, registry: Registry, logger: Logger) {
+  const clients = options.clients ?? aws.clients;
+  const store = new DynamoOutboundStore({ documents: clients.documents, itemUpdates: clients.itemUpdates, tableName: aws.names.outboundTable, retentionDays: 30, registry });
+  return new IngressStatusSettlement({ lines, settler: new StoreStatusSettler(store, registry), timeoutMs: options.timeoutMs ?? 3000, registry, logger });
 }
 import { capturedLogger } from './logs';
 import { ContactStates, DynamoContactStore } from '../../src/conversation';
@@ -38,7 +46,15 @@ export interface IngressHarness {
 
 export async function startIngressHarness(
   aws: AwsHarness,
-  overrides: { sendTimeoutMs?: number; batchWindowMs?: number; maxBodyBytes?: number; outbound?: boolean; routes?: Router[] } = {},
+  overrides: {
+    sendTimeoutMs?: number;
+    batchWindowMs?: number;
+    maxBodyBytes?: number;
+    outbound?: boolean;
+    routes?: Router[];
+    /** Statuses of our replies settled in the ingress (main.ts with INGRESS_SETTLES_STATUSES), on these clients' outbound table. */
+    settleStatuses?: { clients?: AwsClients; timeoutMs?: number };
+  } = {},
 ): Promise<IngressHarness> {
   const registry = createRegistry({ defaultMetrics: false });
   const logs = capturedLogger('debug');
@@ -65,6 +81,7 @@ export async function startIngressHarness(
     registry,
     logger: logs.logger,
     routes,
+    statuses: overrides.settleStatuses && statusSettlementFor(aws, overrides.settleStatuses, lines, registry, logs.logger),
   });
   return {
     ingress,
