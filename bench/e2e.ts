@@ -226,13 +226,17 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** The sum of a counter's series in the gateway's /metrics. */
-async function metricTotal(metricsUrl: string, name: string): Promise<number> {
+/**
+ * Events the gateway has finished: the worker's, plus statuses the ingress settled itself (INGRESS_SETTLES_STATUSES;
+ * those it handed to SQS instead, `fallback`, are the worker's and counted there).
+ */
+async function eventsHandled(metricsUrl: string): Promise<number> {
   const text = await (await fetch(metricsUrl)).text();
   let total = 0;
   for (const line of text.split('\n')) {
-    const series = /^([a-zA-Z_:][\w:]*)(?:\{[^}]*\})? (\S+)/.exec(line);
-    if (series?.[1] === name) total += Number(series[2]);
+    const series = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})? (\S+)/.exec(line);
+    if (series?.[1] === 'wa_ingress_worker_events_total') total += Number(series[3]);
+    if (series?.[1] === 'wa_ingress_ingress_statuses_total' && !series[2]?.includes('result="fallback"')) total += Number(series[3]);
   }
   return total;
 }
@@ -242,7 +246,7 @@ async function waitQuiet(metricsUrl: string): Promise<void> {
   const deadline = Date.now() + 120_000;
   for (let quiet = 0, last = -1; quiet < 4 && Date.now() < deadline; ) {
     await sleep(500);
-    const handled = await metricTotal(metricsUrl, 'wa_ingress_worker_events_total');
+    const handled = await eventsHandled(metricsUrl);
     quiet = handled === last ? quiet + 1 : 0;
     last = handled;
   }
@@ -349,7 +353,7 @@ async function runRate(rig: Rig, gateway: Gateway, rate: number, run: string, sh
   const { children } = rig;
   const gatewayPid = gateway.pid;
   const idle = await prepareRun(rig, gateway, shape);
-  const eventsBefore = await metricTotal(gateway.metricsUrl, 'wa_ingress_worker_events_total');
+  const eventsBefore = await eventsHandled(gateway.metricsUrl);
   const cpuBefore = cpuSecondsOf(gatewayPid);
   const standInsBefore = [children.aws, children.sqs, children.http].map((c) => cpuSecondsOf(c.pid));
   const total = Math.round(rate * shape.seconds);
@@ -375,7 +379,7 @@ async function runRate(rig: Rig, gateway: Gateway, rate: number, run: string, sh
   const expectedEvents = total - refused + (shape.statuses ? STATUSES_PER_REPLY * replied : 0);
   let handled = 0;
   for (let quiet = 0, lastHandled = -1; quiet < 10 && Date.now() < tailDeadline + 60_000; ) {
-    handled = (await metricTotal(gateway.metricsUrl, 'wa_ingress_worker_events_total')) - eventsBefore;
+    handled = (await eventsHandled(gateway.metricsUrl)) - eventsBefore;
     if (handled >= expectedEvents) break;
     quiet = handled === lastHandled ? quiet + 1 : 0;
     lastHandled = handled;
