@@ -4,7 +4,7 @@ import type { WhatsAppEvent } from '../meta/event';
 import { conversationKeyOf } from '../meta/conversation';
 import { movesIdentity, observationOf, DEFAULT_PAUSE_MINUTES, type ContactObservation } from './contact-facts';
 import { activePause, applyFact, learnIdentity, metaTimeMs, sameState, type ContactFact, type ContactIdentity, type ContactState } from './contact-state';
-import { contactIdFor, type ContactStore, type VersionedContactState } from './contact-store';
+import { contactIdFor, likelyKinds, type ContactStore, type FindOptions, type VersionedContactState } from './contact-store';
 
 /** What a flow body and a conversations message carry: may the AI speak, and to whom. */
 export interface ConversationView {
@@ -75,7 +75,7 @@ export class ContactStates {
 
   /** The API's read; undefined when the contact is unknown. */
   async get(lineId: string, contact: string): Promise<ContactState | undefined> {
-    return (await this.options.store.find(lineId, anyId(contact)))?.state;
+    return (await this.options.store.find(lineId, anyId(contact), { order: likelyKinds(contact) }))?.state;
   }
 
   /** The console's read: the contact an event names, by the digest its journal record keeps. */
@@ -86,7 +86,7 @@ export class ContactStates {
   /** `PUT …/pause` and `DELETE …/pause`; undefined when the contact is unknown. */
   async setPause(lineId: string, contact: string, fact: Extract<ContactFact, { type: 'pause' | 'resume' }>): Promise<ContactState | undefined> {
     // An API call names the contact by any id and teaches none.
-    return this.update(lineId, { identity: anyId(contact), facts: [] }, [fact], false, true, false);
+    return this.update(lineId, { identity: anyId(contact), facts: [] }, [fact], false, true, false, { order: likelyKinds(contact) });
   }
 
   view(state: ContactState): ConversationView {
@@ -97,11 +97,20 @@ export class ContactStates {
     };
   }
 
-  private async update(lineId: string, observation: ContactObservation, facts: ContactFact[], create: boolean, fresh = false, learn = true): Promise<ContactState | undefined> {
+  /** `lookup`: how to read when the cache has no fresh copy (default: see `lookupFor`). */
+  private async update(
+    lineId: string,
+    observation: ContactObservation,
+    facts: ContactFact[],
+    create: boolean,
+    fresh = false,
+    learn = true,
+    lookup?: FindOptions,
+  ): Promise<ContactState | undefined> {
     const { identity } = observation;
     const cacheKey = this.cacheKey(lineId, identity);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const read = (attempt === 0 && !fresh ? this.cached(cacheKey) : undefined) ?? (await this.find(lineId, observation));
+      const read = (attempt === 0 && !fresh ? this.cached(cacheKey) : undefined) ?? (await this.find(lineId, observation, lookup ?? this.lookupFor(cacheKey)));
       if (!read && !create) return undefined;
       const current = read ?? { state: { lineId, contactId: contactIdFor(lineId, identity) }, version: 0 };
       const next = facts.reduce(applyFact, learn ? learnIdentity(current.state, identity, observation.at) : current.state);
@@ -121,9 +130,21 @@ export class ContactStates {
     throw new RetryableError('contact_state_contended', 'The contact state kept changing under this worker; the event goes back to the queue');
   }
 
-  private async find(lineId: string, observation: ContactObservation): Promise<VersionedContactState | undefined> {
-    const found = await this.options.store.find(lineId, observation.identity);
-    return found ?? (observation.movedTo && (await this.options.store.find(lineId, observation.movedTo)));
+  private async find(lineId: string, observation: ContactObservation, lookup: FindOptions): Promise<VersionedContactState | undefined> {
+    const found = await this.options.store.find(lineId, observation.identity, lookup);
+    // A moved record's key derives from its first id, never the new one: only the index knows it.
+    return found ?? (observation.movedTo && (await this.options.store.find(lineId, observation.movedTo, { direct: false })));
+  }
+
+  /**
+   * The worker's read on a cache miss. A person this process met before: their item, read directly by
+   * the contactId it knew (one GetItem). A person it never met is most often new (the derived key's
+   * GetItem would miss and the index Query still be needed, since they may be stored under another
+   * first id): straight to the index, one Query for a new person as before.
+   */
+  private lookupFor(cacheKey: string): FindOptions {
+    const known = this.cache.get(cacheKey)?.entry.state.contactId;
+    return known === undefined ? { direct: false } : { contactId: known };
   }
 
   /** The person's later messages in the same payload: their window moves in this write, so theirs find nothing to write. */

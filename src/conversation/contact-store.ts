@@ -13,9 +13,25 @@ export interface VersionedContactState {
 }
 
 /** The contact-state table: one item per line and contact (src/conversation/README in the project README). */
+/** Which of a contact's ids an id is. */
+export type IdKind = keyof ContactIdentity;
+
+/** How `find` looks: by default a direct read of the item the likeliest id's key derives from, then the indexes. */
+export interface FindOptions {
+  /** The kinds to try, likeliest first (default: group, BSUID, wa_id: the order a new contact's key is derived in). */
+  order?: readonly IdKind[];
+  /**
+   * The contactId this process last knew for `identity`'s first id: read directly instead of the
+   * derived key (which misses for a person first seen by another id). The item counts only while it still names that id.
+   */
+  contactId?: string;
+  /** false: straight to the indexes (a person the process never met is most often new, and a new person's direct read misses). */
+  direct?: boolean;
+}
+
 export interface ContactStore {
   /** By any id the conversation is known by (wa_id, BSUID or group). */
-  find(lineId: string, identity: ContactIdentity): Promise<VersionedContactState | undefined>;
+  find(lineId: string, identity: ContactIdentity, options?: FindOptions): Promise<VersionedContactState | undefined>;
   /** Writes `state` if the item is still at `expectedVersion` (0: not there yet). False: someone wrote first; read again. */
   write(state: ContactState, expectedVersion: number): Promise<boolean>;
   /** By the digest of one of its ids (contactDigest): what the journal keeps of an event's contact. */
@@ -24,7 +40,6 @@ export interface ContactStore {
   deleteContact(lineId: string, contact: string): Promise<boolean>;
 }
 
-/** A new contact's stable id: random, so it says nothing about the person. */
 /**
  * The id of a contact first seen under `identity`: derived from it, not random, so two workers that
  * meet a new person at once (a message and a status lane, say) write the same item, and the second
@@ -33,6 +48,18 @@ export interface ContactStore {
 export function contactIdFor(lineId: string, identity: ContactIdentity): string {
   const first = identity.groupId ?? identity.userId ?? identity.waId ?? '';
   return `ct_${contactDigest(`${lineId}#${first}`)}`;
+}
+
+const DEFAULT_ORDER: readonly IdKind[] = ['groupId', 'userId', 'waId'];
+const INDEX_OF: Record<IdKind, string> = { groupId: CONTACTS_BY_GROUP_INDEX, userId: CONTACTS_BY_USER_ID_INDEX, waId: CONTACTS_BY_WA_ID_INDEX };
+
+/**
+ * The kinds an id of unknown kind (the API's `:contact`, a reply's `to`) most likely is, likeliest first.
+ * A wa_id is digits only; BSUIDs (`US.1349…`) carry letters; Meta's group ids have no documented shape
+ * (ours in tests: `G123`), so a digits-only id may still be one: every kind stays, only the order changes.
+ */
+export function likelyKinds(id: string): readonly IdKind[] {
+  return /^\+?\d+$/.test(id) ? ['waId', 'userId', 'groupId'] : ['userId', 'groupId', 'waId'];
 }
 
 const indexKey = (lineId: string, id: string) => digestKey(lineId, contactDigest(id));
@@ -58,17 +85,20 @@ export class DynamoContactStore implements ContactStore {
     this.items = new ItemUpdates(options.documents, options.itemUpdates);
   }
 
-  async find(lineId: string, identity: ContactIdentity): Promise<VersionedContactState | undefined> {
-    const lookups: Array<[string, string | undefined]> = [
-      [CONTACTS_BY_GROUP_INDEX, identity.groupId],
-      [CONTACTS_BY_USER_ID_INDEX, identity.userId],
-      [CONTACTS_BY_WA_ID_INDEX, identity.waId],
-    ];
-    for (const [index, id] of lookups) {
-      if (id === undefined) continue;
-      const pk = await this.keyByIndex(index, indexKey(lineId, id));
-      if (pk === undefined) continue;
-      const found = await this.get(pk);
+  async find(lineId: string, identity: ContactIdentity, options: FindOptions = {}): Promise<VersionedContactState | undefined> {
+    const kinds = (options.order ?? DEFAULT_ORDER).filter((kind) => identity[kind] !== undefined);
+    const first = kinds[0];
+    if (first === undefined) return undefined;
+    if (options.direct !== false) {
+      const id = identity[first]!;
+      const direct = await this.get(pk(lineId, options.contactId ?? contactIdFor(lineId, { [first]: id })));
+      // The key says only who was seen first: after a number change it may hold someone who moved on.
+      if (direct && kinds.some((kind) => identity[kind] === id && direct.state[kind] === id)) return direct;
+    }
+    for (const kind of kinds) {
+      const key = await this.keyByIndex(INDEX_OF[kind], indexKey(lineId, identity[kind]!));
+      if (key === undefined) continue;
+      const found = await this.get(key);
       if (found) return found;
     }
     return undefined;
@@ -110,7 +140,7 @@ export class DynamoContactStore implements ContactStore {
   }
 
   async deleteContact(lineId: string, contact: string): Promise<boolean> {
-    const found = await this.find(lineId, { waId: contact, userId: contact, groupId: contact });
+    const found = await this.find(lineId, { waId: contact, userId: contact, groupId: contact }, { order: likelyKinds(contact) });
     if (!found) return false;
     await this.call(() => this.options.documents.send(new DeleteCommand({ TableName: this.options.tableName, Key: { pk: pk(lineId, found.state.contactId) } })));
     return true;
