@@ -1,6 +1,9 @@
 import { ContactStates } from '../../src/conversation/contact-states';
 import { DynamoContactStore, likelyKinds } from '../../src/conversation/contact-store';
+import { parseLines } from '../../src/lines/admin';
 import { envelopeToEvents } from '../../src/meta/envelope';
+import { ReplyGate } from '../../src/outbound/reply-gate';
+import { lineFor } from '../support/worker';
 import { createRegistry } from '../../src/observability/metrics';
 import { startAwsHarness, type AwsHarness } from '../support/aws';
 
@@ -57,6 +60,17 @@ describe('contact lookups: calls per read (dynalite)', () => {
     expect(await callsOf(() => states.get(LINE, '15550007001'))).toEqual(['GetItem']);
     expect(await callsOf(() => states.get(LINE, '+15550007001'))).toEqual(['GetItem']);
     expect(await states.get(LINE, '+15550007001')).toMatchObject({ waId: '15550007001', windowOpenUntil: (T + 86_400) * 1000 });
+  });
+
+  it('the sender’s reply gate: an AI reply to a known contact costs one GetItem, and a pause holds it back', async () => {
+    const line = parseLines([lineFor({ lineId: LINE, phoneNumberId: '111', wabaId: 'waba', displayPhoneNumber: '+1 555 000 0111' }, 'http://127.0.0.1:9/flow')], { production: false })[0]!;
+    const gate = new ReplyGate({ contacts: states, registry: createRegistry(), clock: () => now });
+    const reply = { v: 1 as const, id: 'job-1', lineId: LINE, to: '15550007011', idempotencyKey: 'k-1', source: 'flow_reply' as const, body: { type: 'text', text: { body: 'hi' } } };
+    await states.observe(LINE, message('wamid.L15', T, { from: '15550007011' }));
+    const calls1 = await callsOf(async () => expect(await gate.decide(reply, line)).toEqual({ action: 'send' }));
+    expect(calls1).toEqual(['GetItem']);
+    await states.setPause(LINE, '15550007011', { type: 'pause', until: (T + 3600) * 1000 });
+    expect(await gate.decide(reply, line)).toMatchObject({ action: 'suppress' });
   });
 
   it('reads fresh: a pause set through another process is seen by the next read (no cache on the gate’s path)', async () => {
