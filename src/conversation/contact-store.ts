@@ -12,7 +12,6 @@ export interface VersionedContactState {
   version: number;
 }
 
-/** The contact-state table: one item per line and contact (src/conversation/README in the project README). */
 /** Which of a contact's ids an id is. */
 export type IdKind = keyof ContactIdentity;
 
@@ -29,6 +28,7 @@ export interface FindOptions {
   direct?: boolean;
 }
 
+/** The contact-state table: one item per line and contact (src/conversation/README in the project README). */
 export interface ContactStore {
   /** By any id the conversation is known by (wa_id, BSUID or group). */
   find(lineId: string, identity: ContactIdentity, options?: FindOptions): Promise<VersionedContactState | undefined>;
