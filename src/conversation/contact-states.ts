@@ -4,7 +4,7 @@ import type { WhatsAppEvent } from '../meta/event';
 import { conversationKeyOf } from '../meta/conversation';
 import { movesIdentity, observationOf, DEFAULT_PAUSE_MINUTES, type ContactObservation } from './contact-facts';
 import { activePause, applyFact, learnIdentity, metaTimeMs, sameState, type ContactFact, type ContactIdentity, type ContactState } from './contact-state';
-import { contactIdFor, likelyKinds, type ContactStore, type FindOptions, type VersionedContactState } from './contact-store';
+import { contactIdFor, likelyKinds, nextContactId, type ContactStore, type FindOptions, type VersionedContactState } from './contact-store';
 
 /** What a flow body and a conversations message carry: may the AI speak, and to whom. */
 export interface ConversationView {
@@ -109,10 +109,11 @@ export class ContactStates {
   ): Promise<ContactState | undefined> {
     const { identity } = observation;
     const cacheKey = this.cacheKey(lineId, identity);
+    let newContactId = contactIdFor(lineId, identity);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const read = (attempt === 0 && !fresh ? this.cached(cacheKey) : undefined) ?? (await this.find(lineId, observation, lookup ?? this.lookupFor(cacheKey)));
       if (!read && !create) return undefined;
-      const current = read ?? { state: { lineId, contactId: contactIdFor(lineId, identity) }, version: 0 };
+      const current = read ?? { state: { lineId, contactId: newContactId }, version: 0 };
       const next = facts.reduce(applyFact, learn ? learnIdentity(current.state, identity, observation.at) : current.state);
       if (read && sameState(current.state, next)) {
         this.writes.inc({ outcome: 'unchanged' });
@@ -126,6 +127,13 @@ export class ContactStates {
       }
       this.writes.inc({ outcome: 'contended' });
       this.cache.delete(cacheKey);
+      if (current.version === 0) {
+        // The key was taken: by another worker meeting this person at the same time (read it directly
+        // next: the index may not show it yet), or by someone who has since moved off this id (a
+        // recycled number: the read rejects them, and the person gets the next key in the chain).
+        lookup = { contactId: newContactId };
+        newContactId = nextContactId(lineId, newContactId);
+      }
     }
     throw new RetryableError('contact_state_contended', 'The contact state kept changing under this worker; the event goes back to the queue');
   }

@@ -50,6 +50,15 @@ export function contactIdFor(lineId: string, identity: ContactIdentity): string 
   return `ct_${contactDigest(`${lineId}#${first}`)}`;
 }
 
+/**
+ * The id a new contact gets when `taken` (their derived id) already holds someone else: a person who
+ * was first seen under this id and has moved off it (a number given up and handed to someone new).
+ * Derived too, so two workers meeting the newcomer at once still make one record.
+ */
+export function nextContactId(lineId: string, taken: string): string {
+  return `ct_${contactDigest(`${lineId}#${taken}`)}`;
+}
+
 const DEFAULT_ORDER: readonly IdKind[] = ['groupId', 'userId', 'waId'];
 const INDEX_OF: Record<IdKind, string> = { groupId: CONTACTS_BY_GROUP_INDEX, userId: CONTACTS_BY_USER_ID_INDEX, waId: CONTACTS_BY_WA_ID_INDEX };
 

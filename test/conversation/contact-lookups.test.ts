@@ -97,6 +97,21 @@ describe('contact lookups: calls per read (dynalite)', () => {
     expect(moved).toMatchObject({ waId: '15550007005', windowOpenUntil: (T + 86_400) * 1000 });
   });
 
+  it('a new person on a number someone moved off gets their own record (the derived key is taken): not stuck contended', async () => {
+    await states.observe(LINE, message('wamid.L20', T, { from: '15550007020' }));
+    const mover = await states.observe(LINE, numberChange('wamid.L21', T + 20, '15550007020', '15550007021'));
+    now += 10_000;
+    const other = new ContactStates({ store, registry: createRegistry(), cacheMs: 0 });
+    const [a, b] = await Promise.all([
+      states.observe(LINE, message('wamid.L22', T + 30, { from: '15550007020' })),
+      other.observe(LINE, message('wamid.L23', T + 31, { from: '15550007020' })),
+    ]);
+    expect(a!.contactId).toBe(b!.contactId);
+    expect(a!.contactId).not.toBe(mover!.contactId);
+    expect(await states.get(LINE, '15550007020')).toMatchObject({ contactId: a!.contactId, waId: '15550007020', windowOpenUntil: (T + 31 + 86_400) * 1000 });
+    expect(await states.get(LINE, '15550007021')).toMatchObject({ contactId: mover!.contactId, windowOpenUntil: (T + 86_400) * 1000 });
+  });
+
   it('a group: one GetItem by its id', async () => {
     await states.observe(LINE, message('wamid.L8', T, { from: '15550007006', group_id: 'G-lookups' }));
     expect(await callsOf(() => states.get(LINE, 'G-lookups'))).toEqual(['GetItem']);
