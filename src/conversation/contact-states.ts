@@ -117,12 +117,12 @@ export class ContactStates {
       const next = facts.reduce(applyFact, learn ? learnIdentity(current.state, identity, observation.at) : current.state);
       if (read && sameState(current.state, next)) {
         this.writes.inc({ outcome: 'unchanged' });
-        this.remember(cacheKey, current);
+        this.remember(cacheKey, identity, current);
         return current.state;
       }
       if (await this.options.store.write(next, current.version)) {
         this.writes.inc({ outcome: 'written' });
-        this.remember(cacheKey, { state: next, version: current.version + 1 });
+        this.remember(cacheKey, identity, { state: next, version: current.version + 1 });
         return next;
       }
       this.writes.inc({ outcome: 'contended' });
@@ -176,11 +176,23 @@ export class ContactStates {
     return hit.entry;
   }
 
-  private remember(key: string, entry: VersionedContactState): void {
+  private remember(key: string, identity: ContactIdentity, entry: VersionedContactState): void {
     if (this.options.cacheMs <= 0) return;
+    // After a number or BSUID change the record no longer answers to the id it was found by: whoever
+    // writes from that id next is someone else, and must be looked up, not handed the mover.
+    if (!namesFirstId(entry.state, identity)) {
+      this.cache.delete(key);
+      return;
+    }
     if (this.cache.size > 50_000) this.cache.clear();
     this.cache.set(key, { entry, at: this.now() });
   }
+}
+
+/** Whether the record still answers to the id its cache key is made of. */
+function namesFirstId(state: ContactState, identity: ContactIdentity): boolean {
+  const id = identity.groupId ?? identity.userId ?? identity.waId;
+  return state.groupId === id || state.userId === id || state.waId === id;
 }
 
 /** The API's `:contact` is either id (or a group id): whichever the record holds. */

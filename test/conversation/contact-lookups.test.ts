@@ -112,6 +112,14 @@ describe('contact lookups: calls per read (dynalite)', () => {
     expect(await states.get(LINE, '15550007021')).toMatchObject({ contactId: mover!.contactId, windowOpenUntil: (T + 86_400) * 1000 });
   });
 
+  it('right after a number change, the process cache does not hand the mover to the next writer from the old number', async () => {
+    await states.observe(LINE, message('wamid.L24', T, { from: '15550007024' }));
+    const mover = await states.observe(LINE, numberChange('wamid.L25', T + 20, '15550007024', '15550007025'));
+    const newcomer = await states.observe(LINE, message('wamid.L26', T + 30, { from: '15550007024' }));
+    expect(newcomer!.contactId).not.toBe(mover!.contactId);
+    expect(await states.get(LINE, '15550007025')).toMatchObject({ contactId: mover!.contactId, waId: '15550007025' });
+  });
+
   it('a group: one GetItem by its id', async () => {
     await states.observe(LINE, message('wamid.L8', T, { from: '15550007006', group_id: 'G-lookups' }));
     expect(await callsOf(() => states.get(LINE, 'G-lookups'))).toEqual(['GetItem']);
