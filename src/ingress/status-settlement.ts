@@ -1,3 +1,4 @@
+import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleAll, type CircuitBreakerPolicy } from 'cockatiel';
 import { forwardsToFlow, type Line } from '../lines/line';
 import type { LineRegistry } from '../lines/registry';
 import type { WhatsAppEvent } from '../meta/event';
@@ -33,6 +34,12 @@ export interface IngressStatusSettlementOptions {
   settler: StatusSettleWrites;
   /** Bound on the settle writes (SQS_SEND_TIMEOUT_MS): past it the payload goes to SQS as before. */
   timeoutMs: number;
+  /**
+   * After this many payloads in a row whose writes failed or timed out, statuses go straight to SQS
+   * for halfOpenAfterMs, then one payload tries again: a DynamoDB outage must not add the timeout to
+   * every 200 Meta waits for. Defaults: 5 and 10 s.
+   */
+  breaker?: { consecutiveFailures: number; halfOpenAfterMs: number };
   registry: Registry;
   logger: Logger;
 }
@@ -52,8 +59,15 @@ class SettleTimeout extends Error {
  */
 export class IngressStatusSettlement {
   private readonly outcomes: Counter<'result'>;
+  private readonly breaker: CircuitBreakerPolicy;
 
   constructor(private readonly options: IngressStatusSettlementOptions) {
+    const { consecutiveFailures, halfOpenAfterMs } = options.breaker ?? { consecutiveFailures: 5, halfOpenAfterMs: 10_000 };
+    this.breaker = circuitBreaker(handleAll, { halfOpenAfter: halfOpenAfterMs, breaker: new ConsecutiveBreaker(consecutiveFailures) });
+    this.breaker.onStateChange((state) => {
+      if (state === CircuitState.Open) options.logger.warn({ event: 'status_settle_circuit_open', halfOpenAfterMs }, 'the ingress stops settling statuses for a while; they go to SQS');
+      else if (state === CircuitState.Closed) options.logger.info({ event: 'status_settle_circuit_closed' }, 'the ingress settles statuses again');
+    });
     this.outcomes = sharedCounter(options.registry, {
       name: 'wa_ingress_ingress_statuses_total',
       help: 'Statuses of our replies the ingress tried to settle itself, by result (settled, stale: the record was already as far; fallback: the payload went to SQS)',
@@ -67,9 +81,9 @@ export class IngressStatusSettlement {
     if (!statuses) return false;
     let results: Outcome[];
     try {
-      results = await this.withinTimeout(this.settleAll(statuses, urlLine));
+      results = await this.breaker.execute(() => this.withinTimeout(this.settleAll(statuses, urlLine)));
     } catch (error) {
-      log().warn({ err: error, statuses: statuses.length, event: 'status_settle_failed' }, 'statuses not settled in the ingress; queued for the worker');
+      if (!(error instanceof BrokenCircuitError)) log().warn({ err: error, statuses: statuses.length, event: 'status_settle_failed' }, 'statuses not settled in the ingress; queued for the worker');
       results = ['fallback'];
     }
     const settled = !results.includes('fallback');

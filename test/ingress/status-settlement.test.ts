@@ -1,3 +1,5 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createAwsClients, type AwsClients } from '../../src/aws/clients';
 import { loadConfig } from '../../src/config/config';
 import { sign } from '../../src/ingress/signature';
@@ -239,5 +241,52 @@ describe('settleableStatuses', () => {
   it('nothing for an empty payload or one with a message', () => {
     expect(settleableStatuses([])).toBeUndefined();
     expect(settleableStatuses(events({ messages: [{ from: TO, id: 'w', timestamp: '1', type: 'text', text: { body: 'x' } }] }))).toBeUndefined();
+  });
+});
+
+describe('when the outbound table hangs', () => {
+  let hung: IngressHarness;
+  let hungClients: AwsClients;
+  let dynamo: Server;
+  let requests = 0;
+
+  beforeAll(async () => {
+    // A DynamoDB endpoint that takes every request and never answers: each settle waits out its timeout.
+    dynamo = createServer(() => {
+      requests += 1;
+    });
+    await new Promise<void>((resolve) => dynamo.listen(0, '127.0.0.1', resolve));
+    const { port } = dynamo.address() as AddressInfo;
+    hungClients = createAwsClients({ region: 'us-east-1', endpoints: { ...aws.standIns.endpoints, dynamodb: `http://127.0.0.1:${port}` }, forcePathStyle: true, credentials: aws.standIns.credentials });
+    hung = await startIngressHarness(aws, { settleStatuses: { clients: hungClients, timeoutMs: 200, breaker: { consecutiveFailures: 3, halfOpenAfterMs: 1500 } } });
+  });
+  afterAll(async () => {
+    await hung.stop();
+    hungClients.destroy();
+    dynamo.closeAllConnections();
+    await new Promise((resolve) => dynamo.close(resolve));
+  });
+
+  const postTo = async (body: string) => {
+    const res = await fetch(`${hung.url}/webhooks/whatsapp`, { method: 'POST', body, headers: { 'content-type': 'application/json', 'x-hub-signature-256': sign(APP_SECRET, body) } });
+    return { status: res.status, body: await res.json() };
+  };
+
+  it('stops trying after consecutive failures (every status still queued), and tries again once the breaker half-opens', async () => {
+    const { id, wamid } = await sentReply(LINE_A.lineId);
+    const body = payload(LINE_A.phoneNumberId, { statuses: [status(wamid, 'delivered', id)] });
+    for (let i = 0; i < 3; i++) expect(await postTo(body)).toEqual({ status: 200, body: { status: 'queued' } });
+    const tried = requests;
+    expect(tried).toBeGreaterThanOrEqual(3);
+    // Open: straight to SQS, not one more request to the hung table.
+    for (let i = 0; i < 3; i++) expect(await postTo(body)).toEqual({ status: 200, body: { status: 'queued' } });
+    expect(requests).toBe(tried);
+    expect(await aws.drainQueue()).toHaveLength(6);
+    expect(hung.logs.text()).toContain('"event":"status_settle_circuit_open"');
+    // Half-open after 1.5 s: one payload tries the table again.
+    await new Promise((resolve) => setTimeout(resolve, 1700));
+    expect(await postTo(body)).toEqual({ status: 200, body: { status: 'queued' } });
+    expect(requests).toBeGreaterThan(tried);
+    expect(await aws.drainQueue()).toHaveLength(1);
   });
 });

@@ -14,6 +14,8 @@ import { DynamoOutboundStore, QueueOutboundAcceptor, createSendApiRouter } from 
 import { StoreStatusSettler } from '../../src/outbound/status-settler';
 import { IngressStatusSettlement } from '../../src/ingress/status-settlement';
 import type { AwsClients } from '../../src/aws/clients';
+import { capturedLogger } from './logs';
+import { ContactStates, DynamoContactStore } from '../../src/conversation';
 
 function sendApiFor(aws: AwsHarness, lines: CachedLineRegistry, secrets: SecretResolver, registry: Registry, logger: Logger, timeoutMs: number) {
   const store = new DynamoOutboundStore({ documents: aws.clients.documents, tableName: aws.names.outboundTable, retentionDays: 30, registry });
@@ -22,13 +24,15 @@ function sendApiFor(aws: AwsHarness, lines: CachedLineRegistry, secrets: SecretR
   const contacts = new ContactStates({ store: new DynamoContactStore({ documents: aws.clients.documents, tableName: aws.names.contactsTable }), registry, cacheMs: 0 });
   return createSendApiRouter({ lines, secrets, acceptor, store, registry, logger, contacts });
 }
-function statusSettlementFor(aws: AwsHarness, options: { clients?: AwsClients; timeoutMs?: number }, lines: CachedLineRegistry, registry: Registry, logger: Logger) {
+
+/** The ingress's own status settlement, on the harness's outbound table (or other clients: a dead endpoint). */
+type SettleOverrides = { clients?: AwsClients; timeoutMs?: number; breaker?: { consecutiveFailures: number; halfOpenAfterMs: number } };
+
+function statusSettlementFor(aws: AwsHarness, options: SettleOverrides, lines: CachedLineRegistry, registry: Registry, logger: Logger) {
   const clients = options.clients ?? aws.clients;
   const store = new DynamoOutboundStore({ documents: clients.documents, itemUpdates: clients.itemUpdates, tableName: aws.names.outboundTable, retentionDays: 30, registry });
-  return new IngressStatusSettlement({ lines, settler: new StoreStatusSettler(store, registry), timeoutMs: options.timeoutMs ?? 3000, registry, logger });
+  return new IngressStatusSettlement({ lines, settler: new StoreStatusSettler(store, registry), timeoutMs: options.timeoutMs ?? 3000, breaker: options.breaker, registry, logger });
 }
-import { capturedLogger } from './logs';
-import { ContactStates, DynamoContactStore } from '../../src/conversation';
 
 export const VERIFY_TOKEN = 'verify-token-under-test';
 export const APP_SECRET = 'app-secret-under-test-1';
@@ -53,7 +57,7 @@ export async function startIngressHarness(
     outbound?: boolean;
     routes?: Router[];
     /** Statuses of our replies settled in the ingress (main.ts with INGRESS_SETTLES_STATUSES), on these clients' outbound table. */
-    settleStatuses?: { clients?: AwsClients; timeoutMs?: number };
+    settleStatuses?: SettleOverrides;
   } = {},
 ): Promise<IngressHarness> {
   const registry = createRegistry({ defaultMetrics: false });
