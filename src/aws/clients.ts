@@ -77,6 +77,9 @@ export function createProducerSqsClient(settings: AwsSettings, requestTimeoutMs:
     ...(settings.credentials ? { credentials: settings.credentials } : {}),
     md5: false,
     cacheMiddleware: true,
+    // One attempt per call: the batcher retries failed entries itself until their deadline; the SDK's
+    // own retries would hold the conversation's group and a send slot for three request timeouts.
+    maxAttempts: 1,
     endpoint: settings.endpoints.sqs,
     requestHandler: keepAliveHandler(maxSockets, requestTimeoutMs),
   });

@@ -134,8 +134,12 @@ describe('SqsBatchProducer', () => {
 
   it('on its own client, a SendMessageBatch SQS never answers is ended by the client request timeout (socket closed), the payload answered at its deadline', async () => {
     let closed = 0;
+    let connections = 0;
     const silent = createServer(() => undefined);
-    silent.on('connection', (socket) => socket.on('close', () => closed++));
+    silent.on('connection', (socket) => {
+      connections++;
+      socket.on('close', () => closed++);
+    });
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
     const endpoint = `http://127.0.0.1:${(silent.address() as { port: number }).port}`;
     const sqs = createProducerSqsClient({ region: 'us-east-1', endpoints: { sqs: endpoint }, forcePathStyle: true, credentials: aws.standIns.credentials }, 400);
@@ -146,8 +150,13 @@ describe('SqsBatchProducer', () => {
     // The stuck call does not keep its socket: the client's timeout destroys it, with nothing else closing it.
     for (let i = 0; i < 40 && closed === 0; i++) await new Promise((r) => setTimeout(r, 25));
     expect(closed).toBe(1);
+    // The call is not tried again behind the batcher's back (the SDK's own retries would hold the
+    // conversation's group and a send slot for three timeouts): one attempt, one connection.
+    await new Promise((r) => setTimeout(r, 1200));
     sqs.destroy();
+    silent.closeAllConnections();
     await new Promise<void>((r) => silent.close(() => r()));
+    expect(connections).toBe(1);
   });
 
   it('packs at most 10 entries and 1 MiB per batch', async () => {
