@@ -108,7 +108,8 @@ export class DynamoContactStore implements ContactStore {
       const key = await this.keyByIndex(INDEX_OF[kind], indexKey(lineId, identity[kind]!));
       if (key === undefined) continue;
       const found = await this.get(key);
-      if (found) return found;
+      // The index lags the item: right after a number change it may still point the old number at the mover.
+      if (found && found.state[kind] === identity[kind]) return found;
     }
     return undefined;
   }

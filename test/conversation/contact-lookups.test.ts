@@ -1,3 +1,4 @@
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ContactStates } from '../../src/conversation/contact-states';
 import { DynamoContactStore, likelyKinds } from '../../src/conversation/contact-store';
 import { parseLines } from '../../src/lines/admin';
@@ -163,5 +164,26 @@ describe('likelyKinds', () => {
     expect(likelyKinds('+15550001111')).toEqual(['waId', 'userId', 'groupId']);
     expect(likelyKinds('US.13491208655302741918')).toEqual(['userId', 'groupId', 'waId']);
     expect(likelyKinds('G123')).toEqual(['userId', 'groupId', 'waId']);
+  });
+});
+
+describe('contact lookups: an index that lags the item (dynalite)', () => {
+  let aws: AwsHarness;
+  let store: DynamoContactStore;
+  beforeAll(async () => {
+    aws = await startAwsHarness();
+    store = new DynamoContactStore({ documents: aws.clients.documents, itemUpdates: aws.clients.itemUpdates, tableName: aws.names.contactsTable });
+  });
+  afterAll(() => aws.stop());
+
+  it('never returns a record that no longer names the id its index entry was found by', async () => {
+    const states = new ContactStates({ store, registry: createRegistry(), cacheMs: 0 });
+    const mover = await states.observe(LINE, message('wamid.LAG1', T, { from: '15550009001' }));
+    expect(mover).toBeDefined();
+    // As DynamoDB's index can for a moment after a number change: the item says the new number, the index the old one.
+    await aws.clients.documents.send(
+      new UpdateCommand({ TableName: aws.names.contactsTable, Key: { pk: `contact#${LINE}#${mover!.contactId}` }, UpdateExpression: 'SET waId = :n', ExpressionAttributeValues: { ':n': '15550009002' } }),
+    );
+    expect(await store.find(LINE, { waId: '15550009001' }, { direct: false })).toBeUndefined();
   });
 });
