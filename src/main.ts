@@ -138,7 +138,7 @@ async function run(role: Role, baseConfig: Config, logger: Logger): Promise<() =
   let ingress: RunningIngress | undefined;
   if (role === 'ingress' || role === 'all') {
     // The send API and Bird's webhooks ride on the webhook listener when the outbound queue is configured.
-    const routes = config.outbound.queueUrl ? createOutboundRoutes({ config, clients, lines, secrets, registry, logger, contacts }) : [];
+    const routes = config.outbound.queueUrl ? createOutboundRoutes({ config, clients, lines, secrets, registry, logger, contacts }, outbound?.store) : [];
     routes.push(createErasureRouter({ lines, secrets, erasures: erasures.service, logger }));
     const archiveObjects = new ArchiveObjects({ s3: clients.s3, bucket: config.s3.bucket });
     const archive = new S3PayloadArchive({ objects: archiveObjects, flushMs: config.archive.flushMs, maxBufferBytes: config.archive.bufferBytes, logger, registry });

@@ -1,4 +1,5 @@
 import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleAll, type CircuitBreakerPolicy } from 'cockatiel';
+import { PermanentError } from '../errors';
 import { forwardsToFlow, type Line } from '../lines/line';
 import type { LineRegistry } from '../lines/registry';
 import type { WhatsAppEvent } from '../meta/event';
@@ -6,6 +7,7 @@ import { sharedCounter, type Counter, type Registry } from '../observability/met
 import type { Logger } from '../observability/logger';
 import { looksLikeOutboundId } from '../outbound/record';
 import type { SettledStatus } from '../outbound/status-settler';
+import { LineRouter } from '../worker/router';
 
 /** The settler's call the ingress makes (src/outbound/status-settler.ts StoreStatusSettler). */
 export interface StatusSettleWrites {
@@ -60,8 +62,10 @@ class SettleTimeout extends Error {
 export class IngressStatusSettlement {
   private readonly outcomes: Counter<'result'>;
   private readonly breaker: CircuitBreakerPolicy;
+  private readonly router: LineRouter;
 
   constructor(private readonly options: IngressStatusSettlementOptions) {
+    this.router = new LineRouter(options.lines);
     const { consecutiveFailures, halfOpenAfterMs } = options.breaker ?? { consecutiveFailures: 5, halfOpenAfterMs: 10_000 };
     this.breaker = circuitBreaker(handleAll, { halfOpenAfter: halfOpenAfterMs, breaker: new ConsecutiveBreaker(consecutiveFailures) });
     this.breaker.onStateChange((state) => {
@@ -98,13 +102,16 @@ export class IngressStatusSettlement {
     return settled.map((s) => (s?.result === 'applied' ? 'settled' : s?.result === 'stale' ? 'stale' : 'fallback'));
   }
 
-  /** The worker's routing (src/worker/router.ts): phone_number_id; undefined when the worker would decide otherwise. */
+  /** The worker's own routing (LineRouter); undefined when it would not route the status to a line that keeps it from Bird. */
   private async lineOf(event: WhatsAppEvent, urlLine: Line | null): Promise<Line | undefined> {
-    const line = await this.options.lines.byPhoneNumberId(event.phoneNumberId!);
-    if (!line || !line.active) return undefined;
-    if (urlLine && urlLine.lineId !== line.lineId) return undefined;
-    if (forwardsToFlow(line.forwardStatuses, event.kind, event.status?.status)) return undefined;
-    return line;
+    let line: Line;
+    try {
+      line = await this.router.lineOfNumber(event.phoneNumberId!, urlLine?.lineId);
+    } catch (error) {
+      if (error instanceof PermanentError) return undefined; // unrouted, misrouted, inactive: the worker parks it
+      throw error;
+    }
+    return forwardsToFlow(line.forwardStatuses, event.kind, event.status?.status) ? undefined : line;
   }
 
   private async withinTimeout<T>(work: Promise<T>): Promise<T> {

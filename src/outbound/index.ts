@@ -67,13 +67,16 @@ export function createOutboundAcceptor(deps: Omit<OutboundDeps, 'lines' | 'secre
   return { store: records, acceptor: new QueueOutboundAcceptor({ store: records, sqs: clients.sqs, queueUrl, timeoutMs: config.sqs.sendTimeoutMs, registry, logger }) };
 }
 
-/** The ingress role's outbound entries on one acceptor: the send API (Entry 1) and Bird webhooks (Entry 3). */
-export function createOutboundRoutes(deps: OutboundDeps): Router[] {
+/**
+ * The ingress role's outbound entries on one acceptor: the send API (Entry 1) and Bird webhooks (Entry 3).
+ * `store`: the process's one outbound store (createOutboundRecords), so its journal notices reach the console.
+ */
+export function createOutboundRoutes(deps: OutboundDeps, store?: OutboundStore): Router[] {
   const { config, registry, logger } = deps;
-  const { acceptor, store } = createOutboundAcceptor(deps);
+  const { acceptor, store: records } = createOutboundAcceptor(deps, store);
   const journal = new OutboundJournal({ documents: deps.clients.documents, tableName: config.dynamodb.outboundTable });
   return [
-    createSendApiRouter({ lines: deps.lines, secrets: deps.secrets, acceptor, store, registry, logger, contacts: deps.contacts, countSent: (lineId, ids, since) => journal.sentToContact(lineId, ids, since) }),
+    createSendApiRouter({ lines: deps.lines, secrets: deps.secrets, acceptor, store: records, registry, logger, contacts: deps.contacts, countSent: (lineId, ids, since) => journal.sentToContact(lineId, ids, since) }),
     birdWebhookRouter({
       lines: deps.lines,
       secrets: deps.secrets,

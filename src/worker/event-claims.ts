@@ -51,15 +51,16 @@ export class EventClaims {
    * here on the claim is never given back, or a retry would deliver it again.
    */
   async complete(lease: EventLease, line: Line, log: Logger, steps: JourneyStep[], result: 'delivered' | 'not_forwarded' = 'delivered'): Promise<EventOutcome> {
+    const done = result === 'delivered' ? 'delivered to Bird' : 'done without Bird (not forwarded)';
     try {
       await this.completion.execute(() => lease.complete(steps));
     } catch (error) {
       if (isRetryable(error)) {
         // The lease lapses by itself; only then may the message's next receive take the event again.
-        log.error({ err: error }, 'delivered to Bird but not marked COMPLETED; the message will be retried after the lease');
+        log.error({ err: error }, `${done} but not marked COMPLETED; the message will be retried after the lease`);
         return { result: 'retry', reason: 'dedupe_complete_failed', delayMs: this.options.dedupe.leaseMs };
       }
-      log.error({ err: error }, 'delivered to Bird but the COMPLETED mark was refused');
+      log.error({ err: error }, `${done} but the COMPLETED mark was refused`);
     }
     if (result === 'not_forwarded') return { result };
     log.info({ transport: line.bird.transport }, 'event delivered to Bird');

@@ -31,12 +31,17 @@ export class LineRouter {
       if (lines.length === 0) throw new PermanentError('unrouted', 'The event has no phone_number_id and no active line belongs to its WABA');
       return lines.map((line) => ({ line, event: { ...event, key: `${event.key}#line:${line.lineId}` } }));
     }
-    const line = await this.lines.byPhoneNumberId(event.phoneNumberId);
+    return [{ line: await this.lineOfNumber(event.phoneNumberId, taggedLineId), event }];
+  }
+
+  /** The active line of a phone_number_id (and of the per-line URL it came by, when tagged): the ingress routes statuses it settles by this too. */
+  async lineOfNumber(phoneNumberId: string, taggedLineId?: string): Promise<Line> {
+    const line = await this.lines.byPhoneNumberId(phoneNumberId);
     if (!line) throw new PermanentError('unrouted', 'No line is registered for this phone_number_id');
     if (taggedLineId !== undefined && taggedLineId !== line.lineId) {
       throw new PermanentError('misrouted', `Arrived on line ${taggedLineId}'s URL but its phone_number_id belongs to line ${line.lineId}`);
     }
-    return [{ line: this.activeLine(line), event }];
+    return this.activeLine(line);
   }
 
   private activeLine(line: Line): Line {
