@@ -20,6 +20,8 @@ import { storedKey } from '../../src/dedupe/dedupe-table';
 import { contactDigest, lastFour, wamidDigest } from '../../src/privacy/pseudonyms';
 import { DeadLetterQueue } from '../../src/queue/dlq';
 import { turnBufferKey } from '../../src/worker/turns/turn-store';
+import { ContactStates, DynamoContactStore } from '../../src/conversation';
+import { envelopeToEvents } from '../../src/meta/envelope';
 import express from 'express';
 import { parseLines, upsertLines } from '../../src/lines/admin';
 import { CachedLineRegistry } from '../../src/lines/registry';
@@ -111,6 +113,14 @@ async function putOutbound(line: typeof LINE, contact: string, n: number): Promi
   return ids;
 }
 
+/** A text message from a person Meta names by both ids, as a webhook's event. */
+function messageFrom(ids: { from: string; from_user_id: string }) {
+  return envelopeToEvents({
+    object: 'whatsapp_business_account',
+    entry: [{ id: 'waba', changes: [{ field: 'messages', value: { metadata: { phone_number_id: LINE.phoneNumberId }, messages: [{ ...ids, id: `wamid.${ids.from}`, timestamp: String(Math.floor(Date.now() / 1000)), type: 'text', text: { body: 'hi' } }] } }] }],
+  })[0]!;
+}
+
 async function putTurnBuffer(line: typeof LINE, contact: string): Promise<string> {
   const pk = turnBufferKey(line.lineId, contact);
   await aws.clients.documents.send(new PutCommand({ TableName: aws.names.dedupeTable, Item: { pk, lineId: line.lineId, items: [{ key: 'k', at: 1, body: JSON.stringify({ contact }) }] } }));
@@ -193,6 +203,23 @@ describe('erasure on the stand-ins', () => {
     const table = await aws.clients.documents.send(new ScanCommand({ TableName: ERASURES }));
     expect(JSON.stringify(table.Items)).not.toContain(contact);
     expect(await store.erasedAt(LINE.phoneNumberId, contactDigest(contact))).toBe(view.requestedAt);
+  });
+
+  it('erasing a person by wa_id also removes the turn buffer kept under their BSUID (the conversation key), learned from their contact state', async () => {
+    const waId = newContact();
+    const userId = `US.${waId}`;
+    const states = new ContactStates({ store: new DynamoContactStore({ documents: aws.clients.documents, tableName: aws.names.contactsTable }), registry: createRegistry(), cacheMs: 0 });
+    await states.observe(LINE.lineId, messageFrom({ from: waId, from_user_id: userId }));
+    const buffer = await putTurnBuffer(LINE, userId);
+    const bystander = await putTurnBuffer(LINE, `US.${newContact()}`);
+    const { documents } = aws.clients;
+    const { runner, service } = rig({ steps: [new TurnBufferErasureStep({ documents, tableName: aws.names.dedupeTable, contactsTableName: aws.names.contactsTable })] });
+
+    const { view } = await service.request(LINE, waId, 'api');
+    const [done] = (await runner.runPending()).filter((r) => r.id === view.id);
+    expect(done!.counts).toEqual({ turns: 1 });
+    expect(await exists(aws.names.dedupeTable, buffer)).toBeUndefined();
+    expect(await exists(aws.names.dedupeTable, bystander)).toBeDefined();
   });
 
   it('a Meta retry of an erased message is still a duplicate', async () => {

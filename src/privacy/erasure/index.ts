@@ -31,7 +31,7 @@ export function erasureSteps(config: Config, clients: AwsClients): ErasureStep[]
     new JournalErasureStep({ documents, tableName: config.dynamodb.dedupeTable }),
     // Outbound records exist only where the outbound pipeline runs.
     ...(config.outbound.queueUrl ? [new OutboundErasureStep({ documents, tableName: config.dynamodb.outboundTable })] : []),
-    new TurnBufferErasureStep({ documents, tableName: config.dynamodb.dedupeTable }),
+    new TurnBufferErasureStep({ documents, tableName: config.dynamodb.dedupeTable, contactsTableName: config.dynamodb.contactsTable }),
     new ContactStateErasureStep({ documents, tableName: config.dynamodb.contactsTable }),
     new ArchiveErasureStep(new ArchiveObjects({ s3: clients.s3, bucket: config.s3.bucket })),
   ];
