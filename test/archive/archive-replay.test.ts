@@ -123,7 +123,7 @@ describe('archive and replay through the running ingress', () => {
     }
   }, 60_000);
 
-  it('SIGKILL under load: every payload acknowledged more than ARCHIVE_FLUSH_MS before the kill is in the archive; PUTs and bytes per payload', async () => {
+  it('SIGKILL under load: every payload acknowledged more than ARCHIVE_FLUSH_MS and the PUT under way before the kill is in the archive; PUTs and bytes per payload', async () => {
     const { child, url } = await startIngressProcess();
     const from = new Date(Date.now() - 1000);
     const acked: { requestId: string; at: number }[] = [];
@@ -152,7 +152,9 @@ describe('archive and replay through the running ingress', () => {
     agent.destroy();
 
     const archived = new Set(await archivedRequestIds(from, new Date()));
-    const due = acked.filter((a) => a.at < killedAt - FLUSH_MS);
+    // A payload is durable in the archive once its flush's PUT returns: up to FLUSH_MS after its 200, plus
+    // that PUT (on a loaded machine s3rver can take a few hundred ms): a second window covers it.
+    const due = acked.filter((a) => a.at < killedAt - 2 * FLUSH_MS);
     expect(due.length).toBeGreaterThan(200);
     expect(due.filter((a) => !archived.has(a.requestId))).toEqual([]);
 
